@@ -1,0 +1,282 @@
+"""The daemon's configuration file (TOML), loaded and validated in one place.
+
+A bad file stops the daemon before it serves, with a message that names the
+file, the key and what is wrong. The PIN itself never appears here: the file
+names where to read it (a file, or a systemd credential).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from niemphong.daemon.errors import ConfigError
+from niemphong.daemon.levels import SEALABLE_LEVELS, Level
+
+DEFAULT_CHUNK_BYTES = 1024 * 1024
+MAX_CHUNK_BYTES = 4 * 1024 * 1024
+DEFAULT_SESSIONS = 4
+MAX_SESSIONS = 64
+
+# Approvals default to two distinct approvers for Tối mật and one for Mật.
+DEFAULT_APPROVALS = {Level.TOI_MAT: 2, Level.MAT: 1}
+DEFAULT_GRANT_HOURS = {Level.TOI_MAT: 8, Level.MAT: 24}
+DEFAULT_GRANT_OPENS = {Level.TOI_MAT: 1, Level.MAT: 3}
+
+
+@dataclass(frozen=True)
+class TokenConfig:
+    module: Path
+    label: str | None
+    serial: str | None
+    pin_file: Path | None
+    pin_credential: str | None
+    sessions: int
+    profile: str
+    env: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class LevelPolicy:
+    level: Level
+    key_id: str
+    approvals: int
+    grant_seconds: int
+    grant_opens: int
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    unix_socket: Path | None
+    tcp: str | None
+    chunk_bytes: int
+    workers: int
+    tls_ca: Path
+    tls_cert: Path
+    tls_key: Path
+    token: TokenConfig
+    sqlite: Path
+    levels: Mapping[Level, LevelPolicy]
+    log_level: str = "info"
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+class _Reader:
+    """Typed look-ups into a parsed TOML table that name the file and key on error."""
+
+    def __init__(self, path: Path, table: Mapping[str, Any], prefix: str = "") -> None:
+        self.path = path
+        self.table = table
+        self.prefix = prefix
+
+    def fail(self, key: str, problem: str) -> ConfigError:
+        return ConfigError(f"{self.path}: key '{self.prefix}{key}': {problem}")
+
+    def section(self, key: str, required: bool = True) -> _Reader:
+        value = self.table.get(key)
+        if value is None:
+            if required:
+                raise self.fail(key, "missing section")
+            value = {}
+        if not isinstance(value, dict):
+            raise self.fail(key, "must be a table")
+        return _Reader(self.path, value, f"{self.prefix}{key}.")
+
+    def string(self, key: str, default: str | None = None, required: bool = False) -> str | None:
+        value = self.table.get(key, default)
+        if value is None:
+            if required:
+                raise self.fail(key, "missing")
+            return None
+        if not isinstance(value, str) or not value:
+            raise self.fail(key, "must be a non-empty string")
+        return value
+
+    def integer(self, key: str, default: int, minimum: int, maximum: int) -> int:
+        value = self.table.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.fail(key, "must be an integer")
+        if not minimum <= value <= maximum:
+            raise self.fail(key, f"must be between {minimum} and {maximum}, got {value}")
+        return value
+
+    def path_value(self, key: str, required: bool = False) -> Path | None:
+        value = self.string(key, required=required)
+        if value is None:
+            return None
+        path = Path(value)
+        if not path.is_absolute():
+            path = self.path.parent / path
+        return path
+
+    def reject_unknown(self, known: set[str]) -> None:
+        for key in self.table:
+            if key not in known:
+                raise self.fail(key, f"unknown key; expected one of {sorted(known)}")
+
+
+def load_config(path: str | os.PathLike[str]) -> Config:
+    """Read and validate the daemon configuration at ``path``."""
+    path = Path(path).resolve()
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: configuration file not found") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
+
+    root = _Reader(path, data)
+    root.reject_unknown({"server", "tls", "token", "state", "levels", "log"})
+
+    server = root.section("server")
+    server.reject_unknown({"unix_socket", "tcp", "chunk_bytes", "workers"})
+    unix_socket = server.path_value("unix_socket")
+    tcp = server.string("tcp")
+    if unix_socket is None and tcp is None:
+        raise server.fail("unix_socket", "set unix_socket, tcp or both")
+    # sun_path is 108 bytes on Linux, including the terminating NUL.
+    if unix_socket is not None and len(os.fsencode(unix_socket)) > 107:
+        raise server.fail("unix_socket", "path is longer than the 107 bytes a unix socket allows")
+    chunk_bytes = server.integer("chunk_bytes", DEFAULT_CHUNK_BYTES, 4096, MAX_CHUNK_BYTES)
+    workers = server.integer("workers", 32, 2, 1024)
+
+    tls = root.section("tls")
+    tls.reject_unknown({"ca", "cert", "key"})
+    tls_ca = tls.path_value("ca", required=True)
+    tls_cert = tls.path_value("cert", required=True)
+    tls_key = tls.path_value("key", required=True)
+    assert tls_ca and tls_cert and tls_key
+
+    token = _load_token(root.section("token"))
+
+    state = root.section("state")
+    state.reject_unknown({"sqlite"})
+    sqlite = state.path_value("sqlite", required=True)
+    assert sqlite is not None
+
+    levels = _load_levels(root.section("levels"))
+
+    log = root.section("log", required=False)
+    log.reject_unknown({"level"})
+    log_level = log.string("level", default="info") or "info"
+    if log_level not in {"debug", "info", "warning", "error"}:
+        raise log.fail("level", "must be debug, info, warning or error")
+
+    return Config(
+        path=path,
+        unix_socket=unix_socket,
+        tcp=tcp,
+        chunk_bytes=chunk_bytes,
+        workers=workers,
+        tls_ca=tls_ca,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        token=token,
+        sqlite=sqlite,
+        levels=levels,
+        log_level=log_level,
+    )
+
+
+def _load_token(token: _Reader) -> TokenConfig:
+    token.reject_unknown({"module", "label", "serial", "uri", "pin_file", "pin_credential", "sessions", "profile", "env"})
+    module = token.path_value("module", required=True)
+    assert module is not None
+    label = token.string("label")
+    serial = token.string("serial")
+    uri = token.string("uri")
+    if uri is not None:
+        from niemphong.daemon.pkcs11_uri import parse_pkcs11_uri
+
+        try:
+            attributes = parse_pkcs11_uri(uri)
+        except ValueError as exc:
+            raise token.fail("uri", str(exc)) from exc
+        label = label or attributes.get("token")
+        serial = serial or attributes.get("serial")
+    if label is None and serial is None:
+        raise token.fail("label", "set label, serial or a uri naming the token")
+
+    pin_file = token.path_value("pin_file")
+    pin_credential = token.string("pin_credential")
+    if (pin_file is None) == (pin_credential is None):
+        raise token.fail("pin_file", "set exactly one of pin_file and pin_credential")
+
+    env_table = token.section("env", required=False)
+    env: dict[str, str] = {}
+    for key in env_table.table:
+        value = env_table.string(key, required=True)
+        assert value is not None
+        env[key] = value
+
+    return TokenConfig(
+        module=module,
+        label=label,
+        serial=serial,
+        pin_file=pin_file,
+        pin_credential=pin_credential,
+        sessions=token.integer("sessions", DEFAULT_SESSIONS, 1, MAX_SESSIONS),
+        profile=token.string("profile", default="softhsm2") or "softhsm2",
+        env=env,
+    )
+
+
+def _load_levels(levels: _Reader) -> dict[Level, LevelPolicy]:
+    known = {level.config_name for level in SEALABLE_LEVELS}
+    for key in levels.table:
+        if key == Level.TUYET_MAT.config_name:
+            raise levels.fail(key, "Tuyệt mật is never digitized and can have no key policy")
+        if key not in known:
+            raise levels.fail(key, f"unknown level; expected one of {sorted(known)}")
+
+    policies: dict[Level, LevelPolicy] = {}
+    for level in SEALABLE_LEVELS:
+        section = levels.section(level.config_name)
+        section.reject_unknown({"key_id", "approvals", "grant_hours", "grant_opens"})
+        key_id = section.string("key_id", default=f"niemphong-{level.config_name}")
+        assert key_id is not None
+        if not key_id.isascii() or not key_id.isprintable() or len(key_id) > 64:
+            raise section.fail("key_id", "must be printable ASCII of at most 64 characters")
+        policies[level] = LevelPolicy(
+            level=level,
+            key_id=key_id,
+            approvals=section.integer("approvals", DEFAULT_APPROVALS[level], 1, 10),
+            grant_seconds=3600 * section.integer("grant_hours", DEFAULT_GRANT_HOURS[level], 1, 24 * 30),
+            grant_opens=section.integer("grant_opens", DEFAULT_GRANT_OPENS[level], 1, 100),
+        )
+
+    key_ids = [policy.key_id for policy in policies.values()]
+    if len(set(key_ids)) != len(key_ids):
+        raise levels.fail("toi-mat.key_id", "each level needs its own key; Tối mật and Mật share one")
+    return policies
+
+
+def read_pin(token: TokenConfig) -> str:
+    """Read the token PIN from its file or systemd credential, stripping one trailing newline."""
+    if token.pin_credential is not None:
+        directory = os.environ.get("CREDENTIALS_DIRECTORY")
+        if not directory:
+            raise ConfigError(
+                f"token.pin_credential is {token.pin_credential!r} but CREDENTIALS_DIRECTORY is not set "
+                "(set LoadCredential= in the systemd unit)"
+            )
+        pin_path = Path(directory) / token.pin_credential
+    else:
+        assert token.pin_file is not None
+        pin_path = token.pin_file
+
+    try:
+        raw = pin_path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read the token PIN from {pin_path}: {exc.strerror}") from None
+
+    pin = raw[:-1] if raw.endswith("\n") else raw
+    if not pin:
+        raise ConfigError(f"the token PIN file {pin_path} is empty")
+    return pin

@@ -1,0 +1,87 @@
+"""Error categories of the daemon and their one mapping to gRPC status.
+
+Every error a handler raises on purpose is a :class:`ServiceError` carrying a
+stable reason code. The reason codes are the API contract that clients turn
+into a Vietnamese or English message and an exit code (see docs/api.md); the
+English ``message`` is for logs and engineers and never holds secrets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+ERROR_DOMAIN = "niemphong.v1"
+
+# reason code -> gRPC status code. One table, so a reason never travels with
+# two different codes.
+REASON_CODES: Mapping[str, grpc.StatusCode] = {
+    "LEVEL_NEVER_DIGITIZED": grpc.StatusCode.FAILED_PRECONDITION,
+    "LEVEL_MISSING": grpc.StatusCode.INVALID_ARGUMENT,
+    "INVALID_FIELD": grpc.StatusCode.INVALID_ARGUMENT,
+    "FIELD_TOO_LONG": grpc.StatusCode.INVALID_ARGUMENT,
+    "PROTOCOL_VIOLATION": grpc.StatusCode.INVALID_ARGUMENT,
+    "ROLE_REQUIRED": grpc.StatusCode.PERMISSION_DENIED,
+    "UNKNOWN_IDENTITY": grpc.StatusCode.UNAUTHENTICATED,
+    "NOT_APPROVED": grpc.StatusCode.PERMISSION_DENIED,
+    "SELF_APPROVAL": grpc.StatusCode.PERMISSION_DENIED,
+    "NOT_YOUR_REQUEST": grpc.StatusCode.PERMISSION_DENIED,
+    "ALREADY_APPROVED": grpc.StatusCode.FAILED_PRECONDITION,
+    "REQUEST_NOT_PENDING": grpc.StatusCode.FAILED_PRECONDITION,
+    "REQUEST_NOT_FOUND": grpc.StatusCode.NOT_FOUND,
+    "ARTEFACT_NOT_FOUND": grpc.StatusCode.NOT_FOUND,
+    "INTEGRITY_FAILURE": grpc.StatusCode.DATA_LOSS,
+    "TOKEN_UNAVAILABLE": grpc.StatusCode.UNAVAILABLE,
+    "KEY_UNAVAILABLE": grpc.StatusCode.UNAVAILABLE,
+    "INTERNAL": grpc.StatusCode.INTERNAL,
+}
+
+
+class ServiceError(Exception):
+    """A refusal or failure reported to the caller with a stable reason code.
+
+    Args:
+        reason: a key of :data:`REASON_CODES`.
+        message: English text for logs and engineers. Never put plaintext,
+            key bytes or PINs in it.
+        metadata: short machine-readable facts for the client's message,
+            e.g. ``{"field": "doc_number"}``.
+    """
+
+    def __init__(self, reason: str, message: str, metadata: Mapping[str, str] | None = None) -> None:
+        if reason not in REASON_CODES:
+            raise ValueError(f"unknown reason code {reason!r}")
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+        self.metadata = dict(metadata or {})
+
+    @property
+    def code(self) -> grpc.StatusCode:
+        return REASON_CODES[self.reason]
+
+
+class ConfigError(Exception):
+    """The configuration or policy file is invalid; the message names the file and key."""
+
+
+class TokenUnavailable(Exception):
+    """The token cannot be reached, logged in to, or has gone away."""
+
+
+def to_rpc_status(error: ServiceError) -> grpc.Status:
+    """Build the rich gRPC status for ``error``: code, message and one ErrorInfo."""
+    info = error_details_pb2.ErrorInfo(reason=error.reason, domain=ERROR_DOMAIN, metadata=error.metadata)
+    detail = any_pb2.Any()
+    detail.Pack(info)
+    status = status_pb2.Status(code=error.code.value[0], message=error.message, details=[detail])
+    return rpc_status.to_status(status)
+
+
+def abort(context: grpc.ServicerContext, error: ServiceError) -> None:
+    """Abort the current call with ``error``; never returns."""
+    context.abort_with_status(to_rpc_status(error))

@@ -1,0 +1,308 @@
+"""Access to the PKCS#11 token: login, a bounded session pool, and the level keys.
+
+The key-encryption keys (KEKs) live in the token as sensitive, non-extractable
+AES-256 keys that may only wrap and unwrap. A data key is drawn from the
+token's random generator, wrapped by the level's KEK inside the token, and
+used on the host for the bulk AES-GCM work, because tokens are far too slow
+for bulk data.
+
+python-pkcs11 sessions are not safe to share between threads (its
+docs/concurrency.rst), so each request borrows a whole session from the pool.
+PKCS#11 login state belongs to the application, not the session: one
+anchor session logs in and stays open for the daemon's life, and pool
+sessions opened after it are logged in too (PKCS#11 v2.40, section 5.6).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import queue
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pkcs11
+from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
+from pkcs11 import exceptions as p11x
+
+from niemphong.daemon.config import TokenConfig
+from niemphong.daemon.envelope import KeySlot
+from niemphong.daemon.errors import TokenUnavailable
+
+log = logging.getLogger(__name__)
+
+DATA_KEY_BITS = 256
+SESSION_WAIT_SECONDS = 30.0
+
+# Wrapping mechanisms in order of preference, with the name recorded in the
+# envelope header. RFC 5649 (with padding) first; RFC 3394 also fits a 32-byte
+# key, whose length is a multiple of the 8-byte block.
+_WRAP_MECHANISMS = (
+    (Mechanism.AES_KEY_WRAP_PAD, "AES-KWP"),
+    (Mechanism.AES_KEY_WRAP, "AES-KW"),
+)
+_MECHANISM_BY_NAME = {name: mechanism for mechanism, name in _WRAP_MECHANISMS}
+
+# Errors that mean the token, or our login to it, is gone, as opposed to an
+# operation on bad input failing.
+_TOKEN_GONE = (
+    p11x.DeviceRemoved,
+    p11x.DeviceError,
+    p11x.DeviceMemory,
+    p11x.TokenNotPresent,
+    p11x.TokenNotRecognised,
+    p11x.SessionClosed,
+    p11x.SessionHandleInvalid,
+    p11x.UserNotLoggedIn,
+    p11x.PinIncorrect,
+    p11x.PinLocked,
+    p11x.PinExpired,
+    p11x.SlotIDInvalid,
+)
+
+_KEK_TEMPLATE = {
+    Attribute.TOKEN: True,
+    Attribute.PRIVATE: True,
+    Attribute.SENSITIVE: True,
+    Attribute.EXTRACTABLE: False,
+    Attribute.WRAP: True,
+    Attribute.UNWRAP: True,
+    Attribute.ENCRYPT: False,
+    Attribute.DECRYPT: False,
+    Attribute.SIGN: False,
+    Attribute.VERIFY: False,
+    Attribute.DERIVE: False,
+    Attribute.MODIFIABLE: False,
+}
+
+# The data key exists in the token only for the moment it is wrapped or
+# unwrapped: a session object, readable by this daemon, destroyed at once.
+_DATA_KEY_TEMPLATE = {
+    Attribute.TOKEN: False,
+    Attribute.SENSITIVE: False,
+    Attribute.EXTRACTABLE: True,
+}
+
+
+class UnwrapFailed(Exception):
+    """The token could not unwrap a data key: wrong key, or altered wrapped bytes."""
+
+
+@dataclass(frozen=True)
+class KekInfo:
+    key_id: str
+    version: int
+    label: str
+
+
+def kek_label(key_id: str, version: int) -> str:
+    return f"{key_id}/v{version}"
+
+
+def _parse_kek_label(label: str) -> tuple[str, int] | None:
+    key_id, slash, version = label.rpartition("/v")
+    if not slash or not version.isdigit():
+        return None
+    return key_id, int(version)
+
+
+class Pkcs11Token:
+    """A logged-in token with a pool of sessions.
+
+    Args:
+        config: the [token] section of the daemon configuration.
+        pin: the user PIN. It is used for one C_Login and not kept.
+    """
+
+    def __init__(self, config: TokenConfig, pin: str) -> None:
+        self.config = config
+        self.calls: Counter[str] = Counter()
+        self._calls_lock = threading.Lock()
+        self._pool: queue.Queue[pkcs11.Session] = queue.Queue()
+        self._sessions: list[pkcs11.Session] = []
+        self._kek_cache: dict[tuple[int, str, int], pkcs11.SecretKey] = {}
+
+        for name, value in config.env.items():
+            os.environ[name] = value
+        try:
+            self._lib = pkcs11.lib(str(config.module))
+            self.token = self._find_token()
+            self._anchor = self.token.open(rw=True, user_pin=pin)
+            for _ in range(config.sessions):
+                session = self.token.open(rw=True)
+                self._sessions.append(session)
+                self._pool.put(session)
+        except p11x.PinIncorrect as exc:
+            raise TokenUnavailable(f"login to token {self.describe()} failed: incorrect PIN") from exc
+        except p11x.PKCS11Error as exc:
+            raise TokenUnavailable(f"cannot open token {self.describe()}: {type(exc).__name__}") from exc
+
+        mechanisms = set(self.token.slot.get_mechanisms())
+        available = [(m, name) for m, name in _WRAP_MECHANISMS if m in mechanisms]
+        if not available:
+            raise TokenUnavailable(f"token {self.describe()} offers neither AES key wrap mechanism")
+        self.wrap_mechanism, self.wrap_algorithm = available[0]
+        log.info(
+            "token opened: %s, %d sessions, wrapping with %s",
+            self.describe(), config.sessions, self.wrap_algorithm,
+        )
+
+    def describe(self) -> str:
+        """Name the configured token without secrets, for logs and errors."""
+        parts = []
+        if self.config.label:
+            parts.append(f"label={self.config.label!r}")
+        if self.config.serial:
+            parts.append(f"serial={self.config.serial!r}")
+        return " ".join(parts) + f" module={self.config.module}"
+
+    def _find_token(self) -> pkcs11.Token:
+        matches = []
+        for slot in self._lib.get_slots(token_present=True):
+            token = slot.get_token()
+            if self.config.label is not None and token.label != self.config.label:
+                continue
+            if self.config.serial is not None and token.serial.decode("ascii", "replace") != self.config.serial:
+                continue
+            matches.append(token)
+        if not matches:
+            raise TokenUnavailable(f"no token matches {self.describe()}")
+        if len(matches) > 1:
+            raise TokenUnavailable(f"{len(matches)} tokens match {self.describe()}; select one by serial")
+        return matches[0]
+
+    def close(self) -> None:
+        """Close every session, logging out last."""
+        for session in self._sessions:
+            with contextlib.suppress(p11x.PKCS11Error):
+                session.close()
+        with contextlib.suppress(p11x.PKCS11Error):
+            self._anchor.close()
+        self._sessions.clear()
+        self._kek_cache.clear()
+
+    def _count(self, name: str) -> None:
+        with self._calls_lock:
+            self.calls[name] += 1
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[pkcs11.Session]:
+        """Borrow a session for one operation; map a vanished token to TokenUnavailable."""
+        try:
+            session = self._pool.get(timeout=SESSION_WAIT_SECONDS)
+        except queue.Empty:
+            raise TokenUnavailable(f"no token session free after {SESSION_WAIT_SECONDS:.0f} s") from None
+        try:
+            yield session
+        except _TOKEN_GONE as exc:
+            raise TokenUnavailable(f"token {self.describe()} failed: {type(exc).__name__}") from exc
+        finally:
+            self._pool.put(session)
+
+    # Keys ---------------------------------------------------------------
+
+    def list_keks(self) -> list[KekInfo]:
+        """List the key-encryption keys in the token, by key id and version."""
+        found = []
+        with self.session() as session:
+            for key in session.get_objects({Attribute.CLASS: ObjectClass.SECRET_KEY, Attribute.TOKEN: True}):
+                parsed = _parse_kek_label(key.label or "")
+                if parsed is not None:
+                    found.append(KekInfo(parsed[0], parsed[1], key.label))
+        return sorted(found, key=lambda info: (info.key_id, info.version))
+
+    def newest_version(self, key_id: str) -> int | None:
+        versions = [info.version for info in self.list_keks() if info.key_id == key_id]
+        return max(versions) if versions else None
+
+    def create_kek(self, key_id: str, version: int) -> KekInfo:
+        """Generate an AES-256 KEK in the token: sensitive, non-extractable, wrap and unwrap only."""
+        label = kek_label(key_id, version)
+        with self.session() as session:
+            session.generate_key(
+                KeyType.AES, 256, label=label, id=label.encode("ascii"), store=True, template=_KEK_TEMPLATE,
+            )
+        log.info("created key-encryption key %s in token %s", label, self.describe())
+        return KekInfo(key_id, version, label)
+
+    def _kek(self, session: pkcs11.Session, key_id: str, version: int) -> pkcs11.SecretKey:
+        cache_key = (id(session), key_id, version)
+        key = self._kek_cache.get(cache_key)
+        if key is None:
+            try:
+                key = session.get_key(object_class=ObjectClass.SECRET_KEY, label=kek_label(key_id, version))
+            except (p11x.NoSuchKey, p11x.MultipleObjectsReturned) as exc:
+                raise KeyError(kek_label(key_id, version)) from exc
+            self._kek_cache[cache_key] = key
+        return key
+
+    # Data keys ----------------------------------------------------------
+
+    def new_data_key(self, key_id: str, version: int) -> tuple[bytes, KeySlot]:
+        """Draw a data key from the token's RNG and wrap it under the KEK.
+
+        Returns the data key and its key slot for the envelope header. Raises
+        KeyError when the token has no such KEK.
+        """
+        with self.session() as session:
+            kek = self._kek(session, key_id, version)
+            data_key = session.generate_random(DATA_KEY_BITS)
+            self._count("generate_random")
+            temporary = session.create_object({
+                Attribute.CLASS: ObjectClass.SECRET_KEY,
+                Attribute.KEY_TYPE: KeyType.AES,
+                Attribute.VALUE: data_key,
+                **_DATA_KEY_TEMPLATE,
+            })
+            try:
+                wrapped = kek.wrap_key(temporary, mechanism=self.wrap_mechanism)
+                self._count("wrap_key")
+            finally:
+                temporary.destroy()
+        return data_key, KeySlot(key_id, version, self.wrap_algorithm, wrapped)
+
+    def unwrap_data_key(self, slot: KeySlot) -> bytes:
+        """Unwrap a data key inside the token and return its value.
+
+        Raises:
+            KeyError: the token holds no KEK for the slot's key id and version.
+            UnwrapFailed: the wrapped bytes do not unwrap under that KEK.
+        """
+        mechanism = _MECHANISM_BY_NAME.get(slot.wrap_algorithm)
+        if mechanism is None:
+            raise UnwrapFailed(f"unsupported wrapping algorithm {slot.wrap_algorithm!r}")
+
+        with self.session() as session:
+            kek = self._kek(session, slot.key_id, slot.key_version)
+            try:
+                key = kek.unwrap_key(
+                    ObjectClass.SECRET_KEY, KeyType.AES, slot.wrapped_key,
+                    mechanism=mechanism, store=False, template=_DATA_KEY_TEMPLATE,
+                )
+                self._count("unwrap_key")
+            except _TOKEN_GONE:
+                raise
+            except p11x.PKCS11Error as exc:
+                # SoftHSM2 2.6 reports a failed RFC 5649 integrity check as
+                # CKR_GENERAL_ERROR; other tokens use CKR_WRAPPED_KEY_INVALID
+                # or CKR_ENCRYPTED_DATA_INVALID. All mean the same here.
+                raise UnwrapFailed(type(exc).__name__) from exc
+            try:
+                data_key = bytes(key[Attribute.VALUE])
+            finally:
+                key.destroy()
+
+        if len(data_key) != DATA_KEY_BITS // 8:
+            raise UnwrapFailed(f"unwrapped key has {len(data_key)} bytes")
+        return data_key
+
+    def check_alive(self) -> bool:
+        """Return whether the token still answers on the login session."""
+        try:
+            self._anchor.generate_random(64)
+        except p11x.PKCS11Error:
+            return False
+        return True

@@ -1,0 +1,151 @@
+"""Who is calling: identities and roles from the mTLS client certificate.
+
+Every connection, TCP or unix socket, is mutual TLS against the agency CA
+configured in [tls] ca. A certificate's common name is the person or
+station (``approver-1``); each organizational unit (OU) attribute names one
+role. The role table below is checked in an interceptor before any handler
+runs, so a handler never sees a caller without the role its method needs.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+
+from niemphong.daemon.errors import ServiceError, abort
+
+log = logging.getLogger(__name__)
+
+ROLES = frozenset({"scanner", "viewer", "approver", "custodian", "auditor", "operator"})
+
+_V1 = "/niemphong.v1."
+
+# Full method name -> roles allowed to call it. Every method of every
+# niemphong.v1 service must appear here (a test checks it against the
+# service descriptors); a method missing from it is refused.
+METHOD_ROLES: Mapping[str, frozenset[str]] = {
+    f"{_V1}EnvelopeService/Seal": frozenset({"scanner"}),
+    f"{_V1}EnvelopeService/Open": frozenset({"viewer"}),
+    f"{_V1}EnvelopeService/Inspect": ROLES,
+    f"{_V1}AccessService/RequestAccess": frozenset({"viewer"}),
+    f"{_V1}AccessService/Approve": frozenset({"approver"}),
+    f"{_V1}AccessService/Deny": frozenset({"approver"}),
+    f"{_V1}AccessService/ListPending": frozenset({"viewer", "approver"}),
+    f"{_V1}AccessService/GetRequest": frozenset({"viewer", "approver"}),
+}
+
+
+@dataclass(frozen=True)
+class Identity:
+    """An authenticated caller: certificate common name and roles."""
+
+    name: str
+    roles: frozenset[str]
+
+    def has_role(self, role: str) -> bool:
+        return role in self.roles
+
+
+@functools.lru_cache(maxsize=1024)
+def identity_from_pem(pem: bytes) -> Identity | None:
+    """Read the identity from a PEM certificate; None when it names no known role or no CN."""
+    certificate = x509.load_pem_x509_certificate(pem)
+    names = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    units = certificate.subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)
+    roles = frozenset(str(unit.value) for unit in units) & ROLES
+    if len(names) != 1 or not roles:
+        return None
+    return Identity(name=str(names[0].value), roles=roles)
+
+
+class CallContext:
+    """A servicer context with the caller's identity and a request id attached."""
+
+    def __init__(self, context: grpc.ServicerContext, identity: Identity, request_id: str) -> None:
+        self._context = context
+        self.identity = identity
+        self.request_id = request_id
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._context, name)
+
+
+def _peer_identity(context: grpc.ServicerContext) -> Identity | None:
+    certificates = context.auth_context().get("x509_pem_cert")
+    if not certificates:
+        return None
+    return identity_from_pem(certificates[0])
+
+
+class AuthInterceptor(grpc.ServerInterceptor):
+    """Authenticate the caller and check the role table before the handler runs."""
+
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler | None:
+        handler = continuation(handler_call_details)
+        if handler is None:
+            return None
+        method = handler_call_details.method
+        allowed = METHOD_ROLES.get(method)
+        if allowed is None and method.startswith(_V1):
+            log.error("method %s has no entry in the role table; refusing it", method)
+            allowed = frozenset()
+
+        def guard(behavior: Callable[..., Any]) -> Callable[..., Any]:
+            def guarded(request: Any, context: grpc.ServicerContext) -> Any:
+                request_id = uuid.uuid4().hex[:16]
+                context.set_trailing_metadata((("x-request-id", request_id),))
+                identity = _peer_identity(context)
+                if identity is None:
+                    log.warning("request %s to %s refused: certificate names no role", request_id, method)
+                    abort(context, ServiceError("UNKNOWN_IDENTITY", "client certificate names no known role"))
+                    raise AssertionError("unreachable")
+                if allowed is not None and not (identity.roles & allowed):
+                    log.warning(
+                        "request %s to %s refused: %s has roles %s, needs one of %s",
+                        request_id, method, identity.name, sorted(identity.roles), sorted(allowed),
+                    )
+                    abort(context, ServiceError(
+                        "ROLE_REQUIRED",
+                        f"{method.rsplit('/', 1)[-1]} needs role {' or '.join(sorted(allowed))}",
+                        {"required_role": ",".join(sorted(allowed)), "role": ",".join(sorted(identity.roles))},
+                    ))
+                if allowed is None:
+                    # Health checking and reflection: any authenticated caller.
+                    return behavior(request, context)
+                return behavior(request, CallContext(context, identity, request_id))
+
+            return guarded
+
+        return _wrap_handler(handler, guard)
+
+
+def _wrap_handler(
+    handler: grpc.RpcMethodHandler, guard: Callable[[Callable[..., Any]], Callable[..., Any]]
+) -> grpc.RpcMethodHandler:
+    kinds = (
+        ("unary_unary", grpc.unary_unary_rpc_method_handler),
+        ("unary_stream", grpc.unary_stream_rpc_method_handler),
+        ("stream_unary", grpc.stream_unary_rpc_method_handler),
+        ("stream_stream", grpc.stream_stream_rpc_method_handler),
+    )
+    for attribute, factory in kinds:
+        behavior = getattr(handler, attribute)
+        if behavior is not None:
+            return factory(
+                guard(behavior),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+    return handler

@@ -1,0 +1,95 @@
+"""niemphongd: the command line of the daemon.
+
+    niemphongd --config FILE                         serve
+    niemphongd provision --config FILE [--init-softhsm]
+                                                     create missing level keys
+                                                     (and a development token)
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+
+from niemphong.daemon.config import load_config
+from niemphong.daemon.errors import ConfigError, TokenUnavailable
+
+log = logging.getLogger("niemphong.daemon")
+
+EXIT_CONFIG = 2
+EXIT_UNAVAILABLE = 6
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper()),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _serve(config_path: str) -> int:
+    from niemphong.daemon.server import Daemon
+
+    config = load_config(config_path)
+    _setup_logging(config.log_level)
+    daemon = Daemon(config)
+    daemon.start()
+
+    stop = threading.Event()
+
+    def request_stop(signum: int, _frame: object) -> None:
+        log.info("received %s; draining", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    stop.wait()
+    daemon.stop()
+    return 0
+
+
+def _provision(config_path: str, init_softhsm: bool) -> int:
+    from niemphong.daemon import provision
+
+    config = load_config(config_path)
+    _setup_logging(config.log_level)
+    if init_softhsm:
+        provision.init_softhsm_token(config)
+    for label in provision.create_level_keys(config):
+        log.info("created level key %s", label)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] == "provision":
+        parser = argparse.ArgumentParser(prog="niemphongd provision", description="Create missing level keys in the token.")
+        parser.add_argument("--config", required=True, help="path of niemphongd.toml")
+        parser.add_argument(
+            "--init-softhsm", action="store_true",
+            help="first initialize a SoftHSM2 development token with random PINs",
+        )
+        options = parser.parse_args(args[1:])
+        action = lambda: _provision(options.config, options.init_softhsm)  # noqa: E731
+    else:
+        parser = argparse.ArgumentParser(prog="niemphongd", description="Niêm Phong key-custody daemon.")
+        parser.add_argument("--config", required=True, help="path of niemphongd.toml")
+        options = parser.parse_args(args)
+        action = lambda: _serve(options.config)  # noqa: E731
+
+    try:
+        return action()
+    except ConfigError as exc:
+        print(f"niemphongd: configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except TokenUnavailable as exc:
+        print(f"niemphongd: token unavailable: {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

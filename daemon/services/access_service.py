@@ -1,0 +1,98 @@
+"""AccessService: request, approve, deny, list and show access requests."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TypeVar
+
+from niemphong.daemon import validation
+from niemphong.daemon.access import APPROVED, DENIED, PENDING, AccessControl, RequestView
+from niemphong.daemon.errors import ServiceError, abort
+from niemphong.daemon.identity import CallContext
+from niemphong.v1 import niemphong_pb2 as pb
+from niemphong.v1 import niemphong_pb2_grpc as pb_grpc
+
+log = logging.getLogger(__name__)
+
+_STATES = {PENDING: pb.REQUEST_STATE_PENDING, APPROVED: pb.REQUEST_STATE_APPROVED, DENIED: pb.REQUEST_STATE_DENIED}
+
+T = TypeVar("T")
+
+
+def to_proto(view: RequestView) -> pb.AccessRequest:
+    request = view.request
+    message = pb.AccessRequest(
+        request_id=request.request_id,
+        artefact_id=request.artefact_id,
+        level=view.artefact.level,
+        doc_number=view.artefact.doc_number,
+        requester=request.requester,
+        purpose=request.purpose,
+        state=_STATES[request.state],
+        approvals=[pb.Approval(approver=a.approver, approved_at=a.approved_at) for a in view.approvals],
+        approvals_required=request.approvals_required,
+        denied_by=request.denied_by or "",
+        deny_reason=request.deny_reason or "",
+        created_at=request.created_at,
+    )
+    if view.grant is not None:
+        message.grant.CopyFrom(pb.Grant(
+            expires_at=view.grant.expires_at,
+            opens_allowed=view.grant.opens_allowed,
+            opens_used=view.grant.opens_used,
+        ))
+    return message
+
+
+class AccessServicer(pb_grpc.AccessServiceServicer):
+    def __init__(self, access: AccessControl) -> None:
+        self.access = access
+
+    def _run(self, context: CallContext, operation: str, action: Callable[[], T]) -> T:
+        try:
+            return action()
+        except ServiceError as error:
+            log.warning(
+                "request %s %s by %s refused: %s (%s)",
+                context.request_id, operation, context.identity.name, error.reason, error.message,
+            )
+            abort(context, error)
+            raise AssertionError("unreachable") from None
+
+    def RequestAccess(self, request: pb.RequestAccessRequest, context: CallContext) -> pb.AccessRequest:
+        def action() -> pb.AccessRequest:
+            artefact_id = validation.hex_id("artefact_id", request.artefact_id)
+            purpose = validation.text("purpose", request.purpose, validation.MAX_PURPOSE)
+            return to_proto(self.access.request_access(context.identity, artefact_id, purpose))
+
+        return self._run(context, "access request", action)
+
+    def Approve(self, request: pb.ApproveRequest, context: CallContext) -> pb.AccessRequest:
+        def action() -> pb.AccessRequest:
+            request_id = validation.hex_id("request_id", request.request_id)
+            return to_proto(self.access.approve(context.identity, request_id))
+
+        return self._run(context, "approval", action)
+
+    def Deny(self, request: pb.DenyRequest, context: CallContext) -> pb.AccessRequest:
+        def action() -> pb.AccessRequest:
+            request_id = validation.hex_id("request_id", request.request_id)
+            reason = validation.text("reason", request.reason, validation.MAX_REASON)
+            return to_proto(self.access.deny(context.identity, request_id, reason))
+
+        return self._run(context, "denial", action)
+
+    def ListPending(self, request: pb.ListPendingRequest, context: CallContext) -> pb.ListPendingResponse:
+        def action() -> pb.ListPendingResponse:
+            views = self.access.list_pending(context.identity)
+            return pb.ListPendingResponse(requests=[to_proto(view) for view in views])
+
+        return self._run(context, "list pending", action)
+
+    def GetRequest(self, request: pb.GetRequestRequest, context: CallContext) -> pb.AccessRequest:
+        def action() -> pb.AccessRequest:
+            request_id = validation.hex_id("request_id", request.request_id)
+            return to_proto(self.access.get_request(context.identity, request_id))
+
+        return self._run(context, "show request", action)

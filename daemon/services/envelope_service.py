@@ -1,0 +1,341 @@
+"""EnvelopeService: Seal, Open and Inspect."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from niemphong.daemon import envelope, validation
+from niemphong.daemon.access import AccessControl
+from niemphong.daemon.config import Config
+from niemphong.daemon.errors import ServiceError, TokenUnavailable, abort
+from niemphong.daemon.hsm import Pkcs11Token, UnwrapFailed
+from niemphong.daemon.identity import CallContext
+from niemphong.daemon.levels import Level
+from niemphong.daemon.store import ArtefactRecord
+from niemphong.v1 import niemphong_pb2 as pb
+from niemphong.v1 import niemphong_pb2_grpc as pb_grpc
+
+log = logging.getLogger(__name__)
+
+MAX_INSPECT_HEAD = 80 * 1024
+
+
+def _integrity_failure() -> ServiceError:
+    # One error for every way an envelope can be wrong, so that a caller
+    # probing with altered envelopes learns nothing about which check failed.
+    return ServiceError("INTEGRITY_FAILURE", "envelope failed integrity check")
+
+
+@dataclass
+class KeyRing:
+    """The key id and newest version that new seals of each level use."""
+
+    token: Pkcs11Token
+    config: Config
+
+    def __post_init__(self) -> None:
+        self.sealing_versions: dict[Level, int] = {}
+        self.refresh()
+
+    def refresh(self) -> None:
+        for level, policy in self.config.levels.items():
+            version = self.token.newest_version(policy.key_id)
+            if version is None:
+                log.error("token has no key %s for level %s; sealing at that level will fail", policy.key_id, level.name)
+                self.sealing_versions.pop(level, None)
+            else:
+                self.sealing_versions[level] = version
+
+
+class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
+    def __init__(self, config: Config, token: Pkcs11Token, keys: KeyRing, access: AccessControl) -> None:
+        self.config = config
+        self.token = token
+        self.keys = keys
+        self.access = access
+
+    # Seal -----------------------------------------------------------------
+
+    def Seal(self, request_iterator: Iterator[pb.SealRequest], context: CallContext) -> Iterator[pb.SealResponse]:
+        try:
+            yield from self._seal(request_iterator, context)
+        except ServiceError as error:
+            log.warning("request %s seal by %s refused: %s (%s)", context.request_id, context.identity.name, error.reason, error.message)
+            abort(context, error)
+        except TokenUnavailable as exc:
+            log.error("request %s seal failed: %s", context.request_id, exc)
+            abort(context, ServiceError("TOKEN_UNAVAILABLE", "the token is unavailable"))
+
+    def _seal(self, request_iterator: Iterator[pb.SealRequest], context: CallContext) -> Iterator[pb.SealResponse]:
+        first = next(request_iterator, None)
+        if first is None or first.WhichOneof("payload") != "metadata":
+            raise ServiceError("PROTOCOL_VIOLATION", "the first Seal message must carry metadata")
+        level, metadata = self._check_seal_metadata(first.metadata)
+        policy = self.config.levels[level]
+        version = self.keys.sealing_versions.get(level)
+        if version is None:
+            raise ServiceError("KEY_UNAVAILABLE", f"no key {policy.key_id} for level {level.name} in the token")
+
+        try:
+            data_key, slot = self.token.new_data_key(policy.key_id, version)
+        except KeyError:
+            raise ServiceError("KEY_UNAVAILABLE", f"key {policy.key_id} v{version} not found in the token") from None
+        artefact_id = os.urandom(16)
+        sealed_at = int(time.time())
+        sealer = envelope.Sealer(
+            data_key, artefact_id=artefact_id, level=int(level), metadata=metadata, slots=[slot], sealed_at=sealed_at,
+        )
+        del data_key
+
+        digest = hashlib.sha256()
+        plaintext_bytes = 0
+        envelope_bytes = 0
+
+        def emit(data: bytes) -> Iterator[pb.SealResponse]:
+            nonlocal envelope_bytes
+            digest.update(data)
+            envelope_bytes += len(data)
+            for start in range(0, len(data), self.config.chunk_bytes):
+                yield pb.SealResponse(chunk=data[start:start + self.config.chunk_bytes])
+
+        yield from emit(sealer.header_bytes)
+        for message in request_iterator:
+            if message.WhichOneof("payload") != "chunk":
+                raise ServiceError("PROTOCOL_VIOLATION", "only chunks may follow the Seal metadata")
+            if len(message.chunk) > self.config.chunk_bytes:
+                raise ServiceError(
+                    "FIELD_TOO_LONG", f"chunk of {len(message.chunk)} bytes exceeds {self.config.chunk_bytes}",
+                    {"field": "chunk", "max": str(self.config.chunk_bytes)},
+                )
+            plaintext_bytes += len(message.chunk)
+            yield from emit(sealer.update(message.chunk))
+        yield from emit(sealer.finalize())
+
+        # The artefact enters the registry only once its envelope is whole;
+        # a client that never receives the summary must discard what it got.
+        artefact_hex = artefact_id.hex()
+        record = ArtefactRecord(
+            artefact_id=artefact_hex,
+            level=int(level),
+            doc_number=metadata["doc_number"],
+            issued_on=metadata["issued_on"],
+            title=metadata.get("title", ""),
+            source_name=metadata.get("source_name", ""),
+            key_id=slot.key_id,
+            key_version=slot.key_version,
+            wrap_algorithm=slot.wrap_algorithm,
+            plaintext_bytes=plaintext_bytes,
+            envelope_bytes=envelope_bytes,
+            envelope_sha256=digest.hexdigest(),
+            sealed_by=context.identity.name,
+            sealed_at=sealed_at,
+        )
+        with self.access.store.transaction() as tx:
+            tx.insert_artefact(record)
+
+        log.info(
+            "request %s sealed artefact %s (%s) by %s: %d plaintext bytes, %d envelope bytes, key %s v%d",
+            context.request_id, artefact_hex, level.name, context.identity.name,
+            plaintext_bytes, envelope_bytes, slot.key_id, slot.key_version,
+        )
+        yield pb.SealResponse(summary=pb.SealSummary(
+            artefact_id=artefact_hex,
+            level=int(level),
+            key=pb.KeyRef(key_id=slot.key_id, version=slot.key_version, wrap_algorithm=slot.wrap_algorithm),
+            plaintext_bytes=plaintext_bytes,
+            envelope_bytes=envelope_bytes,
+            envelope_sha256=record.envelope_sha256,
+        ))
+
+    def _check_seal_metadata(self, metadata: pb.SealMetadata) -> tuple[Level, dict[str, str]]:
+        level = Level.from_proto(metadata.level)
+        if level is None:
+            raise ServiceError("LEVEL_MISSING", "the classification level is missing or unknown")
+        if not level.sealable:
+            raise ServiceError(
+                "LEVEL_NEVER_DIGITIZED",
+                "Tuyệt mật documents are never digitized; keep the paper original",
+                {"level": level.config_name},
+            )
+
+        document = metadata.document
+        fields = {
+            "doc_number": validation.text("doc_number", document.doc_number, validation.MAX_DOC_NUMBER),
+            "issued_on": validation.iso_date("issued_on", document.issued_on),
+        }
+        title = validation.text("title", document.title, validation.MAX_TITLE, required=False)
+        if title:
+            fields["title"] = title
+        source_name = validation.source_name(document.source_name)
+        if source_name:
+            fields["source_name"] = source_name
+        return level, fields
+
+    # Open -----------------------------------------------------------------
+
+    def Open(self, request_iterator: Iterator[pb.OpenRequest], context: CallContext) -> Iterator[pb.OpenResponse]:
+        try:
+            yield from self._open(request_iterator, context)
+        except ServiceError as error:
+            log.warning("request %s open by %s refused: %s (%s)", context.request_id, context.identity.name, error.reason, error.message)
+            abort(context, error)
+        except TokenUnavailable as exc:
+            log.error("request %s open failed: %s", context.request_id, exc)
+            abort(context, ServiceError("TOKEN_UNAVAILABLE", "the token is unavailable"))
+
+    def _open(self, request_iterator: Iterator[pb.OpenRequest], context: CallContext) -> Iterator[pb.OpenResponse]:
+        first = next(request_iterator, None)
+        if first is None or first.WhichOneof("payload") != "start":
+            raise ServiceError("PROTOCOL_VIOLATION", "the first Open message must be OpenStart")
+        request_id = validation.hex_id("request_id", first.start.request_id) if first.start.request_id else None
+        chunks = self._chunks(request_iterator)
+
+        header, rest = self._read_header(chunks)
+        artefact_id = header.artefact_id.hex()
+        viewer = context.identity
+
+        # Refuse before any token call when there is no grant at all.
+        self.access.find_grant(viewer, artefact_id, request_id)
+        with self.access.store.transaction() as tx:
+            artefact = tx.get_artefact(artefact_id)
+        if artefact is None or artefact.level != header.level:
+            raise _integrity_failure()
+
+        data_key = self._unwrap(header)
+        try:
+            opener = envelope.Opener(header, data_key)
+        except envelope.IntegrityError:
+            raise _integrity_failure() from None
+        finally:
+            del data_key
+
+        grant = self.access.count_open(viewer, artefact_id, request_id)
+        log.info(
+            "request %s open of artefact %s (%s) by %s under grant %s (%d of %d opens)",
+            context.request_id, artefact_id, Level(artefact.level).name, viewer.name,
+            grant.request_id, grant.opens_used, grant.opens_allowed,
+        )
+
+        plaintext_bytes = 0
+        try:
+            for data in _prepend(rest, chunks):
+                plain = opener.update(data)
+                plaintext_bytes += len(plain)
+                yield from self._plain_chunks(plain)
+            plain = opener.finalize()
+        except envelope.IntegrityError:
+            log.warning(
+                "request %s open of artefact %s failed integrity after %d plaintext bytes",
+                context.request_id, artefact_id, plaintext_bytes,
+            )
+            raise _integrity_failure() from None
+        plaintext_bytes += len(plain)
+        yield from self._plain_chunks(plain)
+
+        yield pb.OpenResponse(summary=pb.OpenSummary(
+            artefact_id=artefact_id,
+            plaintext_bytes=plaintext_bytes,
+            opens_remaining=grant.opens_allowed - grant.opens_used,
+        ))
+
+    def _chunks(self, request_iterator: Iterator[pb.OpenRequest]) -> Iterator[bytes]:
+        for message in request_iterator:
+            if message.WhichOneof("payload") != "chunk":
+                raise ServiceError("PROTOCOL_VIOLATION", "only chunks may follow OpenStart")
+            if len(message.chunk) > self.config.chunk_bytes:
+                raise ServiceError(
+                    "FIELD_TOO_LONG", f"chunk of {len(message.chunk)} bytes exceeds {self.config.chunk_bytes}",
+                    {"field": "chunk", "max": str(self.config.chunk_bytes)},
+                )
+            yield message.chunk
+
+    @staticmethod
+    def _read_header(chunks: Iterator[bytes]) -> tuple[envelope.Header, bytes]:
+        buffer = bytearray()
+        needed = envelope.PREAMBLE_LEN
+        try:
+            while True:
+                while len(buffer) < needed:
+                    chunk = next(chunks, None)
+                    if chunk is None:
+                        raise _integrity_failure()
+                    buffer += chunk
+                if needed == envelope.PREAMBLE_LEN:
+                    needed = envelope.read_header_length(bytes(buffer[:envelope.PREAMBLE_LEN]))
+                    continue
+                header = envelope.parse_header(bytes(buffer[:needed]))
+                return header, bytes(buffer[needed:])
+        except envelope.IntegrityError:
+            raise _integrity_failure() from None
+
+    def _unwrap(self, header: envelope.Header) -> bytes:
+        policy = self.config.levels.get(Level(header.level))
+        slots = [slot for slot in header.slots if policy is not None and slot.key_id == policy.key_id]
+        if not slots:
+            raise _integrity_failure()
+        try:
+            return self.token.unwrap_data_key(slots[0])
+        except KeyError:
+            raise ServiceError(
+                "KEY_UNAVAILABLE", f"key {slots[0].key_id} v{slots[0].key_version} not found in the token",
+            ) from None
+        except UnwrapFailed:
+            raise _integrity_failure() from None
+
+    def _plain_chunks(self, data: bytes) -> Iterator[pb.OpenResponse]:
+        for start in range(0, len(data), self.config.chunk_bytes):
+            yield pb.OpenResponse(chunk=data[start:start + self.config.chunk_bytes])
+
+    # Inspect --------------------------------------------------------------
+
+    def Inspect(self, request: pb.InspectRequest, context: CallContext) -> pb.InspectResponse:
+        if len(request.envelope_head) > MAX_INSPECT_HEAD:
+            abort(context, ServiceError(
+                "FIELD_TOO_LONG", f"envelope_head exceeds {MAX_INSPECT_HEAD} bytes",
+                {"field": "envelope_head", "max": str(MAX_INSPECT_HEAD)},
+            ))
+        try:
+            header = envelope.parse_header(request.envelope_head)
+        except envelope.IntegrityError:
+            abort(context, _integrity_failure())
+            raise AssertionError("unreachable")
+
+        artefact_id = header.artefact_id.hex()
+        with self.access.store.transaction() as tx:
+            registered = tx.get_artefact(artefact_id) is not None
+        plaintext = 0
+        if request.envelope_bytes:
+            plaintext = envelope.plaintext_length(request.envelope_bytes, header.header_len, header.segment_size) or 0
+
+        metadata = header.metadata
+        return pb.InspectResponse(
+            format_version=envelope.FORMAT_VERSION,
+            artefact_id=artefact_id,
+            level=header.level,
+            document=pb.DocumentMetadata(
+                doc_number=metadata.get("doc_number", ""),
+                issued_on=metadata.get("issued_on", ""),
+                title=metadata.get("title", ""),
+                source_name=metadata.get("source_name", ""),
+            ),
+            keys=[
+                pb.KeyRef(key_id=slot.key_id, version=slot.key_version, wrap_algorithm=slot.wrap_algorithm)
+                for slot in header.slots
+            ],
+            segment_bytes=header.segment_size,
+            header_bytes=header.header_len,
+            plaintext_bytes=plaintext,
+            sealed_at=header.sealed_at,
+            registered=registered,
+        )
+
+
+def _prepend(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
+    if first:
+        yield first
+    yield from rest

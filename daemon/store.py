@@ -1,0 +1,295 @@
+"""State: the artefact registry, access requests, approvals and grants.
+
+:class:`StateStore` is the interface; :class:`SqliteStore` the embedded
+implementation. Rules live in ``access.py`` and run inside one
+:meth:`StateStore.transaction`, whose contract is serializable isolation:
+a transaction that reads a request and then changes it sees no concurrent
+change in between. SQLite gets that from ``BEGIN IMMEDIATE``; a PostgreSQL
+backend would take row locks with ``SELECT ... FOR UPDATE``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS artefacts (
+    artefact_id     TEXT PRIMARY KEY,
+    level           INTEGER NOT NULL,
+    doc_number      TEXT NOT NULL,
+    issued_on       TEXT NOT NULL,
+    title           TEXT NOT NULL,
+    source_name     TEXT NOT NULL,
+    key_id          TEXT NOT NULL,
+    key_version     INTEGER NOT NULL,
+    wrap_algorithm  TEXT NOT NULL,
+    plaintext_bytes INTEGER NOT NULL,
+    envelope_bytes  INTEGER NOT NULL,
+    envelope_sha256 TEXT NOT NULL,
+    sealed_by       TEXT NOT NULL,
+    sealed_at       INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS requests (
+    request_id         TEXT PRIMARY KEY,
+    artefact_id        TEXT NOT NULL REFERENCES artefacts (artefact_id),
+    requester          TEXT NOT NULL,
+    purpose            TEXT NOT NULL,
+    state              TEXT NOT NULL CHECK (state IN ('pending', 'approved', 'denied')),
+    approvals_required INTEGER NOT NULL CHECK (approvals_required >= 1),
+    created_at         INTEGER NOT NULL,
+    decided_at         INTEGER,
+    denied_by          TEXT,
+    deny_reason        TEXT
+);
+CREATE INDEX IF NOT EXISTS requests_by_state ON requests (state, created_at);
+CREATE TABLE IF NOT EXISTS approvals (
+    request_id  TEXT NOT NULL REFERENCES requests (request_id),
+    approver    TEXT NOT NULL,
+    approved_at INTEGER NOT NULL,
+    PRIMARY KEY (request_id, approver)
+);
+CREATE TABLE IF NOT EXISTS grants (
+    request_id    TEXT PRIMARY KEY REFERENCES requests (request_id),
+    artefact_id   TEXT NOT NULL REFERENCES artefacts (artefact_id),
+    viewer        TEXT NOT NULL,
+    created_at    INTEGER NOT NULL,
+    expires_at    INTEGER NOT NULL,
+    opens_allowed INTEGER NOT NULL CHECK (opens_allowed >= 1),
+    opens_used    INTEGER NOT NULL DEFAULT 0 CHECK (opens_used <= opens_allowed),
+    revoked       INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS grants_by_viewer ON grants (artefact_id, viewer);
+"""
+
+
+@dataclass(frozen=True)
+class ArtefactRecord:
+    artefact_id: str
+    level: int
+    doc_number: str
+    issued_on: str
+    title: str
+    source_name: str
+    key_id: str
+    key_version: int
+    wrap_algorithm: str
+    plaintext_bytes: int
+    envelope_bytes: int
+    envelope_sha256: str
+    sealed_by: str
+    sealed_at: int
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    request_id: str
+    artefact_id: str
+    requester: str
+    purpose: str
+    state: str
+    approvals_required: int
+    created_at: int
+    decided_at: int | None = None
+    denied_by: str | None = None
+    deny_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class ApprovalRecord:
+    request_id: str
+    approver: str
+    approved_at: int
+
+
+@dataclass(frozen=True)
+class GrantRecord:
+    request_id: str
+    artefact_id: str
+    viewer: str
+    created_at: int
+    expires_at: int
+    opens_allowed: int
+    opens_used: int = 0
+    revoked: bool = False
+
+    def usable_at(self, now: int) -> bool:
+        return not self.revoked and now < self.expires_at and self.opens_used < self.opens_allowed
+
+
+class StateTransaction(Protocol):
+    """Reads and writes inside one serializable transaction."""
+
+    def insert_artefact(self, record: ArtefactRecord) -> None: ...
+    def get_artefact(self, artefact_id: str) -> ArtefactRecord | None: ...
+    def insert_request(self, record: RequestRecord) -> None: ...
+    def get_request(self, request_id: str) -> RequestRecord | None: ...
+    def list_requests(self, state: str, requester: str | None, limit: int) -> list[RequestRecord]: ...
+    def update_request(self, record: RequestRecord) -> None: ...
+    def insert_approval(self, record: ApprovalRecord) -> bool: ...
+    def list_approvals(self, request_id: str) -> list[ApprovalRecord]: ...
+    def insert_grant(self, record: GrantRecord) -> None: ...
+    def get_grant(self, request_id: str) -> GrantRecord | None: ...
+    def list_grants(self, artefact_id: str, viewer: str) -> list[GrantRecord]: ...
+    def count_open(self, request_id: str) -> None: ...
+
+
+class StateStore(Protocol):
+    def transaction(self) -> contextlib.AbstractContextManager[StateTransaction]: ...
+    def check_writable(self) -> bool: ...
+    def close(self) -> None: ...
+
+
+class SqliteStore:
+    """The embedded state store: one SQLite file in WAL mode, fully synchronous.
+
+    One connection serves every thread, behind a lock, so transactions are
+    serial; at the rates of one agency's custody daemon the lock is not the
+    limit, the token is.
+    """
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.path = path
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode = WAL")
+        # FULL: a grant or an open counted is on disk before the caller hears of it.
+        self._db.execute("PRAGMA synchronous = FULL")
+        self._db.execute("PRAGMA foreign_keys = ON")
+        self._migrate()
+
+    def _migrate(self) -> None:
+        with self._lock:
+            # executescript() commits any open transaction first, so the
+            # transaction is opened inside the script itself.
+            self._db.executescript("BEGIN IMMEDIATE;" + _SCHEMA)
+            try:
+                row = self._db.execute("SELECT version FROM schema_version").fetchone()
+                if row is None:
+                    self._db.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
+                elif row["version"] > SCHEMA_VERSION:
+                    raise RuntimeError(
+                        f"state database {self.path} has schema {row['version']}, newer than this "
+                        f"daemon's {SCHEMA_VERSION}; upgrade the daemon"
+                    )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[StateTransaction]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield _SqliteTransaction(self._db)
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def check_writable(self) -> bool:
+        try:
+            with self._lock:
+                self._db.execute("BEGIN IMMEDIATE")
+                self._db.execute("ROLLBACK")
+        except sqlite3.Error:
+            return False
+        return True
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+class _SqliteTransaction:
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def insert_artefact(self, record: ArtefactRecord) -> None:
+        self._insert("artefacts", record.__dict__)
+
+    def get_artefact(self, artefact_id: str) -> ArtefactRecord | None:
+        row = self._db.execute("SELECT * FROM artefacts WHERE artefact_id = ?", (artefact_id,)).fetchone()
+        return ArtefactRecord(**row) if row else None
+
+    def insert_request(self, record: RequestRecord) -> None:
+        self._insert("requests", record.__dict__)
+
+    def get_request(self, request_id: str) -> RequestRecord | None:
+        row = self._db.execute("SELECT * FROM requests WHERE request_id = ?", (request_id,)).fetchone()
+        return RequestRecord(**row) if row else None
+
+    def list_requests(self, state: str, requester: str | None, limit: int) -> list[RequestRecord]:
+        query = "SELECT * FROM requests WHERE state = ?"
+        params: list[object] = [state]
+        if requester is not None:
+            query += " AND requester = ?"
+            params.append(requester)
+        query += " ORDER BY created_at, request_id LIMIT ?"
+        params.append(limit)
+        return [RequestRecord(**row) for row in self._db.execute(query, params)]
+
+    def update_request(self, record: RequestRecord) -> None:
+        self._db.execute(
+            "UPDATE requests SET state = ?, decided_at = ?, denied_by = ?, deny_reason = ? WHERE request_id = ?",
+            (record.state, record.decided_at, record.denied_by, record.deny_reason, record.request_id),
+        )
+
+    def insert_approval(self, record: ApprovalRecord) -> bool:
+        cursor = self._db.execute(
+            "INSERT INTO approvals (request_id, approver, approved_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+            (record.request_id, record.approver, record.approved_at),
+        )
+        return cursor.rowcount == 1
+
+    def list_approvals(self, request_id: str) -> list[ApprovalRecord]:
+        rows = self._db.execute(
+            "SELECT * FROM approvals WHERE request_id = ? ORDER BY approved_at, approver", (request_id,)
+        )
+        return [ApprovalRecord(**row) for row in rows]
+
+    def insert_grant(self, record: GrantRecord) -> None:
+        values = dict(record.__dict__)
+        values["revoked"] = int(record.revoked)
+        self._insert("grants", values)
+
+    def get_grant(self, request_id: str) -> GrantRecord | None:
+        row = self._db.execute("SELECT * FROM grants WHERE request_id = ?", (request_id,)).fetchone()
+        return _grant(row) if row else None
+
+    def list_grants(self, artefact_id: str, viewer: str) -> list[GrantRecord]:
+        rows = self._db.execute(
+            "SELECT * FROM grants WHERE artefact_id = ? AND viewer = ? ORDER BY created_at, request_id",
+            (artefact_id, viewer),
+        )
+        return [_grant(row) for row in rows]
+
+    def count_open(self, request_id: str) -> None:
+        cursor = self._db.execute(
+            "UPDATE grants SET opens_used = opens_used + 1 WHERE request_id = ? AND opens_used < opens_allowed",
+            (request_id,),
+        )
+        if cursor.rowcount != 1:
+            raise RuntimeError(f"grant {request_id} has no open left to count")
+
+    def _insert(self, table: str, values: dict[str, object]) -> None:
+        columns = ", ".join(values)
+        marks = ", ".join("?" for _ in values)
+        self._db.execute(f"INSERT INTO {table} ({columns}) VALUES ({marks})", tuple(values.values()))
+
+
+def _grant(row: sqlite3.Row) -> GrantRecord:
+    values = dict(row)
+    values["revoked"] = bool(values["revoked"])
+    return GrantRecord(**values)

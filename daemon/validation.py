@@ -1,0 +1,63 @@
+"""Checks on request fields: Unicode normal form, length bounds, formats.
+
+Text arrives NFC or NFD (macOS and some Vietnamese input methods send NFD);
+it is stored and bound into envelopes as NFC only. Bounds are counted in
+characters after normalization and are the ones documented in the proto.
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+import unicodedata
+
+from niemphong.daemon.errors import ServiceError
+
+MAX_DOC_NUMBER = 128
+MAX_TITLE = 512
+MAX_SOURCE_NAME = 255
+MAX_PURPOSE = 2000
+MAX_REASON = 2000
+
+_HEX_ID = re.compile(r"[0-9a-f]{32}")
+
+
+def text(field: str, value: str, maximum: int, required: bool = True) -> str:
+    """Return ``value`` in NFC with surrounding whitespace removed, or raise INVALID_FIELD/FIELD_TOO_LONG."""
+    normalized = unicodedata.normalize("NFC", value).strip()
+    if required and not normalized:
+        raise ServiceError("INVALID_FIELD", f"{field} is missing", {"field": field})
+    if len(normalized) > maximum:
+        raise ServiceError(
+            "FIELD_TOO_LONG", f"{field} has {len(normalized)} characters; the maximum is {maximum}",
+            {"field": field, "max": str(maximum)},
+        )
+    if any(unicodedata.category(ch) in {"Cc", "Cf", "Cs", "Co", "Cn"} for ch in normalized):
+        raise ServiceError("INVALID_FIELD", f"{field} contains control or unassigned characters", {"field": field})
+    return normalized
+
+
+def source_name(value: str) -> str:
+    name = text("source_name", value, MAX_SOURCE_NAME, required=False)
+    if "/" in name or "\\" in name or name in {".", ".."}:
+        raise ServiceError("INVALID_FIELD", "source_name must be a file name without folders", {"field": "source_name"})
+    return name
+
+
+def iso_date(field: str, value: str) -> str:
+    """Return ``value`` if it is a real calendar date written YYYY-MM-DD."""
+    try:
+        parsed = datetime.date.fromisoformat(value)
+    except ValueError:
+        parsed = None
+    if parsed is None or len(value) != 10:
+        raise ServiceError("INVALID_FIELD", f"{field} must be a date written YYYY-MM-DD", {"field": field})
+    return parsed.isoformat()
+
+
+def hex_id(field: str, value: str) -> str:
+    """Return ``value`` lower-cased if it is 32 hex digits."""
+    lowered = value.strip().lower()
+    if not _HEX_ID.fullmatch(lowered):
+        raise ServiceError("INVALID_FIELD", f"{field} must be 32 hexadecimal digits", {"field": field})
+    return lowered

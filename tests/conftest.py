@@ -1,0 +1,229 @@
+"""Fixtures shared by the whole suite: a throwaway SoftHSM2 token set up by
+``niemphong dev init``, a real niemphongd process on it, and ways to call it
+over the unix socket and over TCP, always with mutual TLS.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import tomllib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from niemphong.v1 import niemphong_pb2 as pb
+from niemphong.v1 import niemphong_pb2_grpc as pb_grpc
+
+BIN = Path(sys.executable).parent
+REPO = Path(__file__).resolve().parent.parent
+SAMPLES = REPO / "samples"
+SHARED_SAMPLES = REPO.parent / "shared" / "samples"
+SERVER_NAME = "niemphongd"
+MESSAGE_LIMIT = 1024 * 1024 + 64 * 1024
+
+
+def run_niemphong(*args: str, env: dict[str, str] | None = None, input_bytes: bytes | None = None,
+                  timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run the niemphong command line as a user would, in Vietnamese unless env says otherwise."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("NIEMPHONG_")}
+    full_env.setdefault("LANG", "vi_VN.UTF-8")
+    full_env.update(env or {})
+    return subprocess.run(
+        [str(BIN / "niemphong"), *args], env=full_env, capture_output=True, text=True, timeout=timeout,
+        input=input_bytes.decode() if input_bytes is not None else None,
+    )
+
+
+@dataclass
+class DevEnvironment:
+    """A directory made by ``niemphong dev init``, with its daemon's addresses."""
+
+    root: Path
+    config: dict = field(default_factory=dict)
+
+    @property
+    def unix_target(self) -> str:
+        return f"unix:{self.config['server']['unix_socket']}"
+
+    @property
+    def tcp_target(self) -> str:
+        return self.config["server"]["tcp"]
+
+    def identity(self, name: str) -> Path:
+        return self.root / "identities" / name
+
+    def target(self, transport: str) -> str:
+        return self.unix_target if transport == "unix" else self.tcp_target
+
+    def channel(self, name: str, transport: str = "unix") -> grpc.Channel:
+        identity = self.identity(name)
+        credentials = grpc.ssl_channel_credentials(
+            root_certificates=(identity / "ca.pem").read_bytes(),
+            private_key=(identity / "key.pem").read_bytes(),
+            certificate_chain=(identity / "cert.pem").read_bytes(),
+        )
+        return grpc.secure_channel(self.target(transport), credentials, options=[
+            ("grpc.ssl_target_name_override", SERVER_NAME),
+            ("grpc.max_receive_message_length", MESSAGE_LIMIT),
+            ("grpc.max_send_message_length", MESSAGE_LIMIT),
+        ])
+
+    def cli(self, name: str, *args: str, transport: str = "unix", lang: str | None = None,
+            timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        env = {"NIEMPHONG_SERVER": self.target(transport), "NIEMPHONG_IDENTITY": str(self.identity(name))}
+        if lang:
+            env["LANG"] = lang
+        return run_niemphong(*args, env=env, timeout=timeout)
+
+    def add_identity(self, name: str, role: str) -> Path:
+        result = run_niemphong("dev", "add-identity", str(self.root), name, "--role", role)
+        assert result.returncode == 0, result.stderr
+        return self.identity(name)
+
+
+def dev_init(root: Path) -> DevEnvironment:
+    result = run_niemphong("dev", "init", str(root), timeout=300)
+    assert result.returncode == 0, f"dev init failed:\n{result.stdout}\n{result.stderr}"
+    with (root / "niemphongd.toml").open("rb") as handle:
+        config = tomllib.load(handle)
+    return DevEnvironment(root, config)
+
+
+class DaemonProcess:
+    """niemphongd running as its own process, stopped with SIGTERM."""
+
+    def __init__(self, env: DevEnvironment, log_path: Path) -> None:
+        self.env = env
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [str(BIN / "niemphongd"), "--config", str(self.env.root / "niemphongd.toml")],
+            stdout=log, stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"niemphongd exited with {self.process.returncode}:\n{self.log()}")
+            if self.serving():
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"niemphongd did not become ready:\n{self.log()}")
+
+    def serving(self) -> bool:
+        with self.env.channel("operator") as channel:
+            try:
+                response = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=2)
+            except grpc.RpcError:
+                return False
+        return response.status == health_pb2.HealthCheckResponse.SERVING
+
+    def stop(self) -> int:
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+@pytest.fixture(scope="session")
+def dev_env(tmp_path_factory: pytest.TempPathFactory) -> DevEnvironment:
+    """One throwaway SoftHSM2 token and PKI for the whole test session."""
+    env = dev_init(tmp_path_factory.mktemp("np"))
+    env.add_identity("viewer-2", "viewer")
+    return env
+
+
+@pytest.fixture(scope="session")
+def daemon(dev_env: DevEnvironment, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:
+    process = DaemonProcess(dev_env, tmp_path_factory.mktemp("logs") / "niemphongd.log")
+    process.start()
+    yield process
+    assert process.stop() == 0, process.log()
+
+
+@pytest.fixture(params=["unix", "tcp"])
+def transport(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+# gRPC helpers used by the end-to-end tests ------------------------------------
+
+CHUNK = 1024 * 1024
+
+
+def seal_bytes(env: DevEnvironment, data: bytes, level: int = pb.LEVEL_MAT, doc_number: str = "1479/UBND-NC",
+               issued_on: str = "2025-05-20", identity: str = "scanner", transport: str = "unix",
+               title: str = "") -> tuple[bytes, pb.SealSummary]:
+    def requests() -> Iterator[pb.SealRequest]:
+        yield pb.SealRequest(metadata=pb.SealMetadata(level=level, document=pb.DocumentMetadata(
+            doc_number=doc_number, issued_on=issued_on, title=title, source_name="scan.pdf")))
+        for start in range(0, len(data), CHUNK):
+            yield pb.SealRequest(chunk=data[start:start + CHUNK])
+
+    with env.channel(identity, transport) as channel:
+        out = bytearray()
+        summary = None
+        for response in pb_grpc.EnvelopeServiceStub(channel).Seal(requests(), timeout=60):
+            if response.WhichOneof("payload") == "chunk":
+                out += response.chunk
+            else:
+                summary = response.summary
+    assert summary is not None
+    return bytes(out), summary
+
+
+def open_bytes(env: DevEnvironment, envelope: bytes, identity: str = "viewer", transport: str = "unix",
+               request_id: str = "", received: bytearray | None = None) -> bytes:
+    def requests() -> Iterator[pb.OpenRequest]:
+        yield pb.OpenRequest(start=pb.OpenStart(request_id=request_id))
+        for start in range(0, len(envelope), CHUNK):
+            yield pb.OpenRequest(chunk=envelope[start:start + CHUNK])
+
+    plain = received if received is not None else bytearray()
+    with env.channel(identity, transport) as channel:
+        for response in pb_grpc.EnvelopeServiceStub(channel).Open(requests(), timeout=60):
+            if response.WhichOneof("payload") == "chunk":
+                plain += response.chunk
+    return bytes(plain)
+
+
+def grant_access(env: DevEnvironment, artefact_id: str, approvers: list[str], viewer: str = "viewer",
+                 transport: str = "unix") -> str:
+    with env.channel(viewer, transport) as channel:
+        request = pb_grpc.AccessServiceStub(channel).RequestAccess(
+            pb.RequestAccessRequest(artefact_id=artefact_id, purpose="kiểm tra"), timeout=10)
+    for approver in approvers:
+        with env.channel(approver, transport) as channel:
+            pb_grpc.AccessServiceStub(channel).Approve(pb.ApproveRequest(request_id=request.request_id), timeout=10)
+    return request.request_id
+
+
+def error_reason(error: grpc.RpcError) -> str:
+    from grpc_status import rpc_status
+    from google.rpc import error_details_pb2
+
+    status = rpc_status.from_call(error)
+    assert status is not None, f"no rich status on {error}"
+    for detail in status.details:
+        info = error_details_pb2.ErrorInfo()
+        if detail.Unpack(info):
+            return info.reason
+    raise AssertionError(f"no ErrorInfo in {error}")
