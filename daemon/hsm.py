@@ -11,11 +11,18 @@ docs/concurrency.rst), so each request borrows a whole session from the pool.
 PKCS#11 login state belongs to the application, not the session: one
 anchor session logs in and stays open for the daemon's life, and pool
 sessions opened after it are logged in too (PKCS#11 v2.40, section 5.6).
+
+python-pkcs11 calls C_Initialize with no arguments, which tells the module
+that the application will not call it from several threads; SoftHSM2 then
+turns its own locking off, and concurrent sessions fail with
+CKR_GENERAL_ERROR. :func:`_load_library` therefore initializes the module
+itself with CKF_OS_LOCKING_OK before python-pkcs11 wraps it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import os
 import queue
@@ -26,6 +33,7 @@ from dataclasses import dataclass
 
 import pkcs11
 from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
+from pkcs11 import _pkcs11
 from pkcs11 import exceptions as p11x
 
 from niemphong.daemon.config import TokenConfig
@@ -87,6 +95,54 @@ _DATA_KEY_TEMPLATE = {
 }
 
 
+CKF_OS_LOCKING_OK = 0x00000002
+CKR_OK = 0x000
+CKR_CRYPTOKI_ALREADY_INITIALIZED = 0x191
+
+
+class _InitializeArgs(ctypes.Structure):
+    """CK_C_INITIALIZE_ARGS (PKCS#11 v2.40, section 5.4)."""
+
+    _fields_ = [
+        ("CreateMutex", ctypes.c_void_p),
+        ("DestroyMutex", ctypes.c_void_p),
+        ("LockMutex", ctypes.c_void_p),
+        ("UnlockMutex", ctypes.c_void_p),
+        ("flags", ctypes.c_ulong),
+        ("pReserved", ctypes.c_void_p),
+    ]
+
+
+class _Library(_pkcs11.lib):  # type: ignore[misc]
+    """python-pkcs11's library object for a module that _load_library has initialized."""
+
+    def initialize(self) -> None:
+        # Already initialized with OS locking; python-pkcs11's own call would
+        # pass NULL arguments and fail with CKR_CRYPTOKI_ALREADY_INITIALIZED.
+        pass
+
+
+_libraries: dict[str, _Library] = {}
+_libraries_lock = threading.Lock()
+
+
+def _load_library(module: str) -> _Library:
+    """Load and initialize a PKCS#11 module once per process, allowing threads."""
+    with _libraries_lock:
+        library = _libraries.get(module)
+        if library is None:
+            try:
+                handle = ctypes.CDLL(module)
+            except OSError as exc:
+                raise TokenUnavailable(f"cannot load PKCS#11 module {module}: {exc}") from exc
+            result = handle.C_Initialize(ctypes.byref(_InitializeArgs(flags=CKF_OS_LOCKING_OK)))
+            if result not in (CKR_OK, CKR_CRYPTOKI_ALREADY_INITIALIZED):
+                raise TokenUnavailable(f"C_Initialize of {module} failed with CKR 0x{result:x}")
+            library = _Library(module)
+            _libraries[module] = library
+        return library
+
+
 class UnwrapFailed(Exception):
     """The token could not unwrap a data key: wrong key, or altered wrapped bytes."""
 
@@ -128,7 +184,7 @@ class Pkcs11Token:
         for name, value in config.env.items():
             os.environ[name] = value
         try:
-            self._lib = pkcs11.lib(str(config.module))
+            self._lib = _load_library(str(config.module))
             self.token = self._find_token()
             self._anchor = self.token.open(rw=True, user_pin=pin)
             for _ in range(config.sessions):
@@ -175,7 +231,7 @@ class Pkcs11Token:
         return matches[0]
 
     def close(self) -> None:
-        """Close every session, logging out last."""
+        """Close every session, logging out last. The module stays loaded for the process."""
         for session in self._sessions:
             with contextlib.suppress(p11x.PKCS11Error):
                 session.close()

@@ -199,12 +199,14 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
         artefact_id = header.artefact_id.hex()
         viewer = context.identity
 
-        # Refuse before any token call when there is no grant at all.
-        self.access.find_grant(viewer, artefact_id, request_id)
+        # An envelope this daemon never sealed, or whose level disagrees with
+        # the registry, is not ours: the same error as any altered byte.
         with self.access.store.transaction() as tx:
             artefact = tx.get_artefact(artefact_id)
         if artefact is None or artefact.level != header.level:
             raise _integrity_failure()
+        # Refuse before any token call when there is no grant at all.
+        self.access.find_grant(viewer, artefact_id, request_id)
 
         data_key = self._unwrap(header)
         try:

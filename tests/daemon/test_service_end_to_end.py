@@ -60,27 +60,25 @@ def test_envelope_contains_no_plaintext(daemon: DaemonProcess, dev_env: DevEnvir
 
 
 def test_envelope_contains_no_data_key(daemon: DaemonProcess, dev_env: DevEnvironment) -> None:
-    import pkcs11
-    from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
+    from pkcs11 import Attribute, ObjectClass
+
+    from niemphong.daemon.config import load_config, read_pin
+    from niemphong.daemon.hsm import Pkcs11Token
 
     sealed, _ = seal_bytes(dev_env, sample(10_000))
-    header = envelope.parse_header(sealed)
-    token_config = dev_env.config["token"]
-    os.environ.update(token_config["env"])
-    pin = open(token_config["pin_file"], encoding="utf-8").read().strip()
-    library = pkcs11.lib(token_config["module"])
-    token = library.get_token(token_label=token_config["label"])
-    with token.open(user_pin=pin) as session:
-        slot = header.slots[0]
-        kek = session.get_key(object_class=ObjectClass.SECRET_KEY, label=f"{slot.key_id}/v{slot.key_version}")
-        key = kek.unwrap_key(ObjectClass.SECRET_KEY, KeyType.AES, slot.wrapped_key,
-                             mechanism=Mechanism.AES_KEY_WRAP_PAD, store=False,
-                             template={Attribute.SENSITIVE: False, Attribute.EXTRACTABLE: True})
-        data_key = bytes(key[Attribute.VALUE])
-        assert not kek[Attribute.EXTRACTABLE]
-        assert kek[Attribute.SENSITIVE]
-        assert not kek[Attribute.ENCRYPT]
-        assert not kek[Attribute.DECRYPT]
+    slot = envelope.parse_header(sealed).slots[0]
+    config = load_config(dev_env.root / "niemphongd.toml")
+    token = Pkcs11Token(config.token, read_pin(config.token))
+    try:
+        data_key = token.unwrap_data_key(slot)
+        with token.session() as session:
+            kek = session.get_key(object_class=ObjectClass.SECRET_KEY, label=f"{slot.key_id}/v{slot.key_version}")
+            assert kek[Attribute.SENSITIVE]
+            assert not kek[Attribute.EXTRACTABLE]
+            assert not kek[Attribute.ENCRYPT]
+            assert not kek[Attribute.DECRYPT]
+    finally:
+        token.close()
 
     assert len(data_key) == 32
     assert data_key not in sealed

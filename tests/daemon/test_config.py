@@ -1,0 +1,116 @@
+"""Configuration loading: a bad file names the file, the key and the problem."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from niemphong.daemon.config import load_config, read_pin
+from niemphong.daemon.errors import ConfigError
+from niemphong.daemon.levels import Level
+from niemphong.daemon.pkcs11_uri import parse_pkcs11_uri
+
+BASE = """
+[server]
+unix_socket = "run/np.sock"
+
+[tls]
+ca = "pki/ca.pem"
+cert = "pki/server.pem"
+key = "pki/server.key"
+
+[token]
+module = "/usr/lib/softhsm/libsofthsm2.so"
+label = "niemphong-dev"
+pin_file = "secrets/token.pin"
+
+[state]
+sqlite = "state/np.db"
+
+[levels.toi-mat]
+approvals = 3
+
+[levels.mat]
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "niemphongd.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_config_defaults_and_relative_paths(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, BASE))
+
+    assert config.unix_socket == tmp_path / "run/np.sock"
+    assert config.levels[Level.TOI_MAT].approvals == 3
+    assert config.levels[Level.MAT].approvals == 1
+    assert config.levels[Level.TOI_MAT].key_id == "niemphong-toi-mat"
+    assert config.chunk_bytes == 1024 * 1024
+
+
+def test_config_tuyet_mat_policy_rejected(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as excinfo:
+        load_config(write(tmp_path, BASE + "\n[levels.tuyet-mat]\napprovals = 5\n"))
+
+    assert str(tmp_path / "niemphongd.toml") in str(excinfo.value)
+    assert "levels.tuyet-mat" in str(excinfo.value)
+
+
+def test_config_shared_level_key_rejected(tmp_path: Path) -> None:
+    text = BASE.replace("[levels.mat]", '[levels.mat]\nkey_id = "niemphong-toi-mat"')
+
+    with pytest.raises(ConfigError, match="own key"):
+        load_config(write(tmp_path, text))
+
+
+def test_config_unknown_key_rejected(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="'token.pin'"):
+        load_config(write(tmp_path, BASE.replace('pin_file = "secrets/token.pin"', 'pin = "1234"')))
+
+
+def test_config_approvals_out_of_range_rejected(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="levels.toi-mat.approvals"):
+        load_config(write(tmp_path, BASE.replace("approvals = 3", "approvals = 0")))
+
+
+def test_config_missing_file_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "absent.toml")
+
+
+def test_config_token_uri_selects_token(tmp_path: Path) -> None:
+    text = BASE.replace('label = "niemphong-dev"', 'uri = "pkcs11:token=S%E1%BB%9F%20TC;serial=0a1b"')
+
+    config = load_config(write(tmp_path, text))
+
+    assert config.token.label == "Sở TC"
+    assert config.token.serial == "0a1b"
+
+
+def test_pkcs11_uri_with_pin_value_rejected() -> None:
+    with pytest.raises(ValueError, match="pin-value"):
+        parse_pkcs11_uri("pkcs11:token=a?pin-value=1234")
+
+
+def test_pkcs11_uri_without_scheme_rejected() -> None:
+    with pytest.raises(ValueError):
+        parse_pkcs11_uri("token=a")
+
+
+def test_read_pin_from_systemd_credential(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    text = BASE.replace('pin_file = "secrets/token.pin"', 'pin_credential = "token-pin"')
+    config = load_config(write(tmp_path, text))
+    (tmp_path / "token-pin").write_text("s3cret\n", encoding="utf-8")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
+
+    assert read_pin(config.token) == "s3cret"
+
+
+def test_read_pin_missing_file_message_has_no_pin(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, BASE))
+
+    with pytest.raises(ConfigError, match="cannot read the token PIN"):
+        read_pin(config.token)
