@@ -16,7 +16,7 @@ python-pkcs11 calls C_Initialize with no arguments, which tells the module
 that the application will not call it from several threads; SoftHSM2 then
 turns its own locking off, and concurrent sessions fail with
 CKR_GENERAL_ERROR. :func:`_load_library` therefore initializes the module
-itself with CKF_OS_LOCKING_OK before python-pkcs11 wraps it.
+again with CKF_OS_LOCKING_OK before the first session opens.
 """
 
 from __future__ import annotations
@@ -33,7 +33,6 @@ from dataclasses import dataclass
 
 import pkcs11
 from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
-from pkcs11 import _pkcs11
 from pkcs11 import exceptions as p11x
 
 from niemphong.daemon.config import TokenConfig
@@ -97,7 +96,6 @@ _DATA_KEY_TEMPLATE = {
 
 CKF_OS_LOCKING_OK = 0x00000002
 CKR_OK = 0x000
-CKR_CRYPTOKI_ALREADY_INITIALIZED = 0x191
 
 
 class _InitializeArgs(ctypes.Structure):
@@ -113,33 +111,32 @@ class _InitializeArgs(ctypes.Structure):
     ]
 
 
-class _Library(_pkcs11.lib):  # type: ignore[misc]
-    """python-pkcs11's library object for a module that _load_library has initialized."""
-
-    def initialize(self) -> None:
-        # Already initialized with OS locking; python-pkcs11's own call would
-        # pass NULL arguments and fail with CKR_CRYPTOKI_ALREADY_INITIALIZED.
-        pass
-
-
-_libraries: dict[str, _Library] = {}
+_libraries: dict[str, pkcs11.lib] = {}
 _libraries_lock = threading.Lock()
 
 
-def _load_library(module: str) -> _Library:
-    """Load and initialize a PKCS#11 module once per process, allowing threads."""
+def _load_library(module: str) -> pkcs11.lib:
+    """Load a PKCS#11 module once per process, initialized to allow calls from several threads.
+
+    python-pkcs11 loads and initializes the module with NULL arguments; before
+    any session exists, the module is finalized and initialized again with
+    CKF_OS_LOCKING_OK through its own exported functions. The library object
+    python-pkcs11 holds stays valid, because the module is not unloaded.
+    """
     with _libraries_lock:
         library = _libraries.get(module)
-        if library is None:
-            try:
-                handle = ctypes.CDLL(module)
-            except OSError as exc:
-                raise TokenUnavailable(f"cannot load PKCS#11 module {module}: {exc}") from exc
-            result = handle.C_Initialize(ctypes.byref(_InitializeArgs(flags=CKF_OS_LOCKING_OK)))
-            if result not in (CKR_OK, CKR_CRYPTOKI_ALREADY_INITIALIZED):
-                raise TokenUnavailable(f"C_Initialize of {module} failed with CKR 0x{result:x}")
-            library = _Library(module)
-            _libraries[module] = library
+        if library is not None:
+            return library
+        try:
+            library = pkcs11.lib(module)
+            handle = ctypes.CDLL(module)
+        except OSError as exc:
+            raise TokenUnavailable(f"cannot load PKCS#11 module {module}: {exc}") from exc
+        handle.C_Finalize(None)
+        result = handle.C_Initialize(ctypes.byref(_InitializeArgs(flags=CKF_OS_LOCKING_OK)))
+        if result != CKR_OK:
+            raise TokenUnavailable(f"C_Initialize of {module} failed with CKR 0x{result:x}")
+        _libraries[module] = library
         return library
 
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import re
+import subprocess
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from conftest import DevEnvironment
+from conftest import BIN, DevEnvironment
 from niemphong.daemon.config import load_config, read_pin
 from niemphong.daemon.envelope import KeySlot
 from niemphong.daemon.errors import TokenUnavailable
@@ -93,32 +96,46 @@ def test_concurrent_requests_share_pool(token: Pkcs11Token) -> None:
     assert errors == []
 
 
-def test_wrong_pin_rejected_without_echo(dev_env: DevEnvironment) -> None:
-    config = load_config(dev_env.root / "niemphongd.toml")
+def provision_with(dev_env: DevEnvironment, tmp_path: Path, token_lines: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run ``niemphongd provision`` on a copy of the configuration, replacing the line of each key.
+
+    A separate process, because PKCS#11 login state is shared by everything
+    in one process and the token is already logged in here.
+    """
+    text = (dev_env.root / "niemphongd.toml").read_text(encoding="utf-8")
+    for key, value in token_lines.items():
+        text = re.sub(rf"(?m)^{key} = .*$", value, text)
+    config = tmp_path / "niemphongd.toml"
+    config.write_text(text, encoding="utf-8")
+    return subprocess.run(
+        [str(BIN / "niemphongd"), "provision", "--config", str(config)],
+        capture_output=True, text=True, timeout=60,
+    )
+
+
+def test_wrong_pin_rejected_without_echo(dev_env: DevEnvironment, tmp_path: Path) -> None:
     wrong = "wrong-pin-value-123"
+    pin_file = tmp_path / "wrong.pin"
+    pin_file.write_text(wrong + "\n", encoding="utf-8")
 
-    with pytest.raises(TokenUnavailable) as excinfo:
-        Pkcs11Token(config.token, wrong)
+    result = provision_with(dev_env, tmp_path, {"pin_file": f'pin_file = "{pin_file}"'})
 
-    assert "incorrect PIN" in str(excinfo.value)
-    assert wrong not in str(excinfo.value)
+    assert result.returncode == 6
+    assert "incorrect PIN" in result.stderr
+    assert wrong not in result.stderr + result.stdout
 
 
-def test_token_selected_by_serial(dev_env: DevEnvironment, token: Pkcs11Token) -> None:
-    config = load_config(dev_env.root / "niemphongd.toml")
+def test_token_selected_by_serial(dev_env: DevEnvironment, token: Pkcs11Token, tmp_path: Path) -> None:
     serial = token.token.serial.decode()
-    by_serial = dataclasses.replace(config.token, label=None, serial=serial)
 
-    opened = Pkcs11Token(by_serial, read_pin(config.token))
-    try:
-        assert opened.token.label == token.token.label
-    finally:
-        opened.close()
+    result = provision_with(dev_env, tmp_path, {"label": f'serial = "{serial}"'})
+
+    assert result.returncode == 0, result.stderr
+    assert "already has key niemphong-mat" in result.stderr
 
 
-def test_unknown_token_label_unavailable(dev_env: DevEnvironment) -> None:
-    config = load_config(dev_env.root / "niemphongd.toml")
-    absent = dataclasses.replace(config.token, label="no-such-token")
+def test_token_unknown_label_unavailable(dev_env: DevEnvironment, tmp_path: Path) -> None:
+    result = provision_with(dev_env, tmp_path, {"label": 'label = "no-such-token"'})
 
-    with pytest.raises(TokenUnavailable, match="no token matches"):
-        Pkcs11Token(absent, read_pin(config.token))
+    assert result.returncode == 6
+    assert "no token matches" in result.stderr

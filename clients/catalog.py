@@ -1,0 +1,631 @@
+"""User-facing messages of the niemphong command line, in Vietnamese and English.
+
+Each message id maps to its text in every language, so that a translator
+can compare them side by side. Placeholders use ``str.format`` names and must be the
+same in both languages. Vietnamese text is NFC; a test checks both.
+"""
+
+from __future__ import annotations
+
+CATALOG: dict[str, dict[str, str]] = {
+    # Units and prefixes.
+    "unit.bytes": {"vi": "{count} byte", "en": "{count} bytes"},
+    "cli.error": {"vi": "Lỗi: {message}", "en": "Error: {message}"},
+    "cli.warning": {"vi": "Cảnh báo: {message}", "en": "Warning: {message}"},
+    "cli.interrupted": {
+        "vi": "Đã dừng theo yêu cầu (Ctrl+C). Không có tệp kết quả nào được giữ lại.",
+        "en": "Interrupted (Ctrl+C). No output file was kept.",
+    },
+    "cli.terminated": {
+        "vi": "Đã dừng do nhận tín hiệu {signal}. Không có tệp kết quả nào được giữ lại.",
+        "en": "Stopped by signal {signal}. No output file was kept.",
+    },
+    "word.yes": {"vi": "có", "en": "yes"},
+    "word.no": {"vi": "không", "en": "no"},
+    "word.unknown": {"vi": "(không rõ)", "en": "(unknown)"},
+    "word.none": {"vi": "(không có)", "en": "(none)"},
+    "word.or": {"vi": " hoặc ", "en": " or "},
+    "word.and": {"vi": " và ", "en": " and "},
+
+    # argparse: section titles and translated error messages.
+    "argparse.usage_prefix": {"vi": "Cách dùng: ", "en": "usage: "},
+    "argparse.positionals": {"vi": "đối số", "en": "positional arguments"},
+    "argparse.options": {"vi": "tùy chọn", "en": "options"},
+    "argparse.commands": {"vi": "lệnh", "en": "commands"},
+    "argparse.error_line": {"vi": "{prog}: lỗi: {message}", "en": "{prog}: error: {message}"},
+    "argparse.required": {
+        "vi": "thiếu đối số bắt buộc: {names}",
+        "en": "the following arguments are required: {names}",
+    },
+    "argparse.unrecognized": {
+        "vi": "đối số không hợp lệ: {names}",
+        "en": "unrecognized arguments: {names}",
+    },
+    "argparse.invalid_choice": {
+        "vi": "đối số {name}: giá trị {value} không hợp lệ (chọn một trong: {choices})",
+        "en": "argument {name}: invalid choice: {value} (choose from {choices})",
+    },
+    "argparse.expected_one": {
+        "vi": "đối số {name}: thiếu giá trị",
+        "en": "argument {name}: expected one argument",
+    },
+    "argparse.not_allowed_with": {
+        "vi": "đối số {name} không dùng được cùng với {other}",
+        "en": "argument {name}: not allowed with argument {other}",
+    },
+    "argparse.ambiguous": {
+        "vi": "tùy chọn {option} không rõ ràng, có thể là: {matches}",
+        "en": "ambiguous option: {option} could match {matches}",
+    },
+    "argparse.argument": {"vi": "đối số {name}: {detail}", "en": "argument {name}: {detail}"},
+
+    # Help text.
+    "help.help": {"vi": "hiện hướng dẫn này rồi thoát", "en": "show this help message and exit"},
+    "help.description": {
+        "vi": "Niêm Phong: niêm phong (mã hóa) tài liệu bí mật nhà nước đã số hóa và "
+        "khai thác chúng qua niemphongd.",
+        "en": "Niêm Phong: seal (encrypt) digitized state-secret documents and give "
+        "access to them through niemphongd.",
+    },
+    "help.lang": {
+        "vi": "ngôn ngữ hiển thị: vi (mặc định) hoặc en; không có tùy chọn này thì theo LC_ALL/LANG",
+        "en": "display language: vi (default) or en; without this option LC_ALL/LANG decide",
+    },
+    "help.verbose": {
+        "vi": "ghi nhật ký gỡ lỗi (tiếng Anh) ra stderr",
+        "en": "write debug log lines to stderr",
+    },
+    "help.server": {
+        "vi": "địa chỉ niemphongd: unix:/đường/dẫn.sock hoặc HOST:PORT (mặc định: $NIEMPHONG_SERVER)",
+        "en": "niemphongd address: unix:/path.sock or HOST:PORT (default: $NIEMPHONG_SERVER)",
+    },
+    "help.identity": {
+        "vi": "thư mục định danh chứa cert.pem, key.pem và ca.pem, hoặc tên một định danh "
+        "trong $NIEMPHONG_IDENTITY_DIR (mặc định: $NIEMPHONG_IDENTITY)",
+        "en": "identity folder with cert.pem, key.pem and ca.pem, or the name of an identity "
+        "in $NIEMPHONG_IDENTITY_DIR (default: $NIEMPHONG_IDENTITY)",
+    },
+    "help.json": {
+        "vi": "in kết quả ra stdout dạng JSON (khóa tiếng Anh)",
+        "en": "print the result to stdout as JSON",
+    },
+    "help.force": {
+        "vi": "ghi đè tệp --out nếu tệp đã có",
+        "en": "overwrite the --out file if it exists",
+    },
+    "help.envelope": {"vi": "tệp phong bì (tài liệu đã niêm phong)", "en": "envelope file (sealed document)"},
+    "help.request_id": {"vi": "mã yêu cầu (32 chữ số hex)", "en": "request id (32 hex digits)"},
+    "help.scan": {
+        "vi": "niêm phong một tệp quét thành phong bì mã hóa",
+        "en": "seal a scanned file into an encrypted envelope",
+    },
+    "help.scan.file": {
+        "vi": "tệp tài liệu đã quét (PDF, TIFF, JPEG, ...)",
+        "en": "scanned document file (PDF, TIFF, JPEG, ...)",
+    },
+    "help.scan.level": {
+        "vi": "độ mật: mat (Mật) hoặc toi-mat (Tối mật); tuyet-mat (Tuyệt mật) luôn bị từ chối",
+        "en": "classification level: mat (Mật) or toi-mat (Tối mật); tuyet-mat (Tuyệt mật) is always rejected",
+    },
+    "help.scan.doc_number": {
+        "vi": "số tài liệu, ví dụ 1479/UBND-NC (1 đến 128 ký tự)",
+        "en": "document number, e.g. 1479/UBND-NC (1 to 128 characters)",
+    },
+    "help.scan.issued": {
+        "vi": "ngày ban hành: YYYY-MM-DD hoặc dd/mm/yyyy",
+        "en": "issue date: YYYY-MM-DD or dd/mm/yyyy",
+    },
+    "help.scan.title": {"vi": "trích yếu (tối đa 512 ký tự)", "en": "title or subject (at most 512 characters)"},
+    "help.scan.out": {"vi": "tệp phong bì sẽ tạo", "en": "envelope file to create"},
+    "help.inspect": {
+        "vi": "đọc thông tin ở phần đầu phong bì (chưa được xác thực)",
+        "en": "show the facts in an envelope's header (not yet verified)",
+    },
+    "help.request": {
+        "vi": "xin quyền mở một phong bì; in ra mã yêu cầu",
+        "en": "ask for access to an envelope; prints the request id",
+    },
+    "help.request.purpose": {
+        "vi": "mục đích khai thác (1 đến 2.000 ký tự)",
+        "en": "purpose of use (1 to 2,000 characters)",
+    },
+    "help.approve": {"vi": "phê duyệt một yêu cầu đang chờ", "en": "approve a pending request"},
+    "help.deny": {"vi": "từ chối một yêu cầu đang chờ", "en": "deny a pending request"},
+    "help.deny.reason": {
+        "vi": "lý do từ chối (1 đến 2.000 ký tự)",
+        "en": "reason for the denial (1 to 2,000 characters)",
+    },
+    "help.pending": {"vi": "liệt kê các yêu cầu đang chờ duyệt", "en": "list pending requests"},
+    "help.show": {"vi": "xem chi tiết một yêu cầu", "en": "show one request"},
+    "help.view": {
+        "vi": "mở phong bì và ghi bản rõ ra tệp",
+        "en": "open an envelope and write the plaintext to a file",
+    },
+    "help.view.out": {
+        "vi": "tệp bản rõ sẽ tạo (quyền 0600)",
+        "en": "plaintext file to create (mode 0600)",
+    },
+    "help.view.request": {
+        "vi": "dùng quyền mở của yêu cầu này (mặc định: quyền còn hiệu lực được cấp sớm nhất)",
+        "en": "use the grant of this request (default: the oldest usable grant)",
+    },
+    "help.dev": {"vi": "công cụ cho môi trường phát triển", "en": "development environment tools"},
+    "help.dev.init": {
+        "vi": "tạo token SoftHSM2, khóa theo độ mật, PKI thử nghiệm và cấu hình niemphongd trong DIR",
+        "en": "create a SoftHSM2 token, per-level keys, a dev PKI and a niemphongd configuration in DIR",
+    },
+    "help.dev.dir": {"vi": "thư mục môi trường phát triển", "en": "development environment folder"},
+    "help.dev.add_identity": {
+        "vi": "cấp thêm một định danh, ký bằng CA thử nghiệm của DIR",
+        "en": "issue one more identity, signed by the dev CA of DIR",
+    },
+    "help.dev.name": {
+        "vi": "tên định danh (CN của chứng chỉ)",
+        "en": "identity name (certificate CN)",
+    },
+    "help.dev.role": {
+        "vi": "vai trò của định danh, một hoặc nhiều vai trò cách nhau bởi dấu phẩy: {roles}",
+        "en": "role of the identity, or several roles separated by commas: {roles}",
+    },
+
+    # Argument values.
+    "arg.level_invalid": {
+        "vi": "độ mật không hợp lệ: {value}; dùng mat, toi-mat hoặc tuyet-mat",
+        "en": "invalid level: {value}; use mat, toi-mat or tuyet-mat",
+    },
+    "arg.date_invalid": {
+        "vi": "ngày không hợp lệ: {value}; dùng YYYY-MM-DD (2025-05-14) hoặc dd/mm/yyyy (14/05/2025)",
+        "en": "invalid date: {value}; use YYYY-MM-DD (2025-05-14) or dd/mm/yyyy (14/05/2025)",
+    },
+    "arg.date_future": {
+        "vi": "ngày ban hành {value} sau ngày hôm nay ({today})",
+        "en": "issue date {value} is after today ({today})",
+    },
+    "arg.empty": {"vi": "{field} không được để trống", "en": "{field} must not be empty"},
+    "arg.request_id_invalid": {
+        "vi": "mã yêu cầu không hợp lệ: {value}; mã yêu cầu gồm 32 chữ số hex, "
+        "như lệnh niemphong request đã in ra",
+        "en": "invalid request id: {value}; a request id is 32 hex digits, as printed by niemphong request",
+    },
+
+    # Field and role names used inside messages.
+    "field.doc_number": {"vi": "số tài liệu (--doc-number)", "en": "document number (--doc-number)"},
+    "field.issued_on": {"vi": "ngày ban hành (--issued)", "en": "issue date (--issued)"},
+    "field.title": {"vi": "trích yếu (--title)", "en": "title (--title)"},
+    "field.source_name": {"vi": "tên tệp gốc", "en": "source file name"},
+    "field.purpose": {"vi": "mục đích khai thác (--purpose)", "en": "purpose (--purpose)"},
+    "field.reason": {"vi": "lý do (--reason)", "en": "reason (--reason)"},
+    "field.artefact_id": {"vi": "mã tài liệu", "en": "artefact id"},
+    "field.request_id": {"vi": "mã yêu cầu", "en": "request id"},
+    "field.level": {"vi": "độ mật (--level)", "en": "level (--level)"},
+    "role.scanner": {"vi": "người số hóa (scanner)", "en": "scanner"},
+    "role.viewer": {"vi": "người khai thác (viewer)", "en": "viewer"},
+    "role.approver": {"vi": "người phê duyệt (approver)", "en": "approver"},
+    "role.custodian": {"vi": "người quản lý khóa (custodian)", "en": "custodian"},
+    "role.auditor": {"vi": "người kiểm tra (auditor)", "en": "auditor"},
+    "role.operator": {"vi": "người vận hành (operator)", "en": "operator"},
+    "level.mat": {"vi": "Mật", "en": "Confidential (Mật)"},
+    "level.toi_mat": {"vi": "Tối mật", "en": "Secret (Tối mật)"},
+    "level.tuyet_mat": {"vi": "Tuyệt mật", "en": "Top Secret (Tuyệt mật)"},
+    "level.unspecified": {"vi": "(chưa xác định)", "en": "(unspecified)"},
+    "state.pending": {"vi": "đang chờ duyệt", "en": "pending"},
+    "state.approved": {"vi": "đã được phê duyệt", "en": "approved"},
+    "state.denied": {"vi": "đã bị từ chối", "en": "denied"},
+    "state.unspecified": {"vi": "(không rõ)", "en": "(unknown)"},
+
+    # Local usage errors (exit code 2).
+    "usage.no_server": {
+        "vi": "Chưa chỉ định niemphongd. Dùng --server hoặc đặt NIEMPHONG_SERVER "
+        "(sau niemphong dev init DIR, chạy . DIR/client.env).",
+        "en": "No niemphongd address. Use --server or set NIEMPHONG_SERVER "
+        "(after niemphong dev init DIR, run . DIR/client.env).",
+    },
+    "usage.bad_server": {
+        "vi": "Địa chỉ niemphongd không hợp lệ: {value}. Dùng unix:/đường/dẫn/tuyệt/đối.sock hoặc HOST:PORT.",
+        "en": "Invalid niemphongd address: {value}. Use unix:/absolute/path.sock or HOST:PORT.",
+    },
+    "usage.socket_too_long": {
+        "vi": "Đường dẫn socket {path} dài {length} byte, vượt giới hạn {max} byte của socket Unix.",
+        "en": "Socket path {path} is {length} bytes long, over the Unix socket limit of {max} bytes.",
+    },
+    "usage.no_identity": {
+        "vi": "Chưa chỉ định định danh. Dùng --identity THƯ_MỤC hoặc đặt NIEMPHONG_IDENTITY.",
+        "en": "No identity. Use --identity FOLDER or set NIEMPHONG_IDENTITY.",
+    },
+    "usage.identity_file_missing": {
+        "vi": "Thiếu tệp định danh {path}. Thư mục định danh phải có cert.pem, key.pem và ca.pem.",
+        "en": "Identity file {path} is missing. An identity folder must contain cert.pem, key.pem and ca.pem.",
+    },
+    "usage.identity_unreadable": {
+        "vi": "Không đọc được tệp định danh {path}: {error}",
+        "en": "Cannot read identity file {path}: {error}",
+    },
+    "warning.key_permissions": {
+        "vi": "tệp khóa {path} có quyền {mode}, người khác cũng đọc được; hãy chạy chmod 600 {path}",
+        "en": "key file {path} has mode {mode}, so other users can read it; run chmod 600 {path}",
+    },
+    "usage.input_missing": {"vi": "Không tìm thấy tệp {path}.", "en": "File {path} not found."},
+    "usage.input_not_file": {"vi": "{path} không phải là tệp thường.", "en": "{path} is not a regular file."},
+    "usage.input_unreadable": {
+        "vi": "Không đọc được tệp {path}: {error}",
+        "en": "Cannot read file {path}: {error}",
+    },
+    "usage.out_exists": {
+        "vi": "Tệp {path} đã có. Dùng --force để ghi đè, hoặc chọn tên khác.",
+        "en": "File {path} already exists. Use --force to overwrite it, or choose another name.",
+    },
+    "usage.out_is_input": {
+        "vi": "Tệp kết quả {path} trùng với tệp đầu vào; hãy chọn tên khác cho --out.",
+        "en": "Output file {path} is the input file; choose another name for --out.",
+    },
+    "usage.out_is_dir": {
+        "vi": "{path} là thư mục; --out phải là đường dẫn tới một tệp.",
+        "en": "{path} is a folder; --out must be a file path.",
+    },
+    "usage.out_dir_missing": {
+        "vi": "Thư mục {path} không tồn tại.",
+        "en": "Folder {path} does not exist.",
+    },
+    "error.io": {
+        "vi": "Lỗi đọc/ghi {path}: {error}",
+        "en": "Input/output error on {path}: {error}",
+    },
+    "error.write_failed": {
+        "vi": "Không ghi được {path}: {error}. Không có tệp nào được giữ lại.",
+        "en": "Cannot write {path}: {error}. No file was kept.",
+    },
+
+    # Connection and transport failures.
+    "error.connect": {
+        "vi": "Không kết nối được tới niemphongd tại {server}. Kiểm tra niemphongd đã chạy chưa "
+        "(niemphongd --config DIR/niemphongd.toml), địa chỉ --server/NIEMPHONG_SERVER và "
+        "định danh --identity. Chi tiết: {detail}",
+        "en": "Cannot connect to niemphongd at {server}. Check that niemphongd is running "
+        "(niemphongd --config DIR/niemphongd.toml), the --server/NIEMPHONG_SERVER address and "
+        "the --identity. Detail: {detail}",
+    },
+    "error.deadline": {
+        "vi": "niemphongd tại {server} không trả lời trong thời hạn cho phép. Thử lại sau.",
+        "en": "niemphongd at {server} did not respond before the deadline. Try again later.",
+    },
+    "error.bad_stream": {
+        "vi": "niemphongd gửi luồng dữ liệu sai giao thức (thiếu bản tóm tắt hoặc có dữ liệu sau bản tóm tắt), "
+        "nên kết quả không được giữ lại.",
+        "en": "niemphongd sent a stream that breaks the protocol (no summary, or data after the summary), "
+        "so the result was not kept.",
+    },
+    "error.sha256_mismatch": {
+        "vi": "Phong bì nhận được không khớp mã SHA-256 mà niemphongd báo. Không có tệp nào được ghi.",
+        "en": "The envelope received does not match the SHA-256 that niemphongd reported. No file was written.",
+    },
+    "error.size_mismatch": {
+        "vi": "Đã nhận {received} byte nhưng niemphongd báo {reported} byte. Không có tệp nào được ghi.",
+        "en": "Received {received} bytes but niemphongd reported {reported} bytes. No file was written.",
+    },
+
+    # Errors from niemphongd, by ErrorInfo reason.
+    "reason.LEVEL_NEVER_DIGITIZED": {
+        "vi": "Tài liệu độ Tuyệt mật không được số hóa. Theo Luật Bảo vệ bí mật nhà nước số "
+        "29/2018/QH14 và công văn hướng dẫn số hóa tài liệu BMNN của UBND tỉnh Đắk Lắk (tháng 5/2025), "
+        "tài liệu BMNN độ Tuyệt mật phải được tách riêng và không số hóa, kể cả khi đã quá 30 năm. "
+        "Hãy giữ tài liệu này ở dạng giấy. Chỉ khi tài liệu đã được giải mật và đóng dấu \"Giải mật\" "
+        "thì mới số hóa như tài liệu thường.",
+        "en": "Tuyệt mật (Top Secret) documents are never digitized. Under the Law on Protection of "
+        "State Secrets No. 29/2018/QH14 and the guidance of the People's Committee of Đắk Lắk province "
+        "on digitizing state-secret documents (May 2025), Tuyệt mật documents are set apart and not "
+        "digitized, even after 30 years. Keep this document on paper. Only once it has been declassified "
+        "and stamped \"Giải mật\" may it be digitized as an ordinary document.",
+    },
+    "reason.LEVEL_MISSING": {
+        "vi": "Chưa có độ mật. Dùng --level mat hoặc --level toi-mat.",
+        "en": "The level is missing. Use --level mat or --level toi-mat.",
+    },
+    "reason.INVALID_FIELD": {
+        "vi": "Giá trị {field} không hợp lệ. Kiểm tra lại rồi thử lại.",
+        "en": "The value of {field} is invalid. Correct it and try again.",
+    },
+    "reason.FIELD_TOO_LONG": {
+        "vi": "{field} quá dài: tối đa {max} ký tự.",
+        "en": "{field} is too long: at most {max} characters.",
+    },
+    "reason.PROTOCOL_VIOLATION": {
+        "vi": "niemphongd từ chối luồng dữ liệu vì sai giao thức. Hãy dùng niemphong cùng phiên bản với niemphongd.",
+        "en": "niemphongd rejected the stream as a protocol violation. Use a niemphong version that matches niemphongd.",
+    },
+    "reason.ROLE_REQUIRED": {
+        "vi": "Thao tác này cần vai trò {required_role}, nhưng định danh của bạn chỉ có vai trò: {role}. "
+        "Hãy dùng định danh phù hợp (--identity).",
+        "en": "This operation needs the role {required_role}, but your identity has only the role(s): {role}. "
+        "Use a suitable identity (--identity).",
+    },
+    "reason.UNKNOWN_IDENTITY": {
+        "vi": "niemphongd không nhận ra định danh của bạn. Hãy liên hệ người quản trị để được cấp định danh.",
+        "en": "niemphongd does not recognise your identity. Ask the administrator for an identity.",
+    },
+    "reason.NOT_APPROVED": {
+        "vi": "Bạn chưa được phép mở tài liệu này: không có yêu cầu nào của bạn cho tài liệu này đã được "
+        "phê duyệt, còn hạn và còn lượt mở. Gửi yêu cầu bằng niemphong request PHONG_BÌ --purpose "
+        "\"...\" rồi chờ người phê duyệt.",
+        "en": "You may not open this document yet: none of your requests for it is approved, unexpired "
+        "and with opens left. Ask with niemphong request ENVELOPE --purpose \"...\" and wait for approval.",
+    },
+    "reason.SELF_APPROVAL": {
+        "vi": "Bạn không được tự phê duyệt yêu cầu của chính mình; một người phê duyệt khác phải làm việc này.",
+        "en": "You may not approve your own request; another approver must do it.",
+    },
+    "reason.NOT_YOUR_REQUEST": {
+        "vi": "Yêu cầu này không phải của bạn. Người khai thác chỉ xem và dùng được yêu cầu do chính mình gửi.",
+        "en": "This request is not yours. A viewer can see and use only the requests they sent.",
+    },
+    "reason.ALREADY_APPROVED": {
+        "vi": "Bạn đã phê duyệt yêu cầu này rồi. Một người phê duyệt nhiều lần vẫn chỉ tính là một phê duyệt; "
+        "phê duyệt còn thiếu phải do người khác thực hiện.",
+        "en": "You already approved this request. Approving twice still counts once; "
+        "any approval still missing must come from someone else.",
+    },
+    "reason.REQUEST_NOT_PENDING": {
+        "vi": "Yêu cầu này không còn chờ duyệt (đã được phê duyệt hoặc đã bị từ chối). "
+        "Xem trạng thái bằng niemphong show MÃ_YÊU_CẦU.",
+        "en": "This request is no longer pending (it was approved or denied). "
+        "See its state with niemphong show REQUEST_ID.",
+    },
+    "reason.REQUEST_NOT_FOUND": {
+        "vi": "Không tìm thấy yêu cầu này. Kiểm tra mã yêu cầu, ví dụ bằng niemphong pending.",
+        "en": "Request not found. Check the request id, for example with niemphong pending.",
+    },
+    "reason.ARTEFACT_NOT_FOUND": {
+        "vi": "niemphongd không có tài liệu này trong sổ đăng ký. Phong bì có thể do một niemphongd khác niêm phong.",
+        "en": "niemphongd has no record of this document. Another niemphongd may have sealed the envelope.",
+    },
+    "reason.INTEGRITY_FAILURE": {
+        "vi": "Phong bì bị hỏng hoặc đã bị sửa đổi: kiểm tra toàn vẹn thất bại. Không có nội dung nào được ghi ra. "
+        "Nếu nghi ngờ có người can thiệp, hãy báo ngay cho người đứng đầu cơ quan.",
+        "en": "The envelope is damaged or was altered: the integrity check failed. No content was written. "
+        "If you suspect tampering, report it to the head of the agency at once.",
+    },
+    "reason.TOKEN_UNAVAILABLE": {
+        "vi": "niemphongd không truy cập được thiết bị giữ khóa (token/HSM). Thử lại sau hoặc báo người vận hành.",
+        "en": "niemphongd cannot reach the key token (token/HSM). Try again later or tell the operator.",
+    },
+    "reason.KEY_UNAVAILABLE": {
+        "vi": "Khóa cần cho tài liệu này không có trên token. Hãy báo người quản lý khóa (custodian).",
+        "en": "The key this document needs is not on the token. Tell the key custodian.",
+    },
+    "reason.INTERNAL": {
+        "vi": "niemphongd gặp lỗi nội bộ. Thử lại; nếu lỗi lặp lại, báo người vận hành kèm thời điểm xảy ra.",
+        "en": "niemphongd had an internal error. Try again; if it repeats, tell the operator when it happened.",
+    },
+
+    # Errors from niemphongd without a known reason, by gRPC status code.
+    "code.UNAUTHENTICATED": {
+        "vi": "niemphongd không xác thực được bạn. Kiểm tra định danh (--identity) có được cấp bởi CA của niemphongd.",
+        "en": "niemphongd could not authenticate you. Check that your identity (--identity) comes from niemphongd's CA.",
+    },
+    "code.PERMISSION_DENIED": {
+        "vi": "niemphongd từ chối: bạn không có quyền thực hiện thao tác này.",
+        "en": "niemphongd denied the operation: you are not authorized to do this.",
+    },
+    "code.INVALID_ARGUMENT": {
+        "vi": "niemphongd từ chối yêu cầu vì có giá trị không hợp lệ.",
+        "en": "niemphongd rejected the request because a value is invalid.",
+    },
+    "code.FAILED_PRECONDITION": {
+        "vi": "niemphongd từ chối thao tác theo chính sách.",
+        "en": "niemphongd rejected the operation by policy.",
+    },
+    "code.NOT_FOUND": {
+        "vi": "niemphongd không tìm thấy đối tượng được yêu cầu.",
+        "en": "niemphongd did not find what was requested.",
+    },
+    "code.OTHER": {
+        "vi": "niemphongd trả về lỗi {code}.",
+        "en": "niemphongd returned error {code}.",
+    },
+
+    # scan
+    "scan.tuyet_mat_warning": {
+        "vi": "tài liệu độ Tuyệt mật không được số hóa; yêu cầu vẫn được gửi để niemphongd quyết định và ghi nhật ký.",
+        "en": "Tuyệt mật documents are not digitized; the request is still sent so that niemphongd decides and logs it.",
+    },
+    "scan.tuyet_mat_file_hint": {
+        "vi": "Tệp quét {path} chứa nội dung Tuyệt mật: không lưu giữ, sao chép hay gửi tệp này; "
+        "báo người phụ trách bảo vệ bí mật nhà nước của cơ quan để xử lý.",
+        "en": "The scanned file {path} contains Tuyệt mật content: do not keep, copy or send it; "
+        "tell the person in charge of state-secret protection in your agency.",
+    },
+    "scan.protection_expired": {
+        "vi": "tài liệu độ {level} ban hành ngày {issued} đã quá thời hạn bảo vệ {years} năm "
+        "(Điều 19 Luật Bảo vệ bí mật nhà nước số 29/2018/QH14). Nếu thời hạn không được gia hạn, "
+        "tài liệu được giải mật và số hóa như tài liệu thường; hãy kiểm tra trước khi niêm phong.",
+        "en": "this {level} document issued on {issued} is past its {years}-year protection period "
+        "(Article 19 of the Law on Protection of State Secrets No. 29/2018/QH14). Unless the period was "
+        "extended, it is declassified and digitized as an ordinary document; check before sealing it.",
+    },
+    "scan.done": {
+        "vi": "Đã niêm phong {source}: độ {level}, số {doc_number}; bản rõ {plaintext}, phong bì {envelope} → {out}",
+        "en": "Sealed {source}: {level}, number {doc_number}; plaintext {plaintext}, envelope {envelope} → {out}",
+    },
+
+    # inspect
+    "inspect.artefact_id": {"vi": "Mã tài liệu", "en": "Artefact id"},
+    "inspect.level": {"vi": "Độ mật", "en": "Level"},
+    "inspect.doc_number": {"vi": "Số tài liệu", "en": "Document number"},
+    "inspect.issued_on": {"vi": "Ngày ban hành", "en": "Issue date"},
+    "inspect.title": {"vi": "Trích yếu", "en": "Title"},
+    "inspect.source_name": {"vi": "Tệp gốc", "en": "Source file"},
+    "inspect.key": {"vi": "Khóa", "en": "Key"},
+    "inspect.key_value": {
+        "vi": "{key_id} v{version}, thuật toán {algorithm}",
+        "en": "{key_id} v{version}, algorithm {algorithm}",
+    },
+    "inspect.plaintext_bytes": {"vi": "Kích thước bản rõ", "en": "Plaintext size"},
+    "inspect.envelope_bytes": {"vi": "Kích thước phong bì", "en": "Envelope size"},
+    "inspect.sealed_at": {"vi": "Thời điểm niêm phong", "en": "Sealed at"},
+    "inspect.registered": {"vi": "Có trong sổ đăng ký niemphongd", "en": "Registered with niemphongd"},
+    "inspect.format": {"vi": "Định dạng", "en": "Format"},
+    "inspect.format_value": {
+        "vi": "phiên bản {version}, đoạn {segment}, phần đầu {header}",
+        "en": "version {version}, segments of {segment}, header {header}",
+    },
+    "inspect.unverified": {
+        "vi": "Lưu ý: các thông tin trên được đọc từ phần đầu phong bì và chưa được xác thực "
+        "cho đến khi phong bì được mở.",
+        "en": "Note: these facts come from the envelope header and are not verified until the envelope is opened.",
+    },
+
+    # request, approve, deny, pending, show
+    "request.sent": {
+        "vi": "Đã gửi yêu cầu {request_id} để khai thác tài liệu số {doc_number}, độ {level}; cần {required} "
+        "phê duyệt. Khi được duyệt, chạy: niemphong view {envelope} --out TỆP --request {request_id}",
+        "en": "Sent request {request_id} for document {doc_number}, level {level}; it needs {required} approval(s). "
+        "Once approved, run: niemphong view {envelope} --out FILE --request {request_id}",
+    },
+    "approve.partial": {
+        "vi": "Đã phê duyệt yêu cầu {request_id}: {count}/{required} phê duyệt; phê duyệt còn thiếu phải do người khác thực hiện.",
+        "en": "Approved request {request_id}: {count}/{required} approvals; the rest must come from other approvers.",
+    },
+    "approve.complete": {
+        "vi": "Yêu cầu {request_id} đã đủ phê duyệt: {requester} được mở tài liệu tối đa {opens} lần, đến {expires}.",
+        "en": "Request {request_id} is fully approved: {requester} may open the document up to {opens} time(s) until {expires}.",
+    },
+    "deny.done": {"vi": "Đã từ chối yêu cầu {request_id}.", "en": "Denied request {request_id}."},
+    "pending.empty": {"vi": "Không có yêu cầu nào đang chờ duyệt.", "en": "No pending requests."},
+    "column.request_id": {"vi": "Mã yêu cầu", "en": "Request id"},
+    "column.level": {"vi": "Độ mật", "en": "Level"},
+    "column.doc_number": {"vi": "Số tài liệu", "en": "Document number"},
+    "column.requester": {"vi": "Người yêu cầu", "en": "Requester"},
+    "column.approvals": {"vi": "Phê duyệt", "en": "Approvals"},
+    "column.created_at": {"vi": "Gửi lúc", "en": "Sent at"},
+    "column.purpose": {"vi": "Mục đích", "en": "Purpose"},
+    "show.request_id": {"vi": "Mã yêu cầu", "en": "Request id"},
+    "show.state": {"vi": "Trạng thái", "en": "State"},
+    "show.artefact_id": {"vi": "Mã tài liệu", "en": "Artefact id"},
+    "show.level": {"vi": "Độ mật", "en": "Level"},
+    "show.doc_number": {"vi": "Số tài liệu", "en": "Document number"},
+    "show.requester": {"vi": "Người yêu cầu", "en": "Requester"},
+    "show.purpose": {"vi": "Mục đích khai thác", "en": "Purpose"},
+    "show.created_at": {"vi": "Gửi lúc", "en": "Sent at"},
+    "show.approvals": {"vi": "Phê duyệt", "en": "Approvals"},
+    "show.approval_entry": {"vi": "{approver}, lúc {time}", "en": "{approver}, at {time}"},
+    "show.denied_by": {"vi": "Người từ chối", "en": "Denied by"},
+    "show.deny_reason": {"vi": "Lý do từ chối", "en": "Reason for denial"},
+    "show.grant": {"vi": "Quyền mở", "en": "Grant"},
+    "show.grant_value": {
+        "vi": "đã dùng {used}/{allowed} lượt mở, hết hạn {expires}",
+        "en": "{used} of {allowed} opens used, expires {expires}",
+    },
+
+    # view
+    "view.done": {
+        "vi": "Đã ghi bản rõ vào {out}: {size}. Số lượt mở còn lại: {opens}.",
+        "en": "Wrote the plaintext to {out}: {size}. Opens left: {opens}.",
+    },
+    "view.reminder": {
+        "vi": "Tệp này chứa bí mật nhà nước ở dạng không mã hóa: bảo quản theo đúng độ mật của tài liệu "
+        "và xóa khi đã dùng xong.",
+        "en": "This file holds state secrets unencrypted: protect it as its level requires and delete it when done.",
+    },
+
+    # dev init and dev add-identity
+    "dev.already_initialized": {
+        "vi": "{path} đã có, nên thư mục này đã được khởi tạo trước đó. Chọn thư mục khác hoặc xóa thư mục cũ.",
+        "en": "{path} already exists, so this folder was initialized before. Choose another folder or remove the old one.",
+    },
+    "dev.entry_exists": {
+        "vi": "{path} đã có. niemphong dev init chỉ tạo môi trường trong thư mục trống hoặc chưa tồn tại.",
+        "en": "{path} already exists. niemphong dev init works only in an empty or new folder.",
+    },
+    "dev.socket_too_long": {
+        "vi": "Đường dẫn socket {path} dài {length} byte, vượt giới hạn {max} byte của socket Unix. "
+        "Hãy chọn thư mục có đường dẫn ngắn hơn, ví dụ /tmp/np.",
+        "en": "Socket path {path} is {length} bytes long, over the Unix socket limit of {max} bytes. "
+        "Choose a folder with a shorter path, for example /tmp/np.",
+    },
+    "dev.bad_folder": {
+        "vi": "Đường dẫn thư mục {path} chứa ký tự xuống dòng; hãy chọn thư mục khác.",
+        "en": "Folder path {path} contains a line break; choose another folder.",
+    },
+    "dev.not_folder": {
+        "vi": "{path} đã có và không phải là thư mục.",
+        "en": "{path} exists and is not a folder.",
+    },
+    "dev.daemon_missing": {
+        "vi": "Chưa cài phần daemon của Niêm Phong (niemphong.daemon). Cài bằng: pip install 'niemphong[daemon]'",
+        "en": "The Niêm Phong daemon part (niemphong.daemon) is not installed. Install it with: "
+        "pip install 'niemphong[daemon]'",
+    },
+    "dev.module_missing": {
+        "vi": "Không tìm thấy thư viện PKCS#11 của SoftHSM2 (đã tìm: {paths}). "
+        "Cài gói softhsm2 hoặc đặt NIEMPHONG_PKCS11_MODULE.",
+        "en": "SoftHSM2's PKCS#11 library was not found (looked in: {paths}). "
+        "Install the softhsm2 package or set NIEMPHONG_PKCS11_MODULE.",
+    },
+    "dev.module_override_missing": {
+        "vi": "NIEMPHONG_PKCS11_MODULE trỏ tới {path}, nhưng tệp này không tồn tại.",
+        "en": "NIEMPHONG_PKCS11_MODULE points to {path}, which does not exist.",
+    },
+    "dev.provision_failed": {
+        "vi": "Khởi tạo token thất bại (mã thoát {code}); thông báo của niemphongd ở trên. "
+        "Đã xóa những gì vừa tạo trong {dir}.",
+        "en": "Token provisioning failed (exit code {code}); niemphongd's output is above. "
+        "Removed what was just created in {dir}.",
+    },
+    "dev.provision_timeout": {
+        "vi": "Khởi tạo token không xong sau {seconds} giây. Đã xóa những gì vừa tạo trong {dir}.",
+        "en": "Token provisioning did not finish within {seconds} seconds. Removed what was just created in {dir}.",
+    },
+    "dev.created": {
+        "vi": "Đã tạo môi trường phát triển trong {dir}:\n"
+        "  cấu hình niemphongd:  {config}\n"
+        "  token SoftHSM2:       {tokens}\n"
+        "  PKI thử nghiệm:       {pki}\n"
+        "  định danh:            {identities} ({names})\n"
+        "  biến môi trường:      {client_env}\n"
+        "\n"
+        "Bước tiếp theo:\n"
+        "  1. Chạy niemphongd:                {daemon_command}\n"
+        "  2. Trong một cửa sổ dòng lệnh khác: {source_command}\n"
+        "  3. Niêm phong thử một tệp:         {scan_command}",
+        "en": "Created a development environment in {dir}:\n"
+        "  niemphongd configuration: {config}\n"
+        "  SoftHSM2 token:           {tokens}\n"
+        "  dev PKI:                  {pki}\n"
+        "  identities:               {identities} ({names})\n"
+        "  client environment:       {client_env}\n"
+        "\n"
+        "Next steps:\n"
+        "  1. Start niemphongd:       {daemon_command}\n"
+        "  2. In another terminal:    {source_command}\n"
+        "  3. Seal a file to try it:  {scan_command}",
+    },
+    "dev.identity_created": {
+        "vi": "Đã cấp định danh {name} (vai trò {role}) trong {path}.",
+        "en": "Issued identity {name} (role {role}) in {path}.",
+    },
+    "dev.identity_exists": {
+        "vi": "Định danh {path} đã có; chọn tên khác.",
+        "en": "Identity {path} already exists; choose another name.",
+    },
+    "dev.bad_name": {
+        "vi": "Tên định danh không hợp lệ: {value}. Dùng chữ cái Latin không dấu, chữ số, dấu chấm, "
+        "gạch ngang hoặc gạch dưới, tối đa 64 ký tự.",
+        "en": "Invalid identity name: {value}. Use ASCII letters, digits, dots, hyphens or underscores, "
+        "at most 64 characters.",
+    },
+    "dev.bad_role": {
+        "vi": "vai trò không hợp lệ: {value}; dùng một hoặc nhiều vai trò, cách nhau bởi dấu phẩy, trong số: {roles}",
+        "en": "invalid role: {value}; use one or more of these roles, separated by commas: {roles}",
+    },
+    "dev.ca_unreadable": {
+        "vi": "Không đọc được CA thử nghiệm trong {path}: {error}",
+        "en": "Cannot read the dev CA in {path}: {error}",
+    },
+    "dev.no_ca": {
+        "vi": "Không tìm thấy CA thử nghiệm {path}. Chạy niemphong dev init {dir} trước.",
+        "en": "Dev CA {path} not found. Run niemphong dev init {dir} first.",
+    },
+    "dev.write_failed": {
+        "vi": "Không tạo được {path}: {error}",
+        "en": "Cannot create {path}: {error}",
+    },
+}

@@ -1,0 +1,354 @@
+"""The ``niemphong`` command: argument parsing, dispatch and exit codes.
+
+Exit codes: 0 done, 1 other failure, 2 usage error (also INVALID_ARGUMENT
+from the daemon), 3 refused by policy, 4 not authorized or not yet approved,
+5 integrity failure, 6 daemon or token unavailable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import io
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+
+from niemphong.clients.access_commands import run_approve, run_deny, run_pending, run_request, run_show
+from niemphong.clients.console import Console
+from niemphong.clients.context import CommandContext
+from niemphong.clients.devinit import run_add_identity, run_dev_init
+from niemphong.clients.devpki import ROLES, parse_roles
+from niemphong.clients.envelope_commands import run_inspect, run_scan, run_view
+from niemphong.clients.errors import ClientError, ExitCode
+from niemphong.clients.i18n import (
+    LANGUAGES,
+    Lang,
+    format_date,
+    select_language,
+    today_in_vietnam,
+    translate,
+    translate_argparse_error,
+)
+from niemphong.clients.protocol import parse_issued_date, parse_level, parse_request_id
+
+PROG = "niemphong"
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[argparse.Namespace, CommandContext], int]
+
+
+class LocalizedParser(argparse.ArgumentParser):
+    """An ArgumentParser whose help, section titles and errors are in the user's language."""
+
+    def __init__(self, *args: object, lang: Lang, **kwargs: object) -> None:
+        usage_prefix = translate(lang, "argparse.usage_prefix")
+
+        class Formatter(argparse.HelpFormatter):
+            def add_usage(self, usage, actions, groups, prefix=None):  # type: ignore[no-untyped-def]
+                super().add_usage(usage, actions, groups, prefix if prefix is not None else usage_prefix)
+
+        kwargs.setdefault("formatter_class", Formatter)
+        kwargs["add_help"] = False
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.lang = lang
+
+        # argparse has no public way to rename its two default sections.
+        self._positionals.title = translate(lang, "argparse.positionals")
+        self._optionals.title = translate(lang, "argparse.options")
+        self.add_argument(
+            "-h", "--help", action="help", default=argparse.SUPPRESS, help=translate(lang, "help.help")
+        )
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        """Print the usage and a translated error to stderr, then exit with code 2."""
+        self.print_usage(sys.stderr)
+        translated = translate_argparse_error(self.lang, message)
+        line = translate(self.lang, "argparse.error_line", prog=self.prog, message=translated)
+        self.exit(ExitCode.USAGE, line + "\n")
+
+
+def _level_type(lang: Lang) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            return parse_level(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(translate(lang, "arg.level_invalid", value=text)) from None
+
+    return parse
+
+
+def _issued_type(lang: Lang) -> Callable[[str], dt.date]:
+    def parse(text: str) -> dt.date:
+        try:
+            issued = parse_issued_date(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(translate(lang, "arg.date_invalid", value=text)) from None
+
+        today = today_in_vietnam()
+        if issued > today:
+            raise argparse.ArgumentTypeError(
+                translate(lang, "arg.date_future", value=text, today=format_date(today, lang))
+            )
+        return issued
+
+    return parse
+
+
+def _request_id_type(lang: Lang) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        try:
+            return parse_request_id(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(translate(lang, "arg.request_id_invalid", value=text)) from None
+
+    return parse
+
+
+def _roles_type(lang: Lang) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        try:
+            return ",".join(parse_roles(text))
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                translate(lang, "dev.bad_role", value=text, roles=", ".join(ROLES))
+            ) from None
+
+    return parse
+
+
+def _add_common_options(parser: argparse.ArgumentParser, lang: Lang, *, top_level: bool) -> None:
+    # On subcommands the defaults are suppressed, so that `niemphong --lang en
+    # scan ...` keeps the value given before the subcommand.
+    default_lang = None if top_level else argparse.SUPPRESS
+    default_verbose = False if top_level else argparse.SUPPRESS
+    parser.add_argument("--lang", choices=LANGUAGES, default=default_lang, help=translate(lang, "help.lang"))
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", default=default_verbose, help=translate(lang, "help.verbose")
+    )
+
+
+def _add_client_options(parser: argparse.ArgumentParser, lang: Lang, *, json_output: bool = True) -> None:
+    parser.add_argument("--server", metavar="ADDRESS", help=translate(lang, "help.server"))
+    parser.add_argument("--identity", metavar="DIR", help=translate(lang, "help.identity"))
+    if json_output:
+        parser.add_argument("--json", action="store_true", help=translate(lang, "help.json"))
+    _add_common_options(parser, lang, top_level=False)
+
+
+def _add_command(
+    commands: argparse._SubParsersAction, name: str, help_id: str, lang: Lang, handler: Handler
+) -> argparse.ArgumentParser:
+    help_text = translate(lang, help_id)
+    parser: argparse.ArgumentParser = commands.add_parser(name, help=help_text, description=help_text, lang=lang)
+    parser.set_defaults(handler=handler)
+    return parser
+
+
+def _add_envelope_commands(commands: argparse._SubParsersAction, lang: Lang) -> None:
+    scan = _add_command(commands, "scan", "help.scan", lang, run_scan)
+    scan.add_argument("file", metavar="FILE", help=translate(lang, "help.scan.file"))
+    scan.add_argument(
+        "--level", required=True, type=_level_type(lang), metavar="mat|toi-mat|tuyet-mat",
+        help=translate(lang, "help.scan.level"),
+    )
+    scan.add_argument("--doc-number", required=True, metavar="NO", help=translate(lang, "help.scan.doc_number"))
+    scan.add_argument(
+        "--issued", required=True, type=_issued_type(lang), metavar="YYYY-MM-DD",
+        help=translate(lang, "help.scan.issued"),
+    )
+    scan.add_argument("--title", default="", metavar="T", help=translate(lang, "help.scan.title"))
+    scan.add_argument("--out", required=True, metavar="ENVELOPE", help=translate(lang, "help.scan.out"))
+    scan.add_argument("--force", action="store_true", help=translate(lang, "help.force"))
+    _add_client_options(scan, lang)
+
+    inspect = _add_command(commands, "inspect", "help.inspect", lang, run_inspect)
+    inspect.add_argument("envelope", metavar="ENVELOPE", help=translate(lang, "help.envelope"))
+    _add_client_options(inspect, lang)
+
+    view = _add_command(commands, "view", "help.view", lang, run_view)
+    view.add_argument("envelope", metavar="ENVELOPE", help=translate(lang, "help.envelope"))
+    view.add_argument("--out", required=True, metavar="FILE", help=translate(lang, "help.view.out"))
+    view.add_argument(
+        "--request", type=_request_id_type(lang), metavar="REQUEST_ID", help=translate(lang, "help.view.request")
+    )
+    view.add_argument("--force", action="store_true", help=translate(lang, "help.force"))
+    _add_client_options(view, lang)
+
+
+def _add_request_id_argument(parser: argparse.ArgumentParser, lang: Lang) -> None:
+    parser.add_argument(
+        "request_id", type=_request_id_type(lang), metavar="REQUEST_ID", help=translate(lang, "help.request_id")
+    )
+
+
+def _add_access_commands(commands: argparse._SubParsersAction, lang: Lang) -> None:
+    request = _add_command(commands, "request", "help.request", lang, run_request)
+    request.add_argument("envelope", metavar="ENVELOPE", help=translate(lang, "help.envelope"))
+    request.add_argument("--purpose", required=True, metavar="TEXT", help=translate(lang, "help.request.purpose"))
+    _add_client_options(request, lang)
+
+    approve = _add_command(commands, "approve", "help.approve", lang, run_approve)
+    _add_request_id_argument(approve, lang)
+    _add_client_options(approve, lang)
+
+    deny = _add_command(commands, "deny", "help.deny", lang, run_deny)
+    _add_request_id_argument(deny, lang)
+    deny.add_argument("--reason", required=True, metavar="TEXT", help=translate(lang, "help.deny.reason"))
+    _add_client_options(deny, lang)
+
+    pending = _add_command(commands, "pending", "help.pending", lang, run_pending)
+    _add_client_options(pending, lang)
+
+    show = _add_command(commands, "show", "help.show", lang, run_show)
+    _add_request_id_argument(show, lang)
+    _add_client_options(show, lang)
+
+
+def _add_dev_commands(commands: argparse._SubParsersAction, lang: Lang) -> None:
+    dev_help = translate(lang, "help.dev")
+    dev = commands.add_parser("dev", help=dev_help, description=dev_help, lang=lang)
+    dev_commands = dev.add_subparsers(
+        title=translate(lang, "argparse.commands"), dest="dev_command", metavar="COMMAND", required=True
+    )
+
+    init = _add_command(dev_commands, "init", "help.dev.init", lang, run_dev_init)
+    init.add_argument("dir", metavar="DIR", help=translate(lang, "help.dev.dir"))
+    init.add_argument("--json", action="store_true", help=translate(lang, "help.json"))
+    _add_common_options(init, lang, top_level=False)
+
+    add_identity = _add_command(dev_commands, "add-identity", "help.dev.add_identity", lang, run_add_identity)
+    add_identity.add_argument("dir", metavar="DIR", help=translate(lang, "help.dev.dir"))
+    add_identity.add_argument("name", metavar="NAME", help=translate(lang, "help.dev.name"))
+    add_identity.add_argument(
+        "--role", required=True, type=_roles_type(lang), metavar="ROLE[,ROLE...]",
+        help=translate(lang, "help.dev.role", roles=", ".join(ROLES)),
+    )
+    add_identity.add_argument("--json", action="store_true", help=translate(lang, "help.json"))
+    _add_common_options(add_identity, lang, top_level=False)
+
+
+def build_parser(lang: Lang) -> argparse.ArgumentParser:
+    """Build the argument parser with help text in ``lang``."""
+    parser = LocalizedParser(prog=PROG, description=translate(lang, "help.description"), lang=lang)
+    _add_common_options(parser, lang, top_level=True)
+    commands = parser.add_subparsers(
+        title=translate(lang, "argparse.commands"), dest="command", metavar="COMMAND", required=True
+    )
+    _add_envelope_commands(commands, lang)
+    _add_access_commands(commands, lang)
+    _add_dev_commands(commands, lang)
+    return parser
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A log handler that writes to whatever sys.stderr is at the time of each record."""
+
+    @property  # type: ignore[override]
+    def stream(self):  # type: ignore[no-untyped-def]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: object) -> None:
+        pass
+
+
+def _configure_logging(verbose: bool) -> None:
+    logger = logging.getLogger("niemphong")
+    if not any(isinstance(handler, _StderrHandler) for handler in logger.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG if verbose else logging.WARNING)
+
+
+def _use_utf8_streams() -> None:
+    # Vietnamese text must reach the terminal as UTF-8 whatever the locale's
+    # encoding, for example under LANG=vi_VN.TCVN.
+    for stream in (sys.stdout, sys.stderr):
+        encoding = (getattr(stream, "encoding", None) or "").lower().replace("-", "")
+        if isinstance(stream, io.TextIOWrapper) and encoding != "utf8":
+            stream.reconfigure(encoding="utf-8")
+
+
+class TerminatedBySignal(BaseException):
+    """Exception raised on SIGTERM or SIGHUP, so that cleanup runs as it does for Ctrl+C."""
+
+
+def _raise_terminated(signal_number: int, frame: object) -> None:
+    raise TerminatedBySignal(signal.Signals(signal_number).name)
+
+
+@contextmanager
+def raise_on_termination() -> Iterator[None]:
+    """Turn SIGTERM and SIGHUP into TerminatedBySignal inside the block.
+
+    Without this, `kill` or a closed terminal would end the process before
+    atomic_output could delete a partial plaintext or envelope file. Outside
+    the main thread, where Python cannot set signal handlers, it does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {number: signal.signal(number, _raise_terminated) for number in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+def _exit_status(code: object) -> int:
+    if code is None:
+        return ExitCode.OK
+    if isinstance(code, int):
+        return code
+    return ExitCode.FAILURE
+
+
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    """Run the niemphong command and return its exit code."""
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    environment = os.environ if environ is None else environ
+    _use_utf8_streams()
+
+    lang = select_language(arguments, environment)
+    parser = build_parser(lang)
+    try:
+        args = parser.parse_args(arguments)
+    except SystemExit as exc:
+        return _exit_status(exc.code)
+
+    _configure_logging(args.verbose)
+    console = Console(lang=lang, stdout=sys.stdout, stderr=sys.stderr)
+    context = CommandContext(console=console, environ=environment)
+    try:
+        with raise_on_termination():
+            return int(args.handler(args, context))
+    except ClientError as exc:
+        log.debug(
+            "%s failed: message=%s reason=%s exit_code=%d", args.command, exc.message_id, exc.reason, exc.exit_code
+        )
+        console.fail(exc.localize(lang))
+        return int(exc.exit_code)
+    except KeyboardInterrupt:
+        log.debug("%s interrupted", args.command)
+        console.say("cli.interrupted")
+        return ExitCode.FAILURE
+    except TerminatedBySignal as exc:
+        log.debug("%s stopped by %s", args.command, exc)
+        console.say("cli.terminated", signal=str(exc))
+        return ExitCode.FAILURE
+    except OSError as exc:
+        log.debug("%s failed: %r", args.command, exc)
+        console.fail(translate(lang, "error.io", path=exc.filename or "-", error=exc.strerror or str(exc)))
+        return ExitCode.FAILURE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

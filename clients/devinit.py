@@ -1,0 +1,489 @@
+"""`niemphong dev init` and `niemphong dev add-identity`: a development environment in one folder.
+
+The folder gets a dev PKI, a SoftHSM2 configuration and token folder, the
+niemphongd configuration and a client.env for the shell. The token itself is
+initialized by niemphongd's own ``provision`` command, run as a subprocess,
+because the client never imports the daemon or python-pkcs11.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import logging
+import os
+import re
+import shlex
+import shutil
+import socket
+import subprocess
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from niemphong.clients.connection import UNIX_SOCKET_PATH_MAX
+from niemphong.clients.console import Console
+from niemphong.clients.context import CommandContext
+from niemphong.clients.devpki import (
+    DEFAULT_IDENTITIES,
+    ROLES,
+    CertificateAuthority,
+    create_ca,
+    load_ca,
+    parse_roles,
+    write_ca,
+    write_client_identity,
+    write_new_file,
+    write_server_identity,
+)
+from niemphong.clients.errors import ClientError, ExitCode
+
+log = logging.getLogger(__name__)
+
+TOKEN_LABEL = "niemphong-dev"
+TOKEN_SESSIONS = 4
+CHUNK_BYTES = 1024 * 1024
+
+# Install locations of SoftHSM2's PKCS#11 module in the Debian and Ubuntu
+# packages. NIEMPHONG_PKCS11_MODULE overrides the search.
+SOFTHSM_MODULE_CANDIDATES = (
+    "/usr/lib/softhsm/libsofthsm2.so",
+    "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
+    "/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so",
+)
+
+# Provisioning SoftHSM2 normally finishes in seconds, so this bound only stops a hung run.
+PROVISION_TIMEOUT_SECONDS = 300
+
+_IDENTITY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+# Per-level policy of the development configuration. Tối mật needs two
+# approvals and gets one open within 8 hours. Mật needs one approval and gets
+# three opens within 24 hours.
+_LEVEL_SECTIONS = (
+    ("toi-mat", "niemphong-toi-mat", 2, 8, 1),
+    ("mat", "niemphong-mat", 1, 24, 3),
+)
+
+
+@dataclass(frozen=True)
+class DevLayout:
+    """The paths of a development environment under one root folder."""
+
+    root: Path
+    # The TCP port written to the configuration; 0 until it is chosen.
+    tcp_port: int = 0
+
+    @property
+    def config(self) -> Path:
+        return self.root / "niemphongd.toml"
+
+    @property
+    def softhsm_config(self) -> Path:
+        return self.root / "softhsm2.conf"
+
+    @property
+    def client_env(self) -> Path:
+        return self.root / "client.env"
+
+    @property
+    def pki(self) -> Path:
+        return self.root / "pki"
+
+    @property
+    def identities(self) -> Path:
+        return self.root / "identities"
+
+    @property
+    def tokens(self) -> Path:
+        return self.root / "tokens"
+
+    @property
+    def secrets(self) -> Path:
+        return self.root / "secrets"
+
+    @property
+    def state(self) -> Path:
+        return self.root / "state"
+
+    @property
+    def run(self) -> Path:
+        return self.root / "run"
+
+    @property
+    def socket(self) -> Path:
+        return self.run / "niemphongd.sock"
+
+    @property
+    def pin_file(self) -> Path:
+        return self.secrets / "token.pin"
+
+    @property
+    def sqlite(self) -> Path:
+        return self.state / "niemphong.db"
+
+    def identity(self, name: str) -> Path:
+        """Return the folder of the identity called ``name``."""
+        return self.identities / name
+
+    def entries(self) -> tuple[Path, ...]:
+        """Return every file and folder that `dev init` creates directly under the root."""
+        folders = (self.pki, self.identities, self.tokens, self.secrets, self.state, self.run)
+        return (self.config, self.softhsm_config, self.client_env, *folders)
+
+
+def toml_string(value: str) -> str:
+    """Return ``value`` as a TOML basic string, escaping quotes, backslashes and control characters."""
+    escaped = []
+    for char in value:
+        if char == '"':
+            escaped.append('\\"')
+        elif char == "\\":
+            escaped.append("\\\\")
+        elif ord(char) < 0x20 or ord(char) == 0x7F:
+            escaped.append(f"\\u{ord(char):04X}")
+        else:
+            escaped.append(char)
+    return '"' + "".join(escaped) + '"'
+
+
+def render_config(layout: DevLayout, module_path: str, tcp_port: int) -> str:
+    """Return the text of niemphongd.toml for ``layout``."""
+    lines = [
+        "# niemphongd development configuration, written by niemphong dev init.",
+        "[server]",
+        f"unix_socket = {toml_string(str(layout.socket))}",
+        f'tcp = "127.0.0.1:{tcp_port}"',
+        f"chunk_bytes = {CHUNK_BYTES}",
+        "",
+        "[tls]",
+        f"ca = {toml_string(str(layout.pki / 'ca.pem'))}",
+        f"cert = {toml_string(str(layout.pki / 'server.pem'))}",
+        f"key = {toml_string(str(layout.pki / 'server.key'))}",
+        "",
+        "[token]",
+        f"module = {toml_string(module_path)}",
+        f"label = {toml_string(TOKEN_LABEL)}",
+        f"pin_file = {toml_string(str(layout.pin_file))}",
+        f"sessions = {TOKEN_SESSIONS}",
+        'profile = "softhsm2"',
+        "",
+        "[token.env]",
+        f"SOFTHSM2_CONF = {toml_string(str(layout.softhsm_config))}",
+        "",
+        "[state]",
+        f"sqlite = {toml_string(str(layout.sqlite))}",
+    ]
+    for level, key_id, approvals, grant_hours, grant_opens in _LEVEL_SECTIONS:
+        lines += [
+            "",
+            f"[levels.{level}]",
+            f"key_id = {toml_string(key_id)}",
+            f"approvals = {approvals}",
+            f"grant_hours = {grant_hours}",
+            f"grant_opens = {grant_opens}",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def render_softhsm_config(layout: DevLayout) -> str:
+    """Return the text of softhsm2.conf, which keeps the token files under the root."""
+    return (
+        "# SoftHSM2 configuration for the niemphong development token.\n"
+        f"directories.tokendir = {layout.tokens}\n"
+        "objectstore.backend = file\n"
+        "log.level = ERROR\n"
+    )
+
+
+def _shell_quote(value: str) -> str:
+    quoted = shlex.quote(value)
+    # shlex.quote leaves a value of only safe characters bare; quote it anyway
+    # so that every line of client.env has the same form.
+    return quoted if quoted.startswith("'") else f"'{quoted}'"
+
+
+def render_client_env(layout: DevLayout, tcp_port: int) -> str:
+    """Return the text of client.env, in POSIX shell syntax."""
+    return (
+        f"# Load into a shell with: . {shlex.quote(str(layout.client_env))}\n"
+        f"export NIEMPHONG_SERVER={_shell_quote('unix:' + str(layout.socket))}\n"
+        f"export NIEMPHONG_SERVER_TCP={_shell_quote(f'127.0.0.1:{tcp_port}')}\n"
+        f"export NIEMPHONG_IDENTITY_DIR={_shell_quote(str(layout.identities))}\n"
+    )
+
+
+def find_softhsm_module(environ: Mapping[str, str]) -> str:
+    """Return the path of SoftHSM2's PKCS#11 module. Raises ClientError when none is found."""
+    override = environ.get("NIEMPHONG_PKCS11_MODULE", "")
+    if override:
+        if not Path(override).is_file():
+            raise ClientError(ExitCode.USAGE, "dev.module_override_missing", path=override)
+        return override
+
+    for candidate in SOFTHSM_MODULE_CANDIDATES:
+        if Path(candidate).is_file():
+            return candidate
+    raise ClientError(ExitCode.UNAVAILABLE, "dev.module_missing", paths=", ".join(SOFTHSM_MODULE_CANDIDATES))
+
+
+def pick_free_tcp_port() -> int:
+    """Return a TCP port on 127.0.0.1 that was free a moment ago.
+
+    NOTE: another process may take the port before niemphongd binds it.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _check_new_layout(layout: DevLayout) -> None:
+    if "\n" in str(layout.root) or "\r" in str(layout.root):
+        # softhsm2.conf has no quoting, so a line break would split its line.
+        raise ClientError(ExitCode.USAGE, "dev.bad_folder", path=repr(str(layout.root)))
+
+    socket_length = len(os.fsencode(str(layout.socket)))
+    if socket_length > UNIX_SOCKET_PATH_MAX:
+        raise ClientError(
+            ExitCode.USAGE,
+            "dev.socket_too_long",
+            path=str(layout.socket),
+            length=socket_length,
+            max=UNIX_SOCKET_PATH_MAX,
+        )
+
+    if layout.config.exists():
+        raise ClientError(ExitCode.USAGE, "dev.already_initialized", path=str(layout.config))
+    if layout.root.exists() and not layout.root.is_dir():
+        raise ClientError(ExitCode.USAGE, "dev.not_folder", path=str(layout.root))
+    for entry in layout.entries():
+        if entry.exists() or entry.is_symlink():
+            raise ClientError(ExitCode.USAGE, "dev.entry_exists", path=str(entry))
+
+
+def remove_dev_files(layout: DevLayout, *, remove_root: bool) -> None:
+    """Delete what `dev init` creates under the root, and the root itself if ``remove_root``."""
+    for entry in layout.entries():
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        elif entry.exists() or entry.is_symlink():
+            entry.unlink(missing_ok=True)
+    if remove_root:
+        try:
+            layout.root.rmdir()
+        except OSError as exc:
+            log.warning("cannot remove %s: %s", layout.root, exc)
+
+
+def write_dev_files(
+    layout: DevLayout,
+    *,
+    module_path: str,
+    tcp_port: int,
+    identities: Mapping[str, str] = DEFAULT_IDENTITIES,
+) -> CertificateAuthority:
+    """Write the PKI, the identities and every configuration file into an existing, checked root."""
+    os.chmod(layout.root, 0o700)
+    for folder in (layout.pki, layout.identities, layout.tokens, layout.secrets, layout.state, layout.run):
+        folder.mkdir(mode=0o700)
+
+    ca = create_ca()
+    write_ca(layout.pki, ca)
+    write_server_identity(layout.pki, ca)
+    for name, role in identities.items():
+        write_client_identity(layout.identity(name), name, role, ca)
+
+    write_new_file(layout.softhsm_config, render_softhsm_config(layout).encode(), 0o600)
+    write_new_file(layout.config, render_config(layout, module_path, tcp_port).encode(), 0o600)
+    write_new_file(layout.client_env, render_client_env(layout, tcp_port).encode(), 0o600)
+    return ca
+
+
+def prepare_dev_folder(
+    root: Path,
+    *,
+    module_path: str,
+    tcp_port: int | None = None,
+    identities: Mapping[str, str] = DEFAULT_IDENTITIES,
+) -> DevLayout:
+    """Create a development environment under ``root``, without provisioning the token.
+
+    This is every step of `dev init` except running niemphongd's
+    ``provision``. Raises ClientError (usage) when ``root`` was initialized
+    before, is not empty of the entries it would create, or gives a socket
+    path too long for a Unix socket. On any failure it removes what it created.
+    """
+    port = tcp_port if tcp_port is not None else pick_free_tcp_port()
+    layout = DevLayout(Path(os.path.abspath(root.expanduser())), tcp_port=port)
+    _check_new_layout(layout)
+
+    created_root = not layout.root.exists()
+    try:
+        layout.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        write_dev_files(layout, module_path=module_path, tcp_port=port, identities=identities)
+    except BaseException as exc:
+        remove_dev_files(layout, remove_root=created_root)
+        if isinstance(exc, OSError):
+            raise ClientError(
+                ExitCode.FAILURE, "dev.write_failed", path=str(exc.filename or layout.root), error=exc.strerror
+            ) from exc
+        raise
+    return layout
+
+
+def provision_token(layout: DevLayout, console: Console, environ: Mapping[str, str]) -> None:
+    """Run niemphongd's ``provision`` command on the layout's configuration.
+
+    The daemon initializes the SoftHSM2 token, writes random PINs into the
+    secrets folder with mode 0600 and creates the per-level keys. PINs never
+    appear on a command line. Raises ClientError (unavailable) on failure,
+    after copying the subprocess's output to stderr.
+    """
+    command = [
+        sys.executable,
+        "-m",
+        "niemphong.daemon.main",
+        "provision",
+        "--config",
+        str(layout.config),
+        "--init-softhsm",
+    ]
+    child_environ = {**environ, "SOFTHSM2_CONF": str(layout.softhsm_config)}
+    log.info("provisioning token: %s", shlex.join(command))
+    try:
+        completed = subprocess.run(
+            command,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            env=child_environ,
+            timeout=PROVISION_TIMEOUT_SECONDS,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise ClientError(
+            ExitCode.UNAVAILABLE, "dev.provision_timeout", seconds=PROVISION_TIMEOUT_SECONDS, dir=str(layout.root)
+        ) from exc
+
+    if completed.returncode != 0:
+        for output in (completed.stdout, completed.stderr):
+            text = output.decode("utf-8", errors="replace")
+            if text:
+                console.stderr.write(text if text.endswith("\n") else text + "\n")
+        raise ClientError(
+            ExitCode.UNAVAILABLE, "dev.provision_failed", code=completed.returncode, dir=str(layout.root)
+        )
+    log.info("token provisioned for %s", layout.root)
+
+
+def add_identity(root: Path, name: str, role: str) -> Path:
+    """Issue one more identity signed by the dev CA under ``root`` and return its folder.
+
+    ``role`` is one role of devpki.ROLES or a comma-separated list of them.
+    Raises ClientError (usage) for an invalid name or role, a missing CA or
+    an identity that exists already.
+    """
+    layout = DevLayout(Path(os.path.abspath(root.expanduser())))
+    if not _IDENTITY_NAME.match(name):
+        raise ClientError(ExitCode.USAGE, "dev.bad_name", value=name)
+    try:
+        parse_roles(role)
+    except ValueError as exc:
+        raise ClientError(ExitCode.USAGE, "dev.bad_role", value=role, roles=", ".join(ROLES)) from exc
+    folder = layout.identity(name)
+    if folder.exists():
+        raise ClientError(ExitCode.USAGE, "dev.identity_exists", path=str(folder))
+
+    try:
+        ca = load_ca(layout.pki)
+    except FileNotFoundError as exc:
+        raise ClientError(ExitCode.USAGE, "dev.no_ca", path=str(exc.filename), dir=str(layout.root)) from exc
+    except (OSError, ValueError) as exc:
+        raise ClientError(ExitCode.FAILURE, "dev.ca_unreadable", path=str(layout.pki), error=str(exc)) from exc
+
+    try:
+        write_client_identity(folder, name, role, ca)
+    except BaseException as exc:
+        shutil.rmtree(folder, ignore_errors=True)
+        if isinstance(exc, OSError):
+            raise ClientError(
+                ExitCode.FAILURE, "dev.write_failed", path=str(exc.filename or folder), error=exc.strerror
+            ) from exc
+        raise
+    return folder
+
+
+def _next_steps(layout: DevLayout) -> dict[str, str]:
+    scanner = layout.identity("scanner")
+    scan = [
+        "niemphong",
+        "scan",
+        "tai-lieu.pdf",
+        "--level",
+        "mat",
+        "--doc-number",
+        "12/UBND-VP",
+        "--issued",
+        "2025-05-14",
+        "--out",
+        "tai-lieu.pdf.niemphong",
+    ]
+    return {
+        "daemon_command": shlex.join(["niemphongd", "--config", str(layout.config)]),
+        "source_command": f". {shlex.quote(str(layout.client_env))}",
+        "scan_command": f"NIEMPHONG_IDENTITY={shlex.quote(str(scanner))} {shlex.join(scan)}",
+    }
+
+
+def run_dev_init(args: argparse.Namespace, context: CommandContext) -> int:
+    """Create a development environment and provision its SoftHSM2 token."""
+    console = context.console
+    environ = context.environ
+    if importlib.util.find_spec("niemphong.daemon") is None:
+        raise ClientError(ExitCode.UNAVAILABLE, "dev.daemon_missing")
+    module_path = find_softhsm_module(environ)
+
+    root = Path(args.dir)
+    created_root = not root.exists()
+    layout = prepare_dev_folder(root, module_path=module_path)
+    try:
+        provision_token(layout, console, environ)
+    except BaseException:
+        remove_dev_files(layout, remove_root=created_root)
+        raise
+
+    steps = _next_steps(layout)
+    console.say(
+        "dev.created",
+        dir=str(layout.root),
+        config=str(layout.config),
+        tokens=str(layout.tokens),
+        pki=str(layout.pki),
+        identities=str(layout.identities),
+        names=", ".join(DEFAULT_IDENTITIES),
+        client_env=str(layout.client_env),
+        **steps,
+    )
+    if args.json:
+        console.json(
+            {
+                "dir": str(layout.root),
+                "config": str(layout.config),
+                "client_env": str(layout.client_env),
+                "unix_socket": str(layout.socket),
+                "tcp": f"127.0.0.1:{layout.tcp_port}",
+                "identities": {name: str(layout.identity(name)) for name in DEFAULT_IDENTITIES},
+            }
+        )
+    return ExitCode.OK
+
+
+def run_add_identity(args: argparse.Namespace, context: CommandContext) -> int:
+    """Issue an extra identity from the dev CA of ``args.dir``."""
+    console = context.console
+    folder = add_identity(Path(args.dir), args.name, args.role)
+
+    console.say("dev.identity_created", name=args.name, role=args.role, path=str(folder))
+    if args.json:
+        console.json({"name": args.name, "role": args.role, "identity": str(folder)})
+    return ExitCode.OK

@@ -1,0 +1,259 @@
+"""Client failures, their exit codes, and the mapping from niemphongd's errors.
+
+niemphongd attaches a google.rpc.ErrorInfo with domain "niemphong.v1" and a
+stable reason code to every failed call. The client picks its exit code and
+message from that reason, and falls back on the gRPC status code only when
+the reason is missing or unknown. It never shows the English status message
+as the user's message, because the daemon does not localize it.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import grpc
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+from niemphong.clients.i18n import Lang, translate
+
+log = logging.getLogger(__name__)
+
+ERROR_DOMAIN = "niemphong.v1"
+
+
+class ExitCode(enum.IntEnum):
+    """Process exit codes of the niemphong command."""
+
+    OK = 0
+    FAILURE = 1
+    USAGE = 2
+    REFUSED_BY_POLICY = 3
+    NOT_AUTHORIZED = 4
+    INTEGRITY_FAILURE = 5
+    UNAVAILABLE = 6
+
+
+class CatalogText(NamedTuple):
+    """A message parameter that is itself a catalog message, translated when shown."""
+
+    message_id: str
+
+    def localize(self, lang: Lang) -> str:
+        """Return the message in ``lang``."""
+        return translate(lang, self.message_id)
+
+
+class RoleNames(NamedTuple):
+    """A message parameter naming one or more roles, shown as "A or B" (or "A and B") in the user's language."""
+
+    names: tuple[str, ...]
+    conjunction_id: str = "word.or"
+
+    def localize(self, lang: Lang) -> str:
+        """Return the role labels in ``lang``, joined with the conjunction."""
+        labels = [translate(lang, f"role.{name}") if name in _ROLE_LABELS else name for name in self.names]
+        return translate(lang, self.conjunction_id).join(labels) or "?"
+
+
+class ClientError(Exception):
+    """A failure to report to the user: an exit code and a catalog message.
+
+    ``reason`` is the daemon's ErrorInfo reason when the failure came from
+    niemphongd, so that a command can add advice of its own.
+    """
+
+    def __init__(
+        self,
+        exit_code: ExitCode,
+        message_id: str,
+        /,
+        *,
+        reason: str | None = None,
+        **params: object,
+    ) -> None:
+        super().__init__(message_id)
+        self.exit_code = exit_code
+        self.message_id = message_id
+        self.reason = reason
+        self.params = params
+        self.hints: list[tuple[str, dict[str, object]]] = []
+
+    def add_hint(self, message_id: str, **params: object) -> None:
+        """Attach advice that is shown after the message."""
+        self.hints.append((message_id, params))
+
+    def localize(self, lang: Lang) -> str:
+        """Return the user's message in ``lang``, followed by any hints on their own lines."""
+        lines = [_translate_with_params(lang, self.message_id, self.params)]
+        lines += [_translate_with_params(lang, message_id, params) for message_id, params in self.hints]
+        return "\n".join(lines)
+
+
+def _translate_with_params(lang: Lang, message_id: str, params: Mapping[str, object]) -> str:
+    resolved = {
+        name: value.localize(lang) if isinstance(value, (CatalogText, RoleNames)) else value
+        for name, value in params.items()
+    }
+    return translate(lang, message_id, **resolved)
+
+
+@dataclass(frozen=True)
+class ReasonRule:
+    """The gRPC status code niemphongd sends with a reason, and the exit code it maps to."""
+
+    status_code: grpc.StatusCode
+    exit_code: ExitCode
+
+
+REASON_RULES: Mapping[str, ReasonRule] = {
+    "LEVEL_NEVER_DIGITIZED": ReasonRule(grpc.StatusCode.FAILED_PRECONDITION, ExitCode.REFUSED_BY_POLICY),
+    "LEVEL_MISSING": ReasonRule(grpc.StatusCode.INVALID_ARGUMENT, ExitCode.USAGE),
+    "INVALID_FIELD": ReasonRule(grpc.StatusCode.INVALID_ARGUMENT, ExitCode.USAGE),
+    "FIELD_TOO_LONG": ReasonRule(grpc.StatusCode.INVALID_ARGUMENT, ExitCode.USAGE),
+    "PROTOCOL_VIOLATION": ReasonRule(grpc.StatusCode.INVALID_ARGUMENT, ExitCode.USAGE),
+    "ROLE_REQUIRED": ReasonRule(grpc.StatusCode.PERMISSION_DENIED, ExitCode.NOT_AUTHORIZED),
+    "UNKNOWN_IDENTITY": ReasonRule(grpc.StatusCode.UNAUTHENTICATED, ExitCode.NOT_AUTHORIZED),
+    "NOT_APPROVED": ReasonRule(grpc.StatusCode.PERMISSION_DENIED, ExitCode.NOT_AUTHORIZED),
+    "SELF_APPROVAL": ReasonRule(grpc.StatusCode.PERMISSION_DENIED, ExitCode.NOT_AUTHORIZED),
+    "NOT_YOUR_REQUEST": ReasonRule(grpc.StatusCode.PERMISSION_DENIED, ExitCode.NOT_AUTHORIZED),
+    "ALREADY_APPROVED": ReasonRule(grpc.StatusCode.FAILED_PRECONDITION, ExitCode.REFUSED_BY_POLICY),
+    "REQUEST_NOT_PENDING": ReasonRule(grpc.StatusCode.FAILED_PRECONDITION, ExitCode.REFUSED_BY_POLICY),
+    "REQUEST_NOT_FOUND": ReasonRule(grpc.StatusCode.NOT_FOUND, ExitCode.FAILURE),
+    "ARTEFACT_NOT_FOUND": ReasonRule(grpc.StatusCode.NOT_FOUND, ExitCode.FAILURE),
+    "INTEGRITY_FAILURE": ReasonRule(grpc.StatusCode.DATA_LOSS, ExitCode.INTEGRITY_FAILURE),
+    "TOKEN_UNAVAILABLE": ReasonRule(grpc.StatusCode.UNAVAILABLE, ExitCode.UNAVAILABLE),
+    "KEY_UNAVAILABLE": ReasonRule(grpc.StatusCode.UNAVAILABLE, ExitCode.UNAVAILABLE),
+    "INTERNAL": ReasonRule(grpc.StatusCode.INTERNAL, ExitCode.FAILURE),
+}
+
+# Exit codes for a failure whose reason is missing or unknown.
+STATUS_EXIT_CODES: Mapping[grpc.StatusCode, ExitCode] = {
+    grpc.StatusCode.UNAVAILABLE: ExitCode.UNAVAILABLE,
+    grpc.StatusCode.DEADLINE_EXCEEDED: ExitCode.UNAVAILABLE,
+    grpc.StatusCode.PERMISSION_DENIED: ExitCode.NOT_AUTHORIZED,
+    grpc.StatusCode.UNAUTHENTICATED: ExitCode.NOT_AUTHORIZED,
+    grpc.StatusCode.DATA_LOSS: ExitCode.INTEGRITY_FAILURE,
+    grpc.StatusCode.INVALID_ARGUMENT: ExitCode.USAGE,
+    grpc.StatusCode.FAILED_PRECONDITION: ExitCode.REFUSED_BY_POLICY,
+}
+
+# Messages for a failure whose reason is missing or unknown. Codes not
+# listed use "code.OTHER", which names the code.
+_STATUS_MESSAGES: Mapping[grpc.StatusCode, str] = {
+    grpc.StatusCode.UNAUTHENTICATED: "code.UNAUTHENTICATED",
+    grpc.StatusCode.PERMISSION_DENIED: "code.PERMISSION_DENIED",
+    grpc.StatusCode.INVALID_ARGUMENT: "code.INVALID_ARGUMENT",
+    grpc.StatusCode.FAILED_PRECONDITION: "code.FAILED_PRECONDITION",
+    grpc.StatusCode.NOT_FOUND: "code.NOT_FOUND",
+    grpc.StatusCode.DATA_LOSS: "reason.INTEGRITY_FAILURE",
+    grpc.StatusCode.INTERNAL: "reason.INTERNAL",
+}
+
+_FIELD_LABELS = frozenset(
+    {"doc_number", "issued_on", "title", "source_name", "purpose", "reason", "artefact_id", "request_id", "level"}
+)
+_ROLE_LABELS = frozenset({"scanner", "viewer", "approver", "custodian", "auditor", "operator"})
+
+
+def read_error_info(error: grpc.Call) -> error_details_pb2.ErrorInfo | None:
+    """Return the niemphong.v1 ErrorInfo attached to a failed call, or None."""
+    try:
+        status = rpc_status.from_call(error)
+    except ValueError as exc:
+        # The rich status disagrees with the call's own code or message. A
+        # proxy rewrote one of them, so the details cannot be trusted.
+        log.warning("ignoring inconsistent rich status: %s", exc)
+        return None
+    if status is None:
+        return None
+
+    for detail in status.details:
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            if info.domain == ERROR_DOMAIN:
+                return info
+    return None
+
+
+def _field_param(name: str) -> object:
+    if name in _FIELD_LABELS:
+        return CatalogText(f"field.{name}")
+    return name or "?"
+
+
+def _role_param(value: str, conjunction_id: str) -> RoleNames:
+    # Several roles arrive comma-separated: "approver,viewer".
+    return RoleNames(tuple(name.strip() for name in value.split(",") if name.strip()), conjunction_id)
+
+
+def _error_from_reason(info: error_details_pb2.ErrorInfo, rule: ReasonRule) -> ClientError:
+    metadata = info.metadata
+    params: dict[str, object] = {}
+    if info.reason in ("INVALID_FIELD", "FIELD_TOO_LONG"):
+        params["field"] = _field_param(metadata.get("field", ""))
+    if info.reason == "FIELD_TOO_LONG":
+        params["max"] = metadata.get("max", "?")
+    if info.reason == "ROLE_REQUIRED":
+        # Any one of the required roles is enough, and the caller has all of the listed roles.
+        params["required_role"] = _role_param(metadata.get("required_role", ""), "word.or")
+        params["role"] = _role_param(metadata.get("role", ""), "word.and")
+
+    return ClientError(rule.exit_code, f"reason.{info.reason}", reason=info.reason, **params)
+
+
+def _error_from_status(code: grpc.StatusCode, detail: str, server: str) -> ClientError:
+    exit_code = STATUS_EXIT_CODES.get(code, ExitCode.FAILURE)
+
+    if code == grpc.StatusCode.UNAVAILABLE:
+        # UNAVAILABLE without an ErrorInfo comes from the gRPC library itself,
+        # for example when no daemon listens on the socket or the TLS handshake fails.
+        return ClientError(exit_code, "error.connect", server=server, detail=detail)
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return ClientError(exit_code, "error.deadline", server=server)
+
+    message_id = _STATUS_MESSAGES.get(code)
+    if message_id is None:
+        return ClientError(exit_code, "code.OTHER", code=code.name)
+    return ClientError(exit_code, message_id)
+
+
+def error_from_rpc(error: grpc.RpcError, server: str) -> ClientError:
+    """Convert a failed gRPC call into a ClientError.
+
+    ``server`` is the daemon address as the user gave it, for messages about
+    connection failures.
+    """
+    call: grpc.Call = error  # type: ignore[assignment]  # every RpcError that grpcio raises for a call is a Call
+    code = call.code()
+    detail = call.details() or ""
+    info = read_error_info(call)
+    log.debug("rpc failed: code=%s reason=%s detail=%r", code.name, info.reason if info else None, detail)
+
+    if info is not None:
+        rule = REASON_RULES.get(info.reason)
+        if rule is not None:
+            return _error_from_reason(info, rule)
+        log.warning("unknown error reason %r with code %s; falling back on the code", info.reason, code.name)
+    return _error_from_status(code, detail, server)
+
+
+def describe_rpc_error(error: grpc.RpcError, lang: Lang, server: str) -> tuple[int, str]:
+    """Return the exit code and the user's message for a failed gRPC call."""
+    client_error = error_from_rpc(error, server)
+    return int(client_error.exit_code), client_error.localize(lang)
+
+
+@contextmanager
+def rpc_errors_as_client_errors(server: str) -> Iterator[None]:
+    """Re-raise any grpc.RpcError in the block as a ClientError."""
+    try:
+        yield
+    except grpc.RpcError as exc:
+        raise error_from_rpc(exc, server) from exc

@@ -1,0 +1,510 @@
+"""Client commands end to end against the fake niemphongd, over mTLS on a Unix socket and TCP."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import unicodedata
+from pathlib import Path
+
+import pytest
+
+from fake_niemphongd import (  # noqa: F401 (dev_layout, fake_daemon and short_tmp are pytest fixtures)
+    ARTEFACT_ID,
+    ENVELOPE_MAGIC,
+    MISSING_REQUEST_ID,
+    REQUEST_ID,
+    SELF_REQUEST_ID,
+    TAMPER_MARK,
+    FakeDaemon,
+    dev_layout,
+    fake_daemon,
+    short_tmp,
+)
+from niemphong.clients.cli import main
+from niemphong.clients.connection import CHUNK_BYTES
+from niemphong.clients.devinit import DevLayout
+from niemphong.v1 import niemphong_pb2 as pb
+
+ISSUED = "2025-05-14"
+
+
+def run(
+    capsys: pytest.CaptureFixture[str], argv: list[str], environ: dict[str, str]
+) -> tuple[int, str, str]:
+    code = main(argv, environ)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def nfd(text: str) -> str:
+    return unicodedata.normalize("NFD", text)
+
+
+@pytest.fixture
+def scan_file(short_tmp: Path) -> Path:
+    path = short_tmp / "công-văn.pdf"
+    path.write_bytes(os.urandom(2 * CHUNK_BYTES + 17))
+    return path
+
+
+def scan_argv(source: Path, out: Path, level: str = "toi-mat", *extra: str) -> list[str]:
+    return ["scan", str(source), "--level", level, "--doc-number", "1479/UBND-NC", "--issued", ISSUED, "--out", str(out), *extra]
+
+
+def test_scan_writes_envelope_and_prints_id(
+    fake_daemon: FakeDaemon, scan_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = scan_file.with_name("cong-van.np")
+
+    code, stdout, stderr = run(capsys, scan_argv(scan_file, out), fake_daemon.environ("scanner"))
+
+    assert code == 0, stderr
+    assert stdout == ARTEFACT_ID + "\n"
+    assert out.read_bytes() == ENVELOPE_MAGIC + scan_file.read_bytes()
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    assert "Đã niêm phong" in stderr
+    assert "Tối mật" in stderr
+    assert "1479/UBND-NC" in stderr
+
+
+def test_scan_chunks_at_most_one_mib(
+    fake_daemon: FakeDaemon, scan_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run(capsys, scan_argv(scan_file, scan_file.with_name("e.np")), fake_daemon.environ())
+
+    assert fake_daemon.state.seal_chunk_sizes == [CHUNK_BYTES, CHUNK_BYTES, 17]
+
+
+def test_scan_nfd_arguments_sent_as_nfc(
+    fake_daemon: FakeDaemon, short_tmp: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = short_tmp / nfd("tài-liệu.pdf")
+    source.write_bytes(b"%PDF-1.4 scan")
+    argv = [
+        "scan", str(source), "--level", "mat", "--doc-number", nfd("12/KH-Tổ công tác"),
+        "--issued", "14/05/2025", "--title", nfd("Kế hoạch kiểm tra"), "--out", str(short_tmp / "e.np"),
+    ]
+
+    code, _, stderr = run(capsys, argv, fake_daemon.environ())
+
+    assert code == 0, stderr
+    document = fake_daemon.state.seal_metadata[0].document
+    assert document.doc_number == "12/KH-Tổ công tác"
+    assert document.title == "Kế hoạch kiểm tra"
+    assert document.source_name == "tài-liệu.pdf"
+    assert document.issued_on == "2025-05-14"
+    assert fake_daemon.state.seal_metadata[0].level == pb.LEVEL_MAT
+
+
+def test_scan_json_prints_summary(
+    fake_daemon: FakeDaemon, scan_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = scan_file.with_name("e.np")
+
+    code, stdout, _ = run(capsys, scan_argv(scan_file, out, "mat", "--json"), fake_daemon.environ())
+
+    summary = json.loads(stdout)
+    assert code == 0
+    assert summary["artefact_id"] == ARTEFACT_ID
+    assert summary["level"] == "mat"
+    assert summary["envelope_bytes"] == out.stat().st_size
+    assert summary["plaintext_bytes"] == scan_file.stat().st_size
+    assert summary["key"] == {"key_id": "niemphong-mat", "version": 1, "wrap_algorithm": "AES-KWP"}
+
+
+def test_scan_tuyet_mat_sent_and_refused(
+    fake_daemon: FakeDaemon, scan_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = scan_file.with_name("e.np")
+
+    code, stdout, stderr = run(capsys, scan_argv(scan_file, out, "tuyet-mat"), fake_daemon.environ())
+
+    assert code == 3
+    assert stdout == ""
+    assert fake_daemon.state.seal_metadata[0].level == pb.LEVEL_TUYET_MAT
+    assert "Tuyệt mật không được số hóa" in stderr
+    assert "29/2018/QH14" in stderr
+    assert str(scan_file) in stderr
+    assert sorted(path.name for path in scan_file.parent.iterdir()) == sorted(["công-văn.pdf", "dev"])
+
+
+def test_scan_tuyet_mat_english(fake_daemon: FakeDaemon, scan_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = scan_argv(scan_file, scan_file.with_name("e.np"), "tuyet-mat")
+
+    code, _, stderr = run(capsys, argv, fake_daemon.environ(lang="en_US.UTF-8"))
+
+    assert code == 3
+    assert "never digitized" in stderr
+
+
+def test_scan_wrong_sha256_exits_5_without_file(
+    fake_daemon: FakeDaemon, scan_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake_daemon.state.wrong_sha256 = True
+    out = scan_file.with_name("e.np")
+
+    code, stdout, stderr = run(capsys, scan_argv(scan_file, out), fake_daemon.environ())
+
+    assert code == 5
+    assert stdout == ""
+    assert "SHA-256" in stderr
+    assert not out.exists()
+    assert not [path for path in scan_file.parent.iterdir() if path.name.endswith(".part")]
+
+
+def test_scan_existing_out_exits_2_before_sending(
+    fake_daemon: FakeDaemon, scan_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = scan_file.with_name("e.np")
+    out.write_bytes(b"earlier envelope")
+
+    code, _, stderr = run(capsys, scan_argv(scan_file, out), fake_daemon.environ())
+
+    assert code == 2
+    assert "--force" in stderr
+    assert out.read_bytes() == b"earlier envelope"
+    assert fake_daemon.state.seal_metadata == []
+
+
+def test_scan_force_overwrites(fake_daemon: FakeDaemon, scan_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = scan_file.with_name("e.np")
+    out.write_bytes(b"earlier envelope")
+
+    code, _, _ = run(capsys, scan_argv(scan_file, out, "mat", "--force"), fake_daemon.environ())
+
+    assert code == 0
+    assert out.read_bytes().startswith(ENVELOPE_MAGIC)
+
+
+def test_scan_out_equal_input_exits_2(
+    fake_daemon: FakeDaemon, scan_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    original = scan_file.read_bytes()
+
+    code, _, stderr = run(capsys, scan_argv(scan_file, scan_file, "mat", "--force"), fake_daemon.environ())
+
+    assert code == 2
+    assert "trùng với tệp đầu vào" in stderr
+    assert scan_file.read_bytes() == original
+
+
+def test_scan_missing_input_exits_2(fake_daemon: FakeDaemon, short_tmp: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = short_tmp / "khong-co.pdf"
+
+    code, _, stderr = run(capsys, scan_argv(missing, short_tmp / "e.np"), fake_daemon.environ())
+
+    assert code == 2
+    assert str(missing) in stderr
+    assert not (short_tmp / "e.np").exists()
+
+
+def test_scan_empty_doc_number_exits_2(fake_daemon: FakeDaemon, scan_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["scan", str(scan_file), "--level", "mat", "--doc-number", " ", "--issued", ISSUED, "--out", "x.np"]
+
+    code, _, stderr = run(capsys, argv, fake_daemon.environ())
+
+    assert code == 2
+    assert "số tài liệu" in stderr
+
+
+def test_scan_expired_protection_warns(fake_daemon: FakeDaemon, scan_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["scan", str(scan_file), "--level", "mat", "--doc-number", "7/BC", "--issued", "01/02/2001",
+            "--out", str(scan_file.with_name("e.np"))]
+
+    code, _, stderr = run(capsys, argv, fake_daemon.environ())
+
+    assert code == 0
+    assert "Cảnh báo" in stderr
+    assert "Điều 19" in stderr
+
+
+def test_client_missing_identity_exits_2_naming_path(
+    fake_daemon: FakeDaemon, scan_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    environ = fake_daemon.environ()
+    environ["NIEMPHONG_IDENTITY"] = str(scan_file.parent / "nobody")
+
+    code, _, stderr = run(capsys, scan_argv(scan_file, scan_file.with_name("e.np")), environ)
+
+    assert code == 2
+    assert str(scan_file.parent / "nobody" / "cert.pem") in stderr
+    assert not scan_file.with_name("e.np").exists()
+
+
+def test_client_no_identity_exits_2(fake_daemon: FakeDaemon, capsys: pytest.CaptureFixture[str]) -> None:
+    environ = fake_daemon.environ()
+    del environ["NIEMPHONG_IDENTITY"]
+
+    code, _, stderr = run(capsys, ["pending"], environ)
+
+    assert code == 2
+    assert "NIEMPHONG_IDENTITY" in stderr
+
+
+def test_client_identity_name_resolved_in_identity_dir(
+    fake_daemon: FakeDaemon, capsys: pytest.CaptureFixture[str]
+) -> None:
+    environ = fake_daemon.environ()
+    environ["NIEMPHONG_IDENTITY_DIR"] = str(fake_daemon.layout.identities)
+
+    code, _, stderr = run(capsys, ["pending", "--identity", "approver-1"], environ)
+
+    assert code == 0, stderr
+
+
+def test_client_unreachable_server_exits_6(dev_layout: DevLayout, capsys: pytest.CaptureFixture[str]) -> None:
+    server = f"unix:{dev_layout.socket}"
+    environ = {"NIEMPHONG_SERVER": server, "NIEMPHONG_IDENTITY": str(dev_layout.identity("viewer")), "LANG": "vi_VN"}
+
+    code, stdout, stderr = run(capsys, ["pending"], environ)
+
+    assert code == 6
+    assert stdout == ""
+    assert server in stderr
+    assert "niemphongd --config" in stderr
+
+
+def test_client_unreachable_server_view_leaves_no_file(
+    dev_layout: DevLayout, short_tmp: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    envelope = short_tmp / "e.np"
+    envelope.write_bytes(ENVELOPE_MAGIC + b"data")
+    environ = {"NIEMPHONG_SERVER": f"unix:{dev_layout.socket}", "NIEMPHONG_IDENTITY": str(dev_layout.identity("viewer"))}
+
+    code, _, _ = run(capsys, ["view", str(envelope), "--out", str(short_tmp / "p.pdf")], environ)
+
+    assert code == 6
+    assert sorted(path.name for path in short_tmp.iterdir()) == ["dev", "e.np"]
+
+
+@pytest.mark.parametrize("server", ["localhost", "unix:relative.sock", "unix://host/path", "host:0", "host:99999", "http://x:1"])
+def test_client_bad_server_address_exits_2(
+    fake_daemon: FakeDaemon, server: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, stderr = run(capsys, ["pending", "--server", server], fake_daemon.environ())
+
+    assert code == 2
+    assert server in stderr
+
+
+def test_client_no_server_exits_2(fake_daemon: FakeDaemon, capsys: pytest.CaptureFixture[str]) -> None:
+    environ = fake_daemon.environ()
+    del environ["NIEMPHONG_SERVER"]
+
+    code, _, stderr = run(capsys, ["pending"], environ)
+
+    assert code == 2
+    assert "NIEMPHONG_SERVER" in stderr
+
+
+def test_client_over_tcp_with_server_name(fake_daemon: FakeDaemon, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, stderr = run(capsys, ["pending", "--server", fake_daemon.tcp_address], fake_daemon.environ("approver-1"))
+
+    assert code == 0, stderr
+
+
+def test_client_wrong_server_name_fails_tls(fake_daemon: FakeDaemon, capsys: pytest.CaptureFixture[str]) -> None:
+    environ = fake_daemon.environ("approver-1")
+    environ["NIEMPHONG_SERVER_NAME"] = "someone-else"
+
+    code, _, _ = run(capsys, ["pending"], environ)
+
+    assert code == 6
+
+
+def test_client_unix_uri_form_accepted(fake_daemon: FakeDaemon, capsys: pytest.CaptureFixture[str]) -> None:
+    server = "unix://" + str(fake_daemon.layout.socket)
+
+    code, _, stderr = run(capsys, ["pending", "--server", server], fake_daemon.environ("approver-1"))
+
+    assert code == 0, stderr
+
+
+def test_inspect_table_in_vietnamese(fake_daemon: FakeDaemon, short_tmp: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    envelope = short_tmp / "e.np"
+    envelope.write_bytes(b"H" * (200 * 1024))
+
+    code, stdout, _ = run(capsys, ["inspect", str(envelope)], fake_daemon.environ("viewer"))
+
+    assert code == 0
+    assert "Mã tài liệu:" in stdout
+    assert ARTEFACT_ID in stdout
+    assert "Độ mật:" in stdout
+    assert "Tối mật" in stdout
+    assert "14/05/2025" in stdout
+    assert "Kế hoạch bảo vệ bí mật nhà nước năm 2025" in stdout
+    assert "niemphong-toi-mat v3" in stdout
+    assert "14/05/2025 10:30:12" in stdout
+    assert "chưa được xác thực" in stdout
+    request = fake_daemon.state.inspect_requests[0]
+    assert len(request.envelope_head) == 80 * 1024
+    assert request.envelope_bytes == 200 * 1024
+
+
+def test_inspect_json_english_keys(fake_daemon: FakeDaemon, short_tmp: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    envelope = short_tmp / "e.np"
+    envelope.write_bytes(b"H" * 100)
+
+    code, stdout, _ = run(capsys, ["inspect", str(envelope), "--json"], fake_daemon.environ("viewer"))
+
+    facts = json.loads(stdout)
+    assert code == 0
+    assert facts["artefact_id"] == ARTEFACT_ID
+    assert facts["level"] == "toi-mat"
+    assert facts["document"]["doc_number"] == "1479/UBND-NC"
+    assert facts["keys"] == [{"key_id": "niemphong-toi-mat", "version": 3, "wrap_algorithm": "AES-KWP"}]
+    assert facts["sealed_at"] == "2025-05-14T03:30:12Z"
+    assert facts["envelope_bytes"] == 100
+    assert facts["verified"] is False
+
+
+def test_request_prints_only_request_id(
+    fake_daemon: FakeDaemon, short_tmp: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    envelope = short_tmp / "e.np"
+    envelope.write_bytes(b"H" * 100)
+
+    code, stdout, stderr = run(
+        capsys, ["request", str(envelope), "--purpose", nfd("Phục vụ thanh tra")], fake_daemon.environ("viewer")
+    )
+
+    assert code == 0, stderr
+    assert stdout == REQUEST_ID + "\n"
+    sent = fake_daemon.state.access_requests[0]
+    assert sent.artefact_id == ARTEFACT_ID
+    assert sent.purpose == "Phục vụ thanh tra"
+
+
+def test_request_empty_purpose_exits_2_before_connecting(
+    fake_daemon: FakeDaemon, short_tmp: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    envelope = short_tmp / "e.np"
+    envelope.write_bytes(b"H")
+
+    code, _, _ = run(capsys, ["request", str(envelope), "--purpose", "  "], fake_daemon.environ("viewer"))
+
+    assert code == 2
+    assert fake_daemon.state.inspect_requests == []
+
+
+def test_approve_complete_reports_grant(fake_daemon: FakeDaemon, capsys: pytest.CaptureFixture[str]) -> None:
+    code, stdout, stderr = run(capsys, ["approve", REQUEST_ID], fake_daemon.environ("approver-1"))
+
+    assert code == 0
+    assert stdout == ""
+    assert "đủ phê duyệt" in stderr
+
+
+def test_approve_own_request_exits_4(fake_daemon: FakeDaemon, capsys: pytest.CaptureFixture[str]) -> None:
+    code, stdout, stderr = run(capsys, ["approve", SELF_REQUEST_ID], fake_daemon.environ("approver-1"))
+
+    assert code == 4
+    assert stdout == ""
+    assert "tự phê duyệt" in stderr
+
+
+def test_deny_reason_sent_as_nfc(fake_daemon: FakeDaemon, capsys: pytest.CaptureFixture[str]) -> None:
+    code, stdout, _ = run(
+        capsys, ["deny", REQUEST_ID, "--reason", nfd("Không đủ căn cứ"), "--json"], fake_daemon.environ("approver-1")
+    )
+
+    assert code == 0
+    assert fake_daemon.state.deny_requests[0].reason == "Không đủ căn cứ"
+    assert json.loads(stdout)["state"] == "denied"
+
+
+def test_pending_table_strips_control_characters(fake_daemon: FakeDaemon, capsys: pytest.CaptureFixture[str]) -> None:
+    code, stdout, _ = run(capsys, ["pending"], fake_daemon.environ("approver-1"))
+
+    assert code == 0
+    assert "Mã yêu cầu" in stdout
+    assert REQUEST_ID in stdout
+    assert "0/2" in stdout
+    assert "\x1b" not in stdout
+
+
+def test_pending_json(fake_daemon: FakeDaemon, capsys: pytest.CaptureFixture[str]) -> None:
+    code, stdout, _ = run(capsys, ["pending", "--json"], fake_daemon.environ("approver-1"))
+
+    requests = json.loads(stdout)["requests"]
+    assert code == 0
+    assert [request["request_id"] for request in requests] == [REQUEST_ID]
+    assert requests[0]["state"] == "pending"
+    assert requests[0]["level"] == "toi-mat"
+    assert requests[0]["approvals_required"] == 2
+
+
+def test_show_one_request(fake_daemon: FakeDaemon, capsys: pytest.CaptureFixture[str]) -> None:
+    code, stdout, _ = run(capsys, ["show", REQUEST_ID, "--lang", "en"], fake_daemon.environ("viewer"))
+
+    assert code == 0
+    assert "State:" in stdout
+    assert "pending" in stdout
+
+
+def test_show_missing_request_exits_1(fake_daemon: FakeDaemon, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, stderr = run(capsys, ["show", MISSING_REQUEST_ID], fake_daemon.environ("viewer"))
+
+    assert code == 1
+    assert "Không tìm thấy yêu cầu" in stderr
+
+
+def test_view_writes_plaintext(fake_daemon: FakeDaemon, short_tmp: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    plaintext = os.urandom(CHUNK_BYTES + 5)
+    envelope = short_tmp / "e.np"
+    envelope.write_bytes(ENVELOPE_MAGIC + plaintext)
+    out = short_tmp / "ban-ro.pdf"
+
+    code, stdout, stderr = run(
+        capsys, ["view", str(envelope), "--out", str(out), "--request", REQUEST_ID], fake_daemon.environ("viewer")
+    )
+
+    assert code == 0, stderr
+    assert stdout == ""
+    assert out.read_bytes() == plaintext
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    assert fake_daemon.state.open_starts[0].request_id == REQUEST_ID
+    assert "Số lượt mở còn lại: 2" in stderr
+
+
+def test_view_tampered_exits_5_without_file(
+    fake_daemon: FakeDaemon, short_tmp: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    envelope = short_tmp / "e.np"
+    envelope.write_bytes(ENVELOPE_MAGIC + b"A" * 5000 + TAMPER_MARK + b"B" * 5000)
+    out = short_tmp / "ban-ro.pdf"
+
+    code, stdout, stderr = run(capsys, ["view", str(envelope), "--out", str(out)], fake_daemon.environ("viewer"))
+
+    assert code == 5
+    assert stdout == ""
+    assert "bị hỏng hoặc đã bị sửa đổi" in stderr
+    assert sorted(path.name for path in short_tmp.iterdir()) == ["dev", "e.np"]
+
+
+def test_view_not_approved_exits_4(fake_daemon: FakeDaemon, short_tmp: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fake_daemon.state.deny_open = True
+    envelope = short_tmp / "e.np"
+    envelope.write_bytes(ENVELOPE_MAGIC + b"data")
+
+    code, _, stderr = run(
+        capsys, ["view", str(envelope), "--out", str(short_tmp / "p.pdf")], fake_daemon.environ("viewer")
+    )
+
+    assert code == 4
+    assert "niemphong request" in stderr
+    assert not (short_tmp / "p.pdf").exists()
+    assert fake_daemon.state.open_starts[0].request_id == ""
+
+
+def test_view_out_equal_envelope_exits_2(fake_daemon: FakeDaemon, short_tmp: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    envelope = short_tmp / "e.np"
+    envelope.write_bytes(ENVELOPE_MAGIC + b"data")
+
+    code, _, _ = run(capsys, ["view", str(envelope), "--out", str(envelope), "--force"], fake_daemon.environ("viewer"))
+
+    assert code == 2
+    assert envelope.read_bytes() == ENVELOPE_MAGIC + b"data"
+    assert fake_daemon.state.open_starts == []
