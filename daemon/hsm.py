@@ -12,9 +12,9 @@ PKCS#11 login state belongs to the application, not the session: one
 anchor session logs in and stays open for the daemon's life, and pool
 sessions opened after it are logged in too (PKCS#11 v2.40, section 5.6).
 
-python-pkcs11 calls C_Initialize with no arguments, which tells the module
-that the application will not call it from several threads; SoftHSM2 then
-turns its own locking off, and concurrent sessions fail with
+python-pkcs11 calls C_Initialize with no arguments, which means the
+application promises not to call the module from several threads. SoftHSM2
+then turns its own locking off, and concurrent sessions fail with
 CKR_GENERAL_ERROR. :func:`_load_library` therefore initializes the module
 again with CKF_OS_LOCKING_OK before the first session opens.
 """
@@ -118,9 +118,9 @@ _libraries_lock = threading.Lock()
 def _load_library(module: str) -> pkcs11.lib:
     """Load a PKCS#11 module once per process, initialized to allow calls from several threads.
 
-    python-pkcs11 loads and initializes the module with NULL arguments; before
-    any session exists, the module is finalized and initialized again with
-    CKF_OS_LOCKING_OK through its own exported functions. The library object
+    python-pkcs11 loads and initializes the module with NULL arguments. Before
+    any session exists, the module is then finalized and initialized again
+    with CKF_OS_LOCKING_OK, through the functions the module exports. The library object
     python-pkcs11 holds stays valid, because the module is not unloaded.
     """
     with _libraries_lock:
@@ -321,7 +321,7 @@ class Pkcs11Token:
         """Unwrap a data key inside the token and return its value.
 
         Raises:
-            KeyError: the token holds no KEK for the slot's key id and version.
+            KeyError: the token contains no KEK for the slot's key id and version.
             UnwrapFailed: the wrapped bytes do not unwrap under that KEK.
         """
         mechanism = _MECHANISM_BY_NAME.get(slot.wrap_algorithm)
@@ -353,7 +353,7 @@ class Pkcs11Token:
         return data_key
 
     def check_alive(self) -> bool:
-        """Return whether the token still answers on the login session."""
+        """Return whether the token still completes a call on the login session."""
         try:
             self._anchor.generate_random(64)
         except p11x.PKCS11Error:

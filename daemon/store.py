@@ -151,9 +151,9 @@ class StateStore(Protocol):
 class SqliteStore:
     """The embedded state store: one SQLite file in WAL mode, fully synchronous.
 
-    One connection serves every thread, behind a lock, so transactions are
-    serial; at the rates of one agency's custody daemon the lock is not the
-    limit, the token is.
+    One connection serves every thread, behind a lock, so transactions run
+    one at a time. At the rates of one agency's custody daemon the token, not
+    this lock, limits throughput.
     """
 
     def __init__(self, path: Path) -> None:
