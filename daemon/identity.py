@@ -67,12 +67,19 @@ def identity_from_pem(pem: bytes) -> Identity | None:
 
 
 class CallContext:
-    """A servicer context with the caller's identity and a request id attached."""
+    """A servicer context with the caller's identity and a request id attached.
+
+    Handlers record what the call touched in ``facts`` (keys such as
+    ``artefact_id``, ``level``, ``plaintext_bytes``, ``envelope_bytes``,
+    ``reason``), so that code wrapped around every call can report it
+    without parsing messages. Never put secrets or plaintext there.
+    """
 
     def __init__(self, context: grpc.ServicerContext, identity: Identity, request_id: str) -> None:
         self._context = context
         self.identity = identity
         self.request_id = request_id
+        self.facts: dict[str, str | int] = {}
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._context, name)

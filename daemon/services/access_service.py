@@ -53,6 +53,7 @@ class AccessServicer(pb_grpc.AccessServiceServicer):
         try:
             return action()
         except ServiceError as error:
+            context.facts["reason"] = error.reason
             log.warning(
                 "request %s %s by %s refused: %s (%s)",
                 context.request_id, operation, context.identity.name, error.reason, error.message,

@@ -65,6 +65,7 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
         try:
             yield from self._seal(request_iterator, context)
         except ServiceError as error:
+            context.facts["reason"] = error.reason
             log.warning("request %s seal by %s refused: %s (%s)", context.request_id, context.identity.name, error.reason, error.message)
             abort(context, error)
         except TokenUnavailable as exc:
@@ -75,7 +76,7 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
         first = next(request_iterator, None)
         if first is None or first.WhichOneof("payload") != "metadata":
             raise ServiceError("PROTOCOL_VIOLATION", "the first Seal message must carry metadata")
-        level, metadata = self._check_seal_metadata(first.metadata)
+        level, metadata = self._check_seal_metadata(first.metadata, context)
         policy = self.config.levels[level]
         version = self.keys.sealing_versions.get(level)
         if version is None:
@@ -119,6 +120,10 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
         # The artefact enters the registry only once its envelope is whole;
         # a client that never receives the summary must discard what it got.
         artefact_hex = artefact_id.hex()
+        context.facts.update(
+            artefact_id=artefact_hex, plaintext_bytes=plaintext_bytes, envelope_bytes=envelope_bytes,
+            key_id=slot.key_id, key_version=slot.key_version,
+        )
         record = ArtefactRecord(
             artefact_id=artefact_hex,
             level=int(level),
@@ -152,10 +157,11 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
             envelope_sha256=record.envelope_sha256,
         ))
 
-    def _check_seal_metadata(self, metadata: pb.SealMetadata) -> tuple[Level, dict[str, str]]:
+    def _check_seal_metadata(self, metadata: pb.SealMetadata, context: CallContext) -> tuple[Level, dict[str, str]]:
         level = Level.from_proto(metadata.level)
         if level is None:
             raise ServiceError("LEVEL_MISSING", "the classification level is missing or unknown")
+        context.facts["level"] = level.config_name
         if not level.sealable:
             raise ServiceError(
                 "LEVEL_NEVER_DIGITIZED",
@@ -182,6 +188,7 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
         try:
             yield from self._open(request_iterator, context)
         except ServiceError as error:
+            context.facts["reason"] = error.reason
             log.warning("request %s open by %s refused: %s (%s)", context.request_id, context.identity.name, error.reason, error.message)
             abort(context, error)
         except TokenUnavailable as exc:
@@ -198,6 +205,7 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
         header, rest = self._read_header(chunks)
         artefact_id = header.artefact_id.hex()
         viewer = context.identity
+        context.facts["artefact_id"] = artefact_id
 
         # An envelope this daemon never sealed, or whose level disagrees with
         # the registry, is not ours: the same error as any altered byte.
@@ -205,6 +213,7 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
             artefact = tx.get_artefact(artefact_id)
         if artefact is None or artefact.level != header.level:
             raise _integrity_failure()
+        context.facts["level"] = Level(artefact.level).config_name
         # Refuse before any token call when there is no grant at all.
         self.access.find_grant(viewer, artefact_id, request_id)
 
@@ -238,6 +247,7 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
             raise _integrity_failure() from None
         plaintext_bytes += len(plain)
         yield from self._plain_chunks(plain)
+        context.facts["plaintext_bytes"] = plaintext_bytes
 
         yield pb.OpenResponse(summary=pb.OpenSummary(
             artefact_id=artefact_id,
