@@ -24,17 +24,17 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cniemphong/v1/niemphong.proto\x12\x0cniemphong.v1\"]\n\x10\x44ocumentMetadata\x12\x12\n\ndoc_number\x18\x01 \x01(\t\x12\x11\n\tissued_on\x18\x02 \x01(\t\x12\r\n\x05title\x18\x03 \x01(\t\x12\x13\n\x0bsource_name\x18\x04 \x01(\t\"d\n\x0cSealMetadata\x12\"\n\x05level\x18\x01 \x01(\x0e\x32\x13.niemphong.v1.Level\x12\x30\n\x08\x64ocument\x18\x02 \x01(\x0b\x32\x1e.niemphong.v1.DocumentMetadata\"Y\n\x0bSealRequest\x12.\n\x08metadata\x18\x01 \x01(\x0b\x32\x1a.niemphong.v1.SealMetadataH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\t\n\x07payload\"A\n\x06KeyRef\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\r\x12\x16\n\x0ewrap_algorithm\x18\x03 \x01(\t\"\xb3\x01\n\x0bSealSummary\x12\x13\n\x0b\x61rtefact_id\x18\x01 \x01(\t\x12\"\n\x05level\x18\x02 \x01(\x0e\x32\x13.niemphong.v1.Level\x12!\n\x03key\x18\x03 \x01(\x0b\x32\x14.niemphong.v1.KeyRef\x12\x17\n\x0fplaintext_bytes\x18\x04 \x01(\x04\x12\x16\n\x0e\x65nvelope_bytes\x18\x05 \x01(\x04\x12\x17\n\x0f\x65nvelope_sha256\x18\x06 \x01(\t\"X\n\x0cSealResponse\x12\x0f\n\x05\x63hunk\x18\x01 \x01(\x0cH\x00\x12,\n\x07summary\x18\x02 \x01(\x0b\x32\x19.niemphong.v1.SealSummaryH\x00\x42\t\n\x07payload\"\x1f\n\tOpenStart\x12\x12\n\nrequest_id\x18\x01 \x01(\t\"S\n\x0bOpenRequest\x12(\n\x05start\x18\x01 \x01(\x0b\x32\x17.niemphong.v1.OpenStartH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\t\n\x07payload\"T\n\x0bOpenSummary\x12\x13\n\x0b\x61rtefact_id\x18\x01 \x01(\t\x12\x17\n\x0fplaintext_bytes\x18\x02 \x01(\x04\x12\x17\n\x0fopens_remaining\x18\x03 \x01(\r\"X\n\x0cOpenResponse\x12\x0f\n\x05\x63hunk\x18\x01 \x01(\x0cH\x00\x12,\n\x07summary\x18\x02 \x01(\x0b\x32\x19.niemphong.v1.OpenSummaryH\x00\x42\t\n\x07payload\"?\n\x0eInspectRequest\x12\x15\n\renvelope_head\x18\x01 \x01(\x0c\x12\x16\n\x0e\x65nvelope_bytes\x18\x02 \x01(\x04\"\xa5\x02\n\x0fInspectResponse\x12\x16\n\x0e\x66ormat_version\x18\x01 \x01(\r\x12\x13\n\x0b\x61rtefact_id\x18\x02 \x01(\t\x12\"\n\x05level\x18\x03 \x01(\x0e\x32\x13.niemphong.v1.Level\x12\x30\n\x08\x64ocument\x18\x04 \x01(\x0b\x32\x1e.niemphong.v1.DocumentMetadata\x12\"\n\x04keys\x18\x05 \x03(\x0b\x32\x14.niemphong.v1.KeyRef\x12\x15\n\rsegment_bytes\x18\x06 \x01(\r\x12\x14\n\x0cheader_bytes\x18\x07 \x01(\r\x12\x17\n\x0fplaintext_bytes\x18\x08 \x01(\x04\x12\x11\n\tsealed_at\x18\t \x01(\x03\x12\x12\n\nregistered\x18\n \x01(\x08\"1\n\x08\x41pproval\x12\x10\n\x08\x61pprover\x18\x01 \x01(\t\x12\x13\n\x0b\x61pproved_at\x18\x02 \x01(\x03\"F\n\x05Grant\x12\x12\n\nexpires_at\x18\x01 \x01(\x03\x12\x15\n\ropens_allowed\x18\x02 \x01(\r\x12\x12\n\nopens_used\x18\x03 \x01(\r\"\xe6\x02\n\rAccessRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61rtefact_id\x18\x02 \x01(\t\x12\"\n\x05level\x18\x03 \x01(\x0e\x32\x13.niemphong.v1.Level\x12\x12\n\ndoc_number\x18\x04 \x01(\t\x12\x11\n\trequester\x18\x05 \x01(\t\x12\x0f\n\x07purpose\x18\x06 \x01(\t\x12)\n\x05state\x18\x07 \x01(\x0e\x32\x1a.niemphong.v1.RequestState\x12)\n\tapprovals\x18\x08 \x03(\x0b\x32\x16.niemphong.v1.Approval\x12\x1a\n\x12\x61pprovals_required\x18\t \x01(\r\x12\x11\n\tdenied_by\x18\n \x01(\t\x12\x13\n\x0b\x64\x65ny_reason\x18\x0b \x01(\t\x12\x12\n\ncreated_at\x18\x0c \x01(\x03\x12\"\n\x05grant\x18\r \x01(\x0b\x32\x13.niemphong.v1.Grant\"<\n\x14RequestAccessRequest\x12\x13\n\x0b\x61rtefact_id\x18\x01 \x01(\t\x12\x0f\n\x07purpose\x18\x02 \x01(\t\"$\n\x0e\x41pproveRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\"1\n\x0b\x44\x65nyRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\x14\n\x12ListPendingRequest\"D\n\x13ListPendingResponse\x12-\n\x08requests\x18\x01 \x03(\x0b\x32\x1b.niemphong.v1.AccessRequest\"\'\n\x11GetRequestRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t*U\n\x05Level\x12\x15\n\x11LEVEL_UNSPECIFIED\x10\x00\x12\r\n\tLEVEL_MAT\x10\x01\x12\x11\n\rLEVEL_TOI_MAT\x10\x02\x12\x13\n\x0fLEVEL_TUYET_MAT\x10\x03*~\n\x0cRequestState\x12\x1d\n\x19REQUEST_STATE_UNSPECIFIED\x10\x00\x12\x19\n\x15REQUEST_STATE_PENDING\x10\x01\x12\x1a\n\x16REQUEST_STATE_APPROVED\x10\x02\x12\x18\n\x14REQUEST_STATE_DENIED\x10\x03\x32\xdf\x01\n\x0f\x45nvelopeService\x12\x41\n\x04Seal\x12\x19.niemphong.v1.SealRequest\x1a\x1a.niemphong.v1.SealResponse(\x01\x30\x01\x12\x41\n\x04Open\x12\x19.niemphong.v1.OpenRequest\x1a\x1a.niemphong.v1.OpenResponse(\x01\x30\x01\x12\x46\n\x07Inspect\x12\x1c.niemphong.v1.InspectRequest\x1a\x1d.niemphong.v1.InspectResponse2\x87\x03\n\rAccessService\x12P\n\rRequestAccess\x12\".niemphong.v1.RequestAccessRequest\x1a\x1b.niemphong.v1.AccessRequest\x12\x44\n\x07\x41pprove\x12\x1c.niemphong.v1.ApproveRequest\x1a\x1b.niemphong.v1.AccessRequest\x12>\n\x04\x44\x65ny\x12\x19.niemphong.v1.DenyRequest\x1a\x1b.niemphong.v1.AccessRequest\x12R\n\x0bListPending\x12 .niemphong.v1.ListPendingRequest\x1a!.niemphong.v1.ListPendingResponse\x12J\n\nGetRequest\x12\x1f.niemphong.v1.GetRequestRequest\x1a\x1b.niemphong.v1.AccessRequestb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1cniemphong/v1/niemphong.proto\x12\x0cniemphong.v1\"]\n\x10\x44ocumentMetadata\x12\x12\n\ndoc_number\x18\x01 \x01(\t\x12\x11\n\tissued_on\x18\x02 \x01(\t\x12\r\n\x05title\x18\x03 \x01(\t\x12\x13\n\x0bsource_name\x18\x04 \x01(\t\"d\n\x0cSealMetadata\x12\"\n\x05level\x18\x01 \x01(\x0e\x32\x13.niemphong.v1.Level\x12\x30\n\x08\x64ocument\x18\x02 \x01(\x0b\x32\x1e.niemphong.v1.DocumentMetadata\"Y\n\x0bSealRequest\x12.\n\x08metadata\x18\x01 \x01(\x0b\x32\x1a.niemphong.v1.SealMetadataH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\t\n\x07payload\"A\n\x06KeyRef\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\r\x12\x16\n\x0ewrap_algorithm\x18\x03 \x01(\t\"\xb3\x01\n\x0bSealSummary\x12\x13\n\x0b\x61rtefact_id\x18\x01 \x01(\t\x12\"\n\x05level\x18\x02 \x01(\x0e\x32\x13.niemphong.v1.Level\x12!\n\x03key\x18\x03 \x01(\x0b\x32\x14.niemphong.v1.KeyRef\x12\x17\n\x0fplaintext_bytes\x18\x04 \x01(\x04\x12\x16\n\x0e\x65nvelope_bytes\x18\x05 \x01(\x04\x12\x17\n\x0f\x65nvelope_sha256\x18\x06 \x01(\t\"X\n\x0cSealResponse\x12\x0f\n\x05\x63hunk\x18\x01 \x01(\x0cH\x00\x12,\n\x07summary\x18\x02 \x01(\x0b\x32\x19.niemphong.v1.SealSummaryH\x00\x42\t\n\x07payload\"\x1f\n\tOpenStart\x12\x12\n\nrequest_id\x18\x01 \x01(\t\"S\n\x0bOpenRequest\x12(\n\x05start\x18\x01 \x01(\x0b\x32\x17.niemphong.v1.OpenStartH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\t\n\x07payload\"T\n\x0bOpenSummary\x12\x13\n\x0b\x61rtefact_id\x18\x01 \x01(\t\x12\x17\n\x0fplaintext_bytes\x18\x02 \x01(\x04\x12\x17\n\x0fopens_remaining\x18\x03 \x01(\r\"X\n\x0cOpenResponse\x12\x0f\n\x05\x63hunk\x18\x01 \x01(\x0cH\x00\x12,\n\x07summary\x18\x02 \x01(\x0b\x32\x19.niemphong.v1.OpenSummaryH\x00\x42\t\n\x07payload\"?\n\x0eInspectRequest\x12\x15\n\renvelope_head\x18\x01 \x01(\x0c\x12\x16\n\x0e\x65nvelope_bytes\x18\x02 \x01(\x04\"\xc0\x02\n\x0fInspectResponse\x12\x16\n\x0e\x66ormat_version\x18\x01 \x01(\r\x12\x13\n\x0b\x61rtefact_id\x18\x02 \x01(\t\x12\"\n\x05level\x18\x03 \x01(\x0e\x32\x13.niemphong.v1.Level\x12\x30\n\x08\x64ocument\x18\x04 \x01(\x0b\x32\x1e.niemphong.v1.DocumentMetadata\x12\"\n\x04keys\x18\x05 \x03(\x0b\x32\x14.niemphong.v1.KeyRef\x12\x15\n\rsegment_bytes\x18\x06 \x01(\r\x12\x14\n\x0cheader_bytes\x18\x07 \x01(\r\x12\x17\n\x0fplaintext_bytes\x18\x08 \x01(\x04\x12\x11\n\tsealed_at\x18\t \x01(\x03\x12\x12\n\nregistered\x18\n \x01(\x08\x12\x19\n\x11registry_mismatch\x18\x0b \x01(\x08\"1\n\x08\x41pproval\x12\x10\n\x08\x61pprover\x18\x01 \x01(\t\x12\x13\n\x0b\x61pproved_at\x18\x02 \x01(\x03\"F\n\x05Grant\x12\x12\n\nexpires_at\x18\x01 \x01(\x03\x12\x15\n\ropens_allowed\x18\x02 \x01(\r\x12\x12\n\nopens_used\x18\x03 \x01(\r\"\xe6\x02\n\rAccessRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61rtefact_id\x18\x02 \x01(\t\x12\"\n\x05level\x18\x03 \x01(\x0e\x32\x13.niemphong.v1.Level\x12\x12\n\ndoc_number\x18\x04 \x01(\t\x12\x11\n\trequester\x18\x05 \x01(\t\x12\x0f\n\x07purpose\x18\x06 \x01(\t\x12)\n\x05state\x18\x07 \x01(\x0e\x32\x1a.niemphong.v1.RequestState\x12)\n\tapprovals\x18\x08 \x03(\x0b\x32\x16.niemphong.v1.Approval\x12\x1a\n\x12\x61pprovals_required\x18\t \x01(\r\x12\x11\n\tdenied_by\x18\n \x01(\t\x12\x13\n\x0b\x64\x65ny_reason\x18\x0b \x01(\t\x12\x12\n\ncreated_at\x18\x0c \x01(\x03\x12\"\n\x05grant\x18\r \x01(\x0b\x32\x13.niemphong.v1.Grant\"<\n\x14RequestAccessRequest\x12\x13\n\x0b\x61rtefact_id\x18\x01 \x01(\t\x12\x0f\n\x07purpose\x18\x02 \x01(\t\"$\n\x0e\x41pproveRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\"1\n\x0b\x44\x65nyRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\x14\n\x12ListPendingRequest\"W\n\x13ListPendingResponse\x12-\n\x08requests\x18\x01 \x03(\x0b\x32\x1b.niemphong.v1.AccessRequest\x12\x11\n\ttruncated\x18\x02 \x01(\x08\"\'\n\x11GetRequestRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t*U\n\x05Level\x12\x15\n\x11LEVEL_UNSPECIFIED\x10\x00\x12\r\n\tLEVEL_MAT\x10\x01\x12\x11\n\rLEVEL_TOI_MAT\x10\x02\x12\x13\n\x0fLEVEL_TUYET_MAT\x10\x03*~\n\x0cRequestState\x12\x1d\n\x19REQUEST_STATE_UNSPECIFIED\x10\x00\x12\x19\n\x15REQUEST_STATE_PENDING\x10\x01\x12\x1a\n\x16REQUEST_STATE_APPROVED\x10\x02\x12\x18\n\x14REQUEST_STATE_DENIED\x10\x03\x32\xdf\x01\n\x0f\x45nvelopeService\x12\x41\n\x04Seal\x12\x19.niemphong.v1.SealRequest\x1a\x1a.niemphong.v1.SealResponse(\x01\x30\x01\x12\x41\n\x04Open\x12\x19.niemphong.v1.OpenRequest\x1a\x1a.niemphong.v1.OpenResponse(\x01\x30\x01\x12\x46\n\x07Inspect\x12\x1c.niemphong.v1.InspectRequest\x1a\x1d.niemphong.v1.InspectResponse2\x87\x03\n\rAccessService\x12P\n\rRequestAccess\x12\".niemphong.v1.RequestAccessRequest\x1a\x1b.niemphong.v1.AccessRequest\x12\x44\n\x07\x41pprove\x12\x1c.niemphong.v1.ApproveRequest\x1a\x1b.niemphong.v1.AccessRequest\x12>\n\x04\x44\x65ny\x12\x19.niemphong.v1.DenyRequest\x1a\x1b.niemphong.v1.AccessRequest\x12R\n\x0bListPending\x12 .niemphong.v1.ListPendingRequest\x1a!.niemphong.v1.ListPendingResponse\x12J\n\nGetRequest\x12\x1f.niemphong.v1.GetRequestRequest\x1a\x1b.niemphong.v1.AccessRequestb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'niemphong.v1.niemphong_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_LEVEL']._serialized_start=2096
-  _globals['_LEVEL']._serialized_end=2181
-  _globals['_REQUESTSTATE']._serialized_start=2183
-  _globals['_REQUESTSTATE']._serialized_end=2309
+  _globals['_LEVEL']._serialized_start=2142
+  _globals['_LEVEL']._serialized_end=2227
+  _globals['_REQUESTSTATE']._serialized_start=2229
+  _globals['_REQUESTSTATE']._serialized_end=2355
   _globals['_DOCUMENTMETADATA']._serialized_start=46
   _globals['_DOCUMENTMETADATA']._serialized_end=139
   _globals['_SEALMETADATA']._serialized_start=141
@@ -58,27 +58,27 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_INSPECTREQUEST']._serialized_start=967
   _globals['_INSPECTREQUEST']._serialized_end=1030
   _globals['_INSPECTRESPONSE']._serialized_start=1033
-  _globals['_INSPECTRESPONSE']._serialized_end=1326
-  _globals['_APPROVAL']._serialized_start=1328
-  _globals['_APPROVAL']._serialized_end=1377
-  _globals['_GRANT']._serialized_start=1379
-  _globals['_GRANT']._serialized_end=1449
-  _globals['_ACCESSREQUEST']._serialized_start=1452
-  _globals['_ACCESSREQUEST']._serialized_end=1810
-  _globals['_REQUESTACCESSREQUEST']._serialized_start=1812
-  _globals['_REQUESTACCESSREQUEST']._serialized_end=1872
-  _globals['_APPROVEREQUEST']._serialized_start=1874
-  _globals['_APPROVEREQUEST']._serialized_end=1910
-  _globals['_DENYREQUEST']._serialized_start=1912
-  _globals['_DENYREQUEST']._serialized_end=1961
-  _globals['_LISTPENDINGREQUEST']._serialized_start=1963
-  _globals['_LISTPENDINGREQUEST']._serialized_end=1983
-  _globals['_LISTPENDINGRESPONSE']._serialized_start=1985
-  _globals['_LISTPENDINGRESPONSE']._serialized_end=2053
-  _globals['_GETREQUESTREQUEST']._serialized_start=2055
-  _globals['_GETREQUESTREQUEST']._serialized_end=2094
-  _globals['_ENVELOPESERVICE']._serialized_start=2312
-  _globals['_ENVELOPESERVICE']._serialized_end=2535
-  _globals['_ACCESSSERVICE']._serialized_start=2538
-  _globals['_ACCESSSERVICE']._serialized_end=2929
+  _globals['_INSPECTRESPONSE']._serialized_end=1353
+  _globals['_APPROVAL']._serialized_start=1355
+  _globals['_APPROVAL']._serialized_end=1404
+  _globals['_GRANT']._serialized_start=1406
+  _globals['_GRANT']._serialized_end=1476
+  _globals['_ACCESSREQUEST']._serialized_start=1479
+  _globals['_ACCESSREQUEST']._serialized_end=1837
+  _globals['_REQUESTACCESSREQUEST']._serialized_start=1839
+  _globals['_REQUESTACCESSREQUEST']._serialized_end=1899
+  _globals['_APPROVEREQUEST']._serialized_start=1901
+  _globals['_APPROVEREQUEST']._serialized_end=1937
+  _globals['_DENYREQUEST']._serialized_start=1939
+  _globals['_DENYREQUEST']._serialized_end=1988
+  _globals['_LISTPENDINGREQUEST']._serialized_start=1990
+  _globals['_LISTPENDINGREQUEST']._serialized_end=2010
+  _globals['_LISTPENDINGRESPONSE']._serialized_start=2012
+  _globals['_LISTPENDINGRESPONSE']._serialized_end=2099
+  _globals['_GETREQUESTREQUEST']._serialized_start=2101
+  _globals['_GETREQUESTREQUEST']._serialized_end=2140
+  _globals['_ENVELOPESERVICE']._serialized_start=2358
+  _globals['_ENVELOPESERVICE']._serialized_end=2581
+  _globals['_ACCESSSERVICE']._serialized_start=2584
+  _globals['_ACCESSSERVICE']._serialized_end=2975
 # @@protoc_insertion_point(module_scope)

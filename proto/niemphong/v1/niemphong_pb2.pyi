@@ -390,6 +390,7 @@ class InspectResponse(_message.Message):
     PLAINTEXT_BYTES_FIELD_NUMBER: _builtins.int
     SEALED_AT_FIELD_NUMBER: _builtins.int
     REGISTERED_FIELD_NUMBER: _builtins.int
+    REGISTRY_MISMATCH_FIELD_NUMBER: _builtins.int
     format_version: _builtins.int
     artefact_id: _builtins.str
     level: Global___Level.ValueType
@@ -401,6 +402,10 @@ class InspectResponse(_message.Message):
     """Seconds since the Unix epoch."""
     registered: _builtins.bool
     """Whether the daemon's registry knows this artefact."""
+    registry_mismatch: _builtins.bool
+    """Set when the registry knows the artefact but recorded another level or
+    document number at sealing: the header has been altered.
+    """
     @_builtins.property
     def document(self) -> Global___DocumentMetadata: ...
     @_builtins.property
@@ -420,10 +425,11 @@ class InspectResponse(_message.Message):
         plaintext_bytes: _builtins.int = ...,
         sealed_at: _builtins.int = ...,
         registered: _builtins.bool = ...,
+        registry_mismatch: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["document", b"document"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["artefact_id", b"artefact_id", "document", b"document", "format_version", b"format_version", "header_bytes", b"header_bytes", "keys", b"keys", "level", b"level", "plaintext_bytes", b"plaintext_bytes", "registered", b"registered", "sealed_at", b"sealed_at", "segment_bytes", b"segment_bytes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["artefact_id", b"artefact_id", "document", b"document", "format_version", b"format_version", "header_bytes", b"header_bytes", "keys", b"keys", "level", b"level", "plaintext_bytes", b"plaintext_bytes", "registered", b"registered", "registry_mismatch", b"registry_mismatch", "sealed_at", b"sealed_at", "segment_bytes", b"segment_bytes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -626,6 +632,9 @@ class ListPendingResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     REQUESTS_FIELD_NUMBER: _builtins.int
+    TRUNCATED_FIELD_NUMBER: _builtins.int
+    truncated: _builtins.bool
+    """More pending requests exist than are listed."""
     @_builtins.property
     def requests(self) -> _containers.RepeatedCompositeFieldContainer[Global___AccessRequest]:
         """At most 1,000 requests, oldest first."""
@@ -634,10 +643,11 @@ class ListPendingResponse(_message.Message):
         self,
         *,
         requests: _abc.Iterable[Global___AccessRequest] | None = ...,
+        truncated: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["requests", b"requests"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["requests", b"requests", "truncated", b"truncated"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
