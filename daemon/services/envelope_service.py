@@ -8,6 +8,7 @@ import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TypeVar
 
 from niemphong.daemon import envelope, validation
 from niemphong.daemon.access import AccessControl
@@ -23,6 +24,8 @@ from niemphong.v1 import niemphong_pb2_grpc as pb_grpc
 log = logging.getLogger(__name__)
 
 MAX_INSPECT_HEAD = 80 * 1024
+
+T = TypeVar("T")
 
 
 def _integrity_failure() -> ServiceError:
@@ -62,15 +65,7 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
     # Seal -----------------------------------------------------------------
 
     def Seal(self, request_iterator: Iterator[pb.SealRequest], context: CallContext) -> Iterator[pb.SealResponse]:
-        try:
-            yield from self._seal(request_iterator, context)
-        except ServiceError as error:
-            context.facts["reason"] = error.reason
-            log.warning("request %s seal by %s refused: %s (%s)", context.request_id, context.identity.name, error.reason, error.message)
-            abort(context, error)
-        except TokenUnavailable as exc:
-            log.error("request %s seal failed: %s", context.request_id, exc)
-            abort(context, ServiceError("TOKEN_UNAVAILABLE", "the token is unavailable"))
+        return _guarded("seal", self._seal(request_iterator, context), context)
 
     def _seal(self, request_iterator: Iterator[pb.SealRequest], context: CallContext) -> Iterator[pb.SealResponse]:
         first = next(request_iterator, None)
@@ -185,15 +180,7 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
     # Open -----------------------------------------------------------------
 
     def Open(self, request_iterator: Iterator[pb.OpenRequest], context: CallContext) -> Iterator[pb.OpenResponse]:
-        try:
-            yield from self._open(request_iterator, context)
-        except ServiceError as error:
-            context.facts["reason"] = error.reason
-            log.warning("request %s open by %s refused: %s (%s)", context.request_id, context.identity.name, error.reason, error.message)
-            abort(context, error)
-        except TokenUnavailable as exc:
-            log.error("request %s open failed: %s", context.request_id, exc)
-            abort(context, ServiceError("TOKEN_UNAVAILABLE", "the token is unavailable"))
+        return _guarded("open", self._open(request_iterator, context), context)
 
     def _open(self, request_iterator: Iterator[pb.OpenRequest], context: CallContext) -> Iterator[pb.OpenResponse]:
         first = next(request_iterator, None)
@@ -217,7 +204,7 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
         # Refuse before any token call when there is no grant at all.
         self.access.find_grant(viewer, artefact_id, request_id)
 
-        data_key = self._unwrap(header)
+        data_key = self._unwrap(header, artefact)
         try:
             opener = envelope.Opener(header, data_key)
         except envelope.IntegrityError:
@@ -285,9 +272,14 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
         except envelope.IntegrityError:
             raise _integrity_failure() from None
 
-    def _unwrap(self, header: envelope.Header) -> bytes:
-        policy = self.config.levels.get(Level(header.level))
-        slots = [slot for slot in header.slots if policy is not None and slot.key_id == policy.key_id]
+    def _unwrap(self, header: envelope.Header, artefact: ArtefactRecord) -> bytes:
+        # The header is not authenticated yet, so the slot to use is the one
+        # the registry recorded at sealing; a slot naming another key or
+        # version is an altered header, not a missing key.
+        slots = [
+            slot for slot in header.slots
+            if slot.key_id == artefact.key_id and slot.key_version == artefact.key_version
+        ]
         if not slots:
             raise _integrity_failure()
         try:
@@ -319,7 +311,12 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
 
         artefact_id = header.artefact_id.hex()
         with self.access.store.transaction() as tx:
-            registered = tx.get_artefact(artefact_id) is not None
+            artefact = tx.get_artefact(artefact_id)
+        registry_mismatch = artefact is not None and (
+            artefact.level != header.level or artefact.doc_number != header.metadata.get("doc_number")
+        )
+        if registry_mismatch:
+            log.warning("request %s inspect of artefact %s: header differs from the registry", context.request_id, artefact_id)
         plaintext = 0
         if request.envelope_bytes:
             plaintext = envelope.plaintext_length(request.envelope_bytes, header.header_len, header.segment_size) or 0
@@ -343,8 +340,30 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
             header_bytes=header.header_len,
             plaintext_bytes=plaintext,
             sealed_at=header.sealed_at,
-            registered=registered,
+            registered=artefact is not None,
+            registry_mismatch=registry_mismatch,
         )
+
+
+def _guarded(operation: str, responses: Iterator[T], context: CallContext) -> Iterator[T]:
+    """Stream ``responses``, turning every failure into one logged gRPC status."""
+    try:
+        yield from responses
+    except ServiceError as error:
+        context.facts["reason"] = error.reason
+        log.warning(
+            "request %s %s by %s refused: %s (%s)",
+            context.request_id, operation, context.identity.name, error.reason, error.message,
+        )
+        abort(context, error)
+    except TokenUnavailable as exc:
+        context.facts["reason"] = "TOKEN_UNAVAILABLE"
+        log.error("request %s %s by %s failed: %s", context.request_id, operation, context.identity.name, exc)
+        abort(context, ServiceError("TOKEN_UNAVAILABLE", "the token is unavailable"))
+    except Exception:
+        context.facts["reason"] = "INTERNAL"
+        log.exception("request %s %s by %s failed unexpectedly", context.request_id, operation, context.identity.name)
+        abort(context, ServiceError("INTERNAL", f"internal error; see the daemon log for request {context.request_id}"))
 
 
 def _prepend(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
