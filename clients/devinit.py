@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from niemphong.clients.connection import UNIX_SOCKET_PATH_MAX
-from niemphong.clients.console import Console
 from niemphong.clients.context import CommandContext
 from niemphong.clients.devpki import (
     DEFAULT_IDENTITIES,
@@ -238,10 +237,26 @@ def pick_free_tcp_port() -> int:
         return int(probe.getsockname()[1])
 
 
+# Characters that softhsm2.conf cannot hold in a path, because it has no
+# quoting: a line break ends the line, "#" starts a comment anywhere on a
+# line, and "=" splits the key from the value (checked with SoftHSM 2.6.1).
+_SOFTHSM_CONFIG_UNSAFE = {"\n": "\\n", "\r": "\\r", "#": "#", "=": "="}
+
+
+def _check_folder_characters(root: Path) -> None:
+    text = str(root)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        # The configuration files are UTF-8, so a folder name in a legacy encoding cannot be written into them.
+        raise ClientError(ExitCode.USAGE, "dev.folder_not_utf8", path=repr(text)) from exc
+    unsafe = sorted({_SOFTHSM_CONFIG_UNSAFE[char] for char in text if char in _SOFTHSM_CONFIG_UNSAFE})
+    if unsafe:
+        raise ClientError(ExitCode.USAGE, "dev.bad_folder", path=repr(text), characters=", ".join(unsafe))
+
+
 def _check_new_layout(layout: DevLayout) -> None:
-    if "\n" in str(layout.root) or "\r" in str(layout.root):
-        # softhsm2.conf has no quoting, so a line break would split its line.
-        raise ClientError(ExitCode.USAGE, "dev.bad_folder", path=repr(str(layout.root)))
+    _check_folder_characters(layout.root)
 
     socket_length = len(os.fsencode(str(layout.socket)))
     if socket_length > UNIX_SOCKET_PATH_MAX:
@@ -332,13 +347,14 @@ def prepare_dev_folder(
     return layout
 
 
-def provision_token(layout: DevLayout, console: Console, environ: Mapping[str, str]) -> None:
+def provision_token(layout: DevLayout, environ: Mapping[str, str]) -> None:
     """Run niemphongd's ``provision`` command on the layout's configuration.
 
     The daemon initializes the SoftHSM2 token, writes random PINs into the
     secrets folder with mode 0600 and creates the per-level keys. PINs never
     appear on a command line. Raises ClientError (unavailable) on failure,
-    after copying the subprocess's output to stderr.
+    naming the last line the subprocess wrote; its whole output goes to the
+    debug log (``--verbose``).
     """
     command = [
         sys.executable,
@@ -366,14 +382,23 @@ def provision_token(layout: DevLayout, console: Console, environ: Mapping[str, s
         ) from exc
 
     if completed.returncode != 0:
-        for output in (completed.stdout, completed.stderr):
-            text = output.decode("utf-8", errors="replace")
-            if text:
-                console.stderr.write(text if text.endswith("\n") else text + "\n")
+        streams = (completed.stdout, completed.stderr)
+        output = "\n".join(stream.decode("utf-8", errors="replace").strip() for stream in streams).strip()
+        log.debug("niemphongd provision output:\n%s", output)
         raise ClientError(
-            ExitCode.UNAVAILABLE, "dev.provision_failed", code=completed.returncode, dir=str(layout.root)
+            ExitCode.UNAVAILABLE,
+            "dev.provision_failed",
+            code=completed.returncode,
+            dir=str(layout.root),
+            detail=last_line(output) or "-",
         )
     log.info("token provisioned for %s", layout.root)
+
+
+def last_line(text: str) -> str:
+    """Return the last non-empty line of ``text``: for a Python traceback, the exception and its message."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else ""
 
 
 def add_identity(root: Path, name: str, role: str) -> Path:
@@ -426,7 +451,7 @@ def _next_steps(layout: DevLayout) -> dict[str, str]:
         "--issued",
         "2025-05-14",
         "--out",
-        "tai-lieu.pdf.niemphong",
+        "tai-lieu.pdf.npe",
     ]
     return {
         "daemon_command": shlex.join(["niemphongd", "--config", str(layout.config)]),
@@ -439,15 +464,17 @@ def run_dev_init(args: argparse.Namespace, context: CommandContext) -> int:
     """Create a development environment and provision its SoftHSM2 token."""
     console = context.console
     environ = context.environ
+    root = Path(args.dir)
+    # Checked first, so that a folder SoftHSM2 cannot use is reported before any other problem.
+    _check_folder_characters(Path(os.path.abspath(root.expanduser())))
     if importlib.util.find_spec("niemphong.daemon") is None:
         raise ClientError(ExitCode.UNAVAILABLE, "dev.daemon_missing")
     module_path = find_softhsm_module(environ)
 
-    root = Path(args.dir)
     created_root = not root.exists()
     layout = prepare_dev_folder(root, module_path=module_path)
     try:
-        provision_token(layout, console, environ)
+        provision_token(layout, environ)
     except BaseException:
         remove_dev_files(layout, remove_root=created_root)
         raise
