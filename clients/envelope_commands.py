@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import BinaryIO
 
 from niemphong.clients.atomic import atomic_output, check_output_path
+from niemphong.clients.classification_args import OptionMissing, classification_from_args, has_classification_facts
 from niemphong.clients.connection import CHUNK_BYTES, UNARY_TIMEOUT_SECONDS
 from niemphong.clients.context import CommandContext, open_input_file
-from niemphong.clients.errors import CatalogText, ClientError, ExitCode, rpc_errors_as_client_errors
+from niemphong.clients.errors import CatalogText, ClientError, ExitCode, LocalizedText, rpc_errors_as_client_errors
 from niemphong.clients.i18n import format_bytes, format_count, format_date, today_in_vietnam
 from niemphong.clients.protocol import (
     EmptyFieldError,
@@ -23,6 +24,7 @@ from niemphong.clients.protocol import (
     iter_seal_requests,
     protection_end,
 )
+from niemphong.clients.policy_render import decision_json, explanation
 from niemphong.clients.render import (
     inspect_json,
     level_label,
@@ -41,8 +43,19 @@ def empty_field_error(exc: EmptyFieldError) -> ClientError:
     return ClientError(ExitCode.USAGE, "arg.empty", field=CatalogText(f"field.{exc.field}"))
 
 
+class NotSealedResponse(Exception):
+    """niemphongd declined to seal the document as not secret; carries its answer."""
+
+    def __init__(self, not_sealed: pb.NotSealed) -> None:
+        super().__init__(not_sealed.record_id)
+        self.not_sealed = not_sealed
+
+
 def _warn_about_level(args: argparse.Namespace, context: CommandContext) -> None:
     console = context.console
+    if args.level is None or has_classification_facts(args):
+        # The daemon decides from the facts given; a warning from the level alone could be wrong.
+        return
     if args.level == pb.LEVEL_TUYET_MAT:
         # The daemon is the authority and rejects the request with a reason;
         # sending it lets the daemon record the attempt.
@@ -72,6 +85,8 @@ def _receive_envelope(responses: Iterable[pb.SealResponse], handle: BinaryIO) ->
             written += len(response.chunk)
         elif kind == "summary" and summary is None:
             summary = response.summary
+        elif kind == "not_sealed" and summary is None and written == 0:
+            raise NotSealedResponse(response.not_sealed)
         else:
             raise ClientError(ExitCode.FAILURE, "error.bad_stream")
 
@@ -83,12 +98,18 @@ def _receive_envelope(responses: Iterable[pb.SealResponse], handle: BinaryIO) ->
 def run_scan(args: argparse.Namespace, context: CommandContext) -> int:
     """Seal a scanned file into an envelope written atomically to ``--out``."""
     console = context.console
+    if args.level is None and not args.kind:
+        raise ClientError(ExitCode.USAGE, "scan.level_or_kind")
     source = Path(args.file)
     out = Path(args.out)
+    level = args.level if args.level is not None else pb.LEVEL_UNSPECIFIED
     try:
-        metadata = build_seal_metadata(args.level, args.doc_number, args.issued, args.title or "", source.name)
+        metadata = build_seal_metadata(level, args.doc_number, args.issued, args.title or "", source.name)
+        metadata.classification.CopyFrom(classification_from_args(args))
     except EmptyFieldError as exc:
         raise empty_field_error(exc) from exc
+    except OptionMissing as exc:
+        raise ClientError(ExitCode.USAGE, "arg.option_needs", option=exc.option, needs=exc.needs) from exc
 
     check_output_path(out, force=args.force, inputs=[source])
     source_file, source_bytes = open_input_file(source)
@@ -118,6 +139,8 @@ def run_scan(args: argparse.Namespace, context: CommandContext) -> int:
             if exc.reason == "LEVEL_NEVER_DIGITIZED":
                 exc.add_hint("scan.tuyet_mat_file_hint", path=str(source))
             raise
+        except NotSealedResponse as answer:
+            return _report_not_sealed(answer.not_sealed, source, args, context)
 
     log.info(
         "sealed artefact_id=%s level=%s plaintext_bytes=%d envelope_bytes=%d source_bytes=%d",
@@ -136,11 +159,31 @@ def run_scan(args: argparse.Namespace, context: CommandContext) -> int:
         envelope=format_bytes(summary.envelope_bytes, console.lang),
         out=str(out),
     )
+    if summary.HasField("decision"):
+        console.say("scan.decision", explanation=explanation(summary.decision, console.lang))
     if args.json:
-        console.json(seal_summary_json(summary, out, source))
+        result = seal_summary_json(summary, out, source)
+        if summary.HasField("decision"):
+            result["decision"] = decision_json(summary.decision, console.lang)
+        console.json(result)
     else:
         console.data(summary.artefact_id)
     return ExitCode.OK
+
+
+def _report_not_sealed(not_sealed: pb.NotSealed, source: Path, args: argparse.Namespace, context: CommandContext) -> int:
+    """Tell the clerk why nothing was sealed and what to stamp; exit 3 because no envelope exists."""
+    console = context.console
+    decision = not_sealed.decision
+    log.info("not sealed record_id=%s rule=%s code=%s", not_sealed.record_id, decision.rule, decision.code)
+    message = ClientError(
+        ExitCode.REFUSED_BY_POLICY, "scan.not_sealed", source=source.name, record_id=not_sealed.record_id,
+        explanation=LocalizedText(decision.explanation, decision.explanation_en or decision.explanation),
+    )
+    console.fail(message.localize(console.lang))
+    if args.json:
+        console.json({"record_id": not_sealed.record_id, "source": str(source)} | decision_json(decision, console.lang))
+    return ExitCode.REFUSED_BY_POLICY
 
 
 def read_inspect_request(envelope: Path) -> tuple[pb.InspectRequest, int]:

@@ -34,6 +34,8 @@ REASON_TABLE = [
     ("TOKEN_UNAVAILABLE", grpc.StatusCode.UNAVAILABLE, 6),
     ("KEY_UNAVAILABLE", grpc.StatusCode.UNAVAILABLE, 6),
     ("INTERNAL", grpc.StatusCode.INTERNAL, 1),
+    ("CLASSIFICATION_REFUSED", grpc.StatusCode.FAILED_PRECONDITION, 3),
+    ("EXTENSION_REJECTED", grpc.StatusCode.FAILED_PRECONDITION, 3),
 ]
 
 # Metadata the daemon attaches to some reasons.
@@ -41,6 +43,8 @@ REASON_METADATA = {
     "INVALID_FIELD": {"field": "issued_on"},
     "FIELD_TOO_LONG": {"field": "title", "max": "512"},
     "ROLE_REQUIRED": {"required_role": "approver", "role": "viewer"},
+    "CLASSIFICATION_REFUSED": {"code": "ABOVE_CATALOG_LEVEL", "explanation": "Từ chối: …", "explanation_en": "Rejected: …"},
+    "EXTENSION_REJECTED": {"code": "NOT_LATER"},
 }
 
 
