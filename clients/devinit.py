@@ -229,7 +229,7 @@ def render_policy(layout: DevLayout) -> str:
         'name = "[Mẫu] Báo cáo tuần về một việc giả định"',
         'level = "mat"',
         'basis = "Điểm a Khoản 2 Điều 1 danh mục mẫu"',
-        'decision = "[Mẫu] Quyết định số 01/QĐ-MẪU ngày 02/01/2025"',
+        'decision = "[Mẫu] Quyết định số 01/QĐ-MẪU"',
         "decided_on = 2025-01-02",
     ]
     return "\n".join(lines) + "\n"

@@ -180,7 +180,8 @@ def _report_not_sealed(not_sealed: pb.NotSealed, source: Path, args: argparse.Na
         ExitCode.REFUSED_BY_POLICY, "scan.not_sealed", source=source.name, record_id=not_sealed.record_id,
         explanation=LocalizedText(decision.explanation, decision.explanation_en or decision.explanation),
     )
-    console.fail(message.localize(console.lang))
+    # Not an error message: the daemon decided, and the clerk has a next step.
+    print(message.localize(console.lang), file=console.stderr)
     if args.json:
         console.json({"record_id": not_sealed.record_id, "source": str(source)} | decision_json(decision, console.lang))
     return ExitCode.REFUSED_BY_POLICY

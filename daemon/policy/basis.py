@@ -23,7 +23,8 @@ _COMPONENT = re.compile(
     re.IGNORECASE,
 )
 _LEADING_WORDS = re.compile(r"^(?:của|thuộc|tại|theo|trong)\s+", re.IGNORECASE)
-_DECISION_PREFIX = re.compile(r"^(?:quyết\s*định|qđ)\.?\s*(?:số\s*)?", re.IGNORECASE)
+# Applied to folded text, so that "QD so" typed without diacritics is also a prefix.
+_FOLDED_DECISION_PREFIX = re.compile(r"^(?:quyetdinh|qd)(?:so)?")
 _TRAILING = re.compile(r"\s*(?:,|\s)\s*(?:ngày\s+[0-9].*|của\s+thủ\s+tướng.*)$", re.IGNORECASE)
 
 
@@ -68,7 +69,7 @@ def fold(text: str) -> str:
 
 def decision_key(decision: str) -> str:
     """Return the folded key of a decision as cited, without "Quyết định số" and a trailing date."""
-    return fold(_DECISION_PREFIX.sub("", _clean_decision(normalize_text(decision))))
+    return _FOLDED_DECISION_PREFIX.sub("", fold(_clean_decision(normalize_text(decision))))
 
 
 def _clean_decision(text: str) -> str:
