@@ -165,6 +165,7 @@ def render_policy(summary: pb.PolicySummary, lang: Lang) -> str:
         translate(lang, "policy.today", today=_date(summary.today, lang)),
         "",
     ]
+
     header = [
         translate(lang, "policy.col.level"), translate(lang, "policy.col.key"), translate(lang, "policy.col.profiles"),
         translate(lang, "policy.col.approvals"), translate(lang, "policy.col.grant"),
@@ -190,6 +191,7 @@ def render_policy(summary: pb.PolicySummary, lang: Lang) -> str:
             lines.append(translate(lang, key, decision=printable(entry.decision), items=entry.items))
         else:
             lines.append(translate(lang, "policy.catalog_superseded", decision=printable(entry.decision)))
+
     lines += ["", translate(lang, "policy.standing")]
     if not summary.standing_decisions:
         lines.append("  " + translate(lang, "word.none"))
@@ -199,6 +201,7 @@ def render_policy(summary: pb.PolicySummary, lang: Lang) -> str:
             level=level_label(entry.level, lang), basis=printable(entry.basis), decision=printable(entry.decision),
             decided_on=_date(entry.decided_on, lang),
         ))
+
     return "\n".join(lines)
 
 

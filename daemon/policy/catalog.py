@@ -86,7 +86,7 @@ class Lookup(enum.Enum):
 
 @dataclass(frozen=True)
 class LookupResult:
-    """What the catalogs in force say about a basis.
+    """The result of looking a basis up in the catalogs in force.
 
     ``highest`` is the highest level the matched items allow; it is set only
     when ``outcome`` is FOUND.
@@ -119,10 +119,10 @@ class Catalog:
     def lookup(self, basis: Basis) -> LookupResult:
         """Find the items a basis cites.
 
-        An item matches when one path is a prefix of the other: a basis
-        citing a clause matches every point of it (the highest level of any
-        point applies), and a basis citing a point matches an item that is
-        the whole clause.
+        An item matches when one path is a prefix of the other. So a basis
+        citing a clause matches every point of it, and the highest level of
+        any point applies. A basis citing a point matches an item that is the
+        whole clause.
         """
         in_force = [item for item in self.items if decision_key(item.decision) == basis.decision_key]
         if not in_force:

@@ -85,7 +85,7 @@ class StandingDecision:
 
 @dataclass(frozen=True)
 class DocumentFacts:
-    """What the clerk states about one document.
+    """The facts a clerk states about one document.
 
     ``level`` may be None only when ``standing_decision`` names a kind,
     whose decision then gives the level.
@@ -117,8 +117,8 @@ class Decision:
 
     ``level`` is the level to seal at for SEAL and the stated level
     otherwise. ``protected_until`` is the last protected day for SEAL, and
-    the day protection ended for rules c and d. ``details`` holds the values
-    the explanation names (dates as ISO strings, the basis, the decision).
+    the day protection ended for rules c and d. ``details`` contains the
+    values the explanation names (dates as ISO strings, the basis, the decision).
     """
 
     outcome: Outcome

@@ -2,7 +2,7 @@
 
 niemphongd.toml names it in ``[policy] file``. It is a file of its own
 because the agency's head approves the policy while operators run the
-server; ``niemphong policy show`` prints its SHA-256 so that the copy in
+server. ``niemphong policy show`` prints its SHA-256, so that the copy in
 force can be compared with the approved one. A bad file stops the daemon
 before it serves, with a message naming the file, the key and the problem.
 docs/policy.md describes every key.
@@ -32,7 +32,7 @@ from niemphong.daemon.policy.decision import Rules, StandingDecision
 LAW_PROTECTION_YEARS = {Level.TOI_MAT: 20, Level.MAT: 10}
 MAX_PROTECTION_YEARS = 100
 
-# Token profiles that keep keys in software (hsm_profiles/softhsm2.toml says
+# Token profiles that keep keys in software (hsm_profiles/softhsm2.toml sets
 # hardware = false). Tối mật needs hardware outside development mode, because
 # devices storing state secrets must be protected up to the Tối mật level.
 SOFTWARE_TOKEN_PROFILES = frozenset({"softhsm2"})

@@ -85,6 +85,10 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
             return self._decide(request, context)
         except ServiceError as error:
             context.facts["reason"] = error.reason
+            log.warning(
+                "request %s decide by %s rejected: %s (%s)",
+                context.request_id, context.identity.name, error.reason, error.message,
+            )
             abort(context, error)
             raise AssertionError("unreachable") from None
 
@@ -107,7 +111,7 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
 
         context.facts.update(documents=len(request.documents), **{f"decided_{k.value}": v for k, v in counts.items()})
         log.info(
-            "request %s decided %d documents for %s as on %s: %d seal, %d not secret, %d refused",
+            "request %s decided %d documents for %s as on %s: %d seal, %d not secret, %d rejected",
             context.request_id, len(request.documents), context.identity.name, on.isoformat(),
             counts[Outcome.SEAL], counts[Outcome.NOT_SECRET], counts[Outcome.REFUSE],
         )
@@ -130,6 +134,8 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
 
     def ListDue(self, request: pb.ListDueRequest, context: CallContext) -> pb.ListDueResponse:
         if request.within_days > MAX_DUE_DAYS:
+            log.warning("request %s list due by %s rejected: within_days %d", context.request_id,
+                        context.identity.name, request.within_days)
             abort(context, ServiceError(
                 "INVALID_FIELD", f"within_days must be at most {MAX_DUE_DAYS}", {"field": "within_days"},
             ))
@@ -153,7 +159,9 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
 
     @staticmethod
     def _due_from_record(record: ClassificationRecord, today: dt.date) -> pb.DueArtefact:
-        assert record.artefact_id is not None and record.protected_until is not None and record.level is not None
+        assert record.artefact_id is not None
+        assert record.protected_until is not None
+        assert record.level is not None
         until = dt.date.fromisoformat(record.protected_until)
         return pb.DueArtefact(
             artefact_id=record.artefact_id,
@@ -188,7 +196,7 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
         except ServiceError as error:
             context.facts["reason"] = error.reason
             log.warning(
-                "request %s extension by %s refused: %s (%s)",
+                "request %s extension by %s rejected: %s (%s)",
                 context.request_id, context.identity.name, error.reason, error.message,
             )
             abort(context, error)
