@@ -764,3 +764,8 @@ CATALOG: dict[str, dict[str, str]] = {
         "en": "Cannot create {path}: {error}",
     },
 }
+
+# Messages of the classification policy commands live in their own module.
+from niemphong.clients.catalog_policy import POLICY_CATALOG  # noqa: E402
+
+CATALOG.update(POLICY_CATALOG)

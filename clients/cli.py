@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
 from niemphong.clients.access_commands import run_approve, run_deny, run_pending, run_request, run_show
+from niemphong.clients.classification_args import add_classification_options
 from niemphong.clients.console import Console
 from niemphong.clients.context import CommandContext
 from niemphong.clients.devinit import run_add_identity, run_dev_init
@@ -33,6 +34,15 @@ from niemphong.clients.i18n import (
     today_in_vietnam,
     translate,
     translate_argparse_error,
+)
+from niemphong.clients.policy_commands import (
+    artefact_id_type,
+    date_type,
+    run_policy_check,
+    run_policy_due,
+    run_policy_extend,
+    run_policy_show,
+    within_type,
 )
 from niemphong.clients.protocol import parse_issued_date, parse_level, parse_request_id
 
@@ -176,8 +186,9 @@ def _add_command(
 def _add_envelope_commands(commands: argparse._SubParsersAction, lang: Lang) -> None:
     scan = _add_command(commands, "scan", "help.scan", lang, run_scan)
     scan.add_argument("file", metavar="FILE", help=translate(lang, "help.scan.file"))
+    # Not required by argparse: --kind may give the level instead (checked in run_scan).
     scan.add_argument(
-        "--level", required=True, type=_level_type(lang), metavar="mat|toi-mat|tuyet-mat",
+        "--level", type=_level_type(lang), metavar="mat|toi-mat|tuyet-mat",
         help=translate(lang, "help.scan.level"),
     )
     scan.add_argument("--doc-number", required=True, metavar="NO", help=translate(lang, "help.scan.doc_number"))
@@ -191,6 +202,7 @@ def _add_envelope_commands(commands: argparse._SubParsersAction, lang: Lang) -> 
         "--out", required=True, type=_output_path_type(lang), metavar="ENVELOPE", help=translate(lang, "help.scan.out")
     )
     scan.add_argument("--force", action="store_true", help=translate(lang, "help.force"))
+    add_classification_options(scan, lang)
     _add_client_options(scan, lang)
 
     inspect = _add_command(commands, "inspect", "help.inspect", lang, run_inspect)
@@ -261,6 +273,37 @@ def _add_dev_commands(commands: argparse._SubParsersAction, lang: Lang) -> None:
     _add_common_options(add_identity, lang, top_level=False)
 
 
+def _add_policy_commands(commands: argparse._SubParsersAction, lang: Lang) -> None:
+    policy_help = translate(lang, "help.policy")
+    policy = commands.add_parser("policy", help=policy_help, description=policy_help, lang=lang)
+    policy_commands = policy.add_subparsers(
+        title=translate(lang, "argparse.commands"), dest="policy_command", metavar="COMMAND", required=True
+    )
+
+    show = _add_command(policy_commands, "show", "help.policy.show", lang, run_policy_show)
+    _add_client_options(show, lang)
+
+    check = _add_command(policy_commands, "check", "help.policy.check", lang, run_policy_check)
+    check.add_argument("--manifest", required=True, metavar="CSV", help=translate(lang, "help.policy.manifest"))
+    check.add_argument("--date", type=date_type(lang), metavar="DATE", help=translate(lang, "help.policy.date"))
+    _add_client_options(check, lang)
+
+    due = _add_command(policy_commands, "due", "help.policy.due", lang, run_policy_due)
+    due.add_argument("--within", type=within_type(lang), default=90, metavar="90d", help=translate(lang, "help.policy.within"))
+    _add_client_options(due, lang)
+
+    extend = _add_command(policy_commands, "extend", "help.policy.extend", lang, run_policy_extend)
+    extend.add_argument(
+        "artefact_id", type=artefact_id_type(lang), metavar="ARTEFACT_ID", help=translate(lang, "help.policy.artefact_id")
+    )
+    extend.add_argument("--until", required=True, type=date_type(lang), metavar="DATE", help=translate(lang, "help.policy.until"))
+    extend.add_argument("--decision", required=True, metavar="TEXT", help=translate(lang, "help.policy.decision"))
+    extend.add_argument(
+        "--decided-on", required=True, type=date_type(lang), metavar="DATE", help=translate(lang, "help.policy.decided_on")
+    )
+    _add_client_options(extend, lang)
+
+
 def build_parser(lang: Lang) -> argparse.ArgumentParser:
     """Build the argument parser with help text in ``lang``."""
     parser = LocalizedParser(prog=PROG, description=translate(lang, "help.description"), lang=lang)
@@ -271,6 +314,7 @@ def build_parser(lang: Lang) -> argparse.ArgumentParser:
     )
     _add_envelope_commands(commands, lang)
     _add_access_commands(commands, lang)
+    _add_policy_commands(commands, lang)
     _add_dev_commands(commands, lang)
     return parser
 

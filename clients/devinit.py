@@ -9,6 +9,7 @@ because the client never imports the daemon or python-pkcs11.
 from __future__ import annotations
 
 import argparse
+import importlib.resources
 import importlib.util
 import logging
 import os
@@ -59,11 +60,16 @@ _IDENTITY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 # Per-level policy of the development configuration. Tối mật needs two
 # approvals and gets one open within 8 hours. Mật needs one approval and gets
-# three opens within 24 hours.
+# three opens within 24 hours. Protection periods are those of Article 19 of
+# the Law on Protection of State Secrets No. 29/2018/QH14.
 _LEVEL_SECTIONS = (
-    ("toi-mat", "niemphong-toi-mat", 2, 8, 1),
-    ("mat", "niemphong-mat", 1, 24, 3),
+    ("toi-mat", "niemphong-toi-mat", 2, 8, 1, 365, 20),
+    ("mat", "niemphong-mat", 1, 24, 3, 730, 10),
 )
+
+# The sample catalog of state secrets shipped with the client, marked as
+# sample data inside; niemphongd accepts it only in development mode.
+SAMPLE_CATALOG = "danh-muc-bmnn-mau.csv"
 
 
 @dataclass(frozen=True)
@@ -77,6 +83,14 @@ class DevLayout:
     @property
     def config(self) -> Path:
         return self.root / "niemphongd.toml"
+
+    @property
+    def policy(self) -> Path:
+        return self.root / "policy.toml"
+
+    @property
+    def catalog(self) -> Path:
+        return self.root / SAMPLE_CATALOG
 
     @property
     def softhsm_config(self) -> Path:
@@ -129,7 +143,7 @@ class DevLayout:
     def entries(self) -> tuple[Path, ...]:
         """Return every file and folder that `dev init` creates directly under the root."""
         folders = (self.pki, self.identities, self.tokens, self.secrets, self.state, self.run)
-        return (self.config, self.softhsm_config, self.client_env, *folders)
+        return (self.config, self.policy, self.catalog, self.softhsm_config, self.client_env, *folders)
 
 
 def toml_string(value: str) -> str:
@@ -173,17 +187,56 @@ def render_config(layout: DevLayout, module_path: str, tcp_port: int) -> str:
         "",
         "[state]",
         f"sqlite = {toml_string(str(layout.sqlite))}",
+        "",
+        "[policy]",
+        f"file = {toml_string(str(layout.policy))}",
     ]
-    for level, key_id, approvals, grant_hours, grant_opens in _LEVEL_SECTIONS:
+    return "\n".join(lines) + "\n"
+
+
+def render_policy(layout: DevLayout) -> str:
+    """Return the text of policy.toml: development mode, the sample catalog and one sample standing decision."""
+    lines = [
+        "# Niêm Phong development policy, written by niemphong dev init.",
+        "# Development mode accepts a software token for Tối mật and the sample",
+        "# catalog; a policy for state secrets sets development = false.",
+        "development = true",
+        "require_basis = false",
+    ]
+    for level, key_id, approvals, grant_hours, grant_opens, rotation_days, years in _LEVEL_SECTIONS:
         lines += [
             "",
             f"[levels.{level}]",
             f"key_id = {toml_string(key_id)}",
+            'token_profiles = ["softhsm2"]',
             f"approvals = {approvals}",
             f"grant_hours = {grant_hours}",
             f"grant_opens = {grant_opens}",
+            "printing = false",
+            f"rotation_days = {rotation_days}",
+            f"protection_years = {years}",
         ]
+    lines += [
+        "",
+        "[catalog]",
+        f"files = [{toml_string(str(layout.catalog))}]",
+        'superseded = ["danh mục mẫu cũ"]',
+        "",
+        "# Sample standing decision for a recurring kind of electronic document.",
+        "[[standing_decisions]]",
+        'kind = "bao-cao-tuan"',
+        'name = "[Mẫu] Báo cáo tuần về một việc giả định"',
+        'level = "mat"',
+        'basis = "Điểm a Khoản 2 Điều 1 danh mục mẫu"',
+        'decision = "[Mẫu] Quyết định số 01/QĐ-MẪU"',
+        "decided_on = 2025-01-02",
+    ]
     return "\n".join(lines) + "\n"
+
+
+def sample_catalog_bytes() -> bytes:
+    """Return the sample catalog of state secrets shipped with the client."""
+    return (importlib.resources.files("niemphong.clients") / "data" / SAMPLE_CATALOG).read_bytes()
 
 
 def render_softhsm_config(layout: DevLayout) -> str:
@@ -311,6 +364,8 @@ def write_dev_files(
 
     write_new_file(layout.softhsm_config, render_softhsm_config(layout).encode(), 0o600)
     write_new_file(layout.config, render_config(layout, module_path, tcp_port).encode(), 0o600)
+    write_new_file(layout.policy, render_policy(layout).encode(), 0o600)
+    write_new_file(layout.catalog, sample_catalog_bytes(), 0o600)
     write_new_file(layout.client_env, render_client_env(layout, tcp_port).encode(), 0o600)
     return ca
 

@@ -14,6 +14,7 @@ from typing import BinaryIO
 import grpc
 
 from niemphong.clients.atomic import atomic_output, check_output_path
+from niemphong.clients.classification_args import OptionMissing, classification_from_args, has_classification_facts
 from niemphong.clients.connection import CHUNK_BYTES, UNARY_TIMEOUT_SECONDS
 from niemphong.clients.connection import identity_common_name
 from niemphong.clients.context import CommandContext, open_envelope_file, open_input_file
@@ -21,6 +22,7 @@ from niemphong.clients.errors import (
     CatalogText,
     ClientError,
     ExitCode,
+    LocalizedText,
     TransferProgress,
     rpc_errors_as_client_errors,
     track_requests,
@@ -36,6 +38,7 @@ from niemphong.clients.protocol import (
     iter_seal_requests,
     protection_end,
 )
+from niemphong.clients.policy_render import decision_json, explanation
 from niemphong.clients.render import (
     inspect_json,
     level_label,
@@ -55,8 +58,19 @@ def empty_field_error(exc: EmptyFieldError) -> ClientError:
     return ClientError(ExitCode.USAGE, "arg.empty", field=CatalogText(f"field.{exc.field}"))
 
 
+class NotSealedResponse(Exception):
+    """niemphongd declined to seal the document as not secret; carries its answer."""
+
+    def __init__(self, not_sealed: pb.NotSealed) -> None:
+        super().__init__(not_sealed.record_id)
+        self.not_sealed = not_sealed
+
+
 def _warn_about_level(args: argparse.Namespace, context: CommandContext) -> None:
     console = context.console
+    if args.level is None or has_classification_facts(args):
+        # The daemon decides from the facts given; a warning from the level alone could be wrong.
+        return
     if args.level == pb.LEVEL_TUYET_MAT:
         # The daemon is the authority and rejects the request with a reason;
         # sending it lets the daemon record the attempt.
@@ -132,6 +146,8 @@ def _receive_envelope(
             written += len(response.chunk)
         elif kind == "summary" and summary is None:
             summary = response.summary
+        elif kind == "not_sealed" and summary is None and written == 0:
+            raise NotSealedResponse(response.not_sealed)
         else:
             raise ClientError(ExitCode.FAILURE, "error.bad_stream")
 
@@ -143,13 +159,19 @@ def _receive_envelope(
 def run_scan(args: argparse.Namespace, context: CommandContext) -> int:
     """Seal a scanned file into an envelope written atomically to ``--out``."""
     console = context.console
+    if args.level is None and not args.kind:
+        raise ClientError(ExitCode.USAGE, "scan.level_or_kind")
     source = Path(args.file)
     out = Path(args.out)
     source_name = args.source_name if args.source_name is not None else source_name_of(source)
+    level = args.level if args.level is not None else pb.LEVEL_UNSPECIFIED
     try:
-        metadata = build_seal_metadata(args.level, args.doc_number, args.issued, args.title or "", source_name)
+        metadata = build_seal_metadata(level, args.doc_number, args.issued, args.title or "", source_name)
+        metadata.classification.CopyFrom(classification_from_args(args))
     except EmptyFieldError as exc:
         raise empty_field_error(exc) from exc
+    except OptionMissing as exc:
+        raise ClientError(ExitCode.USAGE, "arg.option_needs", option=exc.option, needs=exc.needs) from exc
 
     check_output_path(out, force=args.force, inputs=[source])
     source_file, source_bytes = open_input_file(source)
@@ -184,6 +206,8 @@ def run_scan(args: argparse.Namespace, context: CommandContext) -> int:
             if _is_source_name_error(exc):
                 raise source_name_error(metadata.document.source_name) from exc
             raise
+        except NotSealedResponse as answer:
+            return _report_not_sealed(answer.not_sealed, source, args, context)
 
     log.info(
         "sealed artefact_id=%s level=%s plaintext_bytes=%d envelope_bytes=%d source_bytes=%d",
@@ -202,11 +226,32 @@ def run_scan(args: argparse.Namespace, context: CommandContext) -> int:
         envelope=format_bytes(summary.envelope_bytes, console.lang),
         out=str(out),
     )
+    if summary.HasField("decision"):
+        console.say("scan.decision", explanation=explanation(summary.decision, console.lang))
     if args.json:
-        console.json(seal_summary_json(summary, out, source))
+        result = seal_summary_json(summary, out, source)
+        if summary.HasField("decision"):
+            result["decision"] = decision_json(summary.decision, console.lang)
+        console.json(result)
     else:
         console.data(summary.artefact_id)
     return ExitCode.OK
+
+
+def _report_not_sealed(not_sealed: pb.NotSealed, source: Path, args: argparse.Namespace, context: CommandContext) -> int:
+    """Tell the clerk why nothing was sealed and what to stamp; exit 3 because no envelope exists."""
+    console = context.console
+    decision = not_sealed.decision
+    log.info("not sealed record_id=%s rule=%s code=%s", not_sealed.record_id, decision.rule, decision.code)
+    message = ClientError(
+        ExitCode.REFUSED_BY_POLICY, "scan.not_sealed", source=source.name, record_id=not_sealed.record_id,
+        explanation=LocalizedText(decision.explanation, decision.explanation_en or decision.explanation),
+    )
+    # Not an error message: the daemon decided, and the clerk has a next step.
+    print(message.localize(console.lang), file=console.stderr)
+    if args.json:
+        console.json({"record_id": not_sealed.record_id, "source": str(source)} | decision_json(decision, console.lang))
+    return ExitCode.REFUSED_BY_POLICY
 
 
 def read_inspect_request(envelope: Path) -> tuple[pb.InspectRequest, int]:

@@ -73,6 +73,16 @@ class LocalTime(NamedTuple):
         return format_timestamp(self.unix_seconds, lang)
 
 
+class LocalizedText(NamedTuple):
+    """A message parameter that niemphongd already wrote in both languages."""
+
+    vi: str
+    en: str
+
+    def localize(self, lang: Lang) -> str:
+        return self.vi if lang == "vi" else self.en
+
+
 class ClientError(Exception):
     """A failure to report to the user: an exit code and a catalog message.
 
@@ -109,7 +119,7 @@ class ClientError(Exception):
 
 def _translate_with_params(lang: Lang, message_id: str, params: Mapping[str, object]) -> str:
     resolved = {
-        name: value.localize(lang) if isinstance(value, (CatalogText, RoleNames, LocalTime)) else value
+        name: value.localize(lang) if isinstance(value, (CatalogText, RoleNames, LocalTime, LocalizedText)) else value
         for name, value in params.items()
     }
     return translate(lang, message_id, **resolved)
@@ -144,6 +154,8 @@ REASON_RULES: Mapping[str, ReasonRule] = {
     "TOKEN_UNAVAILABLE": ReasonRule(grpc.StatusCode.UNAVAILABLE, ExitCode.UNAVAILABLE),
     "KEY_UNAVAILABLE": ReasonRule(grpc.StatusCode.UNAVAILABLE, ExitCode.UNAVAILABLE),
     "INTERNAL": ReasonRule(grpc.StatusCode.INTERNAL, ExitCode.FAILURE),
+    "CLASSIFICATION_REFUSED": ReasonRule(grpc.StatusCode.FAILED_PRECONDITION, ExitCode.REFUSED_BY_POLICY),
+    "EXTENSION_REJECTED": ReasonRule(grpc.StatusCode.FAILED_PRECONDITION, ExitCode.REFUSED_BY_POLICY),
 }
 
 # Exit codes for a failure whose reason is missing or unknown.
@@ -170,8 +182,13 @@ _STATUS_MESSAGES: Mapping[grpc.StatusCode, str] = {
 }
 
 _FIELD_LABELS = frozenset(
-    {"doc_number", "issued_on", "title", "source_name", "purpose", "reason", "artefact_id", "request_id", "level"}
+    {"doc_number", "issued_on", "title", "source_name", "purpose", "reason", "artefact_id", "request_id", "level",
+     "classification.basis", "classification.stamp.starts_on", "classification.stamp.ends_on",
+     "classification.extension.ends_on", "classification.extension.decision", "classification.extension.decided_on",
+     "classification.declassification.decision", "classification.declassification.decided_on",
+     "classification.standing_decision", "ends_on", "decided_on", "decision", "as_of", "within_days"}
 )
+_EXTENSION_CODES = frozenset({"NOT_LATER", "DECIDED_AFTER_TODAY", "DECIDED_LATE"})
 _ROLE_LABELS = frozenset({"scanner", "viewer", "approver", "custodian", "auditor", "operator"})
 
 
@@ -218,6 +235,13 @@ def _error_from_reason(info: error_details_pb2.ErrorInfo, rule: ReasonRule) -> C
         # Any one of the required roles is enough, and the caller has all of the listed roles.
         params["required_role"] = _role_param(metadata.get("required_role", ""), "word.or")
         params["role"] = _role_param(metadata.get("role", ""), "word.and")
+    if info.reason == "CLASSIFICATION_REFUSED":
+        # niemphongd explains the refusal itself, citing the rule, in both languages.
+        params["explanation"] = LocalizedText(metadata.get("explanation", "?"), metadata.get("explanation_en", "?"))
+        params["code"] = metadata.get("code", "?")
+    if info.reason == "EXTENSION_REJECTED":
+        code = metadata.get("code", "")
+        params["why"] = CatalogText(f"extension.{code if code in _EXTENSION_CODES else 'OTHER'}")
 
     return ClientError(rule.exit_code, f"reason.{info.reason}", reason=info.reason, **params)
 

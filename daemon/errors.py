@@ -40,6 +40,9 @@ REASON_CODES: Mapping[str, grpc.StatusCode] = {
     "TOKEN_UNAVAILABLE": grpc.StatusCode.UNAVAILABLE,
     "KEY_UNAVAILABLE": grpc.StatusCode.UNAVAILABLE,
     "INTERNAL": grpc.StatusCode.INTERNAL,
+    # Classification policy: metadata "code" holds the decision code.
+    "CLASSIFICATION_REFUSED": grpc.StatusCode.FAILED_PRECONDITION,
+    "EXTENSION_REJECTED": grpc.StatusCode.FAILED_PRECONDITION,
 }
 
 

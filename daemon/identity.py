@@ -42,6 +42,10 @@ METHOD_ROLES: Mapping[str, frozenset[str]] = {
     f"{_V1}AccessService/Deny": frozenset({"approver"}),
     f"{_V1}AccessService/ListPending": frozenset({"viewer", "approver"}),
     f"{_V1}AccessService/GetRequest": frozenset({"viewer", "approver"}),
+    f"{_V1}PolicyService/GetPolicy": ROLES,
+    f"{_V1}PolicyService/Decide": ROLES,
+    f"{_V1}PolicyService/ListDue": frozenset({"approver", "custodian", "auditor"}),
+    f"{_V1}PolicyService/RecordExtension": frozenset({"approver"}),
 }
 
 

@@ -19,7 +19,9 @@ from niemphong.daemon.config import Config, read_pin
 from niemphong.daemon.hsm import Pkcs11Token
 from niemphong.daemon.identity import AuthInterceptor, StreamLimiter
 from niemphong.daemon.services.access_service import AccessServicer
+from niemphong.daemon.services.classification import Classifier
 from niemphong.daemon.services.envelope_service import EnvelopeServicer, KeyRing
+from niemphong.daemon.services.policy_service import PolicyServicer
 from niemphong.daemon.store import SqliteStore
 from niemphong.v1 import niemphong_pb2 as pb
 from niemphong.v1 import niemphong_pb2_grpc as pb_grpc
@@ -72,6 +74,10 @@ class Daemon:
             EnvelopeServicer(config, self.token, self.keys, self.access), server,
         )
         pb_grpc.add_AccessServiceServicer_to_server(AccessServicer(self.access), server)
+        assert config.policy is not None
+        classifier = Classifier(config.policy)
+        pb_grpc.add_PolicyServiceServicer_to_server(PolicyServicer(config, self.store, classifier), server)
+        _log_policy(config)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(
             SERVICE_NAMES + (health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
@@ -141,6 +147,19 @@ class Daemon:
             except FileNotFoundError:
                 pass
         log.info("niemphongd stopped")
+
+
+def _log_policy(config: Config) -> None:
+    policy = config.policy
+    assert policy is not None
+    log.info(
+        "policy %s (sha256 %s): %d catalog items, %d superseded catalog decisions, %d standing decisions",
+        policy.path, policy.sha256, len(policy.catalog.items), len(policy.catalog.superseded),
+        len(policy.standing_decisions),
+    )
+    if policy.development:
+        log.warning("policy %s is in development mode: a software token and the sample catalog are accepted; "
+                    "never use it for state secrets", policy.path)
 
 
 def _prepare_socket_path(path: os.PathLike[str] | str) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime
 import re
 import unicodedata
-import zoneinfo
 
 from niemphong.daemon.errors import ServiceError
 
@@ -25,7 +24,6 @@ _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 # Control, format (bidi overrides, zero-width), surrogate, private-use,
 # unassigned, and line and paragraph separators (U+2028, U+2029).
 _REJECTED_CATEGORIES = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}
-VIETNAM = zoneinfo.ZoneInfo("Asia/Ho_Chi_Minh")
 
 
 def text(field: str, value: str, maximum: int, required: bool = True) -> str:
@@ -50,8 +48,12 @@ def source_name(value: str) -> str:
     return name
 
 
-def iso_date(field: str, value: str, today: datetime.date | None = None) -> str:
-    """Return ``value`` if it is a real calendar date written YYYY-MM-DD and not after today in Vietnam."""
+def iso_date(field: str, value: str, not_after: datetime.date | None = None) -> str:
+    """Return ``value`` if it is a real calendar date written YYYY-MM-DD, and not after ``not_after`` if given.
+
+    Pass today in Vietnam as ``not_after`` for dates that cannot lie in the
+    future, such as the issue date of a document being scanned.
+    """
     parsed = None
     if _ISO_DATE.fullmatch(value):
         try:
@@ -61,10 +63,8 @@ def iso_date(field: str, value: str, today: datetime.date | None = None) -> str:
     if parsed is None:
         raise ServiceError("INVALID_FIELD", f"{field} must be a date written YYYY-MM-DD", {"field": field})
 
-    if today is None:
-        today = datetime.datetime.now(VIETNAM).date()
-    if parsed > today:
-        raise ServiceError("INVALID_FIELD", f"{field} {value} is after today ({today})", {"field": field})
+    if not_after is not None and parsed > not_after:
+        raise ServiceError("INVALID_FIELD", f"{field} {value} is after today ({not_after})", {"field": field})
     return parsed.isoformat()
 
 

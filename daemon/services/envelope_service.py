@@ -17,6 +17,9 @@ from niemphong.daemon.errors import ServiceError, TokenUnavailable, abort
 from niemphong.daemon.hsm import Pkcs11Token, UnwrapFailed
 from niemphong.daemon.identity import CallContext
 from niemphong.daemon.levels import Level
+from niemphong.daemon.policy.decision import Outcome
+from niemphong.daemon.policy.periods import today_in_vietnam
+from niemphong.daemon.services.classification import Classifier
 from niemphong.daemon.store import ArtefactRecord
 from niemphong.v1 import niemphong_pb2 as pb
 from niemphong.v1 import niemphong_pb2_grpc as pb_grpc
@@ -56,11 +59,16 @@ class KeyRing:
 
 
 class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
-    def __init__(self, config: Config, token: Pkcs11Token, keys: KeyRing, access: AccessControl) -> None:
+    def __init__(
+        self, config: Config, token: Pkcs11Token, keys: KeyRing, access: AccessControl,
+        classifier: Classifier | None = None,
+    ) -> None:
         self.config = config
         self.token = token
         self.keys = keys
         self.access = access
+        assert config.policy is not None
+        self.classifier = classifier or Classifier(config.policy)
 
     # Seal -----------------------------------------------------------------
 
@@ -71,7 +79,21 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
         first = next(request_iterator, None)
         if first is None or first.WhichOneof("payload") != "metadata":
             raise ServiceError("PROTOCOL_VIOLATION", "the first Seal message must carry metadata")
-        level, metadata = self._check_seal_metadata(first.metadata, context)
+        stated_level, metadata = self._check_seal_metadata(first.metadata, context)
+        # The classification rules decide; a refusal raises before anything is kept.
+        verdict = self.classifier.decide_seal(stated_level, metadata, first.metadata.classification, context)
+        if verdict.decision.outcome is Outcome.NOT_SECRET:
+            with self.access.store.transaction() as tx:
+                not_sealed = self.classifier.record_not_sealed(tx, verdict, metadata, context)
+            log.info(
+                "request %s declined to seal %s by %s: not secret under rule %s (%s), record %s",
+                context.request_id, metadata["doc_number"], context.identity.name, verdict.decision.rule,
+                verdict.decision.code, not_sealed.record_id,
+            )
+            yield pb.SealResponse(not_sealed=not_sealed)
+            return
+        assert verdict.decision.level is not None
+        level = verdict.decision.level
         policy = self.config.levels[level]
         version = self.keys.sealing_versions.get(level)
         if version is None:
@@ -137,6 +159,7 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
         )
         with self.access.store.transaction() as tx:
             tx.insert_artefact(record)
+            tx.insert_classification(verdict.record(artefact_hex, artefact_hex, metadata, context.identity.name, sealed_at))
 
         log.info(
             "request %s sealed artefact %s (%s) by %s: %d plaintext bytes, %d envelope bytes, key %s v%d",
@@ -150,24 +173,23 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
             plaintext_bytes=plaintext_bytes,
             envelope_bytes=envelope_bytes,
             envelope_sha256=record.envelope_sha256,
+            decision=verdict.to_proto(),
         ))
 
-    def _check_seal_metadata(self, metadata: pb.SealMetadata, context: CallContext) -> tuple[Level, dict[str, str]]:
+    def _check_seal_metadata(
+        self, metadata: pb.SealMetadata, context: CallContext,
+    ) -> tuple[Level | None, dict[str, str]]:
         level = Level.from_proto(metadata.level)
-        if level is None:
+        # Without a level, only a standing decision for the kind can give one.
+        if level is None and not metadata.classification.standing_decision:
             raise ServiceError("LEVEL_MISSING", "the classification level is missing or unknown")
-        context.facts["level"] = level.config_name
-        if not level.sealable:
-            raise ServiceError(
-                "LEVEL_NEVER_DIGITIZED",
-                "Tuyệt mật documents are never digitized; keep the paper original",
-                {"level": level.config_name},
-            )
+        if level is not None:
+            context.facts["level"] = level.config_name
 
         document = metadata.document
         fields = {
             "doc_number": validation.text("doc_number", document.doc_number, validation.MAX_DOC_NUMBER),
-            "issued_on": validation.iso_date("issued_on", document.issued_on),
+            "issued_on": validation.iso_date("issued_on", document.issued_on, not_after=today_in_vietnam()),
         }
         title = validation.text("title", document.title, validation.MAX_TITLE, required=False)
         if title:

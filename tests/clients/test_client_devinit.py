@@ -140,10 +140,26 @@ def test_dev_config_parses_with_paths(dev_layout: DevLayout) -> None:
         "env": {"SOFTHSM2_CONF": f"{root}/softhsm2.conf"},
     }
     assert config["state"] == {"sqlite": f"{root}/state/niemphong.db"}
-    assert config["levels"]["toi-mat"] == {"key_id": "niemphong-toi-mat", "approvals": 2, "grant_hours": 8, "grant_opens": 1}
-    assert config["levels"]["mat"] == {"key_id": "niemphong-mat", "approvals": 1, "grant_hours": 24, "grant_opens": 3}
+    assert config["policy"] == {"file": f"{root}/policy.toml"}
+    assert "levels" not in config
     for value in (config["tls"]["ca"], config["token"]["pin_file"], config["state"]["sqlite"]):
         assert os.path.isabs(value)
+
+
+def test_dev_policy_holds_key_policy_and_sample_catalog(dev_layout: DevLayout) -> None:
+    with dev_layout.policy.open("rb") as handle:
+        policy = tomllib.load(handle)
+
+    assert policy["development"] is True
+    assert policy["levels"]["toi-mat"] == {
+        "key_id": "niemphong-toi-mat", "token_profiles": ["softhsm2"], "approvals": 2, "grant_hours": 8,
+        "grant_opens": 1, "printing": False, "rotation_days": 365, "protection_years": 20,
+    }
+    assert policy["levels"]["mat"]["key_id"] == "niemphong-mat"
+    assert policy["levels"]["mat"]["protection_years"] == 10
+    assert policy["catalog"]["files"] == [str(dev_layout.catalog)]
+    assert "niemphong:sample" in dev_layout.catalog.read_text(encoding="utf-8")
+    assert policy["standing_decisions"][0]["kind"] == "bao-cao-tuan"
 
 
 def test_dev_softhsm_config_points_at_tokens(dev_layout: DevLayout) -> None:

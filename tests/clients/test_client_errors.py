@@ -44,6 +44,8 @@ REASON_TABLE = [
     ("TOKEN_UNAVAILABLE", grpc.StatusCode.UNAVAILABLE, 6),
     ("KEY_UNAVAILABLE", grpc.StatusCode.UNAVAILABLE, 6),
     ("INTERNAL", grpc.StatusCode.INTERNAL, 1),
+    ("CLASSIFICATION_REFUSED", grpc.StatusCode.FAILED_PRECONDITION, 3),
+    ("EXTENSION_REJECTED", grpc.StatusCode.FAILED_PRECONDITION, 3),
 ]
 
 # Metadata the daemon attaches to some reasons.
@@ -53,6 +55,8 @@ REASON_METADATA = {
     "ROLE_REQUIRED": {"required_role": "approver", "role": "viewer"},
     "TOO_MANY_PENDING": {"max": "50"},
     "TOO_MANY_STREAMS": {"max": "8"},
+    "CLASSIFICATION_REFUSED": {"code": "ABOVE_CATALOG_LEVEL", "explanation": "Từ chối: …", "explanation_en": "Rejected: …"},
+    "EXTENSION_REJECTED": {"code": "NOT_LATER"},
 }
 
 
