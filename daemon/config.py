@@ -7,6 +7,7 @@ names where to read it (a file, or a systemd credential).
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
@@ -21,6 +22,11 @@ DEFAULT_CHUNK_BYTES = 1024 * 1024
 MAX_CHUNK_BYTES = 4 * 1024 * 1024
 DEFAULT_SESSIONS = 4
 MAX_SESSIONS = 64
+# How long in-flight calls may run after SIGTERM; keep the unit's
+# TimeoutStopSec= above it.
+DEFAULT_DRAIN_SECONDS = 30
+DEFAULT_METRICS_LISTEN = "127.0.0.1:9464"
+LOG_FORMATS = ("auto", "journal", "text")
 
 # Approvals default to two distinct approvers for Tối mật and one for Mật.
 DEFAULT_APPROVALS = {Level.TOI_MAT: 2, Level.MAT: 1}
@@ -47,6 +53,20 @@ class LevelPolicy:
     approvals: int
     grant_seconds: int
     grant_opens: int
+    # How old the newest key version may get before it is due for rotation;
+    # None when no period is set.
+    rotation_seconds: int | None = None
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    """The Prometheus listener: ``host`` and ``port``, with TLS when not on loopback."""
+
+    host: str
+    port: int
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_ca: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -64,6 +84,11 @@ class Config:
     levels: Mapping[Level, LevelPolicy]
     log_level: str = "info"
     extra: Mapping[str, Any] = field(default_factory=dict)
+    # Operations: see docs/operations.md.
+    drain_seconds: int = DEFAULT_DRAIN_SECONDS
+    allow_root: bool = False
+    metrics: MetricsConfig | None = None
+    log_format: str = "auto"
 
 
 class _Reader:
@@ -105,6 +130,12 @@ class _Reader:
             raise self.fail(key, f"must be between {minimum} and {maximum}, got {value}")
         return value
 
+    def boolean(self, key: str, default: bool) -> bool:
+        value = self.table.get(key, default)
+        if not isinstance(value, bool):
+            raise self.fail(key, "must be true or false")
+        return value
+
     def path_value(self, key: str, required: bool = False) -> Path | None:
         value = self.string(key, required=required)
         if value is None:
@@ -132,10 +163,10 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
 
     root = _Reader(path, data)
-    root.reject_unknown({"server", "tls", "token", "state", "levels", "log"})
+    root.reject_unknown({"server", "tls", "token", "state", "levels", "log", "metrics"})
 
     server = root.section("server")
-    server.reject_unknown({"unix_socket", "tcp", "chunk_bytes", "workers"})
+    server.reject_unknown({"unix_socket", "tcp", "chunk_bytes", "workers", "drain_seconds", "allow_root"})
     unix_socket = server.path_value("unix_socket")
     tcp = server.string("tcp")
     if unix_socket is None and tcp is None:
@@ -145,6 +176,8 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         raise server.fail("unix_socket", "path is longer than the 107 bytes a unix socket allows")
     chunk_bytes = server.integer("chunk_bytes", DEFAULT_CHUNK_BYTES, 4096, MAX_CHUNK_BYTES)
     workers = server.integer("workers", 32, 2, 1024)
+    drain_seconds = server.integer("drain_seconds", DEFAULT_DRAIN_SECONDS, 0, 600)
+    allow_root = server.boolean("allow_root", False)
 
     tls = root.section("tls")
     tls.reject_unknown({"ca", "cert", "key"})
@@ -163,10 +196,15 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     levels = _load_levels(root.section("levels"))
 
     log = root.section("log", required=False)
-    log.reject_unknown({"level"})
+    log.reject_unknown({"level", "format"})
     log_level = log.string("level", default="info") or "info"
     if log_level not in {"debug", "info", "warning", "error"}:
         raise log.fail("level", "must be debug, info, warning or error")
+    log_format = log.string("format", default="auto") or "auto"
+    if log_format not in LOG_FORMATS:
+        raise log.fail("format", f"must be one of {', '.join(LOG_FORMATS)}")
+
+    metrics = _load_metrics(root.section("metrics", required=False))
 
     return Config(
         path=path,
@@ -181,7 +219,50 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         sqlite=sqlite,
         levels=levels,
         log_level=log_level,
+        drain_seconds=drain_seconds,
+        allow_root=allow_root,
+        metrics=metrics,
+        log_format=log_format,
     )
+
+
+def _load_metrics(metrics: _Reader) -> MetricsConfig | None:
+    metrics.reject_unknown({"enabled", "listen", "tls_cert", "tls_key", "tls_ca"})
+    if not metrics.boolean("enabled", True):
+        return None
+    listen = metrics.string("listen", default=DEFAULT_METRICS_LISTEN)
+    assert listen is not None
+    host, port = _split_host_port(metrics, "listen", listen)
+    tls_cert = metrics.path_value("tls_cert")
+    tls_key = metrics.path_value("tls_key")
+    tls_ca = metrics.path_value("tls_ca")
+    if (tls_cert is None) != (tls_key is None):
+        raise metrics.fail("tls_cert", "set both tls_cert and tls_key, or neither")
+    if tls_ca is not None and tls_cert is None:
+        raise metrics.fail("tls_ca", "client certificates need tls_cert and tls_key too")
+    # Counts of opens per level say how busy the archive is; off the host
+    # they travel only under TLS.
+    if tls_cert is None and not _is_loopback(host):
+        raise metrics.fail("listen", f"{host} is not a loopback address; set tls_cert and tls_key to listen on it")
+    return MetricsConfig(host=host, port=port, tls_cert=tls_cert, tls_key=tls_key, tls_ca=tls_ca)
+
+
+def _split_host_port(reader: _Reader, key: str, value: str) -> tuple[str, int]:
+    host, colon, port = value.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not colon or not host or not port.isdigit() or int(port) > 65535:
+        raise reader.fail(key, f"must be HOST:PORT, e.g. {DEFAULT_METRICS_LISTEN}; got {value!r}")
+    return host, int(port)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _load_token(token: _Reader) -> TokenConfig:
@@ -238,7 +319,7 @@ def _load_levels(levels: _Reader) -> dict[Level, LevelPolicy]:
     policies: dict[Level, LevelPolicy] = {}
     for level in SEALABLE_LEVELS:
         section = levels.section(level.config_name)
-        section.reject_unknown({"key_id", "approvals", "grant_hours", "grant_opens"})
+        section.reject_unknown({"key_id", "approvals", "grant_hours", "grant_opens", "rotation_days"})
         key_id = section.string("key_id", default=f"niemphong-{level.config_name}")
         assert key_id is not None
         if not key_id.isascii() or not key_id.isprintable() or len(key_id) > 64:
@@ -249,6 +330,9 @@ def _load_levels(levels: _Reader) -> dict[Level, LevelPolicy]:
             approvals=section.integer("approvals", DEFAULT_APPROVALS[level], 1, 10),
             grant_seconds=3600 * section.integer("grant_hours", DEFAULT_GRANT_HOURS[level], 1, 24 * 30),
             grant_opens=section.integer("grant_opens", DEFAULT_GRANT_OPENS[level], 1, 100),
+            rotation_seconds=(
+                86400 * section.integer("rotation_days", 0, 1, 36500) if "rotation_days" in section.table else None
+            ),
         )
 
     key_ids = [policy.key_id for policy in policies.values()]

@@ -5,26 +5,33 @@ from __future__ import annotations
 import logging
 import os
 import stat
-import threading
+import time
 from concurrent import futures
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from niemphong.daemon import metrics
 from niemphong.daemon.access import AccessControl
 from niemphong.daemon.config import Config, read_pin
+from niemphong.daemon.health import HealthCheck, HealthMonitor, path_writable
 from niemphong.daemon.hsm import Pkcs11Token
 from niemphong.daemon.identity import AuthInterceptor
+from niemphong.daemon.levels import Level
+from niemphong.daemon.observe import ObservingInterceptor
 from niemphong.daemon.services.access_service import AccessServicer
 from niemphong.daemon.services.envelope_service import EnvelopeServicer, KeyRing
 from niemphong.daemon.store import SqliteStore
+from niemphong.daemon.systemd import Notifier
 from niemphong.v1 import niemphong_pb2 as pb
 from niemphong.v1 import niemphong_pb2_grpc as pb_grpc
 
 log = logging.getLogger(__name__)
 
-HEALTH_INTERVAL_SECONDS = 5.0
+# After a drain's grace period, how long cancelled handlers get to unwind
+# before the token and the store close under them.
+HANDLER_EXIT_SECONDS = 10.0
 # Room for a chunk plus the protobuf framing around it.
 MESSAGE_OVERHEAD_BYTES = 64 * 1024
 
@@ -41,17 +48,34 @@ class Daemon:
         self.access = AccessControl(self.store, config.levels)
         self.keys = KeyRing(self.token, config)
         self.health = health.HealthServicer()
+        self.notifier = Notifier()
+        self.observer = ObservingInterceptor()
+        self.health_monitor = HealthMonitor(
+            self.health,
+            ("",) + SERVICE_NAMES,
+            [
+                HealthCheck("token", self.token.check_alive),
+                HealthCheck("state_store", lambda: self.store.check_writable() and path_writable(config.sqlite)),
+            ],
+            self.notifier,
+        )
+        self.metrics_listener = metrics.MetricsListener(config.metrics) if config.metrics else None
+        self.state_collector = metrics.StateCollector(
+            self._level_counts,
+            self._key_versions,
+            {level: policy.rotation_seconds for level, policy in config.levels.items() if policy.rotation_seconds},
+        )
         self.tcp_port: int | None = None
-        self._stopping = threading.Event()
         self._server: grpc.Server | None = None
-        self._health_thread: threading.Thread | None = None
 
     def start(self) -> None:
         config = self.config
         message_limit = config.chunk_bytes + MESSAGE_OVERHEAD_BYTES
         server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="rpc"),
-            interceptors=[AuthInterceptor()],
+            # The observer goes first so that it also sees calls that
+            # authentication refuses.
+            interceptors=[self.observer, AuthInterceptor()],
             options=[
                 ("grpc.max_receive_message_length", message_limit),
                 ("grpc.max_send_message_length", message_limit),
@@ -80,14 +104,19 @@ class Daemon:
             if self.tcp_port == 0:
                 raise OSError(f"cannot listen on {config.tcp}")
 
+        if self.metrics_listener is not None:
+            metrics.set_build_info()
+            metrics.REGISTRY.register(self.state_collector)
+            self.metrics_listener.start()
+
         server.start()
         if config.unix_socket is not None:
             # Owner and group only: local clients are in the service's group.
             os.chmod(config.unix_socket, 0o660)
         self._server = server
-        self._update_health()
-        self._health_thread = threading.Thread(target=self._watch_health, name="health", daemon=True)
-        self._health_thread.start()
+        self.health_monitor.run_checks()
+        self.health_monitor.start()
+        self.notifier.ready(self.health_monitor.describe())
         log.info(
             "niemphongd serving on %s",
             ", ".join(filter(None, [
@@ -96,31 +125,56 @@ class Daemon:
             ])),
         )
 
-    def _update_health(self) -> None:
-        healthy = self.token.check_alive() and self.store.check_writable()
-        status = health_pb2.HealthCheckResponse.SERVING if healthy else health_pb2.HealthCheckResponse.NOT_SERVING
-        for name in ("",) + SERVICE_NAMES:
-            self.health.set(name, status)
+    def _level_counts(self) -> list[metrics.LevelAccessState]:
+        with self.store.transaction() as tx:
+            counts = {Level(row.level): row for row in tx.level_counts(int(time.time()))}
+        states = []
+        for level in self.config.levels:
+            row = counts.get(level)
+            states.append(metrics.LevelAccessState(
+                level=level,
+                pending=row.pending if row else 0,
+                oldest_pending_created_at=row.oldest_pending_created_at if row else None,
+                active_grants=row.active_grants if row else 0,
+            ))
+        return states
 
-    def _watch_health(self) -> None:
-        was_healthy = True
-        while not self._stopping.wait(HEALTH_INTERVAL_SECONDS):
-            self._update_health()
-            healthy = self.token.check_alive()
-            if healthy != was_healthy:
-                log.warning("token is %s", "available again" if healthy else "not answering")
-                was_healthy = healthy
+    def _key_versions(self) -> list[metrics.KeyVersionState]:
+        levels_by_key = {policy.key_id: level for level, policy in self.config.levels.items()}
+        return [
+            metrics.KeyVersionState(
+                level=levels_by_key[info.key_id],
+                version=info.version,
+                created_at=metrics.date_timestamp(info.created_on) if info.created_on else None,
+            )
+            for info in self.token.list_keks()
+            if info.key_id in levels_by_key
+        ]
 
     def wait(self) -> None:
         assert self._server is not None
         self._server.wait_for_termination()
 
-    def stop(self, grace: float = 30.0) -> None:
-        """Refuse new calls, let running ones finish within ``grace`` seconds, then close the token."""
-        self._stopping.set()
-        self.health.enter_graceful_shutdown()
+    def stop(self, grace: float | None = None) -> None:
+        """Drain: refuse new calls, let running ones finish within ``grace`` seconds, then close.
+
+        ``grace`` defaults to ``[server] drain_seconds``. A call still running
+        when the grace period ends is cancelled; its client gets an error
+        (CANCELLED) and a seal cancelled that way registers no artefact.
+        """
+        grace = self.config.drain_seconds if grace is None else grace
+        in_flight = self.observer.in_flight
+        log.info("draining: %d calls in flight, up to %.0f s to finish", in_flight, grace)
+        self.notifier.stopping(f"draining {in_flight} calls")
+        self.health_monitor.begin_drain()
         if self._server is not None:
             self._server.stop(grace).wait()
+        if not self.observer.wait_idle(HANDLER_EXIT_SECONDS):
+            log.warning("%d calls still unwinding after the drain; closing the token under them", self.observer.in_flight)
+        if self.metrics_listener is not None:
+            self.metrics_listener.stop()
+            metrics.REGISTRY.unregister(self.state_collector)
+        self.health_monitor.stop()
         self.token.close()
         self.store.close()
         if self.config.unix_socket is not None:

@@ -125,6 +125,16 @@ class GrantRecord:
         return not self.revoked and now < self.expires_at and self.opens_used < self.opens_allowed
 
 
+@dataclass(frozen=True)
+class LevelCounts:
+    """Operational counts for one level, for metrics."""
+
+    level: int
+    pending: int
+    oldest_pending_created_at: int | None
+    active_grants: int
+
+
 class StateTransaction(Protocol):
     """Reads and writes inside one serializable transaction."""
 
@@ -140,6 +150,7 @@ class StateTransaction(Protocol):
     def get_grant(self, request_id: str) -> GrantRecord | None: ...
     def list_grants(self, artefact_id: str, viewer: str) -> list[GrantRecord]: ...
     def count_open(self, request_id: str) -> None: ...
+    def level_counts(self, now: int) -> list[LevelCounts]: ...
 
 
 class StateStore(Protocol):
@@ -282,6 +293,27 @@ class _SqliteTransaction:
         )
         if cursor.rowcount != 1:
             raise RuntimeError(f"grant {request_id} has no open left to count")
+
+    def level_counts(self, now: int) -> list[LevelCounts]:
+        """Count pending requests and usable grants per level; levels with neither are left out."""
+        counts: dict[int, list[int | None]] = {}
+        pending_rows = self._db.execute(
+            "SELECT a.level, COUNT(*), MIN(r.created_at) FROM requests r "
+            "JOIN artefacts a ON a.artefact_id = r.artefact_id WHERE r.state = 'pending' GROUP BY a.level"
+        )
+        for level, pending, oldest in pending_rows:
+            counts[level] = [pending, oldest, 0]
+        grant_rows = self._db.execute(
+            "SELECT a.level, COUNT(*) FROM grants g JOIN artefacts a ON a.artefact_id = g.artefact_id "
+            "WHERE g.revoked = 0 AND g.expires_at > ? AND g.opens_used < g.opens_allowed GROUP BY a.level",
+            (now,),
+        )
+        for level, active in grant_rows:
+            counts.setdefault(level, [0, None, 0])[2] = active
+        return [
+            LevelCounts(level, int(pending or 0), oldest, int(active or 0))
+            for level, (pending, oldest, active) in sorted(counts.items())
+        ]
 
     def _insert(self, table: str, values: dict[str, object]) -> None:
         columns = ", ".join(values)

@@ -319,9 +319,16 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
 
         artefact_id = header.artefact_id.hex()
         with self.access.store.transaction() as tx:
-            registered = tx.get_artefact(artefact_id) is not None
+            record = tx.get_artefact(artefact_id)
+        # A copy whose size differs from the registered envelope was cut off
+        # (a seal interrupted after registration) or extended: it does not
+        # count as the registered envelope.
+        size_differs = record is not None and bool(request.envelope_bytes) and (
+            request.envelope_bytes != record.envelope_bytes
+        )
+        registered = record is not None and not size_differs
         plaintext = 0
-        if request.envelope_bytes:
+        if request.envelope_bytes and not size_differs:
             plaintext = envelope.plaintext_length(request.envelope_bytes, header.header_len, header.segment_size) or 0
 
         metadata = header.metadata
