@@ -7,6 +7,7 @@ names where to read it (a file, or a systemd credential).
 
 from __future__ import annotations
 
+import grp
 import ipaddress
 import os
 import tomllib
@@ -87,6 +88,8 @@ class Config:
     # Operations: see docs/operations.md.
     drain_seconds: int = DEFAULT_DRAIN_SECONDS
     allow_root: bool = False
+    # Group given the unix socket; None keeps the daemon's own group.
+    unix_socket_group: str | None = None
     metrics: MetricsConfig | None = None
     log_format: str = "auto"
 
@@ -166,7 +169,9 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     root.reject_unknown({"server", "tls", "token", "state", "levels", "log", "metrics"})
 
     server = root.section("server")
-    server.reject_unknown({"unix_socket", "tcp", "chunk_bytes", "workers", "drain_seconds", "allow_root"})
+    server.reject_unknown(
+        {"unix_socket", "unix_socket_group", "tcp", "chunk_bytes", "workers", "drain_seconds", "allow_root"}
+    )
     unix_socket = server.path_value("unix_socket")
     tcp = server.string("tcp")
     if unix_socket is None and tcp is None:
@@ -178,6 +183,12 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     workers = server.integer("workers", 32, 2, 1024)
     drain_seconds = server.integer("drain_seconds", DEFAULT_DRAIN_SECONDS, 0, 600)
     allow_root = server.boolean("allow_root", False)
+    unix_socket_group = server.string("unix_socket_group")
+    if unix_socket_group is not None:
+        try:
+            grp.getgrnam(unix_socket_group)
+        except KeyError:
+            raise server.fail("unix_socket_group", f"no group named {unix_socket_group!r} on this host") from None
 
     tls = root.section("tls")
     tls.reject_unknown({"ca", "cert", "key"})
@@ -221,6 +232,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         log_level=log_level,
         drain_seconds=drain_seconds,
         allow_root=allow_root,
+        unix_socket_group=unix_socket_group,
         metrics=metrics,
         log_format=log_format,
     )

@@ -183,7 +183,8 @@ class KeyVersionState:
 
     level: Level
     version: int
-    # Midnight UTC of the key's CKA_START_DATE; None when the token has none.
+    # Seconds since the epoch: midnight UTC of the key's CKA_START_DATE, or
+    # the first seal under it when the token gives no date; None when neither.
     created_at: float | None
 
 
@@ -269,7 +270,8 @@ class StateCollector(Collector):
     def _collect_keys(self, now: float) -> Iterable[GaugeMetricFamily]:
         created = GaugeMetricFamily(
             "niemphong_key_version_created_timestamp_seconds",
-            "Creation date of each key version (CKA_START_DATE, midnight UTC), by level and version.",
+            "Creation time of each key version: CKA_START_DATE at midnight UTC, or its first seal when the "
+            "token has no readable date; by level and version.",
             labels=["level", "version"],
         )
         age = GaugeMetricFamily(
@@ -282,7 +284,7 @@ class StateCollector(Collector):
         )
         due = GaugeMetricFamily(
             "niemphong_key_rotation_due",
-            "1 when the newest version of a level's key is older than its rotation period or has no creation date.",
+            "1 when the newest version of a level's key is older than its rotation period, else 0.",
             labels=["level"],
         )
         keys = self._read_keys(now)
@@ -299,11 +301,11 @@ class StateCollector(Collector):
         for level, seconds in self._rotation_seconds.items():
             period.add_metric([level.config_name], seconds)
             key = newest.get(level)
-            # A level with no key at all is reported by the health log and
-            # KEY_UNAVAILABLE refusals, not as a rotation due.
-            if key is None:
+            # A level without a key is reported by KEY_UNAVAILABLE refusals,
+            # and a key of unknown age cannot be judged; neither gets a value.
+            if key is None or key.created_at is None:
                 continue
-            overdue = key.created_at is None or now - key.created_at > seconds
+            overdue = now - key.created_at > seconds
             due.add_metric([level.config_name], 1.0 if overdue else 0.0)
         yield from (created, age, period, due)
 

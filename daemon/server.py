@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import grp
 import logging
 import os
 import stat
@@ -111,7 +112,9 @@ class Daemon:
 
         server.start()
         if config.unix_socket is not None:
-            # Owner and group only: local clients are in the service's group.
+            # Owner and group only: local clients are in the socket's group.
+            if config.unix_socket_group is not None:
+                os.chown(config.unix_socket, -1, grp.getgrnam(config.unix_socket_group).gr_gid)
             os.chmod(config.unix_socket, 0o660)
         self._server = server
         self.health_monitor.run_checks()
@@ -141,15 +144,20 @@ class Daemon:
 
     def _key_versions(self) -> list[metrics.KeyVersionState]:
         levels_by_key = {policy.key_id: level for level, policy in self.config.levels.items()}
-        return [
-            metrics.KeyVersionState(
-                level=levels_by_key[info.key_id],
-                version=info.version,
-                created_at=metrics.date_timestamp(info.created_on) if info.created_on else None,
-            )
-            for info in self.token.list_keks()
-            if info.key_id in levels_by_key
-        ]
+        keks = [info for info in self.token.list_keks() if info.key_id in levels_by_key]
+        with self.store.transaction() as tx:
+            first_seals = tx.first_seal_times()
+        states = []
+        for info in keks:
+            # NOTE: SoftHSM2 2.6 cannot read CKA_START_DATE back from a
+            # private key, so there the age counts from the key's first seal.
+            if info.created_on is not None:
+                created_at: float | None = metrics.date_timestamp(info.created_on)
+            else:
+                first_seal = first_seals.get((info.key_id, info.version))
+                created_at = float(first_seal) if first_seal is not None else None
+            states.append(metrics.KeyVersionState(levels_by_key[info.key_id], info.version, created_at))
+        return states
 
     def wait(self) -> None:
         assert self._server is not None

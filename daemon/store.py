@@ -151,6 +151,7 @@ class StateTransaction(Protocol):
     def list_grants(self, artefact_id: str, viewer: str) -> list[GrantRecord]: ...
     def count_open(self, request_id: str) -> None: ...
     def level_counts(self, now: int) -> list[LevelCounts]: ...
+    def first_seal_times(self) -> dict[tuple[str, int], int]: ...
 
 
 class StateStore(Protocol):
@@ -314,6 +315,11 @@ class _SqliteTransaction:
             LevelCounts(level, int(pending or 0), oldest, int(active or 0))
             for level, (pending, oldest, active) in sorted(counts.items())
         ]
+
+    def first_seal_times(self) -> dict[tuple[str, int], int]:
+        """Return the time of the first seal under each (key id, version) in the registry."""
+        rows = self._db.execute("SELECT key_id, key_version, MIN(sealed_at) FROM artefacts GROUP BY key_id, key_version")
+        return {(key_id, version): first for key_id, version, first in rows}
 
     def _insert(self, table: str, values: dict[str, object]) -> None:
         columns = ", ".join(values)
