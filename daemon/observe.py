@@ -5,6 +5,13 @@ call, refused ones included. It gives the call its request id, which every
 log line of the call carries, counts the call by RPC, level and outcome,
 times it, and keeps the count of calls in flight that a drain waits for.
 
+A drain works in two steps. :meth:`ObservingInterceptor.begin_drain` makes
+every new niemphong.v1 call fail at once with ``DAEMON_STOPPING`` (health
+checks still answer, with NOT_SERVING). When the grace period is over,
+:meth:`ObservingInterceptor.stop_streams` ends each request stream at its
+next message with the same reason, so that a seal stops before its envelope
+is finished and registers nothing.
+
 Handlers record what a call touched in ``CallContext.facts`` (see
 ``identity.py``). The wrapper shares one facts dict with the CallContext that
 the authentication interceptor builds, and reads it when the call ends.
@@ -23,11 +30,13 @@ import grpc
 from google.rpc import error_details_pb2, status_pb2
 
 from niemphong.daemon import metrics
+from niemphong.daemon.errors import ServiceError, abort
 from niemphong.daemon.logs import request_id_var
 
 log = logging.getLogger(__name__)
 
 REQUEST_ID_HEADER = "x-request-id"
+_API_PREFIX = "/niemphong."
 _STATUS_DETAILS_HEADER = "grpc-status-details-bin"
 
 
@@ -81,6 +90,8 @@ class ObservingInterceptor(grpc.ServerInterceptor):
     def __init__(self) -> None:
         self._in_flight = 0
         self._idle = threading.Condition()
+        self._draining = threading.Event()
+        self._streams_stopped = threading.Event()
 
     @property
     def in_flight(self) -> int:
@@ -92,6 +103,14 @@ class ObservingInterceptor(grpc.ServerInterceptor):
         with self._idle:
             return self._idle.wait_for(lambda: self._in_flight == 0, timeout=timeout)
 
+    def begin_drain(self) -> None:
+        """Fail every new niemphong.v1 call with DAEMON_STOPPING, from now on."""
+        self._draining.set()
+
+    def stop_streams(self) -> None:
+        """End every request stream at its next message with DAEMON_STOPPING, from now on."""
+        self._streams_stopped.set()
+
     def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
@@ -102,25 +121,33 @@ class ObservingInterceptor(grpc.ServerInterceptor):
             return None
         method = handler_call_details.method
 
+        streaming_in = handler.request_streaming
         if handler.response_streaming:
-            factory = grpc.stream_stream_rpc_method_handler if handler.request_streaming else grpc.unary_stream_rpc_method_handler
-            behavior = handler.stream_stream if handler.request_streaming else handler.unary_stream
-            wrapped = self._wrap_stream(method, behavior)
+            factory = grpc.stream_stream_rpc_method_handler if streaming_in else grpc.unary_stream_rpc_method_handler
+            behavior = handler.stream_stream if streaming_in else handler.unary_stream
+            wrapped = self._wrap_stream(method, behavior, streaming_in)
         else:
-            factory = grpc.stream_unary_rpc_method_handler if handler.request_streaming else grpc.unary_unary_rpc_method_handler
-            behavior = handler.stream_unary if handler.request_streaming else handler.unary_unary
-            wrapped = self._wrap_unary(method, behavior)
+            factory = grpc.stream_unary_rpc_method_handler if streaming_in else grpc.unary_unary_rpc_method_handler
+            behavior = handler.stream_unary if streaming_in else handler.unary_unary
+            wrapped = self._wrap_unary(method, behavior, streaming_in)
         return factory(
             wrapped,
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
 
-    def _wrap_unary(self, method: str, behavior: Callable[..., Any]) -> Callable[..., Any]:
+    def _wrap_unary(self, method: str, behavior: Callable[..., Any], streaming_in: bool) -> Callable[..., Any]:
         def observed(request: Any, context: grpc.ServicerContext) -> Any:
             call = self._begin(method, context)
+            if streaming_in:
+                request = self._until_stopped(request)
             try:
-                return behavior(request, call.context)
+                try:
+                    self._refuse_while_draining(method)
+                    return behavior(request, call.context)
+                except ServiceError as error:
+                    abort(call.context, error)
+                    raise
             except BaseException as exc:
                 self._failed(call, exc)
                 raise
@@ -129,20 +156,41 @@ class ObservingInterceptor(grpc.ServerInterceptor):
 
         return observed
 
-    def _wrap_stream(self, method: str, behavior: Callable[..., Iterator[Any]]) -> Callable[..., Iterator[Any]]:
+    def _wrap_stream(
+        self, method: str, behavior: Callable[..., Iterator[Any]], streaming_in: bool
+    ) -> Callable[..., Iterator[Any]]:
         def observed(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
             call = self._begin(method, context)
+            if streaming_in:
+                request = self._until_stopped(request)
             try:
-                yield from behavior(request, call.context)
+                try:
+                    self._refuse_while_draining(method)
+                    yield from behavior(request, call.context)
+                except ServiceError as error:
+                    # A handler that lets DAEMON_STOPPING (or any reason)
+                    # escape still ends with a rich status, not UNKNOWN.
+                    abort(call.context, error)
+                    raise
             except BaseException as exc:
                 # GeneratorExit lands here when the server drops the stream:
-                # the client went away or a drain ran out of time.
+                # the client went away or gRPC cancelled it at the end of a drain.
                 self._failed(call, exc)
                 raise
             finally:
                 self._end(call)
 
         return observed
+
+    def _refuse_while_draining(self, method: str) -> None:
+        if self._draining.is_set() and method.startswith(_API_PREFIX):
+            raise ServiceError("DAEMON_STOPPING", "niemphongd is stopping and accepts no new calls")
+
+    def _until_stopped(self, requests: Iterator[Any]) -> Iterator[Any]:
+        for message in requests:
+            if self._streams_stopped.is_set():
+                raise ServiceError("DAEMON_STOPPING", "niemphongd is stopping; the call ended before it completed")
+            yield message
 
     def _begin(self, method: str, context: grpc.ServicerContext) -> _Call:
         call = _Call(method, context)

@@ -30,9 +30,13 @@ from niemphong.v1 import niemphong_pb2_grpc as pb_grpc
 
 log = logging.getLogger(__name__)
 
-# After a drain's grace period, how long cancelled handlers get to unwind
-# before the token and the store close under them.
-HANDLER_EXIT_SECONDS = 10.0
+# After a drain's grace period, how long request streams get to reach their
+# next message and end with DAEMON_STOPPING before gRPC cancels them.
+STREAM_STOP_SECONDS = 5.0
+LINGER_SECONDS = 0.5
+# After that, how long cancelled handlers get to unwind before the token and
+# the store close under them.
+HANDLER_EXIT_SECONDS = 5.0
 # Room for a chunk plus the protobuf framing around it.
 MESSAGE_OVERHEAD_BYTES = 64 * 1024
 
@@ -166,17 +170,30 @@ class Daemon:
     def stop(self, grace: float | None = None) -> None:
         """Drain: refuse new calls, let running ones finish within ``grace`` seconds, then close.
 
-        ``grace`` defaults to ``[server] drain_seconds``. A call still running
-        when the grace period ends is cancelled; its client gets an error
-        (CANCELLED) and a seal cancelled that way registers no artefact.
+        ``grace`` defaults to ``[server] drain_seconds``. New calls fail at
+        once with DAEMON_STOPPING while health checks report NOT_SERVING. A
+        request stream still open when the grace period ends is ended at its
+        next message with DAEMON_STOPPING, and gRPC cancels whatever still
+        runs after STREAM_STOP_SECONDS more. A seal ended either way
+        registers no artefact.
         """
         grace = self.config.drain_seconds if grace is None else grace
         in_flight = self.observer.in_flight
         log.info("draining: %d calls in flight, up to %.0f s to finish", in_flight, grace)
         self.notifier.stopping(f"draining {in_flight} calls")
+        self.observer.begin_drain()
         self.health_monitor.begin_drain()
+        if not self.observer.wait_idle(grace):
+            log.warning("%d calls still running after %.0f s; ending their streams", self.observer.in_flight, grace)
+            self.observer.stop_streams()
+            self.observer.wait_idle(STREAM_STOP_SECONDS)
         if self._server is not None:
-            self._server.stop(grace).wait()
+            # A handler that has returned may still be sending its last
+            # messages and status, and a client may still be sending on a
+            # call that ended with DAEMON_STOPPING. Closing the connections
+            # at once would leave either client with only a broken pipe.
+            time.sleep(LINGER_SECONDS)
+            self._server.stop(LINGER_SECONDS).wait()
         if not self.observer.wait_idle(HANDLER_EXIT_SECONDS):
             log.warning("%d calls still unwinding after the drain; closing the token under them", self.observer.in_flight)
         if self.metrics_listener is not None:
