@@ -93,9 +93,9 @@ class JournalHandler(logging.Handler):
                 "SYSLOG_IDENTIFIER": SYSLOG_IDENTIFIER,
                 "LOGGER": record.name,
                 "REQUEST_ID": getattr(record, "request_id", "-"),
-                "CODE_FILE": record.pathname,
+                "CODE_FILE": record.pathname or "",
                 "CODE_LINE": str(record.lineno),
-                "CODE_FUNC": record.funcName,
+                "CODE_FUNC": record.funcName or "",
                 "THREAD_NAME": record.threadName or "",
             }
             datagram = b"".join(journal_field_bytes(name, value) for name, value in fields.items())

@@ -21,11 +21,12 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 from datetime import date, datetime, timezone
 from importlib import metadata
 from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import Counter, Gauge, Histogram, Info, start_http_server
+from prometheus_client import Counter, Gauge, Histogram, Info, disable_created_metrics, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import REGISTRY, Collector
 
@@ -33,6 +34,12 @@ from niemphong.daemon.config import MetricsConfig
 from niemphong.daemon.levels import Level
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# The *_created series would double the series count for a start time that
+# process_start_time_seconds already gives.
+disable_created_metrics()
 
 # Label value for a call that never named a level (Inspect, ListPending, a
 # refusal before the level was read) or a token call without a mechanism.
@@ -206,8 +213,6 @@ class StateCollector(Collector):
         key_state: returns every key version of every level.
         rotation_seconds: each level's rotation period; a level without one
             exports no rotation metrics.
-        key_refresh_seconds: how long a key listing is reused, so that
-            frequent scrapes do not become token calls.
         clock: seconds since the epoch.
     """
 
@@ -216,17 +221,12 @@ class StateCollector(Collector):
         access_state: Callable[[], Iterable[LevelAccessState]],
         key_state: Callable[[], Iterable[KeyVersionState]],
         rotation_seconds: Mapping[Level, int],
-        key_refresh_seconds: float = 60.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._access_state = access_state
         self._key_state = key_state
         self._rotation_seconds = dict(rotation_seconds)
-        self._key_refresh_seconds = key_refresh_seconds
         self._clock = clock
-        self._keys: list[KeyVersionState] | None = None
-        self._keys_read_at = 0.0
-        self._lock = threading.Lock()
 
     def describe(self) -> list[GaugeMetricFamily]:
         # Describing without collecting keeps registration free of store and
@@ -287,8 +287,10 @@ class StateCollector(Collector):
             "1 when the newest version of a level's key is older than its rotation period, else 0.",
             labels=["level"],
         )
-        keys = self._read_keys(now)
-        if keys is None:
+        try:
+            keys = list(self._key_state())
+        except Exception:
+            log.exception("cannot list key versions for metrics")
             return
         newest: dict[Level, KeyVersionState] = {}
         for key in keys:
@@ -309,16 +311,26 @@ class StateCollector(Collector):
             due.add_metric([level.config_name], 1.0 if overdue else 0.0)
         yield from (created, age, period, due)
 
-    def _read_keys(self, now: float) -> list[KeyVersionState] | None:
+
+
+class TimedCache(Generic[T]):
+    """Reuse the result of ``load`` for ``seconds``, so that frequent scrapes do not become token calls."""
+
+    def __init__(self, load: Callable[[], T], seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._load = load
+        self._seconds = seconds
+        self._clock = clock
+        self._value: T | None = None
+        self._loaded_at = 0.0
+        self._lock = threading.Lock()
+
+    def get(self) -> T:
         with self._lock:
-            if self._keys is None or now - self._keys_read_at >= self._key_refresh_seconds:
-                try:
-                    self._keys = list(self._key_state())
-                    self._keys_read_at = now
-                except Exception:
-                    log.exception("cannot list key versions in the token for metrics")
-                    return self._keys
-            return self._keys
+            now = self._clock()
+            if self._value is None or now - self._loaded_at >= self._seconds:
+                self._value = self._load()
+                self._loaded_at = now
+            return self._value
 
 
 def date_timestamp(day: date) -> float:

@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 # next message and end with DAEMON_STOPPING before gRPC cancels them.
 STREAM_STOP_SECONDS = 5.0
 LINGER_SECONDS = 0.5
+# How long a listing of the token's keys serves the key metrics.
+KEY_LISTING_SECONDS = 60.0
 # After that, how long cancelled handlers get to unwind before the token and
 # the store close under them.
 HANDLER_EXIT_SECONDS = 5.0
@@ -65,6 +67,7 @@ class Daemon:
             self.notifier,
         )
         self.metrics_listener = metrics.MetricsListener(config.metrics) if config.metrics else None
+        self._keks = metrics.TimedCache(self.token.list_keks, KEY_LISTING_SECONDS)
         self.state_collector = metrics.StateCollector(
             self._level_counts,
             self._key_versions,
@@ -148,7 +151,7 @@ class Daemon:
 
     def _key_versions(self) -> list[metrics.KeyVersionState]:
         levels_by_key = {policy.key_id: level for level, policy in self.config.levels.items()}
-        keks = [info for info in self.token.list_keks() if info.key_id in levels_by_key]
+        keks = [info for info in self._keks.get() if info.key_id in levels_by_key]
         with self.store.transaction() as tx:
             first_seals = tx.first_seal_times()
         states = []
