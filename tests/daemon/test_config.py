@@ -29,16 +29,30 @@ pin_file = "secrets/token.pin"
 [state]
 sqlite = "state/np.db"
 
+[policy]
+file = "policy.toml"
+"""
+
+POLICY = """
+development = true
+
 [levels.toi-mat]
 approvals = 3
 
 [levels.mat]
+
+[catalog]
+files = ["catalog.csv"]
 """
 
+CATALOG = "Quyết định,Điều,Khoản,Điểm,Nội dung,Độ mật cao nhất\n1722/QĐ-TTg,1,1,a,Kế hoạch,Tối mật\n"
 
-def write(tmp_path: Path, text: str) -> Path:
+
+def write(tmp_path: Path, text: str, policy: str = POLICY) -> Path:
     path = tmp_path / "niemphongd.toml"
     path.write_text(text, encoding="utf-8")
+    (tmp_path / "policy.toml").write_text(policy, encoding="utf-8")
+    (tmp_path / "catalog.csv").write_text(CATALOG, encoding="utf-8")
     return path
 
 
@@ -54,17 +68,29 @@ def test_config_defaults_and_relative_paths(tmp_path: Path) -> None:
 
 def test_config_tuyet_mat_policy_rejected(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as excinfo:
-        load_config(write(tmp_path, BASE + "\n[levels.tuyet-mat]\napprovals = 5\n"))
+        load_config(write(tmp_path, BASE, POLICY + "\n[levels.tuyet-mat]\napprovals = 5\n"))
 
-    assert str(tmp_path / "niemphongd.toml") in str(excinfo.value)
+    assert str(tmp_path / "policy.toml") in str(excinfo.value)
     assert "levels.tuyet-mat" in str(excinfo.value)
 
 
 def test_config_shared_level_key_rejected(tmp_path: Path) -> None:
-    text = BASE.replace("[levels.mat]", '[levels.mat]\nkey_id = "niemphong-toi-mat"')
+    policy = POLICY.replace("[levels.mat]", '[levels.mat]\nkey_id = "niemphong-toi-mat"')
 
     with pytest.raises(ConfigError, match="own key"):
-        load_config(write(tmp_path, text))
+        load_config(write(tmp_path, BASE, policy))
+
+
+def test_config_levels_outside_policy_file_rejected(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="policy file") as excinfo:
+        load_config(write(tmp_path, BASE + "\n[levels.mat]\napprovals = 2\n"))
+
+    assert "'levels'" in str(excinfo.value)
+
+
+def test_config_policy_section_missing_rejected(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="'policy'"):
+        load_config(write(tmp_path, BASE.replace('[policy]\nfile = "policy.toml"', "")))
 
 
 def test_config_unknown_key_rejected(tmp_path: Path) -> None:
@@ -74,7 +100,7 @@ def test_config_unknown_key_rejected(tmp_path: Path) -> None:
 
 def test_config_approvals_out_of_range_rejected(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="levels.toi-mat.approvals"):
-        load_config(write(tmp_path, BASE.replace("approvals = 3", "approvals = 0")))
+        load_config(write(tmp_path, BASE, POLICY.replace("approvals = 3", "approvals = 0")))
 
 
 def test_config_missing_file_named(tmp_path: Path) -> None:
@@ -126,13 +152,6 @@ def test_config_operations_defaults(tmp_path: Path) -> None:
     assert config.metrics is not None
     assert (config.metrics.host, config.metrics.port) == ("127.0.0.1", 9464)
     assert config.log_format == "auto"
-    assert config.levels[Level.MAT].rotation_seconds is None
-
-
-def test_config_rotation_days_in_seconds(tmp_path: Path) -> None:
-    config = load_config(write(tmp_path, BASE.replace("approvals = 3", "approvals = 3\nrotation_days = 365")))
-
-    assert config.levels[Level.TOI_MAT].rotation_seconds == 365 * 86400
 
 
 @pytest.mark.parametrize(
@@ -148,7 +167,6 @@ def test_config_rotation_days_in_seconds(tmp_path: Path) -> None:
         ("metrics", 'tls_cert = "tls/m.pem"', "metrics.tls_cert"),
         ("metrics", 'tls_ca = "tls/ca.pem"', "metrics.tls_ca"),
         ("metrics", "enabled = 1", "metrics.enabled"),
-        ("levels.mat", "rotation_days = 0", "levels.mat.rotation_days"),
     ],
 )
 def test_config_operations_invalid_rejected(tmp_path: Path, section: str, line: str, key: str) -> None:
@@ -176,16 +194,21 @@ def test_config_metrics_disabled(tmp_path: Path) -> None:
     assert config.metrics is None
 
 
-def test_config_example_file_loads(tmp_path: Path) -> None:
-    example = Path(__file__).resolve().parents[2] / "deploy" / "systemd" / "niemphongd.toml.example"
-    text = example.read_text(encoding="utf-8")
+def test_config_example_files_load(tmp_path: Path) -> None:
+    examples = Path(__file__).resolve().parents[2] / "deploy" / "systemd"
+    text = (examples / "niemphongd.toml.example").read_text(encoding="utf-8")
     if "niemphong-clients" not in {group.gr_name for group in grp.getgrall()}:
         # The example names the group that sysusers creates on a real host.
         text = text.replace('unix_socket_group = "niemphong-clients"\n', "")
+    policy = (examples / "policy.toml.example").read_text(encoding="utf-8")
+    (tmp_path / "danh-muc-bmnn.csv").write_text(CATALOG, encoding="utf-8")
 
-    config = load_config(write(tmp_path, text))
+    config = load_config(write(tmp_path, text, policy))
 
     assert config.token.pin_credential == "token-pin"
     assert config.metrics is not None
     assert config.metrics.host == "127.0.0.1"
-    assert config.levels[Level.TOI_MAT].rotation_seconds == 365 * 86400
+    assert config.policy is not None
+    assert config.policy.development is False
+    assert config.levels[Level.TOI_MAT].rotation_days == 365
+    assert config.levels[Level.MAT].rotation_days == 730
