@@ -9,6 +9,11 @@ to stderr as one line each.
 
 The level comes from ``[log] level`` in the configuration and nothing else:
 no environment variable or command-line option changes it.
+
+The native protocol (systemd's "Native Journal Protocol" document) is a few
+lines on the socket module. systemd's own binding, systemd-python, has no
+wheels on PyPI and would need a C compiler and libsystemd headers on the
+custody host.
 """
 
 from __future__ import annotations

@@ -5,7 +5,9 @@ NOTIFY_SOCKET and waits for ``READY=1`` before it counts the service as
 started. ``STOPPING=1`` announces a drain, ``WATCHDOG=1`` proves the daemon
 is alive when ``WatchdogSec=`` is set, and ``STATUS=`` is the one line that
 ``systemctl status`` shows. The protocol is described in sd_notify(3). Outside
-systemd NOTIFY_SOCKET is unset and every call here does nothing.
+systemd NOTIFY_SOCKET is unset and every call here does nothing. It is
+written here rather than taken from systemd-python for the reason given in
+logs.py.
 """
 
 from __future__ import annotations
