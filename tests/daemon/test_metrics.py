@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import re
+import ssl
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -15,8 +17,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import REPO, DaemonProcess, DevEnvironment, grant_access, open_bytes, seal_bytes
 from niemphong.daemon import metrics
+from niemphong.daemon.config import MetricsConfig
 from niemphong.daemon.levels import Level
-from niemphong.daemon.metrics import KeyVersionState, LevelAccessState, StateCollector, TimedCache
+from niemphong.daemon.metrics import KeyVersionState, LevelAccessState, MetricsListener, StateCollector, TimedCache
 from niemphong.v1 import niemphong_pb2 as pb
 from niemphong.v1 import niemphong_pb2_grpc as pb_grpc
 
@@ -230,3 +233,31 @@ def test_timed_cache_reloads_after_period() -> None:
 
     assert (first, second, third) == (1000.0, 1000.0, 1061.0)
     assert loads == [1000.0, 1061.0]
+
+
+def test_metrics_listener_tls_requires_client_certificate(dev_env: DevEnvironment) -> None:
+    pki = dev_env.root / "pki"
+    identity = dev_env.identity("auditor")
+    listener = MetricsListener(MetricsConfig(
+        host="127.0.0.1", port=0, tls_cert=pki / "server.pem", tls_key=pki / "server.key", tls_ca=pki / "ca.pem",
+    ))
+    listener.start()
+    try:
+        url = f"https://127.0.0.1:{listener.port}/metrics"
+        with_certificate = ssl.create_default_context(cafile=str(pki / "ca.pem"))
+        with_certificate.load_cert_chain(identity / "cert.pem", identity / "key.pem")
+        without_certificate = ssl.create_default_context(cafile=str(pki / "ca.pem"))
+
+        with urllib.request.urlopen(url, context=with_certificate, timeout=10) as response:
+            body = response.read().decode()
+        with pytest.raises((urllib.error.URLError, ssl.SSLError, ConnectionError)):
+            with urllib.request.urlopen(url, context=without_certificate, timeout=10) as response:
+                response.read()
+        # Plain HTTP on the TLS port gets no metrics either.
+        with pytest.raises((urllib.error.URLError, ConnectionError)):
+            with urllib.request.urlopen(f"http://127.0.0.1:{listener.port}/metrics", timeout=10) as response:
+                response.read()
+    finally:
+        listener.stop()
+
+    assert "niemphong_rpc_requests" in body
