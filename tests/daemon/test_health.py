@@ -8,8 +8,11 @@ from pathlib import Path
 import pytest
 from grpc_health.v1 import health, health_pb2
 
+from conftest import DevEnvironment
 from niemphong.daemon import metrics
+from niemphong.daemon.config import load_config, read_pin
 from niemphong.daemon.health import HealthCheck, HealthMonitor, path_writable
+from niemphong.daemon.hsm import Pkcs11Token
 from niemphong.daemon.store import SqliteStore
 from niemphong.daemon.systemd import Notifier
 
@@ -120,3 +123,25 @@ def test_path_writable_read_only_folder(tmp_path: Path) -> None:
 
 def test_path_writable_missing_folder(tmp_path: Path) -> None:
     assert not path_writable(tmp_path / "absent" / "np.db")
+
+
+def test_health_real_token_session_lost_not_serving(dev_env: DevEnvironment) -> None:
+    config = load_config(dev_env.root / "niemphongd.toml")
+    token = Pkcs11Token(config.token, read_pin(config.token))
+    monitor, servicer = monitor_with([HealthCheck("token", token.check_alive)])
+    try:
+        serving_before = monitor.run_checks()
+        present_before = metrics.TOKEN_PRESENT._value.get()
+        # Closing the login session is what the daemon sees when the token
+        # is pulled: every later call on it fails.
+        token.close()
+        serving_after = monitor.run_checks()
+    finally:
+        token.close()
+
+    assert serving_before
+    assert present_before == 1
+    assert not serving_after
+    assert status(servicer) == NOT_SERVING
+    assert monitor.describe() == "not serving: failed token"
+    assert metrics.TOKEN_PRESENT._value.get() == 0
