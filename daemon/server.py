@@ -90,7 +90,7 @@ class Daemon:
         message_limit = config.chunk_bytes + MESSAGE_OVERHEAD_BYTES
         server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="rpc"),
-            # The observer goes first so that it also sees calls that
+            # The observer goes first so that it also counts calls that
             # authentication or the stream limit rejects.
             interceptors=[self.observer, AuthInterceptor(StreamLimiter(
                 per_identity=STREAMS_PER_IDENTITY, total=max(1, config.workers - RESERVED_UNARY_WORKERS),
