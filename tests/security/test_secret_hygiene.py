@@ -17,6 +17,7 @@ import ctypes
 import os
 import re
 import time
+import urllib.request
 import signal
 import subprocess
 import sys
@@ -29,8 +30,7 @@ import grpc
 import pytest
 
 from conftest import BIN, SAMPLES, DaemonProcess, DevEnvironment, dev_init
-from niemphong.daemon import envelope
-from niemphong.daemon.config import load_config, read_pin
+from niemphong.daemon.config import load_config
 from niemphong.v1 import niemphong_pb2 as pb
 from niemphong.v1 import niemphong_pb2_grpc as pb_grpc
 
@@ -191,7 +191,14 @@ def _run_job(env: DevEnvironment, work: Path, evidence: Evidence) -> tuple[list[
         assert opened.read_bytes() == plaintext.read_bytes()
 
     _run_failures(env, work, evidence, envelopes[-1])
+    evidence.add("metrics page", _metrics_page(env))
     return envelopes, plaintexts
+
+
+def _metrics_page(env: DevEnvironment) -> bytes:
+    listen = env.config["metrics"]["listen"]
+    with urllib.request.urlopen(f"http://{listen}/metrics", timeout=30) as response:
+        return response.read()
 
 
 def _run_failures(env: DevEnvironment, work: Path, evidence: Evidence, sealed: Path) -> None:
@@ -225,19 +232,34 @@ def _run_failures(env: DevEnvironment, work: Path, evidence: Evidence, sealed: P
         evidence.add(f"gRPC error to {identity}", f"{error.code()} {error.details()} {error.trailing_metadata()}")
 
 
-def _data_keys(run: HygieneRun) -> list[bytes]:
-    """Unwrap each envelope's data key with the token, as the daemon does, to know what to search for."""
-    from niemphong.daemon.hsm import Pkcs11Token
+UNWRAP_DATA_KEYS = """
+import sys
+from niemphong.daemon.config import load_config
+from niemphong.daemon.hsm import Pkcs11Token
 
-    config = load_config(run.env.root / "niemphongd.toml")
-    token = Pkcs11Token(config.token, read_pin(config.token))
-    try:
-        keys = []
-        for path in run.envelopes:
-            header = envelope.parse_header(path.read_bytes())
-            keys.append(token.unwrap_data_key(header.slots[0]))
-    finally:
-        token.close()
+config = load_config(sys.argv[1])
+token = Pkcs11Token(config.token, read_pin(config.token))
+for path in sys.argv[2:]:
+    with open(path, "rb") as handle:
+        header = envelope.parse_header(handle.read())
+    print(token.unwrap_data_key(header.slots[0]).hex())
+token.close()
+"""
+
+
+def _data_keys(run: HygieneRun) -> list[bytes]:
+    """Unwrap each envelope's data key with the token, as the daemon does, to know what to search for.
+
+    A separate process, because a PKCS#11 module is initialized once per
+    process and other tests may have loaded SoftHSM2 with another token folder.
+    """
+    result = subprocess.run(
+        [sys.executable, "-c", UNWRAP_DATA_KEYS, str(run.env.root / "niemphongd.toml"), *map(str, run.envelopes)],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, "unwrapping the data keys failed"
+    keys = [bytes.fromhex(line) for line in result.stdout.split()]
+    assert len(keys) == len(run.envelopes)
     return keys
 
 
@@ -299,6 +321,13 @@ def test_job_logged_at_debug_level(hygiene_run: HygieneRun) -> None:
     assert config.log_level == "debug"
     assert "sealed artefact" in log
     assert "open of artefact" in log
+
+
+def test_metrics_page_searched(hygiene_run: HygieneRun) -> None:
+    pages = [content for name, content in hygiene_run.evidence.outputs if name == "metrics page"]
+
+    assert len(pages) == 1
+    assert b"niemphong_" in pages[0]
 
 
 def test_search_finds_planted_secrets(hygiene_run: HygieneRun) -> None:
