@@ -327,6 +327,8 @@ def run(seconds: float, clients: int, seed: int) -> dict[str, object]:
         "rss_after_warm_up_bytes": baseline,
         "rss_at_end_bytes": final,
         "rss_growth": round(growth, 4),
+        # Resident memory every 30 s of the run, in MiB, to tell a plateau from a leak.
+        "rss_mib_every_30_s": [round(rss / 2**20, 1) for at, rss in samples[::30]],
         "fds_idle": idle_fds,
         "fds_after": end_fds,
         "token_sessions_open": sessions_open,
