@@ -129,6 +129,7 @@ REASON_RULES: Mapping[str, ReasonRule] = {
     "INTEGRITY_FAILURE": ReasonRule(grpc.StatusCode.DATA_LOSS, ExitCode.INTEGRITY_FAILURE),
     "TOKEN_UNAVAILABLE": ReasonRule(grpc.StatusCode.UNAVAILABLE, ExitCode.UNAVAILABLE),
     "KEY_UNAVAILABLE": ReasonRule(grpc.StatusCode.UNAVAILABLE, ExitCode.UNAVAILABLE),
+    "AUDIT_UNAVAILABLE": ReasonRule(grpc.StatusCode.UNAVAILABLE, ExitCode.UNAVAILABLE),
     "INTERNAL": ReasonRule(grpc.StatusCode.INTERNAL, ExitCode.FAILURE),
 }
 
@@ -156,7 +157,10 @@ _STATUS_MESSAGES: Mapping[grpc.StatusCode, str] = {
 }
 
 _FIELD_LABELS = frozenset(
-    {"doc_number", "issued_on", "title", "source_name", "purpose", "reason", "artefact_id", "request_id", "level"}
+    {
+        "doc_number", "issued_on", "title", "source_name", "purpose", "reason", "artefact_id", "request_id",
+        "level", "since", "until",
+    }
 )
 _ROLE_LABELS = frozenset({"scanner", "viewer", "approver", "custodian", "auditor", "operator"})
 

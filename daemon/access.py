@@ -169,13 +169,25 @@ class AccessControl:
         with self.store.transaction() as tx:
             return self._usable_grant(tx, viewer, artefact_id, request_id, self._now())
 
-    def count_open(self, viewer: Identity, artefact_id: str, request_id: str | None) -> GrantRecord:
-        """Count one open against a usable grant, atomically, and return the grant after it."""
+    def count_open(
+        self,
+        viewer: Identity,
+        artefact_id: str,
+        request_id: str | None,
+        before_commit: Callable[[GrantRecord], None] | None = None,
+    ) -> GrantRecord:
+        """Count one open against a usable grant, atomically, and return the grant after it.
+
+        ``before_commit`` runs inside the transaction with the updated grant;
+        when it raises, the open is not counted.
+        """
         with self.store.transaction() as tx:
             grant = self._usable_grant(tx, viewer, artefact_id, request_id, self._now())
             tx.count_open(grant.request_id)
             updated = tx.get_grant(grant.request_id)
-        assert updated is not None
+            assert updated is not None
+            if before_commit is not None:
+                before_commit(updated)
         return updated
 
     @staticmethod

@@ -27,6 +27,11 @@ DEFAULT_APPROVALS = {Level.TOI_MAT: 2, Level.MAT: 1}
 DEFAULT_GRANT_HOURS = {Level.TOI_MAT: 8, Level.MAT: 24}
 DEFAULT_GRANT_OPENS = {Level.TOI_MAT: 1, Level.MAT: 3}
 
+# Audit checkpoints: records between checkpoints are protected by the hash
+# chain alone, so these bound what an unclean stop leaves without a MAC.
+DEFAULT_CHECKPOINT_RECORDS = 100
+DEFAULT_CHECKPOINT_SECONDS = 60
+
 
 @dataclass(frozen=True)
 class TokenConfig:
@@ -50,6 +55,15 @@ class LevelPolicy:
 
 
 @dataclass(frozen=True)
+class AuditSettings:
+    """The [audit] section: where the audit log is and how often it gets a checkpoint."""
+
+    path: Path
+    checkpoint_records: int
+    checkpoint_seconds: float
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     unix_socket: Path | None
@@ -62,6 +76,7 @@ class Config:
     token: TokenConfig
     sqlite: Path
     levels: Mapping[Level, LevelPolicy]
+    audit: AuditSettings
     log_level: str = "info"
     extra: Mapping[str, Any] = field(default_factory=dict)
 
@@ -132,7 +147,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
 
     root = _Reader(path, data)
-    root.reject_unknown({"server", "tls", "token", "state", "levels", "log"})
+    root.reject_unknown({"server", "tls", "token", "state", "levels", "audit", "log"})
 
     server = root.section("server")
     server.reject_unknown({"unix_socket", "tcp", "chunk_bytes", "workers"})
@@ -161,6 +176,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     assert sqlite is not None
 
     levels = _load_levels(root.section("levels"))
+    audit = _load_audit(root.section("audit"))
 
     log = root.section("log", required=False)
     log.reject_unknown({"level"})
@@ -180,6 +196,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         token=token,
         sqlite=sqlite,
         levels=levels,
+        audit=audit,
         log_level=log_level,
     )
 
@@ -224,6 +241,17 @@ def _load_token(token: _Reader) -> TokenConfig:
         sessions=token.integer("sessions", DEFAULT_SESSIONS, 1, MAX_SESSIONS),
         profile=token.string("profile", default="softhsm2") or "softhsm2",
         env=env,
+    )
+
+
+def _load_audit(audit: _Reader) -> AuditSettings:
+    audit.reject_unknown({"path", "checkpoint_records", "checkpoint_seconds"})
+    path = audit.path_value("path", required=True)
+    assert path is not None
+    return AuditSettings(
+        path=path,
+        checkpoint_records=audit.integer("checkpoint_records", DEFAULT_CHECKPOINT_RECORDS, 1, 1_000_000),
+        checkpoint_seconds=audit.integer("checkpoint_seconds", DEFAULT_CHECKPOINT_SECONDS, 1, 24 * 3600),
     )
 
 

@@ -37,6 +37,7 @@ REASON_CODES: Mapping[str, grpc.StatusCode] = {
     "INTEGRITY_FAILURE": grpc.StatusCode.DATA_LOSS,
     "TOKEN_UNAVAILABLE": grpc.StatusCode.UNAVAILABLE,
     "KEY_UNAVAILABLE": grpc.StatusCode.UNAVAILABLE,
+    "AUDIT_UNAVAILABLE": grpc.StatusCode.UNAVAILABLE,
     "INTERNAL": grpc.StatusCode.INTERNAL,
 }
 
@@ -83,5 +84,12 @@ def to_rpc_status(error: ServiceError) -> grpc.Status:
 
 
 def abort(context: grpc.ServicerContext, error: ServiceError) -> None:
-    """Abort the current call with ``error``; never returns."""
+    """Abort the current call with ``error``; never returns.
+
+    On a call context with ``facts`` the reason is recorded there too, for
+    the audit trail wrapped around the call.
+    """
+    facts = getattr(context, "facts", None)
+    if isinstance(facts, dict):
+        facts["reason"] = error.reason
     context.abort_with_status(to_rpc_status(error))

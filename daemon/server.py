@@ -13,13 +13,18 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from niemphong.daemon.access import AccessControl
+from niemphong.daemon.api import api_services
+from niemphong.daemon.audit.log import AuditLog
+from niemphong.daemon.audit.token_key import TokenCheckpointKey
+from niemphong.daemon.audit.trail import AuditInterceptor, AuditTrail
 from niemphong.daemon.config import Config, read_pin
 from niemphong.daemon.hsm import Pkcs11Token
 from niemphong.daemon.identity import AuthInterceptor
 from niemphong.daemon.services.access_service import AccessServicer
+from niemphong.daemon.services.audit_service import AuditServicer
 from niemphong.daemon.services.envelope_service import EnvelopeServicer, KeyRing
 from niemphong.daemon.store import SqliteStore
-from niemphong.v1 import niemphong_pb2 as pb
+from niemphong.v1 import audit_pb2_grpc
 from niemphong.v1 import niemphong_pb2_grpc as pb_grpc
 
 log = logging.getLogger(__name__)
@@ -28,7 +33,7 @@ HEALTH_INTERVAL_SECONDS = 5.0
 # Room for a chunk plus the protobuf framing around it.
 MESSAGE_OVERHEAD_BYTES = 64 * 1024
 
-SERVICE_NAMES = tuple(service.full_name for service in pb.DESCRIPTOR.services_by_name.values())
+SERVICE_NAMES = tuple(service.full_name for service in api_services())
 
 
 class Daemon:
@@ -40,6 +45,9 @@ class Daemon:
         self.store = SqliteStore(config.sqlite)
         self.access = AccessControl(self.store, config.levels)
         self.keys = KeyRing(self.token, config)
+        self.audit_key = TokenCheckpointKey(self.token)
+        self.audit_log = AuditLog(config.audit, self.audit_key)
+        self.audit = AuditTrail(self.audit_log)
         self.health = health.HealthServicer()
         self.tcp_port: int | None = None
         self._stopping = threading.Event()
@@ -48,19 +56,22 @@ class Daemon:
 
     def start(self) -> None:
         config = self.config
+        self.audit_log.open()
         message_limit = config.chunk_bytes + MESSAGE_OVERHEAD_BYTES
         server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="rpc"),
-            interceptors=[AuthInterceptor()],
+            # The audit trail is outermost, so that it records refusals by the role check too.
+            interceptors=[AuditInterceptor(self.audit), AuthInterceptor()],
             options=[
                 ("grpc.max_receive_message_length", message_limit),
                 ("grpc.max_send_message_length", message_limit),
             ],
         )
         pb_grpc.add_EnvelopeServiceServicer_to_server(
-            EnvelopeServicer(config, self.token, self.keys, self.access), server,
+            EnvelopeServicer(config, self.token, self.keys, self.access, self.audit), server,
         )
         pb_grpc.add_AccessServiceServicer_to_server(AccessServicer(self.access), server)
+        audit_pb2_grpc.add_AuditServiceServicer_to_server(AuditServicer(self.audit_log, self.audit_key), server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(
             SERVICE_NAMES + (health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
@@ -121,6 +132,7 @@ class Daemon:
         self.health.enter_graceful_shutdown()
         if self._server is not None:
             self._server.stop(grace).wait()
+        self.audit_log.close()
         self.token.close()
         self.store.close()
         if self.config.unix_socket is not None:

@@ -10,6 +10,7 @@ from niemphong.daemon import validation
 from niemphong.daemon.access import APPROVED, DENIED, PENDING, AccessControl, RequestView
 from niemphong.daemon.errors import ServiceError, abort
 from niemphong.daemon.identity import CallContext
+from niemphong.daemon.levels import Level
 from niemphong.v1 import niemphong_pb2 as pb
 from niemphong.v1 import niemphong_pb2_grpc as pb_grpc
 
@@ -45,13 +46,30 @@ def to_proto(view: RequestView) -> pb.AccessRequest:
     return message
 
 
+def _request_facts(request: pb.AccessRequest) -> dict[str, str | int]:
+    """Return what the audit record of a call needs to know about the request it touched."""
+    level = Level.from_proto(request.level)
+    facts: dict[str, str | int] = {
+        "access_request_id": request.request_id,
+        "artefact_id": request.artefact_id,
+        "state": pb.RequestState.Name(request.state).removeprefix("REQUEST_STATE_").lower(),
+        "approvals": len(request.approvals),
+        "approvals_required": request.approvals_required,
+    }
+    if level is not None:
+        facts["level"] = level.config_name
+    if request.HasField("grant"):
+        facts.update(grant_expires_at=request.grant.expires_at, opens_allowed=request.grant.opens_allowed)
+    return facts
+
+
 class AccessServicer(pb_grpc.AccessServiceServicer):
     def __init__(self, access: AccessControl) -> None:
         self.access = access
 
     def _run(self, context: CallContext, operation: str, action: Callable[[], T]) -> T:
         try:
-            return action()
+            result = action()
         except ServiceError as error:
             context.facts["reason"] = error.reason
             log.warning(
@@ -60,11 +78,15 @@ class AccessServicer(pb_grpc.AccessServiceServicer):
             )
             abort(context, error)
             raise AssertionError("unreachable") from None
+        if isinstance(result, pb.AccessRequest):
+            context.facts.update(_request_facts(result))
+        return result
 
     def RequestAccess(self, request: pb.RequestAccessRequest, context: CallContext) -> pb.AccessRequest:
         def action() -> pb.AccessRequest:
             artefact_id = validation.hex_id("artefact_id", request.artefact_id)
             purpose = validation.text("purpose", request.purpose, validation.MAX_PURPOSE)
+            context.facts["purpose"] = purpose
             return to_proto(self.access.request_access(context.identity, artefact_id, purpose))
 
         return self._run(context, "access request", action)
@@ -80,6 +102,7 @@ class AccessServicer(pb_grpc.AccessServiceServicer):
         def action() -> pb.AccessRequest:
             request_id = validation.hex_id("request_id", request.request_id)
             reason = validation.text("reason", request.reason, validation.MAX_REASON)
+            context.facts["deny_reason"] = reason
             return to_proto(self.access.deny(context.identity, request_id, reason))
 
         return self._run(context, "denial", action)

@@ -11,12 +11,13 @@ from dataclasses import dataclass
 
 from niemphong.daemon import envelope, validation
 from niemphong.daemon.access import AccessControl
+from niemphong.daemon.audit.trail import AuditTrail
 from niemphong.daemon.config import Config
 from niemphong.daemon.errors import ServiceError, TokenUnavailable, abort
 from niemphong.daemon.hsm import Pkcs11Token, UnwrapFailed
 from niemphong.daemon.identity import CallContext
 from niemphong.daemon.levels import Level
-from niemphong.daemon.store import ArtefactRecord
+from niemphong.daemon.store import ArtefactRecord, GrantRecord
 from niemphong.v1 import niemphong_pb2 as pb
 from niemphong.v1 import niemphong_pb2_grpc as pb_grpc
 
@@ -53,11 +54,14 @@ class KeyRing:
 
 
 class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
-    def __init__(self, config: Config, token: Pkcs11Token, keys: KeyRing, access: AccessControl) -> None:
+    def __init__(
+        self, config: Config, token: Pkcs11Token, keys: KeyRing, access: AccessControl, audit: AuditTrail,
+    ) -> None:
         self.config = config
         self.token = token
         self.keys = keys
         self.access = access
+        self.audit = audit
 
     # Seal -----------------------------------------------------------------
 
@@ -121,8 +125,8 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
         # a client that never receives the summary must discard what it got.
         artefact_hex = artefact_id.hex()
         context.facts.update(
-            artefact_id=artefact_hex, plaintext_bytes=plaintext_bytes, envelope_bytes=envelope_bytes,
-            key_id=slot.key_id, key_version=slot.key_version,
+            artefact_id=artefact_hex, doc_number=metadata["doc_number"], plaintext_bytes=plaintext_bytes,
+            envelope_bytes=envelope_bytes, key_id=slot.key_id, key_version=slot.key_version,
         )
         record = ArtefactRecord(
             artefact_id=artefact_hex,
@@ -142,6 +146,9 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
         )
         with self.access.store.transaction() as tx:
             tx.insert_artefact(record)
+            # Fail closed: without a durable audit record the registration
+            # rolls back and no summary is sent.
+            self.audit.record_decision(context)
 
         log.info(
             "request %s sealed artefact %s (%s) by %s: %d plaintext bytes, %d envelope bytes, key %s v%d",
@@ -206,6 +213,8 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
         artefact_id = header.artefact_id.hex()
         viewer = context.identity
         context.facts["artefact_id"] = artefact_id
+        if request_id:
+            context.facts["access_request_id"] = request_id
 
         # An envelope this daemon never sealed, or whose level disagrees with
         # the registry, is not ours: the same error as any altered byte.
@@ -225,7 +234,16 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
         finally:
             del data_key
 
-        grant = self.access.count_open(viewer, artefact_id, request_id)
+        def record_open(grant: GrantRecord) -> None:
+            # Runs inside the transaction that counts the open: without a
+            # durable audit record the open is not counted and no plaintext leaves.
+            context.facts.update(
+                access_request_id=grant.request_id, opens_used=grant.opens_used,
+                opens_allowed=grant.opens_allowed, plaintext_bytes=artefact.plaintext_bytes,
+            )
+            self.audit.record_decision(context)
+
+        grant = self.access.count_open(viewer, artefact_id, request_id, before_commit=record_open)
         log.info(
             "request %s open of artefact %s (%s) by %s under grant %s (%d of %d opens)",
             context.request_id, artefact_id, Level(artefact.level).name, viewer.name,
@@ -318,6 +336,7 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
             raise AssertionError("unreachable")
 
         artefact_id = header.artefact_id.hex()
+        context.facts["artefact_id"] = artefact_id
         with self.access.store.transaction() as tx:
             registered = tx.get_artefact(artefact_id) is not None
         plaintext = 0

@@ -28,6 +28,9 @@ pin_file = "secrets/token.pin"
 [state]
 sqlite = "state/np.db"
 
+[audit]
+path = "state/audit.jsonl"
+
 [levels.toi-mat]
 approvals = 3
 
