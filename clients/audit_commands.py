@@ -85,7 +85,10 @@ def run_audit_export(args: argparse.Namespace, context: CommandContext) -> int:
 
     log.info("exported %d audit records as %s", count, args.format)
     if out is None:
+        # The records are on stdout, so the summary stays on stderr even with --json.
         console.say("audit.exported_stdout", count=format_count(count, console.lang))
+    elif args.json:
+        console.json({"records": count, "out": str(out), "format": args.format})
     else:
         console.say("audit.exported_file", count=format_count(count, console.lang), out=str(out))
     return ExitCode.OK
