@@ -8,6 +8,7 @@ English ``message`` is for logs and engineers and never holds secrets.
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Mapping
 
 import grpc
@@ -97,4 +98,14 @@ def abort(context: grpc.ServicerContext, error: ServiceError) -> None:
     facts = getattr(context, "facts", None)
     if isinstance(facts, dict):
         facts["reason"] = error.reason
-    context.abort_with_status(to_rpc_status(error))
+    status = to_rpc_status(error)
+    request_id = getattr(context, "request_id", None)
+    if isinstance(request_id, str):
+        # abort_with_status replaces the trailing metadata, so the request id
+        # that names this call in the logs and the audit trail goes in again.
+        status = _Status(status.code, status.details, (*status.trailing_metadata, ("x-request-id", request_id)))
+    context.abort_with_status(status)
+
+
+class _Status(collections.namedtuple("_Status", ("code", "details", "trailing_metadata")), grpc.Status):
+    """A gRPC status with trailing metadata, as grpc_status.rpc_status builds it."""

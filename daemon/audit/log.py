@@ -363,15 +363,22 @@ class AuditLog:
 
     def _check_tail(self, tail: list[tuple[int, bytes, Entry]]) -> None:
         first = tail[0][2]
-        if not self.key.verify(entries.mac_input(first), _mac_bytes(first)):
+        if first.get("reason") == entries.CHECKPOINT_SHUTDOWN and len(tail) > 1:
+            # The daemon writes nothing after its shutdown checkpoint, so
+            # whatever follows it was added by someone else.
             raise AuditLogError(
-                f"audit log {self.path}: checkpoint {first['seq']} does not verify with the token's key; "
-                "run niemphongd audit verify"
+                f"audit log {self.path}: entries {first['seq'] + 1} to {tail[-1][2]['seq']} follow the shutdown "
+                f"checkpoint {first['seq']}, so niemphongd did not write them; run niemphongd audit verify"
             )
         previous = first
         for offset, _, entry in tail:
             if entries.entry_hash(entry) != entry["hash"]:
                 raise AuditLogError(f"audit log {self.path}: entry {entry['seq']} at byte {offset} was altered")
+            if entry["kind"] == entries.CHECKPOINT and not self.key.verify(entries.mac_input(entry), _mac_bytes(entry)):
+                raise AuditLogError(
+                    f"audit log {self.path}: checkpoint {entry['seq']} does not verify with the token's key; "
+                    "run niemphongd audit verify"
+                )
             if entry is not first and (entry["seq"] != previous["seq"] + 1 or entry["prev"] != previous["hash"]):
                 raise AuditLogError(
                     f"audit log {self.path}: entry {entry['seq']} at byte {offset} does not follow entry "
