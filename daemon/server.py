@@ -88,9 +88,9 @@ class Daemon:
         pb_grpc.add_EnvelopeServiceServicer_to_server(
             EnvelopeServicer(config, self.token, self.keys, self.access, self.audit, classifier), server,
         )
-        pb_grpc.add_AccessServiceServicer_to_server(AccessServicer(self.access), server)
+        pb_grpc.add_AccessServiceServicer_to_server(AccessServicer(self.access, self.audit), server)
         audit_pb2_grpc.add_AuditServiceServicer_to_server(AuditServicer(self.audit_log, self.audit_key), server)
-        pb_grpc.add_PolicyServiceServicer_to_server(PolicyServicer(config, self.store, classifier), server)
+        pb_grpc.add_PolicyServiceServicer_to_server(PolicyServicer(config, self.store, self.audit, classifier), server)
         _log_policy(config)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(

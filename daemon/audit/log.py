@@ -23,6 +23,7 @@ someone else stays refused.
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import logging
 import os
 import socket
@@ -129,6 +130,17 @@ class LogFile:
         except FileNotFoundError:
             return False
         return (mine.st_dev, mine.st_ino) == (current.st_dev, current.st_ino)
+
+    def check_writable(self) -> None:
+        """Raise PermissionError unless the file at the path may be opened for writing now.
+
+        A descriptor opened earlier keeps writing after chmod(2), so without
+        this check a log that its operator made read-only would go on growing.
+        For root, access(2) ignores the mode bits but still reports an
+        immutable file (chattr +i) or a read-only file system.
+        """
+        if not os.access(self.path, os.W_OK):
+            raise PermissionError(errno.EACCES, "the file is not writable", str(self.path))
 
     def append(self, data: bytes) -> None:
         view = memoryview(data)
@@ -454,6 +466,7 @@ class AuditLog:
                 raise _Tampered(f"the file has {size} bytes where {self._durable_bytes} were written")
             if not self._file.is_at_path():
                 raise _Tampered("the path no longer names the open file")
+            self._file.check_writable()
         except _Tampered as exc:
             self._fail("file", f"{exc}; another process changed the log")
             raise AuditUnavailable(str(exc)) from None
@@ -570,12 +583,26 @@ class AuditLog:
     def writable(self) -> bool:
         """Return whether appends are accepted now; tries a recovery at most once a second when they are not.
 
-        Cheap: no I/O while the log is healthy.
+        While the log is healthy this costs two metadata calls (stat(2) and
+        access(2)) and no read or write, so callers may ask before every operation.
         """
         with self._lock:
+            if self._open and self._failure is None:
+                self._probe()
             if self._open and self._failure is not None:
                 self._try_recover()
             return self._open and self._failure is None
+
+    def _probe(self) -> None:
+        """Fail the log now when its file was replaced or made unwritable, before an operation starts."""
+        try:
+            if not self._file.is_at_path():
+                raise _Tampered("the path no longer names the open file")
+            self._file.check_writable()
+        except _Tampered as exc:
+            self._fail("file", f"{exc}; another process changed the log")
+        except OSError as exc:
+            self._fail("file", f"{exc.strerror or exc} (errno {exc.errno})")
 
     # Reading ----------------------------------------------------------------
 

@@ -6,12 +6,15 @@ log cannot be written, and writes one record of its outcome when it ends,
 refusals included. A unary response is released only after its record is
 durable.
 
-Seal and Open release what they produce while they stream, so their
-handlers call :meth:`AuditTrail.record_decision` at the point of no return:
-before the artefact's registration commits, and before the first byte of
-plaintext. That record is the call's one record. If the call fails after it
-(an integrity failure in a later segment, a client that goes away), a second
-record says so and names the first in ``follows``.
+Calls that change state or release data record their decision themselves,
+with :meth:`AuditTrail.record_decision`, at the point of no return: inside
+the transaction that registers a sealed artefact, records a not-secret
+decision, counts an open, stores an access request, an approval, a denial
+or an extension, so that without a durable record the change rolls back;
+and for Open before the first byte of plaintext. That record is the call's
+one record. If the call fails after it (an integrity failure in a later
+segment, a client that goes away), a second record says so and names the
+first in ``follows``.
 
 The audited methods are those of the API's service descriptors
 (:mod:`niemphong.daemon.api`), so a new RPC is audited without any change

@@ -8,6 +8,7 @@ from typing import TypeVar
 
 from niemphong.daemon import validation
 from niemphong.daemon.access import APPROVED, DENIED, PENDING, AccessControl, RequestView
+from niemphong.daemon.audit.trail import AuditTrail
 from niemphong.daemon.errors import ServiceError, abort
 from niemphong.daemon.identity import CallContext
 from niemphong.daemon.levels import Level
@@ -64,8 +65,18 @@ def _request_facts(request: pb.AccessRequest) -> dict[str, str | int]:
 
 
 class AccessServicer(pb_grpc.AccessServiceServicer):
-    def __init__(self, access: AccessControl) -> None:
+    def __init__(self, access: AccessControl, audit: AuditTrail) -> None:
         self.access = access
+        self.audit = audit
+
+    def _record(self, context: CallContext) -> Callable[[RequestView], None]:
+        """Return the hook that makes the call's audit record durable before its change commits."""
+        def record(view: RequestView) -> None:
+            # Fail closed: without a durable record the change rolls back.
+            context.facts.update(_request_facts(to_proto(view)))
+            self.audit.record_decision(context)
+
+        return record
 
     def _run(self, context: CallContext, operation: str, action: Callable[[], T]) -> T:
         try:
@@ -92,14 +103,14 @@ class AccessServicer(pb_grpc.AccessServiceServicer):
             artefact_id = validation.hex_id("artefact_id", request.artefact_id)
             purpose = validation.text("purpose", request.purpose, validation.MAX_PURPOSE)
             context.facts["purpose"] = purpose
-            return to_proto(self.access.request_access(context.identity, artefact_id, purpose))
+            return to_proto(self.access.request_access(context.identity, artefact_id, purpose, self._record(context)))
 
         return self._run(context, "access request", action)
 
     def Approve(self, request: pb.ApproveRequest, context: CallContext) -> pb.AccessRequest:
         def action() -> pb.AccessRequest:
             request_id = validation.hex_id("request_id", request.request_id)
-            return to_proto(self.access.approve(context.identity, request_id))
+            return to_proto(self.access.approve(context.identity, request_id, self._record(context)))
 
         return self._run(context, "approval", action)
 
@@ -108,7 +119,7 @@ class AccessServicer(pb_grpc.AccessServiceServicer):
             request_id = validation.hex_id("request_id", request.request_id)
             reason = validation.text("reason", request.reason, validation.MAX_REASON)
             context.facts["deny_reason"] = reason
-            return to_proto(self.access.deny(context.identity, request_id, reason))
+            return to_proto(self.access.deny(context.identity, request_id, reason, self._record(context)))
 
         return self._run(context, "denial", action)
 

@@ -87,6 +87,9 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
         if verdict.decision.outcome is Outcome.NOT_SECRET:
             with self.access.store.transaction() as tx:
                 not_sealed = self.classifier.record_not_sealed(tx, verdict, metadata, context)
+                context.facts["doc_number"] = metadata["doc_number"]
+                # Fail closed: without a durable audit record the decision rolls back.
+                self.audit.record_decision(context)
             log.info(
                 "request %s declined to seal %s by %s: not secret under rule %s (%s), record %s",
                 context.request_id, metadata["doc_number"], context.identity.name, verdict.decision.rule,
