@@ -14,7 +14,7 @@ import datetime as dt
 import io
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from niemphong.clients.i18n import VIETNAM_TIME, Lang, format_count, translate
 from niemphong.clients.render import level_label, printable
@@ -39,6 +39,12 @@ CSV_COLUMNS = (
     "Mã yêu cầu khai thác",
     "Mục đích khai thác",
     "Lý do từ chối",
+    "Kết quả phân loại",
+    "Mã kết quả phân loại",
+    "Điểm áp dụng",
+    "Căn cứ xác định độ mật",
+    "Quyết định làm căn cứ",
+    "Bảo vệ đến ngày",
     "Số byte bản rõ",
     "Số byte phong bì",
     "Khóa",
@@ -76,6 +82,24 @@ def operation_label(operation: str, lang: Lang) -> str:
         return translate(lang, f"audit.op.{operation}")
     except KeyError:
         return operation
+
+
+def classification_label(outcome: str, lang: Lang) -> str:
+    """Return the user's name of a classification outcome (``seal``, ``not_secret``, ``refuse``)."""
+    if not outcome:
+        return ""
+    try:
+        return translate(lang, f"audit.classification.{outcome}")
+    except KeyError:
+        return outcome
+
+
+def _decision_document(facts: Mapping[str, str]) -> str:
+    """Return the decision document a record rests on: an extension, a declassification or a standing decision."""
+    for name in ("extension_decision", "declassification_decision", "standing_decision"):
+        if facts.get(name):
+            return facts[name]
+    return ""
 
 
 def decision_label(decision: str, lang: Lang) -> str:
@@ -160,6 +184,12 @@ def csv_row(record: audit_pb2.AuditRecord) -> list[str]:
         record.access_request_id,
         facts.get("purpose", ""),
         facts.get("deny_reason", ""),
+        classification_label(facts.get("decision", ""), "vi"),
+        facts.get("decision_code", ""),
+        facts.get("rule", ""),
+        facts.get("basis", ""),
+        _decision_document(facts),
+        facts.get("protected_until", ""),
         facts.get("plaintext_bytes", ""),
         facts.get("envelope_bytes", ""),
         key,

@@ -796,6 +796,9 @@ CATALOG: dict[str, dict[str, str]] = {
         "vi": "Nhật ký kiểm toán không có bản ghi nào về tài liệu {artefact_id}.",
         "en": "The audit log has no record about document {artefact_id}.",
     },
+    "audit.classification.seal": {"vi": "Niêm phong", "en": "seal"},
+    "audit.classification.not_secret": {"vi": "Không chứa BMNN", "en": "not secret"},
+    "audit.classification.refuse": {"vi": "Từ chối", "en": "rejected"},
     "audit.decision.allowed": {"vi": "Cho phép", "en": "allowed"},
     "audit.decision.refused": {"vi": "Từ chối", "en": "refused"},
     "audit.decision.failed": {"vi": "Lỗi", "en": "failed"},
@@ -823,6 +826,10 @@ CATALOG: dict[str, dict[str, str]] = {
     "audit.op.AuditService/Verify": {"vi": "Kiểm tra nhật ký kiểm toán", "en": "Verify audit log"},
     "audit.op.AuditService/Export": {"vi": "Xuất nhật ký kiểm toán", "en": "Export audit log"},
     "audit.op.AuditService/ArtefactHistory": {"vi": "Xem lịch sử tài liệu", "en": "Show document history"},
+    "audit.op.PolicyService/GetPolicy": {"vi": "Xem chính sách", "en": "Show policy"},
+    "audit.op.PolicyService/Decide": {"vi": "Kiểm tra phân loại", "en": "Check classification"},
+    "audit.op.PolicyService/ListDue": {"vi": "Xem tài liệu sắp hết hạn bảo vệ", "en": "List documents due"},
+    "audit.op.PolicyService/RecordExtension": {"vi": "Ghi gia hạn bảo vệ", "en": "Record extension"},
 
     # dev init and dev add-identity
     "dev.already_initialized": {

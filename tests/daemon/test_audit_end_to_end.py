@@ -144,6 +144,9 @@ def test_audit_seal_and_open_records(daemon: DaemonProcess, dev_env: DevEnvironm
     assert seal["facts"]["doc_number"] == "88/UBND-VP"
     assert seal["facts"]["plaintext_bytes"] == len(data)
     assert seal["facts"]["envelope_bytes"] == len(envelope)
+    # The classification decision and the period it sets are on record.
+    assert seal["facts"]["decision"] == "seal"
+    assert seal["facts"]["protected_until"] == "2035-05-20"
 
     refused = by_request(records, refused_id)
     assert not refused_ok
@@ -161,6 +164,26 @@ def test_audit_seal_and_open_records(daemon: DaemonProcess, dev_env: DevEnvironm
     assert asked[0]["facts"]["purpose"] == "kiểm tra"
     assert approved[0]["identity"] == "approver-1"
     assert approved[0]["facts"]["state"] == "approved"
+
+
+def test_audit_extension_records_grounds(daemon: DaemonProcess, dev_env: DevEnvironment) -> None:
+    _, summary, _ = seal_call(dev_env, os.urandom(500), doc_number="90/UBND-VP")
+    assert summary is not None
+    offset = log_size(dev_env)
+
+    with dev_env.channel("approver-1") as channel:
+        call = pb_grpc.PolicyServiceStub(channel).RecordExtension.with_call(pb.RecordExtensionRequest(
+            artefact_id=summary.artefact_id, ends_on="2040-05-20", decided_on="2025-06-01",
+            decision="Quyết định 05/QĐ-UBND gia hạn bảo vệ"), timeout=10)[1]
+    record = by_request(records_after(dev_env, offset), request_id_of(call))
+
+    assert (record["operation"], record["decision"], record["identity"]) == (
+        "PolicyService/RecordExtension", "allowed", "approver-1",
+    )
+    assert record["facts"]["artefact_id"] == summary.artefact_id
+    assert record["facts"]["extension_decision"] == "Quyết định 05/QĐ-UBND gia hạn bảo vệ"
+    assert record["facts"]["previous_until"] == "2035-05-20"
+    assert record["facts"]["protected_until"] == "2040-05-20"
 
 
 def test_audit_refusal_carries_request_id(daemon: DaemonProcess, dev_env: DevEnvironment) -> None:
