@@ -166,6 +166,28 @@ def test_audit_seal_and_open_records(daemon: DaemonProcess, dev_env: DevEnvironm
     assert approved[0]["facts"]["state"] == "approved"
 
 
+def test_audit_not_secret_decision_recorded(daemon: DaemonProcess, dev_env: DevEnvironment) -> None:
+    offset = log_size(dev_env)
+
+    def requests() -> Iterator[pb.SealRequest]:
+        yield pb.SealRequest(metadata=pb.SealMetadata(level=pb.LEVEL_MAT, document=pb.DocumentMetadata(
+            doc_number="3/UBND-2011", issued_on="2011-03-01", source_name="scan.pdf")))
+        yield pb.SealRequest(chunk=b"het thoi han bao ve")
+
+    with dev_env.channel("scanner") as channel:
+        call = pb_grpc.EnvelopeServiceStub(channel).Seal(requests(), timeout=30)
+        responses = list(call)
+    record = by_request(records_after(dev_env, offset), request_id_of(call))
+
+    assert [response.WhichOneof("payload") for response in responses] == ["not_sealed"]
+    assert (record["operation"], record["decision"], record["status"]) == ("EnvelopeService/Seal", "allowed", "OK")
+    assert record["facts"]["decision"] == "not_secret"
+    assert record["facts"]["rule"] == "c"
+    assert record["facts"]["doc_number"] == "3/UBND-2011"
+    assert record["facts"]["record_id"] == responses[0].not_sealed.record_id
+    assert "artefact_id" not in record["facts"]
+
+
 def test_audit_extension_records_grounds(daemon: DaemonProcess, dev_env: DevEnvironment) -> None:
     _, summary, _ = seal_call(dev_env, os.urandom(500), doc_number="90/UBND-VP")
     assert summary is not None
