@@ -32,6 +32,9 @@ GENESIS_HASH = "0" * 64
 # a 2,000-character purpose of four-byte characters.
 MAX_LINE_BYTES = 64 * 1024
 
+# The API carries sequence numbers as uint64; a log never comes near this.
+MAX_SEQ = 2**63 - 1
+
 RECORD = "record"
 CHECKPOINT = "checkpoint"
 
@@ -95,8 +98,8 @@ def parse_entry(line: bytes) -> Entry:
         value = entry.get(key)
         if not isinstance(value, kind) or isinstance(value, bool):
             raise EntryError(f"key {key!r} is missing or not a {kind.__name__}")
-    if entry["seq"] < 1:
-        raise EntryError(f"seq {entry['seq']} is below 1")
+    if not 1 <= entry["seq"] <= MAX_SEQ:
+        raise EntryError(f"seq {entry['seq']} is outside 1 to {MAX_SEQ}")
     if entry["kind"] not in (RECORD, CHECKPOINT):
         raise EntryError(f"unknown kind {entry['kind']!r}")
     if not _HEX_64.fullmatch(entry["prev"]) or not _HEX_64.fullmatch(entry["hash"]):
