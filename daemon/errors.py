@@ -41,6 +41,7 @@ REASON_CODES: Mapping[str, grpc.StatusCode] = {
     "TOKEN_UNAVAILABLE": grpc.StatusCode.UNAVAILABLE,
     "KEY_UNAVAILABLE": grpc.StatusCode.UNAVAILABLE,
     "AUDIT_UNAVAILABLE": grpc.StatusCode.UNAVAILABLE,
+    "DAEMON_STOPPING": grpc.StatusCode.UNAVAILABLE,
     "INTERNAL": grpc.StatusCode.INTERNAL,
     # Classification policy: metadata "code" holds the decision code.
     "CLASSIFICATION_REFUSED": grpc.StatusCode.FAILED_PRECONDITION,

@@ -93,7 +93,10 @@ class CallContext:
         self._context = context
         self.identity = identity
         self.request_id = request_id
-        self.facts: dict[str, str | int] = {}
+        # Share the facts dict of a wrapper outside this one (observe.py), so
+        # that it reads what the handler recorded.
+        outer_facts = getattr(context, "facts", None)
+        self.facts: dict[str, str | int] = outer_facts if isinstance(outer_facts, dict) else {}
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._context, name)
@@ -102,7 +105,10 @@ class CallContext:
 @functools.lru_cache(maxsize=1024)
 def _common_name(pem: bytes) -> str:
     names = x509.load_pem_x509_certificate(pem).subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    return str(names[0].value) if len(names) == 1 else ""
+    if len(names) != 1:
+        return ""
+    # The same form as identity_from_pem gives, so that records name one person one way.
+    return unicodedata.normalize("NFKC", str(names[0].value)).casefold()
 
 
 def peer_identity(context: grpc.ServicerContext) -> Identity:
@@ -114,8 +120,12 @@ def peer_identity(context: grpc.ServicerContext) -> Identity:
 
 
 def begin_call(context: grpc.ServicerContext) -> tuple[Identity, str]:
-    """Return the caller's identity and a new request id, which is also sent as the x-request-id trailer."""
-    request_id = uuid.uuid4().hex[:16]
+    """Return the caller's identity and the call's request id, which is also sent as the x-request-id trailer.
+
+    The request id is the one the observing wrapper gave the call, so that
+    logs, metrics and the audit record name it alike; a new one otherwise.
+    """
+    request_id = getattr(context, "request_id", None) or uuid.uuid4().hex[:16]
     context.set_trailing_metadata((("x-request-id", request_id),))
     return peer_identity(context), request_id
 

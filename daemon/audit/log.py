@@ -36,8 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from prometheus_client import Counter, Gauge
-
+from niemphong.daemon import metrics
 from niemphong.daemon.audit import entries
 from niemphong.daemon.audit.entries import Entry, EntryError
 from niemphong.daemon.audit.token_key import Anchor, CheckpointKeyError
@@ -51,15 +50,6 @@ RECOVERY_INTERVAL_SECONDS = 1.0
 FAILURE_LOG_INTERVAL_SECONDS = 60.0
 _READ_BLOCK_BYTES = 64 * 1024
 
-ENTRIES_WRITTEN = Counter(
-    "niemphong_audit_entries_written_total", "Audit log entries made durable, by kind.", ["kind"],
-)
-WRITE_FAILURES = Counter(
-    "niemphong_audit_write_failures_total",
-    "Failures to make an audit log entry durable, by cause: file or key.",
-    ["cause"],
-)
-WRITABLE = Gauge("niemphong_audit_writable", "1 while the audit log accepts entries, 0 while it refuses them.")
 
 
 class AuditUnavailable(Exception):
@@ -254,7 +244,7 @@ class AuditLog:
 
     def _finish_open(self) -> None:
         self._open = True
-        WRITABLE.set(1)
+        metrics.AUDIT_WRITABLE.set(1)
         self._thread = threading.Thread(target=self._run_checkpoints, name="audit-checkpoints", daemon=True)
         self._thread.start()
 
@@ -456,7 +446,10 @@ class AuditLog:
         self._durable_bytes += len(line)
         self._last_line = line
         self._recent.append((entry["seq"], entry["hash"]))
-        ENTRIES_WRITTEN.labels(kind=entry["kind"]).inc()
+        if entry["kind"] == entries.CHECKPOINT:
+            metrics.AUDIT_CHECKPOINTS.inc()
+        else:
+            metrics.AUDIT_RECORDS.inc()
         return entry
 
     def _write_line(self, line: bytes) -> None:
@@ -505,8 +498,8 @@ class AuditLog:
     # Failure and recovery ---------------------------------------------------
 
     def _fail(self, cause: str, reason: str) -> None:
-        WRITE_FAILURES.labels(cause=cause).inc()
-        WRITABLE.set(0)
+        metrics.AUDIT_WRITE_FAILURES.inc()
+        metrics.AUDIT_WRITABLE.set(0)
         now = time.monotonic()
         if self._failure is None:
             self._failed_since = now
@@ -559,7 +552,7 @@ class AuditLog:
             self.path, now - self._failed_since, self._refused_while_failed,
         )
         self._failed_line = b""
-        WRITABLE.set(1)
+        metrics.AUDIT_WRITABLE.set(1)
 
     def _reopen(self) -> None:
         """Reopen the log after a failure and remove the bytes of the append that failed."""
@@ -656,7 +649,7 @@ class AuditLog:
                 log.error("audit log %s closed without a shutdown checkpoint: %s", self.path, self._failure)
             self._open = False
             self._file.close()
-            WRITABLE.set(0)
+            metrics.AUDIT_WRITABLE.set(0)
 
 
 class _Tampered(Exception):

@@ -31,7 +31,6 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import grpc
-from prometheus_client import Counter
 
 from niemphong.daemon.api import api_methods, operation_name
 from niemphong.daemon.audit.log import AuditLog, AuditUnavailable
@@ -43,11 +42,6 @@ log = logging.getLogger(__name__)
 AUDIT_SERVICE = "niemphong.v1.AuditService"
 # Longest text fact kept in a record; longer values are cut and marked.
 MAX_FACT_CHARS = 2000
-
-REFUSED_OPERATIONS = Counter(
-    "niemphong_audit_refused_operations_total",
-    "Operations refused with AUDIT_UNAVAILABLE because their record could not be made durable.",
-)
 
 _HEX_ID = re.compile(r"[0-9a-f]{32}")
 # Request fields copied into the record of a unary call, so that a refusal
@@ -126,7 +120,6 @@ class AuditTrail:
         try:
             entry = self.log.append(record_fields(call, grpc.StatusCode.OK, ""))
         except AuditUnavailable as exc:
-            REFUSED_OPERATIONS.inc()
             log.warning(
                 "request %s %s by %s refused: its audit record cannot be written (%s)",
                 call.request_id, call.operation, call.identity.name, exc,
@@ -203,7 +196,6 @@ class _Wrapper:
         if unary_request:
             _note_request_ids(call, request)
         if self.fail_closed and not self.trail.log.writable():
-            REFUSED_OPERATIONS.inc()
             log.warning(
                 "request %s %s by %s refused: the audit log cannot be written",
                 call.request_id, self.operation, call.identity.name,
@@ -249,7 +241,6 @@ class _Wrapper:
         if call.decision_seq is not None:
             return
         if not self.trail.record_outcome(call, grpc.StatusCode.OK, "") and self.fail_closed:
-            REFUSED_OPERATIONS.inc()
             abort(call, ServiceError("AUDIT_UNAVAILABLE", "the audit log cannot be written"))
 
 

@@ -19,11 +19,13 @@ import sqlite3
 import subprocess
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import grpc
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import BIN, DaemonProcess, DevEnvironment, dev_init, error_reason, grant_access, seal_bytes
 from niemphong.v1 import niemphong_pb2 as pb
@@ -82,6 +84,25 @@ class Unwritable:
         self.restore()
 
 
+def scrape(env: DevEnvironment) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Return every sample of the daemon's /metrics by name and sorted labels."""
+    with urllib.request.urlopen(f"http://{env.config['metrics']['listen']}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def refusals(samples: dict, rpc: str) -> float:
+    return sum(
+        value for (name, labels), value in samples.items()
+        if name == "niemphong_refusals_total" and dict(labels).get("rpc") == rpc
+        and dict(labels).get("reason") == "AUDIT_UNAVAILABLE"
+    )
+
+
 def retry_until_done(command: Callable[[], subprocess.CompletedProcess[str]]) -> subprocess.CompletedProcess[str]:
     """Run ``command`` until it exits 0 or the recovery timeout passes; return the last result."""
     deadline = time.monotonic() + RECOVERY_TIMEOUT_SECONDS
@@ -108,6 +129,7 @@ def test_fail_closed_unwritable_log_refuses_then_resumes(
             pb.RequestAccessRequest(artefact_id=artefact_id, purpose="đối chiếu"), timeout=10)
     artefacts_before = artefact_count(env)
     log_bytes_before = log_path(env).stat().st_size
+    metrics_before = scrape(env)
     second = tmp_path / "second.npe"
     opened = tmp_path / "opened.pdf"
 
@@ -121,6 +143,7 @@ def test_fail_closed_unwritable_log_refuses_then_resumes(
         artefacts_while_refused = artefact_count(env)
         log_bytes_while_refused = log_path(env).stat().st_size
         outputs_while_refused = (second.exists(), opened.exists())
+        metrics_while_refused = scrape(env)
         unwritable.restore()
         resumed_scan = retry_until_done(lambda: env.cli(
             "scanner", "scan", str(scan), "--level", "mat", "--doc-number", "13/UBND", "--issued", "2025-05-20",
@@ -128,6 +151,7 @@ def test_fail_closed_unwritable_log_refuses_then_resumes(
         resumed_view = env.cli("viewer", "view", str(envelope), "--out", str(opened), "--request", request_id)
         resumed_approve = env.cli("approver-1", "approve", pending.request_id)
     grant = json.loads(env.cli("viewer", "show", request_id, "--json").stdout)
+    metrics_after = scrape(env)
 
     assert refused_scan.returncode == 6, refused_scan.stderr
     assert "không ghi được nhật ký kiểm toán" in refused_scan.stderr
@@ -147,6 +171,13 @@ def test_fail_closed_unwritable_log_refuses_then_resumes(
     assert resumed_approve.returncode == 0, resumed_approve.stderr
     assert "cannot be written" in running.log()
     assert "writable again" in running.log()
+    # The metrics say so too, and return to normal by themselves.
+    assert metrics_while_refused[("niemphong_audit_writable", ())] == 0
+    assert metrics_after[("niemphong_audit_writable", ())] == 1
+    failures = ("niemphong_audit_write_failures_total", ())
+    assert metrics_while_refused[failures] > metrics_before.get(failures, 0)
+    assert refusals(metrics_while_refused, "EnvelopeService/Seal") - refusals(metrics_before, "EnvelopeService/Seal") == 2
+    assert refusals(metrics_while_refused, "EnvelopeService/Open") - refusals(metrics_before, "EnvelopeService/Open") == 1
     assert env.cli("auditor", "audit", "verify").returncode == 0
 
 
@@ -358,3 +389,25 @@ def test_fail_closed_open_rolled_back_midway(running: DaemonProcess, env: DevEnv
     assert grant["opens_used"] == 0
     call_id = request_id_of(excinfo.value)
     assert f"request {call_id} EnvelopeService/Open by viewer refused: its audit record cannot be written" in running.log()
+
+
+def wait_for_health(running: DaemonProcess, serving: bool) -> bool:
+    """Wait until gRPC health reports ``serving``; return whether it did within the recovery timeout."""
+    deadline = time.monotonic() + RECOVERY_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        if running.serving() == serving:
+            return True
+        time.sleep(0.5)
+    return False
+
+
+def test_fail_closed_health_reports_audit_log(running: DaemonProcess, env: DevEnvironment) -> None:
+    with Unwritable(log_path(env)):
+        not_serving = wait_for_health(running, serving=False)
+        check_while_refused = scrape(env)[("niemphong_health_check_ok", (("check", "audit_log"),))]
+    serving_again = wait_for_health(running, serving=True)
+
+    assert not_serving
+    assert check_while_refused == 0
+    assert serving_again
+    assert scrape(env)[("niemphong_health_check_ok", (("check", "audit_log"),))] == 1
