@@ -74,7 +74,8 @@ class Daemon:
         self.audit = AuditTrail(self.audit_log)
         self.health = health.HealthServicer()
         self.notifier = Notifier()
-        self.observer = ObservingInterceptor()
+        # Calls a drain refuses never reach the audit interceptor, so the observer reports them.
+        self.observer = ObservingInterceptor(on_drain_refusal=self.audit.record_refusal)
         self.health_monitor = HealthMonitor(
             self.health,
             ("",) + SERVICE_NAMES,

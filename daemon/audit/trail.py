@@ -25,6 +25,7 @@ longer extend; their records are written when the log allows.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections.abc import Callable, Iterator, Mapping
@@ -126,6 +127,15 @@ class AuditTrail:
             )
             raise ServiceError("AUDIT_UNAVAILABLE", "the audit log cannot be written") from exc
         call.decision_seq = entry["seq"]
+
+    def record_refusal(self, method: str, context: grpc.ServicerContext, error: ServiceError) -> None:
+        """Record a call that a wrapper outside the audit interceptor refused, such as a drain."""
+        operations = _operations()
+        if method not in operations:
+            return
+        call = AuditedCall(context, *begin_call(context), operation=operations[method])
+        call.facts["reason"] = error.reason
+        self.record_outcome(call, error.code, error.reason)
 
     def record_outcome(self, call: AuditedCall, status: grpc.StatusCode, reason: str) -> bool:
         """Write the record of how ``call`` ended; return whether it is durable."""
@@ -242,6 +252,11 @@ class _Wrapper:
             return
         if not self.trail.record_outcome(call, grpc.StatusCode.OK, "") and self.fail_closed:
             abort(call, ServiceError("AUDIT_UNAVAILABLE", "the audit log cannot be written"))
+
+
+@functools.cache
+def _operations() -> dict[str, str]:
+    return {path: operation_name(method) for path, method in api_methods().items()}
 
 
 def _note_request_ids(call: AuditedCall, request: Any) -> None:
