@@ -10,9 +10,9 @@ After every fault the same invariants are checked:
   has its grant;
 - every seal whose summary the client received is in the registry with the
   same SHA-256, and every open the client saw complete was counted;
+- the audit log verifies as intact, and has an allowed record of every seal
+  and every open the client saw succeed;
 - the daemon serves the next request normally.
-
-The audit log is checked by its own tests; this file does not see it yet.
 """
 
 from __future__ import annotations
@@ -34,6 +34,8 @@ import pytest
 
 from conftest import CHUNK, DaemonProcess, DevEnvironment, dev_init, error_reason, grant_access, open_bytes, seal_bytes
 from niemphong.daemon import envelope
+from niemphong.v1 import audit_pb2 as audit_pb
+from niemphong.v1 import audit_pb2_grpc as audit_grpc
 from niemphong.v1 import niemphong_pb2 as pb
 from niemphong.v1 import niemphong_pb2_grpc as pb_grpc
 
@@ -87,15 +89,20 @@ class Ledger:
 
     seals: dict[str, str] = field(default_factory=dict)  # artefact id -> envelope SHA-256
     opens: dict[str, int] = field(default_factory=dict)  # request id -> opens seen complete
+    open_artefacts: dict[str, str] = field(default_factory=dict)  # request id -> artefact id
     envelopes: list[bytes] = field(default_factory=list)  # every envelope or part of one received
+    audited: set[str] = field(default_factory=set)  # artefacts whose audit records were checked
 
     def sealed(self, data: bytes, summary: pb.SealSummary) -> None:
         assert hashlib.sha256(data).hexdigest() == summary.envelope_sha256
         self.seals[summary.artefact_id] = summary.envelope_sha256
         self.envelopes.append(data)
+        self.audited.discard(summary.artefact_id)
 
-    def opened(self, request_id: str) -> None:
+    def opened(self, request_id: str, artefact_id: str) -> None:
         self.opens[request_id] = self.opens.get(request_id, 0) + 1
+        self.open_artefacts[request_id] = artefact_id
+        self.audited.discard(artefact_id)
 
 
 def _database(env: DevEnvironment) -> sqlite3.Connection:
@@ -123,6 +130,24 @@ def check_state(env: DevEnvironment, ledger: Ledger) -> None:
             assert row is not None and row[0] >= seen, f"an open under {request_id} the client saw was not counted"
     finally:
         database.close()
+
+
+def check_audit(env: DevEnvironment, ledger: Ledger) -> None:
+    """The audit log is intact and records every seal and open the client saw succeed."""
+    with env.channel("auditor") as channel:
+        stub = audit_grpc.AuditServiceStub(channel)
+        verified = stub.Verify(audit_pb.VerifyAuditRequest(), timeout=60)
+        assert verified.intact, f"audit log not intact: {verified.problem}"
+        for artefact_id in set(ledger.seals) - ledger.audited:
+            records = list(stub.ArtefactHistory(audit_pb.ArtefactHistoryRequest(artefact_id=artefact_id), timeout=60))
+            allowed = [record for record in records if record.decision == "allowed"]
+            assert any(record.operation.lower().endswith("seal") for record in allowed), (
+                f"no allowed seal record for artefact {artefact_id}")
+            opens_seen = sum(seen for request_id, seen in ledger.opens.items()
+                             if ledger.open_artefacts[request_id] == artefact_id)
+            opens_recorded = sum(1 for record in allowed if record.operation.lower().endswith("open"))
+            assert opens_recorded >= opens_seen, f"artefact {artefact_id}: {opens_seen} opens seen, {opens_recorded} recorded"
+            ledger.audited.add(artefact_id)
 
 
 def check_envelopes(env: DevEnvironment, ledger: Ledger) -> None:
@@ -155,12 +180,13 @@ def check_serving(env: DevEnvironment, ledger: Ledger) -> None:
     ledger.sealed(sealed, summary)
     request_id = grant_access(env, summary.artefact_id, ["approver-1"])
     assert open_bytes(env, sealed, request_id=request_id) == data
-    ledger.opened(request_id)
+    ledger.opened(request_id, summary.artefact_id)
 
 
 def check_invariants(env: DevEnvironment, ledger: Ledger) -> None:
     check_serving(env, ledger)
     check_state(env, ledger)
+    check_audit(env, ledger)
     check_envelopes(env, ledger)
 
 
@@ -223,7 +249,7 @@ def test_token_failure_during_open(faulty: FaultyDaemon, ledger: Ledger, functio
     assert error_reason(excinfo.value) in OPEN_FAILURE_REASONS
     # The open failed before any plaintext, so it is not counted.
     assert open_bytes(faulty.env, sealed, request_id=request_id) == data
-    ledger.opened(request_id)
+    ledger.opened(request_id, summary.artefact_id)
     check_invariants(faulty.env, ledger)
 
 
@@ -398,7 +424,7 @@ def test_sigterm_mid_stream(faulty: FaultyDaemon, ledger: Ledger, method: str) -
         assert stream.summary() is not None
     else:
         assert stream.received_bytes() == data
-        ledger.opened(request_id)
+        ledger.opened(request_id, summary.artefact_id)
     check_invariants(faulty.env, ledger)
 
 
@@ -419,11 +445,11 @@ class SmallFileSystem:
     def fill(self) -> Path:
         """Write a file that takes every free block, and return it."""
         filler = self.path / "filler"
-        with filler.open("wb") as handle:
+        block = b"\0" * 4096
+        with filler.open("wb", buffering=0) as handle:
             try:
                 while True:
-                    handle.write(b"\0" * 65536)
-                    handle.flush()
+                    handle.write(block)
             except OSError:
                 pass
         return filler
@@ -435,24 +461,24 @@ class SmallFileSystem:
         subprocess.run(["umount", "-l", str(self.path)], check=False)
 
 
-@pytest.fixture
-def state_on_tmpfs(tmp_path: Path) -> Iterator[tuple[FaultyDaemon, SmallFileSystem]]:
-    """A daemon of its own whose state database lives on an 80 MiB tmpfs.
+def _daemon_on_tmpfs(tmp_path: Path, moved: str) -> Iterator[tuple[FaultyDaemon, SmallFileSystem]]:
+    """A daemon of its own whose state database (``moved`` = "state") or audit log ("audit") lives on an 80 MiB tmpfs.
 
     The daemon reports itself healthy only with 64 MiB free beside its
-    database, and the test harness waits for healthy before it starts.
+    database and its audit log, and the harness waits for healthy.
     """
     if os.geteuid() != 0:
         pytest.skip("mounting a small file system needs root")
-    filesystem = SmallFileSystem(tmp_path / "statefs", 80 * 1024 * 1024)
+    filesystem = SmallFileSystem(tmp_path / f"{moved}fs", 80 * 1024 * 1024)
     daemon = None
     try:
         env = dev_init(tmp_path / "env")
         config_path = env.root / "niemphongd.toml"
-        old = env.config["state"]["sqlite"]
-        new = str(filesystem.path / "niemphong.db")
+        section, key, name = ("state", "sqlite", "niemphong.db") if moved == "state" else ("audit", "path", "audit.jsonl")
+        old = env.config[section][key]
+        new = str(filesystem.path / name)
         config_path.write_text(config_path.read_text().replace(old, new))
-        env.config["state"]["sqlite"] = new
+        env.config[section][key] = new
         daemon = FaultyDaemon(env, tmp_path / "niemphongd.log")
         daemon.start()
         yield daemon, filesystem
@@ -460,6 +486,54 @@ def state_on_tmpfs(tmp_path: Path) -> Iterator[tuple[FaultyDaemon, SmallFileSyst
         if daemon is not None and daemon.process is not None and daemon.process.poll() is None:
             daemon.stop()
         filesystem.unmount()
+
+
+@pytest.fixture
+def state_on_tmpfs(tmp_path: Path) -> Iterator[tuple[FaultyDaemon, SmallFileSystem]]:
+    yield from _daemon_on_tmpfs(tmp_path, "state")
+
+
+@pytest.fixture
+def audit_on_tmpfs(tmp_path: Path) -> Iterator[tuple[FaultyDaemon, SmallFileSystem]]:
+    yield from _daemon_on_tmpfs(tmp_path, "audit")
+
+
+def _count_artefacts(env: DevEnvironment) -> int:
+    database = _database(env)
+    try:
+        return database.execute("SELECT count(*) FROM artefacts").fetchone()[0]
+    finally:
+        database.close()
+
+
+def test_audit_disk_full(audit_on_tmpfs: tuple[FaultyDaemon, SmallFileSystem]) -> None:
+    daemon, filesystem = audit_on_tmpfs
+    ledger = Ledger()
+    check_serving(daemon.env, ledger)
+    artefacts_before = _count_artefacts(daemon.env)
+    filler = filesystem.fill()
+
+    # Records still fit in the log's last, partly used page; seal until one does not.
+    reason = None
+    sealed_meanwhile = 0
+    try:
+        for _ in range(200):
+            try:
+                sealed, summary = seal_bytes(daemon.env, os.urandom(SEGMENT))
+            except grpc.RpcError as error:
+                reason = error_reason(error)
+                break
+            ledger.sealed(sealed, summary)
+            sealed_meanwhile += 1
+        artefacts_during = _count_artefacts(daemon.env)
+    finally:
+        filler.unlink()
+    # The daemon retries the log at most once a second.
+    time.sleep(1.5)
+
+    assert reason == "AUDIT_UNAVAILABLE"
+    assert artefacts_during == artefacts_before + sealed_meanwhile, "a seal went ahead without its audit record"
+    check_invariants(daemon.env, ledger)
 
 
 def test_state_disk_full(state_on_tmpfs: tuple[FaultyDaemon, SmallFileSystem]) -> None:
@@ -479,7 +553,7 @@ def test_state_disk_full(state_on_tmpfs: tuple[FaultyDaemon, SmallFileSystem]) -
     filler.unlink()
 
     assert failures, "no seal failed on a full file system"
-    assert set(failures) <= {"INTERNAL", "STATE_UNAVAILABLE"}, failures
+    assert set(failures) <= {"INTERNAL", "AUDIT_UNAVAILABLE"}, failures
     check_invariants(daemon.env, ledger)
 
 

@@ -2,9 +2,10 @@
 every role, by a certificate that names no role, and, where the RPC opens
 plaintext, with every kind of grant a viewer can hold.
 
-The list of RPCs comes from the service descriptors in the generated code,
-so an RPC added to the proto fails ``test_matrix_covers_every_rpc`` until it
-has an expected role set here and a request to call it with. The expected
+The list of RPCs comes from the service descriptors of every proto file of
+the niemphong.v1 package, so an RPC added to the API fails
+``test_matrix_covers_every_rpc`` until it has an expected role set here and
+a request to call it with. The expected
 sets are written out independently of the daemon's own role table: the test
 compares what the daemon does with what this file says it must do, and a
 role that gets through where it should not is an unexpected success.
@@ -13,6 +14,8 @@ role that gets through where it should not is an unexpected success.
 from __future__ import annotations
 
 import datetime as dt
+import importlib
+import pkgutil
 import sqlite3
 import time
 from collections.abc import Callable
@@ -26,7 +29,9 @@ from google.protobuf import descriptor as pb_descriptor
 from google.protobuf import message_factory
 
 from conftest import DaemonProcess, DevEnvironment, error_reason, seal_bytes
+import niemphong.v1
 from niemphong.clients import devpki
+from niemphong.v1 import audit_pb2 as audit_pb
 from niemphong.v1 import niemphong_pb2 as pb
 from niemphong.v1 import niemphong_pb2_grpc as pb_grpc
 
@@ -48,6 +53,9 @@ EXPECTED_ROLES: dict[str, frozenset[str]] = {
     "PolicyService/Decide": ALL_ROLES,
     "PolicyService/ListDue": frozenset({"approver", "custodian", "auditor"}),
     "PolicyService/RecordExtension": frozenset({"approver"}),
+    "AuditService/Verify": frozenset({"auditor"}),
+    "AuditService/Export": frozenset({"auditor"}),
+    "AuditService/ArtefactHistory": frozenset({"auditor"}),
 }
 
 # RPCs that release plaintext: each must succeed only under the caller's own
@@ -71,12 +79,15 @@ SECOND_APPROVER = "authz-approver-2"
 
 
 def v1_methods() -> list[pb_descriptor.MethodDescriptor]:
-    """Every method of every service in the niemphong.v1 proto, from the generated descriptors."""
-    return [
-        method
-        for service in pb.DESCRIPTOR.services_by_name.values()
-        for method in service.methods
-    ]
+    """Every method of every service in every proto file of the niemphong.v1 package, from the generated code."""
+    services: dict[str, pb_descriptor.ServiceDescriptor] = {}
+    for module_info in pkgutil.iter_modules(niemphong.v1.__path__):
+        if not module_info.name.endswith("_pb2"):
+            continue
+        module = importlib.import_module(f"niemphong.v1.{module_info.name}")
+        for service in module.DESCRIPTOR.services_by_name.values():
+            services[service.full_name] = service
+    return [method for service in services.values() for method in service.methods]
 
 
 def rpc_name(method: pb_descriptor.MethodDescriptor) -> str:
@@ -276,6 +287,21 @@ def build_record_extension(scenario: Scenario, caller: str) -> Built:
     ), _nothing
 
 
+def build_audit_verify(scenario: Scenario, caller: str) -> Built:
+    return audit_pb.VerifyAuditRequest(), _nothing
+
+
+def build_audit_export(scenario: Scenario, caller: str) -> Built:
+    # The last minute only: the shared daemon's log grows with the whole suite.
+    now = int(time.time())
+    return audit_pb.ExportAuditRequest(since=now - 60, until=now + 60), _nothing
+
+
+def build_audit_history(scenario: Scenario, caller: str) -> Built:
+    _, summary = scenario.seal()
+    return audit_pb.ArtefactHistoryRequest(artefact_id=summary.artefact_id), _nothing
+
+
 BUILDERS: dict[str, Callable[[Scenario, str], Built]] = {
     "EnvelopeService/Seal": build_seal,
     "EnvelopeService/Open": build_open,
@@ -289,6 +315,9 @@ BUILDERS: dict[str, Callable[[Scenario, str], Built]] = {
     "PolicyService/Decide": build_decide,
     "PolicyService/ListDue": build_list_due,
     "PolicyService/RecordExtension": build_record_extension,
+    "AuditService/Verify": build_audit_verify,
+    "AuditService/Export": build_audit_export,
+    "AuditService/ArtefactHistory": build_audit_history,
 }
 
 
