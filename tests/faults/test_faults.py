@@ -212,7 +212,7 @@ SEAL_CALLS = ["C_GenerateRandom", "C_CreateObject", "C_WrapKey", "C_DestroyObjec
 OPEN_CALLS = ["C_UnwrapKey", "C_GetAttributeValue", "C_DestroyObject"]
 # DeviceRemoved: the token went away. GeneralError: the token failed the call.
 TOKEN_EXCEPTIONS = ["DeviceRemoved", "GeneralError"]
-# What a client may be told when the token fails a call. SoftHSM2 reports a
+# The reasons a client may receive when the token fails a call. SoftHSM2 reports a
 # wrapped key that does not unwrap as CKR_GENERAL_ERROR, so the daemon cannot
 # tell a failing unwrap from an altered envelope and reports both as an
 # integrity failure.
