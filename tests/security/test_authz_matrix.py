@@ -31,6 +31,7 @@ from google.protobuf import message_factory
 from conftest import DaemonProcess, DevEnvironment, error_reason, seal_bytes
 import niemphong.v1
 from niemphong.clients import devpki
+from niemphong.daemon.identity import ROLES as DAEMON_ROLES
 from niemphong.v1 import audit_pb2 as audit_pb
 from niemphong.v1 import niemphong_pb2 as pb
 from niemphong.v1 import niemphong_pb2_grpc as pb_grpc
@@ -58,19 +59,24 @@ EXPECTED_ROLES: dict[str, frozenset[str]] = {
     "AuditService/ArtefactHistory": frozenset({"auditor"}),
 }
 
+# RPC -> reasons a caller with an allowed role may still get, because the
+# request needs state that the matrix does not set up. Keep it short: each
+# entry weakens the check for that RPC to "the role was not what refused it".
+ALLOWED_ROLE_REFUSALS: dict[str, frozenset[str]] = {}
+
 # RPCs that release plaintext: each must succeed only under the caller's own
 # approved, unexpired, unrevoked grant with opens left.
-GRANT_RPCS = frozenset({"EnvelopeService/Open"})
+# RPC -> function(envelope, request id) returning the request that opens it.
+GRANT_RPCS: dict[str, Callable[[bytes, str], Any]] = {
+    "EnvelopeService/Open": lambda envelope, request_id: open_messages(envelope, request_id),
+}
 
-# Who calls in the matrix: one identity per role, one with two roles, and
-# one whose certificate the agency CA signed but that names no role.
+# Who calls in the matrix: one identity for each role the daemon knows (a
+# role added there is called here at once, and fails wherever this file does
+# not expect it), one with two roles, and one whose certificate the agency
+# CA signed but that names no role.
 CALLERS: dict[str, frozenset[str]] = {
-    "authz-scanner": frozenset({"scanner"}),
-    "authz-viewer": frozenset({"viewer"}),
-    "authz-approver": frozenset({"approver"}),
-    "authz-custodian": frozenset({"custodian"}),
-    "authz-auditor": frozenset({"auditor"}),
-    "authz-operator": frozenset({"operator"}),
+    **{f"authz-{role}": frozenset({role}) for role in sorted(DAEMON_ROLES)},
     "authz-viewer-approver": frozenset({"viewer", "approver"}),
     "authz-no-role": frozenset(),
 }
@@ -363,6 +369,13 @@ def test_matrix_covers_every_rpc() -> None:
     assert not stale, f"expectations for RPCs that no longer exist: {stale}"
 
 
+def test_plaintext_rpcs_have_grant_cases() -> None:
+    # Every RPC that answers with OpenResponse messages releases plaintext.
+    releasing = {rpc_name(method) for method in v1_methods() if method.output_type.full_name == f"{V1}OpenResponse"}
+
+    assert releasing - set(GRANT_RPCS) == set(), "add these RPCs to GRANT_RPCS"
+
+
 def test_daemon_role_table_matches_matrix() -> None:
     from niemphong.daemon.identity import METHOD_ROLES
 
@@ -395,7 +408,8 @@ def test_rpc_by_role(scenario: Scenario, method: pb_descriptor.MethodDescriptor,
     if not roles:
         assert (outcome.code, outcome.reason) == (grpc.StatusCode.UNAUTHENTICATED, "UNKNOWN_IDENTITY")
     elif roles & EXPECTED_ROLES[name]:
-        assert outcome.code == grpc.StatusCode.OK, f"{caller} was refused {name}: {outcome}"
+        tolerated = ALLOWED_ROLE_REFUSALS.get(name, frozenset())
+        assert outcome.code == grpc.StatusCode.OK or outcome.reason in tolerated, f"{caller} was refused {name}: {outcome}"
     else:
         assert (outcome.code, outcome.reason) == (grpc.StatusCode.PERMISSION_DENIED, "ROLE_REQUIRED")
 
@@ -502,7 +516,8 @@ def test_grant_condition_refused(scenario: Scenario, method: pb_descriptor.Metho
     before = scenario.grant_row(prepared.watched) if prepared.watched else None
 
     try:
-        outcome = attempt(scenario.env, "authz-viewer", method, open_messages(prepared.envelope, prepared.request_id))
+        request = GRANT_RPCS[rpc_name(method)](prepared.envelope, prepared.request_id)
+        outcome = attempt(scenario.env, "authz-viewer", method, request)
     finally:
         prepared.cleanup()
 
@@ -516,7 +531,8 @@ def test_grant_own_valid_opens(scenario: Scenario, method: pb_descriptor.MethodD
     prepared = case_own_grant(scenario)
     used_before, _, _ = scenario.grant_row(prepared.request_id)
 
-    outcome = attempt(scenario.env, "authz-viewer", method, open_messages(prepared.envelope, prepared.request_id))
+    request = GRANT_RPCS[rpc_name(method)](prepared.envelope, prepared.request_id)
+    outcome = attempt(scenario.env, "authz-viewer", method, request)
 
     assert outcome.code == grpc.StatusCode.OK
     assert scenario.grant_row(prepared.request_id)[0] == used_before + 1
