@@ -629,3 +629,8 @@ CATALOG: dict[str, dict[str, str]] = {
         "en": "Cannot create {path}: {error}",
     },
 }
+
+# Batch scanning, batches, printed copies and incidents.
+from niemphong.clients.catalog_archive import ARCHIVE_CATALOG  # noqa: E402
+
+CATALOG.update(ARCHIVE_CATALOG)

@@ -13,6 +13,7 @@ from niemphong.clients.atomic import atomic_output, check_output_path
 from niemphong.clients.connection import CHUNK_BYTES, UNARY_TIMEOUT_SECONDS
 from niemphong.clients.context import CommandContext, open_input_file
 from niemphong.clients.errors import CatalogText, ClientError, ExitCode, rpc_errors_as_client_errors
+from niemphong.clients.hygiene import verify_and_remove
 from niemphong.clients.i18n import format_bytes, format_count, format_date, today_in_vietnam
 from niemphong.clients.protocol import (
     EmptyFieldError,
@@ -80,6 +81,54 @@ def _receive_envelope(responses: Iterable[pb.SealResponse], handle: BinaryIO) ->
     return summary, digest.hexdigest(), written
 
 
+class _HashingReader:
+    """A binary file wrapper that hashes what is read through it."""
+
+    def __init__(self, handle: BinaryIO) -> None:
+        self._handle = handle
+        self.digest = hashlib.sha256()
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._handle.read(size)
+        self.digest.update(data)
+        return data
+
+
+def seal_to_file(
+    stub: pb_grpc.EnvelopeServiceStub,
+    metadata: pb.SealMetadata,
+    source_file: BinaryIO,
+    out: Path,
+    *,
+    force: bool,
+    server: str,
+) -> tuple[pb.SealSummary, str]:
+    """Seal ``source_file`` into ``out``, which appears whole or not at all.
+
+    Returns the daemon's summary and the SHA-256 of the bytes sent. Raises
+    ClientError when the daemon refuses or the envelope received does not
+    match the summary.
+    """
+    reader = _HashingReader(source_file)
+    with atomic_output(out, force=force) as handle, rpc_errors_as_client_errors(server):
+        responses = stub.Seal(iter_seal_requests(metadata, reader, CHUNK_BYTES))  # type: ignore[arg-type]
+        try:
+            summary, sha256, written = _receive_envelope(responses, handle)
+        finally:
+            # Stops the request stream too when the response loop ends early.
+            responses.cancel()
+        if summary.envelope_sha256.lower() != sha256:
+            raise ClientError(ExitCode.INTEGRITY_FAILURE, "error.sha256_mismatch")
+        if summary.envelope_bytes != written:
+            raise ClientError(
+                ExitCode.INTEGRITY_FAILURE,
+                "error.size_mismatch",
+                received=written,
+                reported=summary.envelope_bytes,
+            )
+    return summary, reader.digest.hexdigest()
+
+
 def run_scan(args: argparse.Namespace, context: CommandContext) -> int:
     """Seal a scanned file into an envelope written atomically to ``--out``."""
     console = context.console
@@ -98,26 +147,13 @@ def run_scan(args: argparse.Namespace, context: CommandContext) -> int:
     with channel, source_file:
         stub = pb_grpc.EnvelopeServiceStub(channel)
         try:
-            with atomic_output(out, force=args.force) as handle, rpc_errors_as_client_errors(server.display):
-                responses = stub.Seal(iter_seal_requests(metadata, source_file, CHUNK_BYTES))
-                try:
-                    summary, sha256, written = _receive_envelope(responses, handle)
-                finally:
-                    # Stops the request stream too when the response loop ends early.
-                    responses.cancel()
-                if summary.envelope_sha256.lower() != sha256:
-                    raise ClientError(ExitCode.INTEGRITY_FAILURE, "error.sha256_mismatch")
-                if summary.envelope_bytes != written:
-                    raise ClientError(
-                        ExitCode.INTEGRITY_FAILURE,
-                        "error.size_mismatch",
-                        received=written,
-                        reported=summary.envelope_bytes,
-                    )
+            summary, source_sha256 = seal_to_file(stub, metadata, source_file, out, force=args.force, server=server.display)
         except ClientError as exc:
             if exc.reason == "LEVEL_NEVER_DIGITIZED":
                 exc.add_hint("scan.tuyet_mat_file_hint", path=str(source))
             raise
+        if args.remove_source:
+            verify_and_remove(stub, out, source, source_sha256, server.display, console)
 
     log.info(
         "sealed artefact_id=%s level=%s plaintext_bytes=%d envelope_bytes=%d source_bytes=%d",

@@ -47,6 +47,9 @@ class LevelPolicy:
     approvals: int
     grant_seconds: int
     grant_opens: int
+    # Whether a grant at this level may allow printed copies (Article 11 of
+    # the Law on Protection of State Secrets No. 29/2018/QH14). Off unless set.
+    printing: bool = False
 
 
 @dataclass(frozen=True)
@@ -238,7 +241,10 @@ def _load_levels(levels: _Reader) -> dict[Level, LevelPolicy]:
     policies: dict[Level, LevelPolicy] = {}
     for level in SEALABLE_LEVELS:
         section = levels.section(level.config_name)
-        section.reject_unknown({"key_id", "approvals", "grant_hours", "grant_opens"})
+        section.reject_unknown({"key_id", "approvals", "grant_hours", "grant_opens", "printing"})
+        printing = section.table.get("printing", False)
+        if not isinstance(printing, bool):
+            raise section.fail("printing", "must be true or false")
         key_id = section.string("key_id", default=f"niemphong-{level.config_name}")
         assert key_id is not None
         if not key_id.isascii() or not key_id.isprintable() or len(key_id) > 64:
@@ -249,6 +255,7 @@ def _load_levels(levels: _Reader) -> dict[Level, LevelPolicy]:
             approvals=section.integer("approvals", DEFAULT_APPROVALS[level], 1, 10),
             grant_seconds=3600 * section.integer("grant_hours", DEFAULT_GRANT_HOURS[level], 1, 24 * 30),
             grant_opens=section.integer("grant_opens", DEFAULT_GRANT_OPENS[level], 1, 100),
+            printing=printing,
         )
 
     key_ids = [policy.key_id for policy in policies.values()]

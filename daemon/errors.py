@@ -38,6 +38,20 @@ REASON_CODES: Mapping[str, grpc.StatusCode] = {
     "TOKEN_UNAVAILABLE": grpc.StatusCode.UNAVAILABLE,
     "KEY_UNAVAILABLE": grpc.StatusCode.UNAVAILABLE,
     "INTERNAL": grpc.StatusCode.INTERNAL,
+    # Handover batches, printed copies and incidents.
+    "BATCH_NOT_FOUND": grpc.StatusCode.NOT_FOUND,
+    "BATCH_NOT_APPROVED": grpc.StatusCode.PERMISSION_DENIED,
+    "BATCH_STATE_CONFLICT": grpc.StatusCode.FAILED_PRECONDITION,
+    "NOT_IN_BATCH": grpc.StatusCode.FAILED_PRECONDITION,
+    "ALREADY_SEALED": grpc.StatusCode.FAILED_PRECONDITION,
+    "NOT_YOUR_ARTEFACT": grpc.StatusCode.PERMISSION_DENIED,
+    "PRINTING_NOT_ALLOWED": grpc.StatusCode.FAILED_PRECONDITION,
+    "NOT_APPROVED_FOR_PRINTING": grpc.StatusCode.PERMISSION_DENIED,
+    "UNPRINTABLE_DOCUMENT": grpc.StatusCode.FAILED_PRECONDITION,
+    "RENDERER_UNAVAILABLE": grpc.StatusCode.UNAVAILABLE,
+    "SUSPENDED_BY_INCIDENT": grpc.StatusCode.PERMISSION_DENIED,
+    "INCIDENT_NOT_FOUND": grpc.StatusCode.NOT_FOUND,
+    "INCIDENT_CLOSED": grpc.StatusCode.FAILED_PRECONDITION,
 }
 
 

@@ -19,6 +19,7 @@ from niemphong.daemon.identity import AuthInterceptor
 from niemphong.daemon.services.access_service import AccessServicer
 from niemphong.daemon.services.envelope_service import EnvelopeServicer, KeyRing
 from niemphong.daemon.store import SqliteStore
+from niemphong.daemon.archive_wiring import ARCHIVE_SERVICE_NAMES, add_archive_services
 from niemphong.v1 import niemphong_pb2 as pb
 from niemphong.v1 import niemphong_pb2_grpc as pb_grpc
 
@@ -28,7 +29,9 @@ HEALTH_INTERVAL_SECONDS = 5.0
 # Room for a chunk plus the protobuf framing around it.
 MESSAGE_OVERHEAD_BYTES = 64 * 1024
 
-SERVICE_NAMES = tuple(service.full_name for service in pb.DESCRIPTOR.services_by_name.values())
+SERVICE_NAMES = tuple(
+    service.full_name for service in pb.DESCRIPTOR.services_by_name.values()
+) + ARCHIVE_SERVICE_NAMES
 
 
 class Daemon:
@@ -57,9 +60,9 @@ class Daemon:
                 ("grpc.max_send_message_length", message_limit),
             ],
         )
-        pb_grpc.add_EnvelopeServiceServicer_to_server(
-            EnvelopeServicer(config, self.token, self.keys, self.access), server,
-        )
+        envelopes = EnvelopeServicer(config, self.token, self.keys, self.access)
+        pb_grpc.add_EnvelopeServiceServicer_to_server(envelopes, server)
+        add_archive_services(server, envelopes, self.access)
         pb_grpc.add_AccessServiceServicer_to_server(AccessServicer(self.access), server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(

@@ -13,9 +13,11 @@ from niemphong.daemon import envelope, validation
 from niemphong.daemon.access import AccessControl
 from niemphong.daemon.config import Config
 from niemphong.daemon.errors import ServiceError, TokenUnavailable, abort
+from niemphong.daemon.handover import check_batch_seal, record_batch_seal
 from niemphong.daemon.hsm import Pkcs11Token, UnwrapFailed
 from niemphong.daemon.identity import CallContext
 from niemphong.daemon.levels import Level
+from niemphong.daemon.services.envelope_reading import verify_envelope
 from niemphong.daemon.store import ArtefactRecord
 from niemphong.v1 import niemphong_pb2 as pb
 from niemphong.v1 import niemphong_pb2_grpc as pb_grpc
@@ -77,6 +79,13 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
         if first is None or first.WhichOneof("payload") != "metadata":
             raise ServiceError("PROTOCOL_VIOLATION", "the first Seal message must carry metadata")
         level, metadata = self._check_seal_metadata(first.metadata, context)
+        # Batch scanning: refuse before any token call when the batch does not allow this seal.
+        batch_id = validation.hex_id("batch_id", first.metadata.batch_id) if first.metadata.batch_id else None
+        page_count = validation.bounded("page_count", first.metadata.page_count, validation.MAX_PAGES)
+        if batch_id is not None:
+            context.facts["batch_id"] = batch_id
+            with self.access.store.transaction() as tx:
+                check_batch_seal(tx, batch_id, metadata["doc_number"], level, metadata["issued_on"])
         policy = self.config.levels[level]
         version = self.keys.sealing_versions.get(level)
         if version is None:
@@ -139,9 +148,13 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
             envelope_sha256=digest.hexdigest(),
             sealed_by=context.identity.name,
             sealed_at=sealed_at,
+            batch_id=batch_id,
+            page_count=page_count,
         )
         with self.access.store.transaction() as tx:
             tx.insert_artefact(record)
+            if batch_id is not None:
+                record_batch_seal(tx, batch_id, metadata["doc_number"], artefact_hex, page_count, sealed_at)
 
         log.info(
             "request %s sealed artefact %s (%s) by %s: %d plaintext bytes, %d envelope bytes, key %s v%d",
@@ -302,6 +315,11 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
     def _plain_chunks(self, data: bytes) -> Iterator[pb.OpenResponse]:
         for start in range(0, len(data), self.config.chunk_bytes):
             yield pb.OpenResponse(chunk=data[start:start + self.config.chunk_bytes])
+
+    # Verify ---------------------------------------------------------------
+
+    def Verify(self, request_iterator: Iterator[pb.VerifyRequest], context: CallContext) -> pb.VerifyResponse:
+        return verify_envelope(self, request_iterator, context)
 
     # Inspect --------------------------------------------------------------
 

@@ -40,6 +40,7 @@ def test_dev_identities_match_contract() -> None:
         "viewer": "viewer",
         "approver-1": "approver",
         "approver-2": "approver",
+        "head": "approver,head",
         "custodian": "custodian",
         "auditor": "auditor",
         "operator": "operator",
@@ -65,7 +66,8 @@ def test_dev_identity_chains_to_ca(dev_layout: DevLayout, name: str, role: str) 
 
     certificate.verify_directly_issued_by(ca)
     assert subject_value(certificate, NameOID.COMMON_NAME) == name
-    assert subject_value(certificate, NameOID.ORGANIZATIONAL_UNIT_NAME) == role
+    units = certificate.subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)
+    assert ",".join(str(unit.value) for unit in units) == role
     usages = certificate.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
     assert list(usages) == [ExtendedKeyUsageOID.CLIENT_AUTH]
     assert (folder / "ca.pem").read_bytes() == (dev_layout.pki / "ca.pem").read_bytes()
@@ -139,8 +141,8 @@ def test_dev_config_parses_with_paths(dev_layout: DevLayout) -> None:
         "env": {"SOFTHSM2_CONF": f"{root}/softhsm2.conf"},
     }
     assert config["state"] == {"sqlite": f"{root}/state/niemphong.db"}
-    assert config["levels"]["toi-mat"] == {"key_id": "niemphong-toi-mat", "approvals": 2, "grant_hours": 8, "grant_opens": 1}
-    assert config["levels"]["mat"] == {"key_id": "niemphong-mat", "approvals": 1, "grant_hours": 24, "grant_opens": 3}
+    assert config["levels"]["toi-mat"] == {"key_id": "niemphong-toi-mat", "approvals": 2, "grant_hours": 8, "grant_opens": 1, "printing": True}
+    assert config["levels"]["mat"] == {"key_id": "niemphong-mat", "approvals": 1, "grant_hours": 24, "grant_opens": 3, "printing": True}
     for value in (config["tls"]["ca"], config["token"]["pin_file"], config["state"]["sqlite"]):
         assert os.path.isabs(value)
 

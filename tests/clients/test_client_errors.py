@@ -34,6 +34,19 @@ REASON_TABLE = [
     ("TOKEN_UNAVAILABLE", grpc.StatusCode.UNAVAILABLE, 6),
     ("KEY_UNAVAILABLE", grpc.StatusCode.UNAVAILABLE, 6),
     ("INTERNAL", grpc.StatusCode.INTERNAL, 1),
+    ("BATCH_NOT_FOUND", grpc.StatusCode.NOT_FOUND, 1),
+    ("BATCH_NOT_APPROVED", grpc.StatusCode.PERMISSION_DENIED, 4),
+    ("BATCH_STATE_CONFLICT", grpc.StatusCode.FAILED_PRECONDITION, 3),
+    ("NOT_IN_BATCH", grpc.StatusCode.FAILED_PRECONDITION, 3),
+    ("ALREADY_SEALED", grpc.StatusCode.FAILED_PRECONDITION, 3),
+    ("NOT_YOUR_ARTEFACT", grpc.StatusCode.PERMISSION_DENIED, 4),
+    ("PRINTING_NOT_ALLOWED", grpc.StatusCode.FAILED_PRECONDITION, 3),
+    ("NOT_APPROVED_FOR_PRINTING", grpc.StatusCode.PERMISSION_DENIED, 4),
+    ("UNPRINTABLE_DOCUMENT", grpc.StatusCode.FAILED_PRECONDITION, 3),
+    ("RENDERER_UNAVAILABLE", grpc.StatusCode.UNAVAILABLE, 6),
+    ("SUSPENDED_BY_INCIDENT", grpc.StatusCode.PERMISSION_DENIED, 4),
+    ("INCIDENT_NOT_FOUND", grpc.StatusCode.NOT_FOUND, 1),
+    ("INCIDENT_CLOSED", grpc.StatusCode.FAILED_PRECONDITION, 3),
 ]
 
 # Metadata the daemon attaches to some reasons.
