@@ -6,7 +6,9 @@ copies (Article 11 of the Law on Protection of State Secrets No.
 29/2018/QH14, as applied by UBND tỉnh Đắk Lắk, công văn hướng dẫn số hóa tài
 liệu BMNN, tháng 5/2025). Each page gets a stamp box with the copy number,
 the authorizer's name and title, the date and a line for the signature. The
-stamp is text in an embedded font, so the PDF's text layer contains it.
+stamp is text in an embedded font, so the PDF's text layer contains it. The
+page keeps its size and its content is scaled down into the space below the
+stamp, so that the stamp hides nothing of the document.
 
 PDF scans keep their pages, with the stamp merged on top; TIFF (every
 frame), JPEG and PNG scans become one PDF page per image at the image's
@@ -20,7 +22,7 @@ import io
 from dataclasses import dataclass
 
 from PIL import Image, ImageSequence
-from pypdf import PdfReader, PdfWriter
+from pypdf import PdfReader, PdfWriter, Transformation
 from pypdf.errors import PdfReadError
 from reportlab.lib.colors import Color, white
 from reportlab.lib.utils import ImageReader
@@ -150,10 +152,17 @@ def _stamp_pdf(reader: PdfReader, stamp: CopyStamp) -> bytes:
         if page.rotation:
             page.transfer_rotation_to_content()
         box = page.mediabox
+        left, bottom = float(box.left), float(box.bottom)
+        width, height = float(box.width), float(box.height)
+        scale = content_scale(width, height, stamp)
+        page.add_transformation(
+            Transformation().translate(-left, -bottom).scale(scale, scale)
+            .translate(left + width * (1 - scale) / 2, bottom)
+        )
         overlay = io.BytesIO()
-        canvas = Canvas(overlay, pagesize=(float(box.width), float(box.height)))
-        canvas.translate(float(box.left), float(box.bottom))
-        draw_stamp(canvas, float(box.width), float(box.height), stamp)
+        canvas = Canvas(overlay, pagesize=(width, height))
+        canvas.translate(left, bottom)
+        draw_stamp(canvas, width, height, stamp)
         canvas.showPage()
         canvas.save()
         page.merge_page(PdfReader(overlay).pages[0])
@@ -174,7 +183,8 @@ def _image_pages(image: Image.Image, stamp: CopyStamp) -> bytes:
         # PDF reader draws the same way.
         picture = frame.convert("L" if frame.mode in ("1", "L", "I;16") else "RGB")
         canvas.setPageSize((width, height))
-        canvas.drawImage(ImageReader(picture), 0, 0, width, height)
+        scale = content_scale(width, height, stamp)
+        canvas.drawImage(ImageReader(picture), width * (1 - scale) / 2, 0, width * scale, height * scale)
         draw_stamp(canvas, width, height, stamp)
         canvas.showPage()
     canvas.save()
@@ -192,27 +202,51 @@ def _resolution(frame: Image.Image) -> tuple[float, float]:
     return x, y
 
 
+@dataclass(frozen=True)
+class _StampLayout:
+    title_size: float
+    line_size: float
+    padding: float
+    margin: float
+    box_width: float
+    box_height: float
+
+
+def _layout(page_width: float, stamp: CopyStamp) -> _StampLayout:
+    regular, bold = register_fonts()
+    # Small pages (a receipt-sized scan) get a proportionally smaller stamp.
+    scale = min(1.0, page_width / 420.0)
+    title_size, line_size = _TITLE_SIZE * scale, _LINE_SIZE * scale
+    padding = _PADDING * scale
+    lines = stamp.lines()
+    widths = [stringWidth(text, bold if strong else regular, title_size if strong else line_size)
+              for text, strong in lines]
+    signature_room = 3 * line_size
+    box_height = sum((title_size if strong else line_size) * 1.3 for _, strong in lines) + 2 * padding + signature_room
+    return _StampLayout(title_size, line_size, padding, _MARGIN * scale, max(widths) + 2 * padding, box_height)
+
+
+def content_scale(page_width: float, page_height: float, stamp: CopyStamp) -> float:
+    """Return the factor that shrinks a page's content into the space below the stamp."""
+    layout = _layout(page_width, stamp)
+    band = layout.box_height + 2 * layout.margin
+    return max(0.5, (page_height - band) / page_height)
+
+
 def draw_stamp(canvas: Canvas, page_width: float, page_height: float, stamp: CopyStamp) -> None:
     """Draw the stamp box in the top right corner of a page of the given size, in points."""
     regular, bold = register_fonts()
     lines = stamp.lines()
-    # Small pages (a receipt-sized scan) get a proportionally smaller stamp.
-    scale = min(1.0, page_width / 420.0)
-    title_size, line_size = _TITLE_SIZE * scale, _LINE_SIZE * scale
-    padding, margin = _PADDING * scale, _MARGIN * scale
-
-    widths = [stringWidth(text, bold if strong else regular, title_size if strong else line_size)
-              for text, strong in lines]
-    box_width = max(widths) + 2 * padding
-    signature_room = 3 * line_size
-    box_height = sum((title_size if strong else line_size) * 1.3 for _, strong in lines) + 2 * padding + signature_room
+    layout = _layout(page_width, stamp)
+    title_size, line_size, padding = layout.title_size, layout.line_size, layout.padding
+    margin, box_width, box_height = layout.margin, layout.box_width, layout.box_height
     left = max(0.0, page_width - margin - box_width)
     bottom = max(0.0, page_height - margin - box_height)
 
     canvas.saveState()
     canvas.setFillColor(white)
     canvas.setStrokeColor(STAMP_RED)
-    canvas.setLineWidth(1.2 * scale)
+    canvas.setLineWidth(1.2 * layout.line_size / _LINE_SIZE)
     canvas.rect(left, bottom, box_width, box_height, stroke=1, fill=1)
     canvas.setFillColor(STAMP_RED)
     y = bottom + box_height - padding
