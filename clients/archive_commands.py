@@ -6,7 +6,7 @@ import argparse
 import hashlib
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -16,6 +16,7 @@ from niemphong.clients.connection import CHUNK_BYTES, UNARY_TIMEOUT_SECONDS
 from niemphong.clients.context import CommandContext, open_input_file
 from niemphong.clients.envelope_commands import read_inspect_request
 from niemphong.clients.errors import ClientError, ExitCode, rpc_errors_as_client_errors
+from niemphong.clients.interrupts import deferred_interrupts
 from niemphong.clients.i18n import Lang, format_timestamp, translate
 from niemphong.clients.manifest import read_manifest
 from niemphong.clients.protocol import level_name, normalize_text
@@ -213,11 +214,14 @@ def _print_requests(request_id: str, envelope: BinaryIO) -> Iterable[apb.PrintRe
         yield apb.PrintRequest(chunk=chunk)
 
 
-def _receive_copy(responses: Iterable[apb.PrintResponse], handle: BinaryIO) -> tuple[apb.PrintSummary, str, int]:
+def _receive_copy(
+    responses: Iterable[apb.PrintResponse], handle: BinaryIO, check_interrupt: Callable[[], None]
+) -> tuple[apb.PrintSummary, str, int]:
     digest = hashlib.sha256()
     written = 0
     summary: apb.PrintSummary | None = None
     for response in responses:
+        check_interrupt()
         kind = response.WhichOneof("payload")
         if kind == "chunk" and summary is None:
             handle.write(response.chunk)
@@ -248,11 +252,12 @@ def run_print(args: argparse.Namespace, context: CommandContext) -> int:
     with channel, envelope_file:
         stub = apb_grpc.CopyServiceStub(channel)
         with atomic_output(out, force=args.force) as handle, rpc_errors_as_client_errors(server.display):
-            responses = stub.Print(_print_requests(args.request or "", envelope_file))
-            try:
-                summary, sha256, written = _receive_copy(responses, handle)
-            finally:
-                responses.cancel()
+            with deferred_interrupts() as interrupts:
+                responses = stub.Print(_print_requests(args.request or "", envelope_file))
+                try:
+                    summary, sha256, written = _receive_copy(responses, handle, interrupts.check)
+                finally:
+                    responses.cancel()
             if summary.pdf_sha256 != sha256 or summary.pdf_bytes != written:
                 raise ClientError(ExitCode.INTEGRITY_FAILURE, "error.sha256_mismatch")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -14,6 +14,7 @@ from niemphong.clients.connection import CHUNK_BYTES, UNARY_TIMEOUT_SECONDS
 from niemphong.clients.context import CommandContext, open_input_file
 from niemphong.clients.errors import CatalogText, ClientError, ExitCode, rpc_errors_as_client_errors
 from niemphong.clients.hygiene import verify_and_remove
+from niemphong.clients.interrupts import deferred_interrupts
 from niemphong.clients.i18n import format_bytes, format_count, format_date, today_in_vietnam
 from niemphong.clients.protocol import (
     EmptyFieldError,
@@ -60,12 +61,15 @@ def _warn_about_level(args: argparse.Namespace, context: CommandContext) -> None
         )
 
 
-def _receive_envelope(responses: Iterable[pb.SealResponse], handle: BinaryIO) -> tuple[pb.SealSummary, str, int]:
+def _receive_envelope(
+    responses: Iterable[pb.SealResponse], handle: BinaryIO, check_interrupt: Callable[[], None] = lambda: None
+) -> tuple[pb.SealSummary, str, int]:
     digest = hashlib.sha256()
     written = 0
     summary: pb.SealSummary | None = None
 
     for response in responses:
+        check_interrupt()
         kind = response.WhichOneof("payload")
         if kind == "chunk" and summary is None:
             handle.write(response.chunk)
@@ -111,12 +115,13 @@ def seal_to_file(
     """
     reader = _HashingReader(source_file)
     with atomic_output(out, force=force) as handle, rpc_errors_as_client_errors(server):
-        responses = stub.Seal(iter_seal_requests(metadata, reader, CHUNK_BYTES))  # type: ignore[arg-type]
-        try:
-            summary, sha256, written = _receive_envelope(responses, handle)
-        finally:
-            # Stops the request stream too when the response loop ends early.
-            responses.cancel()
+        with deferred_interrupts() as interrupts:
+            responses = stub.Seal(iter_seal_requests(metadata, reader, CHUNK_BYTES))  # type: ignore[arg-type]
+            try:
+                summary, sha256, written = _receive_envelope(responses, handle, interrupts.check)
+            finally:
+                # Stops the request stream too when the response loop ends early.
+                responses.cancel()
         if summary.envelope_sha256.lower() != sha256:
             raise ClientError(ExitCode.INTEGRITY_FAILURE, "error.sha256_mismatch")
         if summary.envelope_bytes != written:
@@ -201,11 +206,14 @@ def run_inspect(args: argparse.Namespace, context: CommandContext) -> int:
     return ExitCode.OK
 
 
-def _receive_plaintext(responses: Iterable[pb.OpenResponse], handle: BinaryIO) -> tuple[pb.OpenSummary, int]:
+def _receive_plaintext(
+    responses: Iterable[pb.OpenResponse], handle: BinaryIO, check_interrupt: Callable[[], None] = lambda: None
+) -> tuple[pb.OpenSummary, int]:
     written = 0
     summary: pb.OpenSummary | None = None
 
     for response in responses:
+        check_interrupt()
         kind = response.WhichOneof("payload")
         if kind == "chunk" and summary is None:
             handle.write(response.chunk)
@@ -236,11 +244,12 @@ def run_view(args: argparse.Namespace, context: CommandContext) -> int:
     with channel, envelope_file:
         stub = pb_grpc.EnvelopeServiceStub(channel)
         with atomic_output(out, force=args.force) as handle, rpc_errors_as_client_errors(server.display):
-            responses = stub.Open(iter_open_requests(args.request or "", envelope_file, CHUNK_BYTES))
-            try:
-                summary, written = _receive_plaintext(responses, handle)
-            finally:
-                responses.cancel()
+            with deferred_interrupts() as interrupts:
+                responses = stub.Open(iter_open_requests(args.request or "", envelope_file, CHUNK_BYTES))
+                try:
+                    summary, written = _receive_plaintext(responses, handle, interrupts.check)
+                finally:
+                    responses.cancel()
             if summary.plaintext_bytes != written:
                 raise ClientError(
                     ExitCode.INTEGRITY_FAILURE,

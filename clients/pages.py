@@ -58,6 +58,8 @@ def _count_image_pages(path: Path) -> int:
             return int(getattr(image, "n_frames", 1))
     except UnidentifiedImageError as exc:
         raise PageCountError("format", "not a PDF, TIFF, JPEG or PNG file") from exc
-    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+    # Pillow's format plugins raise any of these on a damaged file.
+    except (OSError, ValueError, TypeError, SyntaxError, EOFError, IndexError, KeyError,
+            Image.DecompressionBombError) as exc:
         log.debug("cannot count pages of %s: %r", path, exc)
         raise PageCountError("damaged", f"the image cannot be read: {exc}") from exc

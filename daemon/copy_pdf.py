@@ -129,7 +129,11 @@ class SourceDocument:
                 width, height = frame.size
                 if width * height > MAX_PIXELS:
                     raise UnprintableDocument(f"a page of {width}x{height} pixels is too large to print")
-        except (OSError, ValueError, Image.DecompressionBombError) as exc:
+                # Decode every page now, so that a damaged one fails before a copy number is taken.
+                frame.load()
+        # Pillow's format plugins raise any of these on a damaged file.
+        except (OSError, ValueError, TypeError, SyntaxError, EOFError, IndexError, KeyError,
+                Image.DecompressionBombError) as exc:
             raise UnprintableDocument(f"the {kind.upper()} image cannot be read: {exc}") from exc
         if not 1 <= pages <= MAX_PAGES:
             raise UnprintableDocument(f"the image has {pages} pages; 1 to {MAX_PAGES} can be printed")
