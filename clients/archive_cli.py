@@ -28,9 +28,16 @@ AddCommand = Callable[..., argparse.ArgumentParser]
 AddClientOptions = Callable[..., None]
 ArgumentType = Callable[[str], str]
 
-# Options of a single-file scan, and of a scan from a handover list.
-_SINGLE_OPTIONS = (("file", "FILE"), ("level", "--level"), ("doc_number", "--doc-number"),
-                   ("issued", "--issued"), ("out", "--out"))
+# Options of a single-file scan, and of a scan from a handover list. The
+# level of a single file may come from --kind instead, which run_scan checks.
+_SINGLE_OPTIONS = (("file", "FILE"), ("doc_number", "--doc-number"), ("issued", "--issued"), ("out", "--out"))
+# Single-file options with a default, which the handover list gives per row instead.
+_SINGLE_ONLY = (("level", "--level"), ("title", "--title"), ("source_name", "--source-name"), ("basis", "--basis"),
+                ("stamp_from", "--stamp-from"), ("stamp_until", "--stamp-until"),
+                ("extended_until", "--extended-until"), ("extension_decision", "--extension-decision"),
+                ("extension_date", "--extension-date"), ("declassified_by", "--declassified-by"),
+                ("declassified_on", "--declassified-on"), ("historical_archive", "--historical-archive"),
+                ("kind", "--kind"), ("remove_source", "--remove-source"))
 _MANIFEST_OPTIONS = (("dir", "--dir"), ("out_dir", "--out-dir"))
 _MANIFEST_ONLY = (("batch", "--batch"), ("handed_over_by", "--handed-over-by"), ("note", "--note"),
                   ("remove_sources", "--remove-sources"))
@@ -51,9 +58,7 @@ def add_batch_scan_options(scan: argparse.ArgumentParser, lang: Lang, hex_id: Ar
 def check_scan_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Reject a mix of the single-file and the handover-list forms of scan, or a form left incomplete."""
     if args.manifest:
-        conflicting = [label for name, label in _SINGLE_OPTIONS if getattr(args, name)]
-        if args.remove_source:
-            conflicting.append("--remove-source")
+        conflicting = [label for name, label in _SINGLE_OPTIONS + _SINGLE_ONLY if getattr(args, name, None)]
         if conflicting:
             parser.error(f"argument {conflicting[0]}: not allowed with argument --manifest")
         required = [label for name, label in _MANIFEST_OPTIONS if not getattr(args, name)]

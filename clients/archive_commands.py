@@ -18,7 +18,7 @@ from niemphong.clients.envelope_commands import read_inspect_request
 from niemphong.clients.errors import ClientError, ExitCode, rpc_errors_as_client_errors
 from niemphong.clients.interrupts import deferred_interrupts
 from niemphong.clients.i18n import Lang, format_timestamp, translate
-from niemphong.clients.manifest import read_manifest
+from niemphong.clients.manifest import describe_problem, read_manifest
 from niemphong.clients.protocol import level_name, normalize_text
 from niemphong.clients.render import level_label, printable
 from niemphong.v1 import archive_pb2 as apb
@@ -39,6 +39,7 @@ _OUTCOMES = {
     apb.DOCUMENT_OUTCOME_PAGES_DIFFER: "pages_differ",
     apb.DOCUMENT_OUTCOME_NOT_SEALED: "not_sealed",
     apb.DOCUMENT_OUTCOME_NEVER_DIGITIZED: "never_digitized",
+    apb.DOCUMENT_OUTCOME_NOT_SECRET: "not_secret",
 }
 
 
@@ -80,7 +81,8 @@ def batch_json(batch: apb.Batch) -> dict[str, object]:
                 "protected_until": status.document.protected_until or None,
                 "source_name": status.document.source_name or None,
                 "artefact_id": status.artefact_id or None,
-                "pages_scanned": status.pages_scanned if status.artefact_id else None,
+                "record_id": status.record_id or None,
+                "pages_scanned": status.pages_scanned if status.artefact_id or status.record_id else None,
                 "outcome": _OUTCOMES.get(status.outcome, "unspecified"),
                 "returned": status.returned,
                 "damaged": status.damaged,
@@ -95,6 +97,7 @@ def batch_json(batch: apb.Batch) -> dict[str, object]:
             "documents_sealed": summary.documents_sealed,
             "pages_scanned": summary.pages_scanned,
             "documents_flagged": summary.documents_flagged,
+            "documents_not_secret": summary.documents_not_secret,
         },
     }
 
@@ -106,7 +109,7 @@ def render_batch(batch: apb.Batch, lang: Lang) -> str:
     for status in batch.documents:
         document = status.document
         outcome = _OUTCOMES.get(status.outcome, "unspecified")
-        scanned = str(status.pages_scanned) if status.artefact_id else "-"
+        scanned = str(status.pages_scanned) if status.artefact_id or status.record_id else "-"
         lines.append(translate(
             lang, "batch.show_line", number=document.number, doc_number=printable(document.doc_number),
             level=level_label(document.level, lang), pages=document.pages, scanned=scanned,
@@ -116,7 +119,7 @@ def render_batch(batch: apb.Batch, lang: Lang) -> str:
     lines.append(translate(
         lang, "batch.show_total", out=summary.documents_out, back=summary.documents_back,
         pages_out=summary.pages_out, pages_back=summary.pages_back, sealed=summary.documents_sealed,
-        scanned=summary.pages_scanned, flagged=summary.documents_flagged,
+        scanned=summary.pages_scanned, flagged=summary.documents_flagged, not_secret=summary.documents_not_secret,
     ))
     return "\n".join(lines)
 
@@ -124,9 +127,10 @@ def render_batch(batch: apb.Batch, lang: Lang) -> str:
 def run_batch_open(args: argparse.Namespace, context: CommandContext) -> int:
     """Open a batch from a handover list; print its id."""
     console = context.console
-    manifest = read_manifest(Path(args.manifest))
-    for error in manifest.errors:
-        console.warn("manifest.row_error", line=error.line, message=translate(console.lang, error.message_id, **error.params))
+    manifest = read_manifest(Path(args.manifest), batch=True)
+    for row in manifest.invalid_rows:
+        assert row.problem is not None
+        console.warn("manifest.row_error", line=row.line, message=describe_problem(row.problem, console.lang))
 
     channel, server = context.connect(args)
     with channel:

@@ -1,9 +1,12 @@
 """``niemphong scan --manifest``: seal every scan of a handover list into its batch.
 
 The list names each document and its scan. For each row the command counts
-the scan's pages, compares them with the list, seals the scan into
-OUT-DIR/FILE.npe under the batch, and reports the row; a bad row is reported
-and the batch goes on with the rest. The batch on the daemon records which
+the scan's pages, compares them with the list, sends the scan with the row's
+classification facts (protection stamp, extension, declassification, basis)
+so that the daemon decides as for a single scan, writes the envelope to
+OUT-DIR/FILE.npe, and reports the row; a bad row is reported and the batch
+goes on with the rest. A document the rules find no longer secret gets no
+envelope, and the batch records that decision. The batch on the daemon records which
 documents are sealed, so running the command again after an interruption
 skips them: the daemon refuses a second seal of a batch document, and an
 envelope is written only once its seal is complete.
@@ -29,14 +32,15 @@ from typing import TextIO
 from niemphong.clients.atomic import atomic_output, check_output_path
 from niemphong.clients.connection import UNARY_TIMEOUT_SECONDS
 from niemphong.clients.context import CommandContext, open_input_file
-from niemphong.clients.envelope_commands import read_inspect_request, seal_to_file
+from niemphong.clients.envelope_commands import NotSealedResponse, read_inspect_request, seal_to_file
 from niemphong.clients.errors import ClientError, ExitCode, rpc_errors_as_client_errors
 from niemphong.clients.hygiene import verify_and_remove
 from niemphong.clients.i18n import Lang, translate
-from niemphong.clients.manifest import Manifest, ManifestRow, read_manifest
+from niemphong.clients.manifest import Manifest, ManifestRow, describe_problem, read_manifest
 from niemphong.clients.pages import PageCountError, count_pages
 from niemphong.clients.protocol import build_seal_metadata
 from niemphong.clients.render import level_label
+from niemphong.clients.policy_render import explanation
 from niemphong.v1 import archive_pb2 as apb
 from niemphong.v1 import archive_pb2_grpc as apb_grpc
 from niemphong.v1 import niemphong_pb2 as pb
@@ -47,7 +51,8 @@ log = logging.getLogger(__name__)
 STATE_FILE = ".niemphong-batch.json"
 ENVELOPE_SUFFIX = ".npe"
 
-SEALED, ALREADY_SEALED, REFUSED, FAILED = "sealed", "already_sealed", "refused", "failed"
+SEALED, ALREADY_SEALED, NOT_SECRET, REFUSED, FAILED = "sealed", "already_sealed", "not_secret", "refused", "failed"
+_STATUSES = (SEALED, ALREADY_SEALED, NOT_SECRET, REFUSED, FAILED)
 
 _BATCH_ID = re.compile(r"^[0-9a-f]{32}$")
 
@@ -64,13 +69,14 @@ class RowResult:
     exit_code: int
     message: str
     artefact_id: str = ""
+    record_id: str = ""
     pages_listed: int = 0
     pages_counted: int = 0
     envelope: str = ""
 
     @property
     def pages_differ(self) -> bool:
-        return self.status in (SEALED, ALREADY_SEALED) and self.pages_counted != self.pages_listed
+        return self.status in (SEALED, ALREADY_SEALED, NOT_SECRET) and self.pages_counted != self.pages_listed
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -81,6 +87,7 @@ class RowResult:
             "status": self.status,
             "exit_code": self.exit_code,
             "artefact_id": self.artefact_id or None,
+            "record_id": self.record_id or None,
             "pages_listed": self.pages_listed,
             "pages_counted": self.pages_counted,
             "pages_differ": self.pages_differ,
@@ -123,16 +130,17 @@ class ProgressBar:
 
 
 def batch_documents(manifest: Manifest) -> list[apb.BatchDocument]:
-    """Return the batch list for the valid rows of ``manifest``."""
-    # NOTE: the level is the list's "Độ mật" column as written. Deciding the
-    # level from the protection period, the protection stamp and the basis
-    # belongs to the classification rules, which plug in here; until then the
-    # basis and the stamp's end date travel on the batch list only.
+    """Return the batch list for the valid rows of ``manifest``.
+
+    The level is the list's "Độ mật" column as stamped; the classification
+    rules decide at each seal whether the document is still secret.
+    """
+    rows = manifest.valid_rows
     return [
         apb.BatchDocument(
-            number=row.number,
+            number=row.number or position,
             doc_number=row.doc_number,
-            issued_on=row.issued_on.isoformat(),
+            issued_on=row.document.issued_on if row.document is not None else "",
             sheets=row.sheets,
             pages=row.pages,
             level=row.level,  # type: ignore[arg-type]
@@ -141,7 +149,7 @@ def batch_documents(manifest: Manifest) -> list[apb.BatchDocument]:
             protected_until=row.protected_until.isoformat() if row.protected_until else "",
             source_name=row.file,
         )
-        for row in manifest.rows
+        for position, row in enumerate(rows, start=1)
     ]
 
 
@@ -151,7 +159,7 @@ def open_batch(
     """Open a batch on the daemon with the valid rows of ``manifest``."""
     if not handed_over_by.strip():
         raise ClientError(ExitCode.USAGE, "batch.need_handed_over_by")
-    if not manifest.rows:
+    if not manifest.valid_rows:
         raise ClientError(ExitCode.USAGE, "batch.no_valid_rows")
     request = apb.OpenBatchRequest(handed_over_by=handed_over_by.strip(), note=note.strip(), documents=batch_documents(manifest))
     with rpc_errors_as_client_errors(server):
@@ -251,6 +259,11 @@ class BatchScan:
 
         source = self.scans / row.file
         envelope = self.out_dir / (row.file + ENVELOPE_SUFFIX)
+        if listed.record_id:
+            result = self.result(row, NOT_SECRET, ExitCode.REFUSED_BY_POLICY, "batch.row_already_not_secret",
+                                 record_id=listed.record_id)
+            result.record_id, result.pages_counted = listed.record_id, listed.pages_scanned
+            return result
         if listed.artefact_id:
             return self._check_resumed(row, listed, envelope)
 
@@ -262,12 +275,14 @@ class BatchScan:
                 message_id = "batch.pages_format" if exc.kind == "format" else "batch.pages_damaged"
                 return self.result(row, FAILED, ExitCode.USAGE, message_id, path=str(source))
             check_output_path(envelope, force=False, inputs=[source])
-            metadata = build_seal_metadata(row.level, row.doc_number, row.issued_on, row.title, row.file)
-            metadata.batch_id = self.batch.batch_id
+            metadata = self._metadata(row, row.file)
             metadata.page_count = pages
-            summary, source_sha256 = seal_to_file(
-                self.envelopes, metadata, source_file, envelope, force=False, server=self.server,
-            )
+            try:
+                summary, source_sha256 = seal_to_file(
+                    self.envelopes, metadata, source_file, envelope, force=False, server=self.server,
+                )
+            except NotSealedResponse as answer:
+                return self._not_secret(row, answer.not_sealed, pages)
 
         result = self.result(row, SEALED, ExitCode.OK, "batch.row_sealed", envelope=str(envelope))
         result.artefact_id, result.pages_counted, result.envelope = summary.artefact_id, pages, str(envelope)
@@ -277,11 +292,29 @@ class BatchScan:
             verify_and_remove(self.envelopes, envelope, source, source_sha256, self.server, self.console)
         return result
 
+    def _metadata(self, row: ManifestRow, source_name: str) -> pb.SealMetadata:
+        assert row.document is not None and row.issued_on is not None  # only valid rows are scanned
+        metadata = build_seal_metadata(row.level, row.doc_number, row.issued_on, row.title, source_name)
+        metadata.classification.CopyFrom(row.document.classification)
+        metadata.batch_id = self.batch.batch_id
+        return metadata
+
+    def _not_secret(self, row: ManifestRow, not_sealed: pb.NotSealed, pages: int) -> RowResult:
+        # Exit code 3 as for a single scan: no envelope exists, and the clerk
+        # has a next step (the "Giải mật" stamp where the decision asks for it).
+        log.info("row %d (%s) not sealed: record_id=%s code=%s", row.line, row.doc_number, not_sealed.record_id,
+                 not_sealed.decision.code)
+        result = self.result(
+            row, NOT_SECRET, ExitCode.REFUSED_BY_POLICY, "batch.row_not_secret", record_id=not_sealed.record_id,
+            explanation=explanation(not_sealed.decision, self.lang),
+        )
+        result.record_id, result.pages_counted = not_sealed.record_id, pages
+        return result
+
     def _send_without_scan(self, row: ManifestRow) -> RowResult:
         # Only a Tuyệt mật row may lack a scan (the list reader rejects any
         # other). The daemon still decides, so that the refusal is recorded.
-        metadata = build_seal_metadata(row.level, row.doc_number, row.issued_on, row.title, "")
-        metadata.batch_id = self.batch.batch_id
+        metadata = self._metadata(row, "")
         placeholder = self.out_dir / f".niemphong-refused-{row.line}{ENVELOPE_SUFFIX}"
         with open(os.devnull, "rb") as empty:
             seal_to_file(self.envelopes, metadata, empty, placeholder, force=True, server=self.server)
@@ -307,13 +340,15 @@ class BatchScan:
 
 
 def _row_error_results(manifest: Manifest, lang: Lang) -> list[RowResult]:
-    return [
-        RowResult(
-            line=error.line, number=0, doc_number=error.doc_number, file="", status=FAILED, exit_code=ExitCode.USAGE,
-            message=translate(lang, "manifest.row_error", line=error.line, message=translate(lang, error.message_id, **error.params)),
-        )
-        for error in manifest.errors
-    ]
+    results = []
+    for row in manifest.invalid_rows:
+        assert row.problem is not None
+        message = translate(lang, "manifest.row_error", line=row.line, message=describe_problem(row.problem, lang))
+        results.append(RowResult(
+            line=row.line, number=row.number, doc_number=row.doc_number, file="", status=FAILED,
+            exit_code=ExitCode.USAGE, message=message,
+        ))
+    return results
 
 
 def _print_report(context: CommandContext, batch_id: str, results: Sequence[RowResult]) -> None:
@@ -324,17 +359,18 @@ def _print_report(context: CommandContext, batch_id: str, results: Sequence[RowR
             number=result.number or "-", doc_number=result.doc_number or "?", exit_code=result.exit_code,
             message=result.message,
         )
-    counts = {status: sum(1 for result in results if result.status == status) for status in (SEALED, ALREADY_SEALED, REFUSED, FAILED)}
+    counts = {status: sum(1 for result in results if result.status == status) for status in _STATUSES}
     console.say(
         "batch.report_total", batch_id=batch_id, sealed=counts[SEALED], already=counts[ALREADY_SEALED],
-        refused=counts[REFUSED], failed=counts[FAILED], differ=sum(1 for result in results if result.pages_differ),
+        not_secret=counts[NOT_SECRET], refused=counts[REFUSED], failed=counts[FAILED],
+        differ=sum(1 for result in results if result.pages_differ),
     )
 
 
 def run_batch_scan(args: argparse.Namespace, context: CommandContext) -> int:
     """Seal every scan of a handover list; the exit code is the highest of the rows' exit codes."""
     console = context.console
-    manifest = read_manifest(Path(args.manifest))
+    manifest = read_manifest(Path(args.manifest), batch=True)
     scans = Path(args.dir)
     if not scans.is_dir():
         raise ClientError(ExitCode.USAGE, "usage.out_dir_missing", path=str(scans))
@@ -353,12 +389,13 @@ def run_batch_scan(args: argparse.Namespace, context: CommandContext) -> int:
 
         scan = BatchScan(args, context, batch, pb_grpc.EnvelopeServiceStub(channel), server.display)
         results = _row_error_results(manifest, console.lang)
-        bar = ProgressBar(sys.stderr, len(manifest.rows))
-        for done, row in enumerate(manifest.rows):
+        rows = manifest.valid_rows
+        bar = ProgressBar(sys.stderr, len(rows))
+        for done, row in enumerate(rows):
             bar.show(done, f"{row.doc_number} {level_label(row.level, console.lang)}")
             result = scan.scan_row(row)
             bar.clear()
-            console.say("batch.row_progress", done=done + 1, total=len(manifest.rows), doc_number=row.doc_number, message=result.message)
+            console.say("batch.row_progress", done=done + 1, total=len(rows), doc_number=row.doc_number, message=result.message)
             results.append(result)
         bar.clear()
 

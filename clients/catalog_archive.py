@@ -139,26 +139,28 @@ ARCHIVE_CATALOG: dict[str, dict[str, str]] = {
         "en": "The list {path} lacks the columns: {columns}. Columns found: {found}.",
     },
     "manifest.row_error": {"vi": "dòng {line}: {message}", "en": "line {line}: {message}"},
-    "manifest.missing_value": {"vi": "thiếu giá trị ở cột \"{column}\"", "en": "no value in column \"{column}\""},
+    # Row problems: the detail after 'cột "{column}": ' (manifest.row_column).
+    "manifest.row_column": {"vi": "cột \"{column}\": {detail}", "en": "column \"{column}\": {detail}"},
+    "manifest.missing_value": {"vi": "thiếu giá trị", "en": "no value"},
     "manifest.bad_date": {
-        "vi": "cột \"{column}\": ngày không hợp lệ \"{value}\"; dùng dd/mm/yyyy",
-        "en": "column \"{column}\": invalid date \"{value}\"; use dd/mm/yyyy",
+        "vi": "ngày không hợp lệ: \"{value}\"; dùng dd/mm/yyyy hoặc YYYY-MM-DD",
+        "en": "invalid date: \"{value}\"; use dd/mm/yyyy or YYYY-MM-DD",
     },
     "manifest.bad_level": {
-        "vi": "cột \"Độ mật\": giá trị \"{value}\" không hợp lệ; dùng Mật, Tối mật hoặc Tuyệt mật",
-        "en": "column \"Độ mật\": invalid value \"{value}\"; use Mật, Tối mật or Tuyệt mật",
+        "vi": "độ mật không hợp lệ: \"{value}\"; dùng Mật, Tối mật hoặc Tuyệt mật",
+        "en": "invalid level: \"{value}\"; use Mật, Tối mật or Tuyệt mật",
     },
     "manifest.bad_count": {
-        "vi": "cột \"{column}\": \"{value}\" không phải số nguyên dương hợp lệ",
-        "en": "column \"{column}\": \"{value}\" is not a valid positive whole number",
+        "vi": "\"{value}\" không phải số nguyên dương hợp lệ",
+        "en": "\"{value}\" is not a valid positive whole number",
     },
     "manifest.bad_file_name": {
-        "vi": "cột \"Tệp\": \"{value}\" phải là tên tệp trong thư mục --dir, không có đường dẫn",
-        "en": "column \"Tệp\": \"{value}\" must be a file name inside --dir, without folders",
+        "vi": "\"{value}\" phải là tên tệp trong thư mục --dir, không có đường dẫn",
+        "en": "\"{value}\" must be a file name inside --dir, without folders",
     },
     "manifest.duplicate": {
-        "vi": "số tài liệu đã có ở dòng {first_line}",
-        "en": "the document number already appears on line {first_line}",
+        "vi": "số tài liệu \"{value}\" đã có ở dòng {first_line}",
+        "en": "the document number \"{value}\" already appears on line {first_line}",
     },
 
     # Batch scanning.
@@ -208,6 +210,14 @@ ARCHIVE_CATALOG: dict[str, dict[str, str]] = {
         "vi": "đã niêm phong ở lần chạy trước ({envelope}); bỏ qua",
         "en": "sealed in an earlier run ({envelope}); skipped",
     },
+    "batch.row_not_secret": {
+        "vi": "không niêm phong: {explanation} Mã quyết định: {record_id}.",
+        "en": "not sealed: {explanation} Decision record: {record_id}.",
+    },
+    "batch.row_already_not_secret": {
+        "vi": "đã được xác định không còn thuộc BMNN ở lần chạy trước (mã quyết định {record_id}); bỏ qua",
+        "en": "found no longer secret in an earlier run (decision record {record_id}); skipped",
+    },
     "batch.row_envelope_missing": {
         "vi": "niemphongd đã niêm phong tài liệu này (mã {artefact_id}) nhưng không có phong bì {envelope}. "
         "Không niêm phong lại; hãy tìm phong bì đó hoặc báo người phê duyệt.",
@@ -231,10 +241,10 @@ ARCHIVE_CATALOG: dict[str, dict[str, str]] = {
         "en": "No. {number} | {doc_number} | exit {exit_code} | {message}",
     },
     "batch.report_total": {
-        "vi": "Lô {batch_id}: {sealed} đã niêm phong, {already} đã có từ trước, {refused} bị từ chối, "
-        "{failed} lỗi; {differ} tài liệu lệch số trang.",
-        "en": "Batch {batch_id}: {sealed} sealed, {already} sealed before, {refused} refused, {failed} failed; "
-        "{differ} with a page count that differs.",
+        "vi": "Lô {batch_id}: {sealed} đã niêm phong, {already} đã có từ trước, {not_secret} không còn thuộc BMNN, "
+        "{refused} bị từ chối, {failed} lỗi; {differ} tài liệu lệch số trang.",
+        "en": "Batch {batch_id}: {sealed} sealed, {already} sealed before, {not_secret} no longer secret, "
+        "{refused} refused, {failed} failed; {differ} with a page count that differs.",
     },
     "batch.approved": {
         "vi": "Đã cho phép mang {count} tài liệu của lô {batch_id} ra khỏi nơi lưu giữ.",
@@ -255,9 +265,11 @@ ARCHIVE_CATALOG: dict[str, dict[str, str]] = {
     },
     "batch.show_total": {
         "vi": "Đối chiếu: giao {out} tài liệu / {pages_out} trang; nhận lại {back} tài liệu / {pages_back} trang; "
-        "đã số hóa {sealed} tài liệu / {scanned} trang; {flagged} tài liệu có chênh lệch.",
+        "đã số hóa {sealed} tài liệu / {scanned} trang; {not_secret} tài liệu không còn thuộc BMNN; "
+        "{flagged} tài liệu có chênh lệch.",
         "en": "Reconciliation: {out} documents / {pages_out} pages out; {back} documents / {pages_back} pages back; "
-        "{sealed} documents / {scanned} pages sealed; {flagged} documents with differences.",
+        "{sealed} documents / {scanned} pages sealed; {not_secret} documents no longer secret; "
+        "{flagged} documents with differences.",
     },
     "batch.state.awaiting_approval": {"vi": "chờ cho phép", "en": "awaiting permission"},
     "batch.state.out": {"vi": "đang số hóa (tài liệu đã ra khỏi kho)", "en": "out for scanning"},
@@ -267,6 +279,9 @@ ARCHIVE_CATALOG: dict[str, dict[str, str]] = {
     "batch.outcome.pages_differ": {"vi": "LỆCH SỐ TRANG", "en": "PAGE COUNT DIFFERS"},
     "batch.outcome.not_sealed": {"vi": "chưa số hóa", "en": "not sealed"},
     "batch.outcome.never_digitized": {"vi": "Tuyệt mật: không số hóa", "en": "Tuyệt mật: never digitized"},
+    "batch.outcome.not_secret": {
+        "vi": "không còn thuộc BMNN, không niêm phong", "en": "no longer secret, not sealed",
+    },
     "batch.outcome.unspecified": {"vi": "(không rõ)", "en": "(unknown)"},
 
     # Removing sources.

@@ -34,8 +34,12 @@ log = logging.getLogger(__name__)
 AWAITING_APPROVAL, OUT, CLOSED = "awaiting_approval", "out", "closed"
 MAX_BATCH_DOCUMENTS = 1000
 
-# Per-document outcomes, in the order the minutes explain them.
-SEALED, PAGES_DIFFER, NOT_SEALED, NEVER_DIGITIZED = "sealed", "pages_differ", "not_sealed", "never_digitized"
+# Per-document outcomes, in the order the minutes explain them. NOT_SECRET is
+# a document scanned but not sealed because the classification rules found
+# its protection over (expired, declassified).
+SEALED, PAGES_DIFFER, NOT_SEALED, NEVER_DIGITIZED, NOT_SECRET = (
+    "sealed", "pages_differ", "not_sealed", "never_digitized", "not_secret"
+)
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,7 @@ class Reconciliation:
     documents_sealed: int
     pages_scanned: int
     documents_flagged: int
+    documents_not_secret: int
 
 
 @dataclass(frozen=True)
@@ -71,6 +76,7 @@ class BatchView:
             documents_sealed=len(sealed),
             pages_scanned=sum(doc.pages_scanned for doc in sealed),
             documents_flagged=sum(1 for doc in self.documents if self.flagged(doc)),
+            documents_not_secret=sum(1 for doc in self.documents if doc.record_id is not None),
         )
 
     def flagged(self, document: BatchDocumentRecord) -> bool:
@@ -81,14 +87,14 @@ class BatchView:
 
 
 def outcome(document: BatchDocumentRecord) -> str:
-    """Return what became of one listed document: sealed, pages_differ, not_sealed or never_digitized."""
+    """Return what became of one listed document: one of the outcome constants above."""
     if document.level == Level.TUYET_MAT:
         return NEVER_DIGITIZED
-    if document.artefact_id is None:
+    if document.artefact_id is None and document.record_id is None:
         return NOT_SEALED
     if document.pages_scanned != document.pages:
         return PAGES_DIFFER
-    return SEALED
+    return SEALED if document.artefact_id is not None else NOT_SECRET
 
 
 class Handover:
@@ -185,9 +191,13 @@ class Handover:
 
 
 def check_batch_seal(
-    tx: StateTransaction, batch_id: str, doc_number: str, level: Level, issued_on: str
+    tx: StateTransaction, batch_id: str, doc_number: str, level: Level | None, issued_on: str
 ) -> BatchDocumentRecord:
-    """Return the listed document a seal is for, or raise why the batch does not allow it."""
+    """Return the listed document a seal is for, or raise why the batch does not allow it.
+
+    ``level`` is the level the scanner stated, which must be the listed one;
+    None (a level left to a standing decision) never matches a listed level.
+    """
     batch = _load(tx, batch_id)
     if batch.state == AWAITING_APPROVAL:
         raise ServiceError("BATCH_NOT_APPROVED", f"batch {batch_id} has no permission to leave storage yet")
@@ -199,13 +209,14 @@ def check_batch_seal(
         raise ServiceError(
             "NOT_IN_BATCH", f"document {doc_number} is not on the list of batch {batch_id}", {"doc_number": doc_number}
         )
-    for field, listed, given in (("level", document.level, int(level)), ("issued_on", document.issued_on, issued_on)):
+    stated = int(level) if level is not None else None
+    for field, listed, given in (("level", document.level, stated), ("issued_on", document.issued_on, issued_on)):
         if listed != given:
             raise ServiceError(
                 "NOT_IN_BATCH", f"document {doc_number}: {field} differs from the batch list",
                 {"doc_number": doc_number, "field": field},
             )
-    if document.artefact_id is not None:
+    if document.artefact_id is not None or document.record_id is not None:
         raise _already_sealed(document)
     return document
 
@@ -220,10 +231,21 @@ def record_batch_seal(
         raise _already_sealed(document)
 
 
+def record_batch_not_secret(
+    tx: StateTransaction, batch_id: str, doc_number: str, record_id: str, page_count: int, decided_at: int
+) -> None:
+    """Tie a not-secret classification record to its batch document, in the recording transaction."""
+    if not tx.record_batch_not_secret(batch_id, doc_number, record_id, page_count, decided_at):
+        document = tx.get_batch_document(batch_id, doc_number)
+        assert document is not None  # check_batch_seal found it in the same batch
+        raise _already_sealed(document)
+
+
 def _already_sealed(document: BatchDocumentRecord) -> ServiceError:
     return ServiceError(
-        "ALREADY_SEALED", f"document {document.doc_number} of batch {document.batch_id} is sealed already",
-        {"doc_number": document.doc_number, "artefact_id": document.artefact_id or ""},
+        "ALREADY_SEALED",
+        f"document {document.doc_number} of batch {document.batch_id} was sealed or declined as not secret already",
+        {"doc_number": document.doc_number, "artefact_id": document.artefact_id or "", "record_id": document.record_id or ""},
     )
 
 

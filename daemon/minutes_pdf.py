@@ -25,6 +25,7 @@ from xml.sax.saxutils import escape
 from niemphong.daemon.handover import (
     NEVER_DIGITIZED,
     NOT_SEALED,
+    NOT_SECRET,
     PAGES_DIFFER,
     BatchView,
     outcome,
@@ -64,6 +65,8 @@ def document_result(view: BatchView, document: BatchDocumentRecord) -> str:
         text = "Tuyệt mật: không số hóa"
     elif result == NOT_SEALED:
         text = "Chưa số hóa"
+    elif result == NOT_SECRET:
+        text = "Không còn thuộc BMNN: số hóa như tài liệu thường, không niêm phong"
     elif result == PAGES_DIFFER:
         text = f"Lệch số trang: danh mục {document.pages}, bản quét {document.pages_scanned}"
     else:
@@ -96,7 +99,7 @@ def _document_table(view: BatchView, styles: _Styles) -> Table:
     rows: list[list[Flowable | str]] = [[_paragraph(text, styles.cell_head) for text in headers]]
     flagged_rows = []
     for index, document in enumerate(view.documents, start=1):
-        scanned = str(document.pages_scanned) if document.artefact_id else "—"
+        scanned = str(document.pages_scanned) if document.artefact_id or document.record_id else "—"
         rows.append([
             _paragraph(str(document.number), styles.small),
             _paragraph(document.doc_number, styles.small),
@@ -129,6 +132,11 @@ def _reconciliation(view: BatchView, styles: _Styles) -> list[Flowable]:
         f"Số tài liệu đã số hóa (niêm phong): {summary.documents_sealed}; "
         f"tổng số trang đếm được trong bản quét: {summary.pages_scanned}.",
     ]
+    if summary.documents_not_secret:
+        lines.append(
+            f"Số tài liệu không còn thuộc BMNN (hết thời hạn bảo vệ hoặc đã giải mật), không niêm phong: "
+            f"{summary.documents_not_secret}."
+        )
     if view.closed:
         lines.append(
             f"Số tài liệu nhận lại: {summary.documents_back}; "
@@ -145,6 +153,13 @@ def _reconciliation(view: BatchView, styles: _Styles) -> list[Flowable]:
         flowables.append(_paragraph("Không có chênh lệch.", styles.body))
     for document in flagged:
         flowables.append(_paragraph(f"- Tài liệu số {document.doc_number}: {document_result(view, document)}.", styles.body))
+    for document in view.documents:
+        if outcome(document) == NOT_SECRET:
+            flowables.append(_paragraph(
+                f"Ghi chú: tài liệu số {document.doc_number} không còn thuộc BMNN theo thời hạn bảo vệ hoặc quyết "
+                "định giải mật (Điều 19, 20, 22 Luật Bảo vệ bí mật nhà nước); đóng dấu \"Giải mật\" nếu quy định "
+                "yêu cầu trước khi sử dụng như tài liệu thường.", styles.body,
+            ))
     never = [document for document in view.documents if outcome(document) == NEVER_DIGITIZED]
     for document in never:
         flowables.append(_paragraph(

@@ -52,6 +52,7 @@ CREATE TABLE batch_documents (
     protected_until TEXT NOT NULL,
     source_name     TEXT NOT NULL,
     artefact_id     TEXT UNIQUE REFERENCES artefacts (artefact_id),
+    record_id       TEXT UNIQUE REFERENCES classifications (record_id),
     pages_scanned   INTEGER NOT NULL DEFAULT 0,
     sealed_at       INTEGER,
     returned        INTEGER NOT NULL DEFAULT 0,
@@ -118,6 +119,9 @@ class BatchDocumentRecord:
     protected_until: str
     source_name: str
     artefact_id: str | None = None
+    # The classification record when the rules found the document no longer
+    # secret, so that it was scanned but not sealed.
+    record_id: str | None = None
     pages_scanned: int = 0
     sealed_at: int | None = None
     returned: bool = False
@@ -160,6 +164,9 @@ class ArchiveTransaction(Protocol):
     def get_batch_document(self, batch_id: str, doc_number: str) -> BatchDocumentRecord | None: ...
     def record_batch_seal(
         self, batch_id: str, doc_number: str, artefact_id: str, pages_scanned: int, sealed_at: int
+    ) -> bool: ...
+    def record_batch_not_secret(
+        self, batch_id: str, doc_number: str, record_id: str, pages_scanned: int, decided_at: int
     ) -> bool: ...
     def record_return(self, batch_id: str, doc_number: str, returned: bool, damaged: bool) -> None: ...
     def next_copy_number(self, artefact_id: str) -> int: ...
@@ -224,8 +231,19 @@ class ArchiveQueries:
         """Tie a sealed artefact to its batch document; False if the document was sealed already."""
         cursor = self._db.execute(
             "UPDATE batch_documents SET artefact_id = ?, pages_scanned = ?, sealed_at = ? "
-            "WHERE batch_id = ? AND doc_number = ? AND artefact_id IS NULL",
+            "WHERE batch_id = ? AND doc_number = ? AND artefact_id IS NULL AND record_id IS NULL",
             (artefact_id, pages_scanned, sealed_at, batch_id, doc_number),
+        )
+        return cursor.rowcount == 1
+
+    def record_batch_not_secret(
+        self, batch_id: str, doc_number: str, record_id: str, pages_scanned: int, decided_at: int
+    ) -> bool:
+        """Tie a not-secret classification record to its batch document; False if it was handled already."""
+        cursor = self._db.execute(
+            "UPDATE batch_documents SET record_id = ?, pages_scanned = ?, sealed_at = ? "
+            "WHERE batch_id = ? AND doc_number = ? AND artefact_id IS NULL AND record_id IS NULL",
+            (record_id, pages_scanned, decided_at, batch_id, doc_number),
         )
         return cursor.rowcount == 1
 

@@ -38,7 +38,7 @@ from conftest import (
     open_bytes,
     seal_bytes,
 )
-from niemphong.clients.manifest import read_manifest
+from niemphong.clients.manifest import ManifestRow, read_manifest
 from niemphong.v1 import archive_pb2 as apb
 from niemphong.v1 import archive_pb2_grpc as apb_grpc
 from niemphong.v1 import niemphong_pb2 as pb
@@ -52,6 +52,17 @@ def sample_set() -> tuple[Path, Path]:
     if SHARED_SAMPLES.exists():
         return SHARED_SAMPLES, SHARED_SAMPLES / "danh-muc-ban-giao.csv"
     return SAMPLES, SAMPLES / "danh-muc-mau.csv"
+
+
+def expected_status(row: ManifestRow) -> str:
+    """Return the batch status the classification rules give a row of a sample list today."""
+    if row.level == pb.LEVEL_TUYET_MAT:
+        return "refused"
+    # A protection stamp whose last day has passed makes the document no
+    # longer secret; the sample lists have no other declassifying fact.
+    if row.protected_until is not None and row.protected_until < dt.datetime.now(VIETNAM).date():
+        return "not_secret"
+    return "sealed"
 
 
 def pdf_text(path: Path) -> list[str]:
@@ -121,29 +132,30 @@ class Batch:
 
 def test_batch_minutes_list_every_row(dev_env: DevEnvironment, daemon: DaemonProcess, tmp_path: Path) -> None:
     scans, manifest = sample_set()
-    rows = read_manifest(manifest).rows
+    rows = read_manifest(manifest, batch=True).valid_rows
     batch = Batch(dev_env, tmp_path, manifest, scans)
     batch.open_and_permit()
 
     scanned = batch.scan("--json")
     batch_json, minutes = batch.close_and_minutes()
 
-    # The Tuyệt mật row is refused (exit 3) and the others are sealed.
+    # The Tuyệt mật row is refused (exit 3), a row whose protection stamp
+    # has ended is scanned but not sealed (exit 3), the others are sealed.
     assert scanned.returncode == 3, scanned.stderr
     report = {row["doc_number"]: row for row in json.loads(scanned.stdout)["rows"]}
     for row in rows:
-        expected = "refused" if row.level == pb.LEVEL_TUYET_MAT else "sealed"
+        expected = expected_status(row)
         assert report[row.doc_number]["status"] == expected, report[row.doc_number]
-        if expected == "sealed":
+        if expected in ("sealed", "not_secret"):
             assert report[row.doc_number]["pages_counted"] == row.pages
-            assert (batch.out / f"{row.file}.npe").is_file()
+        assert (batch.out / f"{row.file}.npe").is_file() == (expected == "sealed")
     assert report[next(r.doc_number for r in rows if r.level == pb.LEVEL_TUYET_MAT)]["exit_code"] == 3
 
     documents = {document["doc_number"]: document for document in batch_json["documents"]}
     for row in rows:
         if row.level != pb.LEVEL_TUYET_MAT:
             assert documents[row.doc_number]["pages_scanned"] == row.pages
-            assert documents[row.doc_number]["outcome"] == "sealed"
+            assert documents[row.doc_number]["outcome"] == expected_status(row)
     reconciliation = batch_json["reconciliation"]
     assert reconciliation["documents_out"] == reconciliation["documents_back"] == len(rows)
     assert reconciliation["pages_out"] == sum(row.pages for row in rows)
@@ -158,11 +170,15 @@ def test_batch_minutes_list_every_row(dev_env: DevEnvironment, daemon: DaemonPro
     # sheets, pages, level, pages scanned, result.
     lines = text.splitlines()
     for row in rows:
+        assert row.issued_on is not None
         cells = f"{row.number} {row.doc_number} {row.issued_on.strftime('%d/%m/%Y')} {row.sheets} {row.pages}"
-        if row.level == pb.LEVEL_TUYET_MAT:
+        level = {pb.LEVEL_TUYET_MAT: "Tuyệt mật", pb.LEVEL_TOI_MAT: "Tối mật", pb.LEVEL_MAT: "Mật"}[row.level]
+        expected = expected_status(row)
+        if expected == "refused":
             assert f"{cells} Tuyệt mật — Tuyệt mật: không số hóa" in lines
+        elif expected == "not_secret":
+            assert any(line.startswith(f"{cells} {level} {row.pages} Không còn thuộc BMNN") for line in lines), lines
         else:
-            level = "Tối mật" if row.level == pb.LEVEL_TOI_MAT else "Mật"
             assert f"{cells} {level} {row.pages} Đã số hóa, khớp số trang" in lines
     assert f"Số tài liệu giao: {len(rows)}; tổng số trang theo danh mục: {sum(r.pages for r in rows)}." in text
     assert "Không có chênh lệch." in text
@@ -170,7 +186,7 @@ def test_batch_minutes_list_every_row(dev_env: DevEnvironment, daemon: DaemonPro
 
 def test_batch_page_mismatch_flagged(dev_env: DevEnvironment, daemon: DaemonProcess, tmp_path: Path) -> None:
     scans, manifest = sample_set()
-    rows = read_manifest(manifest).rows
+    rows = read_manifest(manifest, batch=True).valid_rows
     tiff = next(row for row in rows if row.file.endswith(".tiff"))
     # The list claims one page more than the scan has.
     lines = manifest.read_text(encoding="utf-8-sig").splitlines()
@@ -308,7 +324,8 @@ def test_batch_bad_encoding_rejected(dev_env: DevEnvironment, daemon: DaemonProc
 
 @pytest.mark.parametrize(
     "extra",
-    [["--level", "mat"], ["--out", "x.npe"], ["--remove-source"]],
+    [["--level", "mat"], ["--out", "x.npe"], ["--remove-source"], ["--kind", "bao-cao-tuan"],
+     ["--stamp-until", "01/01/2030"]],
 )
 def test_batch_scan_mixed_forms_rejected(dev_env: DevEnvironment, tmp_path: Path, extra: list[str]) -> None:
     result = dev_env.cli("scanner", "scan", "--manifest", "l.csv", "--dir", ".", "--out-dir", "o", *extra)
@@ -329,7 +346,8 @@ def test_batch_scan_without_dir_rejected(dev_env: DevEnvironment) -> None:
 
 def test_print_tiff_copies_stamped_and_numbered(dev_env: DevEnvironment, daemon: DaemonProcess, tmp_path: Path) -> None:
     scans, manifest = sample_set()
-    tiff = next(row for row in read_manifest(manifest).rows if row.file.endswith(".tiff"))
+    tiff = next(row for row in read_manifest(manifest, batch=True).valid_rows if row.file.endswith(".tiff"))
+    assert tiff.issued_on is not None
     envelope = tmp_path / "bien-ban.npe"
     sealed = dev_env.cli(
         "scanner", "scan", str(scans / tiff.file), "--level", "toi-mat", "--doc-number", tiff.doc_number,

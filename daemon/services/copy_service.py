@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 
-from niemphong.daemon import validation
+from niemphong.daemon import envelope, validation
 from niemphong.daemon.access import AccessControl
 from niemphong.daemon.copies import ISSUED, SPOILED, Copies
 from niemphong.daemon.copy_pdf import CopyStamp, SourceDocument, UnprintableDocument
@@ -22,6 +22,7 @@ from niemphong.daemon.identity import CallContext
 from niemphong.daemon.pdf_fonts import FontUnavailable
 from niemphong.daemon.services.envelope_reading import iter_plaintext, open_envelope, read_registered_header
 from niemphong.daemon.services.envelope_service import EnvelopeServicer
+from niemphong.daemon.store import ArtefactRecord
 from niemphong.v1 import archive_pb2 as apb
 from niemphong.v1 import archive_pb2_grpc as apb_grpc
 
@@ -70,7 +71,7 @@ class CopyServicer(apb_grpc.CopyServiceServicer):
         # Refuse before any token call when no grant allows a copy.
         self.copies.find_print_grant(viewer, artefact.artefact_id, request_id)
 
-        source = self._decrypt(header, rest, chunks, context)
+        source = self._decrypt(header, artefact, rest, chunks, context)
         copy, grant = self.copies.assign(viewer, artefact.artefact_id, request_id)
         context.facts.update(copy_number=copy.copy_number, pages=source.pages)
         printed_on = dt.datetime.fromtimestamp(copy.printed_at, VIETNAM).date()
@@ -114,8 +115,10 @@ class CopyServicer(apb_grpc.CopyServiceServicer):
             pdf_sha256=hashlib.sha256(pdf).hexdigest(),
         ))
 
-    def _decrypt(self, header, rest: bytes, chunks: Iterator[bytes], context: CallContext) -> SourceDocument:  # type: ignore[no-untyped-def]
-        opener = open_envelope(self.envelopes, header)
+    def _decrypt(
+        self, header: envelope.Header, artefact: ArtefactRecord, rest: bytes, chunks: Iterator[bytes], context: CallContext,
+    ) -> SourceDocument:
+        opener = open_envelope(self.envelopes, header, artefact)
         plaintext = bytearray()
         for plain in iter_plaintext(opener, rest, chunks):
             plaintext += plain

@@ -47,9 +47,9 @@ def read_registered_header(
     return header, rest, artefact
 
 
-def open_envelope(servicer: EnvelopeServicer, header: envelope.Header) -> envelope.Opener:
-    """Unwrap the data key on the token and verify the header against it."""
-    data_key = servicer._unwrap(header)
+def open_envelope(servicer: EnvelopeServicer, header: envelope.Header, artefact: ArtefactRecord) -> envelope.Opener:
+    """Unwrap the data key on the token, with the slot the registry recorded, and verify the header against it."""
+    data_key = servicer._unwrap(header, artefact)
     try:
         return envelope.Opener(header, data_key)
     except envelope.IntegrityError:
@@ -91,7 +91,7 @@ def _verify(
     if artefact.sealed_by != context.identity.name:
         raise ServiceError("NOT_YOUR_ARTEFACT", "only the scanner who sealed an artefact may verify it")
 
-    opener = open_envelope(servicer, header)
+    opener = open_envelope(servicer, header, artefact)
     digest = hashlib.sha256()
     plaintext_bytes = 0
     for plain in iter_plaintext(opener, rest, chunks):

@@ -8,15 +8,19 @@ import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TypeVar
 
 from niemphong.daemon import envelope, validation
 from niemphong.daemon.access import AccessControl
 from niemphong.daemon.config import Config
 from niemphong.daemon.errors import ServiceError, TokenUnavailable, abort
-from niemphong.daemon.handover import check_batch_seal, record_batch_seal
+from niemphong.daemon.handover import check_batch_seal, record_batch_not_secret, record_batch_seal
 from niemphong.daemon.hsm import Pkcs11Token, UnwrapFailed
 from niemphong.daemon.identity import CallContext
 from niemphong.daemon.levels import Level
+from niemphong.daemon.policy.decision import Outcome
+from niemphong.daemon.policy.periods import today_in_vietnam
+from niemphong.daemon.services.classification import Classifier
 from niemphong.daemon.services.envelope_reading import verify_envelope
 from niemphong.daemon.store import ArtefactRecord
 from niemphong.v1 import niemphong_pb2 as pb
@@ -25,6 +29,8 @@ from niemphong.v1 import niemphong_pb2_grpc as pb_grpc
 log = logging.getLogger(__name__)
 
 MAX_INSPECT_HEAD = 80 * 1024
+
+T = TypeVar("T")
 
 
 def _integrity_failure() -> ServiceError:
@@ -55,37 +61,52 @@ class KeyRing:
 
 
 class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
-    def __init__(self, config: Config, token: Pkcs11Token, keys: KeyRing, access: AccessControl) -> None:
+    def __init__(
+        self, config: Config, token: Pkcs11Token, keys: KeyRing, access: AccessControl,
+        classifier: Classifier | None = None,
+    ) -> None:
         self.config = config
         self.token = token
         self.keys = keys
         self.access = access
+        assert config.policy is not None
+        self.classifier = classifier or Classifier(config.policy)
 
     # Seal -----------------------------------------------------------------
 
     def Seal(self, request_iterator: Iterator[pb.SealRequest], context: CallContext) -> Iterator[pb.SealResponse]:
-        try:
-            yield from self._seal(request_iterator, context)
-        except ServiceError as error:
-            context.facts["reason"] = error.reason
-            log.warning("request %s seal by %s refused: %s (%s)", context.request_id, context.identity.name, error.reason, error.message)
-            abort(context, error)
-        except TokenUnavailable as exc:
-            log.error("request %s seal failed: %s", context.request_id, exc)
-            abort(context, ServiceError("TOKEN_UNAVAILABLE", "the token is unavailable"))
+        return _guarded("seal", self._seal(request_iterator, context), context)
 
     def _seal(self, request_iterator: Iterator[pb.SealRequest], context: CallContext) -> Iterator[pb.SealResponse]:
         first = next(request_iterator, None)
         if first is None or first.WhichOneof("payload") != "metadata":
             raise ServiceError("PROTOCOL_VIOLATION", "the first Seal message must carry metadata")
-        level, metadata = self._check_seal_metadata(first.metadata, context)
+        stated_level, metadata = self._check_seal_metadata(first.metadata, context)
         # Batch scanning: refuse before any token call when the batch does not allow this seal.
         batch_id = validation.hex_id("batch_id", first.metadata.batch_id) if first.metadata.batch_id else None
         page_count = validation.bounded("page_count", first.metadata.page_count, validation.MAX_PAGES)
         if batch_id is not None:
             context.facts["batch_id"] = batch_id
             with self.access.store.transaction() as tx:
-                check_batch_seal(tx, batch_id, metadata["doc_number"], level, metadata["issued_on"])
+                check_batch_seal(tx, batch_id, metadata["doc_number"], stated_level, metadata["issued_on"])
+        # The classification rules decide; a refusal raises before anything is kept.
+        verdict = self.classifier.decide_seal(stated_level, metadata, first.metadata.classification, context)
+        if verdict.decision.outcome is Outcome.NOT_SECRET:
+            with self.access.store.transaction() as tx:
+                not_sealed = self.classifier.record_not_sealed(tx, verdict, metadata, context)
+                if batch_id is not None:
+                    record_batch_not_secret(
+                        tx, batch_id, metadata["doc_number"], not_sealed.record_id, page_count, int(time.time()),
+                    )
+            log.info(
+                "request %s declined to seal %s by %s: not secret under rule %s (%s), record %s",
+                context.request_id, metadata["doc_number"], context.identity.name, verdict.decision.rule,
+                verdict.decision.code, not_sealed.record_id,
+            )
+            yield pb.SealResponse(not_sealed=not_sealed)
+            return
+        assert verdict.decision.level is not None
+        level = verdict.decision.level
         policy = self.config.levels[level]
         version = self.keys.sealing_versions.get(level)
         if version is None:
@@ -153,6 +174,7 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
         )
         with self.access.store.transaction() as tx:
             tx.insert_artefact(record)
+            tx.insert_classification(verdict.record(artefact_hex, artefact_hex, metadata, context.identity.name, sealed_at))
             if batch_id is not None:
                 record_batch_seal(tx, batch_id, metadata["doc_number"], artefact_hex, page_count, sealed_at)
 
@@ -168,24 +190,23 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
             plaintext_bytes=plaintext_bytes,
             envelope_bytes=envelope_bytes,
             envelope_sha256=record.envelope_sha256,
+            decision=verdict.to_proto(),
         ))
 
-    def _check_seal_metadata(self, metadata: pb.SealMetadata, context: CallContext) -> tuple[Level, dict[str, str]]:
+    def _check_seal_metadata(
+        self, metadata: pb.SealMetadata, context: CallContext,
+    ) -> tuple[Level | None, dict[str, str]]:
         level = Level.from_proto(metadata.level)
-        if level is None:
+        # Without a level, only a standing decision for the kind can give one.
+        if level is None and not metadata.classification.standing_decision:
             raise ServiceError("LEVEL_MISSING", "the classification level is missing or unknown")
-        context.facts["level"] = level.config_name
-        if not level.sealable:
-            raise ServiceError(
-                "LEVEL_NEVER_DIGITIZED",
-                "Tuyệt mật documents are never digitized; keep the paper original",
-                {"level": level.config_name},
-            )
+        if level is not None:
+            context.facts["level"] = level.config_name
 
         document = metadata.document
         fields = {
             "doc_number": validation.text("doc_number", document.doc_number, validation.MAX_DOC_NUMBER),
-            "issued_on": validation.iso_date("issued_on", document.issued_on),
+            "issued_on": validation.iso_date("issued_on", document.issued_on, not_after=today_in_vietnam()),
         }
         title = validation.text("title", document.title, validation.MAX_TITLE, required=False)
         if title:
@@ -198,15 +219,7 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
     # Open -----------------------------------------------------------------
 
     def Open(self, request_iterator: Iterator[pb.OpenRequest], context: CallContext) -> Iterator[pb.OpenResponse]:
-        try:
-            yield from self._open(request_iterator, context)
-        except ServiceError as error:
-            context.facts["reason"] = error.reason
-            log.warning("request %s open by %s refused: %s (%s)", context.request_id, context.identity.name, error.reason, error.message)
-            abort(context, error)
-        except TokenUnavailable as exc:
-            log.error("request %s open failed: %s", context.request_id, exc)
-            abort(context, ServiceError("TOKEN_UNAVAILABLE", "the token is unavailable"))
+        return _guarded("open", self._open(request_iterator, context), context)
 
     def _open(self, request_iterator: Iterator[pb.OpenRequest], context: CallContext) -> Iterator[pb.OpenResponse]:
         first = next(request_iterator, None)
@@ -230,7 +243,7 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
         # Refuse before any token call when there is no grant at all.
         self.access.find_grant(viewer, artefact_id, request_id)
 
-        data_key = self._unwrap(header)
+        data_key = self._unwrap(header, artefact)
         try:
             opener = envelope.Opener(header, data_key)
         except envelope.IntegrityError:
@@ -298,9 +311,14 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
         except envelope.IntegrityError:
             raise _integrity_failure() from None
 
-    def _unwrap(self, header: envelope.Header) -> bytes:
-        policy = self.config.levels.get(Level(header.level))
-        slots = [slot for slot in header.slots if policy is not None and slot.key_id == policy.key_id]
+    def _unwrap(self, header: envelope.Header, artefact: ArtefactRecord) -> bytes:
+        # The header is not authenticated yet, so the slot to use is the one
+        # the registry recorded at sealing; a slot naming another key or
+        # version is an altered header, not a missing key.
+        slots = [
+            slot for slot in header.slots
+            if slot.key_id == artefact.key_id and slot.key_version == artefact.key_version
+        ]
         if not slots:
             raise _integrity_failure()
         try:
@@ -337,7 +355,12 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
 
         artefact_id = header.artefact_id.hex()
         with self.access.store.transaction() as tx:
-            registered = tx.get_artefact(artefact_id) is not None
+            artefact = tx.get_artefact(artefact_id)
+        registry_mismatch = artefact is not None and (
+            artefact.level != header.level or artefact.doc_number != header.metadata.get("doc_number")
+        )
+        if registry_mismatch:
+            log.warning("request %s inspect of artefact %s: header differs from the registry", context.request_id, artefact_id)
         plaintext = 0
         if request.envelope_bytes:
             plaintext = envelope.plaintext_length(request.envelope_bytes, header.header_len, header.segment_size) or 0
@@ -361,8 +384,30 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
             header_bytes=header.header_len,
             plaintext_bytes=plaintext,
             sealed_at=header.sealed_at,
-            registered=registered,
+            registered=artefact is not None,
+            registry_mismatch=registry_mismatch,
         )
+
+
+def _guarded(operation: str, responses: Iterator[T], context: CallContext) -> Iterator[T]:
+    """Stream ``responses``, turning every failure into one logged gRPC status."""
+    try:
+        yield from responses
+    except ServiceError as error:
+        context.facts["reason"] = error.reason
+        log.warning(
+            "request %s %s by %s refused: %s (%s)",
+            context.request_id, operation, context.identity.name, error.reason, error.message,
+        )
+        abort(context, error)
+    except TokenUnavailable as exc:
+        context.facts["reason"] = "TOKEN_UNAVAILABLE"
+        log.error("request %s %s by %s failed: %s", context.request_id, operation, context.identity.name, exc)
+        abort(context, ServiceError("TOKEN_UNAVAILABLE", "the token is unavailable"))
+    except Exception:
+        context.facts["reason"] = "INTERNAL"
+        log.exception("request %s %s by %s failed unexpectedly", context.request_id, operation, context.identity.name)
+        abort(context, ServiceError("INTERNAL", f"internal error; see the daemon log for request {context.request_id}"))
 
 
 def _prepend(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:

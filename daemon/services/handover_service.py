@@ -15,6 +15,7 @@ from niemphong.daemon.handover import (
     MAX_BATCH_DOCUMENTS,
     NEVER_DIGITIZED,
     NOT_SEALED,
+    NOT_SECRET,
     OUT,
     PAGES_DIFFER,
     SEALED,
@@ -44,6 +45,7 @@ _OUTCOMES = {
     PAGES_DIFFER: apb.DOCUMENT_OUTCOME_PAGES_DIFFER,
     NOT_SEALED: apb.DOCUMENT_OUTCOME_NOT_SEALED,
     NEVER_DIGITIZED: apb.DOCUMENT_OUTCOME_NEVER_DIGITIZED,
+    NOT_SECRET: apb.DOCUMENT_OUTCOME_NOT_SECRET,
 }
 
 
@@ -82,6 +84,7 @@ def batch_to_proto(view: BatchView) -> apb.Batch:
                 outcome=_OUTCOMES[outcome(document)],
                 returned=document.returned,
                 damaged=document.damaged,
+                record_id=document.record_id or "",
             )
             for document in view.documents
         ],

@@ -71,6 +71,11 @@ class _DocumentOutcomeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Docum
     """Not sealed."""
     DOCUMENT_OUTCOME_NEVER_DIGITIZED: _DocumentOutcome.ValueType  # 4
     """Tuyệt mật: never digitized."""
+    DOCUMENT_OUTCOME_NOT_SECRET: _DocumentOutcome.ValueType  # 5
+    """Scanned but not sealed: the classification rules found it no longer
+    secret (protection period or stamp over, declassified). record_id names
+    the classification record.
+    """
 
 class DocumentOutcome(_DocumentOutcome, metaclass=_DocumentOutcomeEnumTypeWrapper): ...
 
@@ -83,6 +88,11 @@ DOCUMENT_OUTCOME_NOT_SEALED: DocumentOutcome.ValueType  # 3
 """Not sealed."""
 DOCUMENT_OUTCOME_NEVER_DIGITIZED: DocumentOutcome.ValueType  # 4
 """Tuyệt mật: never digitized."""
+DOCUMENT_OUTCOME_NOT_SECRET: DocumentOutcome.ValueType  # 5
+"""Scanned but not sealed: the classification rules found it no longer
+secret (protection period or stamp over, declassified). record_id names
+the classification record.
+"""
 Global___DocumentOutcome: _TypeAlias = DocumentOutcome  # noqa: Y015
 
 class _IncidentState:
@@ -204,6 +214,7 @@ class BatchDocumentStatus(_message.Message):
     OUTCOME_FIELD_NUMBER: _builtins.int
     RETURNED_FIELD_NUMBER: _builtins.int
     DAMAGED_FIELD_NUMBER: _builtins.int
+    RECORD_ID_FIELD_NUMBER: _builtins.int
     artefact_id: _builtins.str
     """Empty until sealed."""
     pages_scanned: _builtins.int
@@ -212,6 +223,10 @@ class BatchDocumentStatus(_message.Message):
     returned: _builtins.bool
     """Set once the batch is closed."""
     damaged: _builtins.bool
+    record_id: _builtins.str
+    """Classification record of a document declined as not secret, 32
+    lowercase hex digits; empty otherwise.
+    """
     @_builtins.property
     def document(self) -> Global___BatchDocument: ...
     def __init__(
@@ -224,10 +239,11 @@ class BatchDocumentStatus(_message.Message):
         outcome: Global___DocumentOutcome.ValueType = ...,
         returned: _builtins.bool = ...,
         damaged: _builtins.bool = ...,
+        record_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["document", b"document"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["artefact_id", b"artefact_id", "damaged", b"damaged", "document", b"document", "outcome", b"outcome", "pages_scanned", b"pages_scanned", "returned", b"returned", "sealed_at", b"sealed_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["artefact_id", b"artefact_id", "damaged", b"damaged", "document", b"document", "outcome", b"outcome", "pages_scanned", b"pages_scanned", "record_id", b"record_id", "returned", b"returned", "sealed_at", b"sealed_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -244,6 +260,7 @@ class Reconciliation(_message.Message):
     DOCUMENTS_SEALED_FIELD_NUMBER: _builtins.int
     PAGES_SCANNED_FIELD_NUMBER: _builtins.int
     DOCUMENTS_FLAGGED_FIELD_NUMBER: _builtins.int
+    DOCUMENTS_NOT_SECRET_FIELD_NUMBER: _builtins.int
     documents_out: _builtins.int
     documents_back: _builtins.int
     """Zero until the batch is closed."""
@@ -252,9 +269,11 @@ class Reconciliation(_message.Message):
     documents_sealed: _builtins.int
     pages_scanned: _builtins.int
     documents_flagged: _builtins.int
-    """Documents whose outcome is not SEALED, or that were not returned or came
-    back damaged.
+    """Documents whose outcome is PAGES_DIFFER or NOT_SEALED, or that were not
+    returned or came back damaged.
     """
+    documents_not_secret: _builtins.int
+    """Documents scanned but declined as not secret (outcome NOT_SECRET)."""
     def __init__(
         self,
         *,
@@ -265,10 +284,11 @@ class Reconciliation(_message.Message):
         documents_sealed: _builtins.int = ...,
         pages_scanned: _builtins.int = ...,
         documents_flagged: _builtins.int = ...,
+        documents_not_secret: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["documents_back", b"documents_back", "documents_flagged", b"documents_flagged", "documents_out", b"documents_out", "documents_sealed", b"documents_sealed", "pages_back", b"pages_back", "pages_out", b"pages_out", "pages_scanned", b"pages_scanned"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["documents_back", b"documents_back", "documents_flagged", b"documents_flagged", "documents_not_secret", b"documents_not_secret", "documents_out", b"documents_out", "documents_sealed", b"documents_sealed", "pages_back", b"pages_back", "pages_out", b"pages_out", "pages_scanned", b"pages_scanned"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
