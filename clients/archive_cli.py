@@ -96,6 +96,7 @@ def add_archive_commands(
     add_client_options: AddClientOptions,
     hex_id: ArgumentType,
     request_id: ArgumentType,
+    output_path: ArgumentType,
 ) -> None:
     """Add the batch, print, copies and incident commands."""
     batch_help = translate(lang, "help.batch")
@@ -124,13 +125,13 @@ def add_archive_commands(
 
     minutes = add_command(batch_commands, "minutes", "help.batch.minutes", lang, run_batch_minutes)
     minutes.add_argument("batch_id", type=hex_id, metavar="BATCH_ID", help=translate(lang, "help.batch.id"))
-    minutes.add_argument("--out", required=True, metavar="FILE.pdf", help=translate(lang, "help.batch.minutes_out"))
+    minutes.add_argument("--out", required=True, type=output_path, metavar="FILE.pdf", help=translate(lang, "help.batch.minutes_out"))
     minutes.add_argument("--force", action="store_true", help=translate(lang, "help.force"))
     add_client_options(minutes, lang)
 
     printed = add_command(commands, "print", "help.print", lang, run_print)
     printed.add_argument("envelope", metavar="ENVELOPE", help=translate(lang, "help.envelope"))
-    printed.add_argument("--out", required=True, metavar="COPY.pdf", help=translate(lang, "help.print.out"))
+    printed.add_argument("--out", required=True, type=output_path, metavar="COPY.pdf", help=translate(lang, "help.print.out"))
     printed.add_argument("--request", type=request_id, metavar="REQUEST_ID", help=translate(lang, "help.print.request"))
     printed.add_argument("--force", action="store_true", help=translate(lang, "help.force"))
     add_client_options(printed, lang)

@@ -336,7 +336,10 @@ def build_parser(lang: Lang) -> argparse.ArgumentParser:
     _add_envelope_commands(commands, lang)
     _add_access_commands(commands, lang)
     _add_policy_commands(commands, lang)
-    add_archive_commands(commands, lang, _add_command, _add_client_options, _hex_id_type(lang), _request_id_type(lang))
+    add_archive_commands(
+        commands, lang, _add_command, _add_client_options, _hex_id_type(lang), _request_id_type(lang),
+        _output_path_type(lang),
+    )
     _add_dev_commands(commands, lang)
     return parser
 

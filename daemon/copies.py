@@ -1,8 +1,10 @@
 """Printed copies: which grant allows a copy, and the copy number of each document.
 
 A copy is printed only under an approved, unexpired, unrevoked grant whose
-request asked for copies and whose level's policy allows printing, and only
-while no open incident suspends the document. Each copy counts one against
+request asked for copies, only while the policy of the document's level
+allows printing (checked again at each print, so that turning printing off
+stops grants approved before), and only while no open incident suspends the
+document. Each copy counts one against
 the grant and takes the next number of that document's copy sequence.
 
 The number is assigned in the same serializable transaction that counts the
@@ -16,11 +18,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from niemphong.daemon.access import check_not_suspended
+from niemphong.daemon.config import LevelPolicy
 from niemphong.daemon.errors import ServiceError
 from niemphong.daemon.identity import Identity
+from niemphong.daemon.levels import Level
 from niemphong.daemon.store import GrantRecord, StateStore, StateTransaction
 from niemphong.daemon.store_archive import CopyRecord
 
@@ -34,11 +38,15 @@ class Copies:
 
     Args:
         store: where grants and copies are kept.
+        policies: the key policy of each sealable level, whose ``printing`` flag applies.
         clock: seconds since the epoch; tests pass their own.
     """
 
-    def __init__(self, store: StateStore, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, store: StateStore, policies: Mapping[Level, LevelPolicy], clock: Callable[[], float] = time.time
+    ) -> None:
         self.store = store
+        self.policies = policies
         self.clock = clock
 
     def find_print_grant(self, viewer: Identity, artefact_id: str, request_id: str | None) -> GrantRecord:
@@ -85,10 +93,19 @@ class Copies:
                 raise ServiceError("ARTEFACT_NOT_FOUND", f"artefact {artefact_id} is not in the registry")
             return tx.list_copies(artefact_id)
 
-    @staticmethod
     def _printable_grant(
-        tx: StateTransaction, viewer: Identity, artefact_id: str, request_id: str | None, now: int
+        self, tx: StateTransaction, viewer: Identity, artefact_id: str, request_id: str | None, now: int
     ) -> GrantRecord:
+        artefact = tx.get_artefact(artefact_id)
+        if artefact is None:
+            raise ServiceError("ARTEFACT_NOT_FOUND", f"artefact {artefact_id} is not in the registry")
+        level = Level(artefact.level)
+        if not self.policies[level].printing:
+            raise ServiceError(
+                "PRINTING_NOT_ALLOWED", f"the policy of level {level.name} allows no printing",
+                {"level": level.config_name},
+            )
+
         grants = [
             grant for grant in tx.list_grants(artefact_id, viewer.name)
             if grant.printable_at(now) and (not request_id or grant.request_id == request_id)

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from prometheus_client import REGISTRY, generate_latest
 
 from niemphong.daemon.access import AccessControl
 from niemphong.daemon.config import LevelPolicy
@@ -24,6 +25,7 @@ from niemphong.daemon.handover import (
     record_batch_seal,
 )
 from niemphong.daemon.identity import Identity
+from niemphong.daemon.incident_metrics import OPEN_INCIDENTS
 from niemphong.daemon.incidents import Incidents
 from niemphong.daemon.levels import Level
 from niemphong.daemon.store import SCHEMA_VERSION, ArtefactRecord, SqliteStore
@@ -97,13 +99,26 @@ def test_print_refused_without_copies_in_grant(access: AccessControl, store: Sql
     access.approve(DEPUTY_1, request.request_id)
 
     with pytest.raises(ServiceError) as error:
-        Copies(store, clock=lambda: NOW).assign(VIEWER, MAT_ID, None)
+        Copies(store, POLICIES, clock=lambda: NOW).assign(VIEWER, MAT_ID, None)
 
     assert _reason(error) == "NOT_APPROVED_FOR_PRINTING"
 
 
+def test_print_refused_once_policy_forbids_printing(access: AccessControl, store: SqliteStore) -> None:
+    request = access.request_access(VIEWER, MAT_ID, "in bản sao", copies=2).request
+    access.approve(DEPUTY_1, request.request_id)
+    no_printing = dict(POLICIES)
+    no_printing[Level.MAT] = LevelPolicy(Level.MAT, "niemphong-mat", 1, 7200, 3, printing=False)
+
+    with pytest.raises(ServiceError) as error:
+        Copies(store, no_printing, clock=lambda: NOW).assign(VIEWER, MAT_ID, None)
+
+    assert _reason(error) == "PRINTING_NOT_ALLOWED"
+    assert Copies(store, POLICIES, clock=lambda: NOW).list(MAT_ID) == []
+
+
 def test_copy_numbers_exact_under_concurrency(access: AccessControl, store: SqliteStore) -> None:
-    copies = Copies(store, clock=lambda: NOW)
+    copies = Copies(store, POLICIES, clock=lambda: NOW)
     request_ids = []
     for _ in range(4):
         request = access.request_access(VIEWER, MAT_ID, "in bản sao", copies=5).request
@@ -138,7 +153,7 @@ def test_copy_numbers_exact_under_concurrency(access: AccessControl, store: Sqli
 
 
 def test_spoiled_copy_number_not_reused(access: AccessControl, store: SqliteStore) -> None:
-    copies = Copies(store, clock=lambda: NOW)
+    copies = Copies(store, POLICIES, clock=lambda: NOW)
     request = access.request_access(VIEWER, MAT_ID, "in bản sao", copies=3).request
     access.approve(DEPUTY_1, request.request_id)
 
@@ -156,7 +171,7 @@ def test_copy_numbers_separate_per_document(access: AccessControl, store: Sqlite
     other_id = "c" * 32
     with store.transaction() as tx:
         tx.insert_artefact(_artefact(other_id, Level.MAT))
-    copies = Copies(store, clock=lambda: NOW)
+    copies = Copies(store, POLICIES, clock=lambda: NOW)
     for artefact_id in (MAT_ID, other_id):
         request = access.request_access(VIEWER, artefact_id, "in", copies=1).request
         access.approve(DEPUTY_1, request.request_id)
@@ -217,7 +232,7 @@ def test_incident_suspends_open_and_print(access: AccessControl, store: SqliteSt
     with pytest.raises(ServiceError) as opened:
         access.count_open(VIEWER, MAT_ID, None)
     with pytest.raises(ServiceError) as printed:
-        Copies(store, clock=lambda: NOW).assign(VIEWER, MAT_ID, None)
+        Copies(store, POLICIES, clock=lambda: NOW).assign(VIEWER, MAT_ID, None)
     assert _reason(opened) == "SUSPENDED_BY_INCIDENT"
     assert _reason(printed) == "SUSPENDED_BY_INCIDENT"
     assert access.get_request(VIEWER, request.request_id).suspended
@@ -438,3 +453,22 @@ def test_store_upgrades_version_1_database(tmp_path: Path) -> None:
     assert artefact is not None
     assert artefact.batch_id is None
     assert artefact.page_count == 0
+
+
+def test_incident_gauge_follows_shared_store(store: SqliteStore, tmp_path: Path) -> None:
+    OPEN_INCIDENTS.attach(Incidents(store, clock=lambda: NOW))
+    # A second daemon on the same state file reports the incident.
+    other = SqliteStore(tmp_path / "state.db")
+    try:
+        incident_id = Incidents(other, clock=lambda: NOW).report(VIEWER, [MAT_ID], "Nghi lộ").incident.incident_id
+
+        assert REGISTRY.get_sample_value("niemphong_incidents_open") == 1
+
+        Incidents(other, clock=lambda: NOW).close(DEPUTY_1, incident_id, "Không có lộ lọt", revoke_grants=False)
+    finally:
+        other.close()
+
+    assert REGISTRY.get_sample_value("niemphong_incidents_open") == 0
+    exposition = generate_latest(REGISTRY).decode()
+    assert "niemphong_incidents_open 0.0" in exposition
+    assert "niemphong_incidents_reported_total" in exposition
