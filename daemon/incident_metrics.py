@@ -66,7 +66,7 @@ class OpenIncidentsCollector(Collector):
         try:
             count = incidents.count_open()
         except sqlite3.Error as exc:
-            # A missing gauge is itself alertable (absent()); a made-up zero would hide an incident.
+            # Prometheus can alert on a missing gauge with absent(), but a made-up zero would hide an incident.
             log.error("cannot count open incidents for the metrics: %s", exc)
             return
         yield GaugeMetricFamily(OPEN_NAME, OPEN_HELP, value=count)
