@@ -279,6 +279,47 @@ def test_batch_scan_resumes_without_sealing_twice(
     assert sorted(path.name for path in batch.out.glob("*.npe")) == ["a.pdf.npe", "b.jpg.npe", "c.tiff.npe"]
 
 
+def test_batch_expired_stamp_row_not_sealed(dev_env: DevEnvironment, daemon: DaemonProcess, tmp_path: Path) -> None:
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    shutil.copy(SAMPLES / "cong-van-mau.pdf", scans / "a.pdf")
+    shutil.copy(SAMPLES / "giay-de-nghi-mau.jpg", scans / "g.jpg")
+    # The second row's "Thời hạn bảo vệ" stamp ended in 2025, so it is no longer secret.
+    manifest = tmp_path / "danh-muc.csv"
+    manifest.write_text(
+        "STT,Số tài liệu,Ngày ban hành,Số tờ,Số trang,Độ mật,Thời hạn bảo vệ đến,Tệp\n"
+        "1,1/NS,12/03/2025,2,3,Mật,,a.pdf\n"
+        "2,2/NS,10/01/2025,1,1,Mật,31/03/2025,g.jpg\n",
+        encoding="utf-8",
+    )
+    batch = Batch(dev_env, tmp_path, manifest, scans)
+    batch.open_and_permit()
+
+    first = batch.scan("--json")
+    second = batch.scan("--json")
+    batch_json, minutes = batch.close_and_minutes()
+
+    assert first.returncode == 3, first.stderr
+    rows = json.loads(first.stdout)["rows"]
+    assert [row["status"] for row in rows] == ["sealed", "not_secret"]
+    assert rows[1]["exit_code"] == 3
+    assert len(rows[1]["record_id"]) == 32
+    assert rows[1]["pages_counted"] == 1
+    assert not (batch.out / "g.jpg.npe").exists()
+    assert [row["status"] for row in json.loads(second.stdout)["rows"]] == ["already_sealed", "not_secret"]
+    assert "lần chạy trước" in second.stderr
+    document = next(d for d in batch_json["documents"] if d["doc_number"] == "2/NS")
+    assert document["outcome"] == "not_secret"
+    assert document["record_id"] == rows[1]["record_id"]
+    assert document["artefact_id"] is None
+    assert batch_json["reconciliation"]["documents_not_secret"] == 1
+    assert batch_json["reconciliation"]["documents_sealed"] == 1
+    assert batch_json["reconciliation"]["documents_flagged"] == 0
+    text = "\n".join(pdf_text(minutes))
+    assert "Không còn thuộc BMNN" in text
+    assert "tài liệu số 2/NS không còn thuộc BMNN" in text
+
+
 def test_batch_scan_needs_permission_first(dev_env: DevEnvironment, daemon: DaemonProcess, tmp_path: Path) -> None:
     scans, manifest = sample_set()
     batch = Batch(dev_env, tmp_path, manifest, scans)

@@ -17,18 +17,20 @@ from niemphong.daemon.errors import ServiceError
 from niemphong.daemon.handover import (
     NEVER_DIGITIZED,
     NOT_SEALED,
+    NOT_SECRET,
     PAGES_DIFFER,
     SEALED,
     Handover,
     check_batch_seal,
     outcome,
+    record_batch_not_secret,
     record_batch_seal,
 )
 from niemphong.daemon.identity import Identity
 from niemphong.daemon.incident_metrics import OPEN_INCIDENTS
 from niemphong.daemon.incidents import Incidents
 from niemphong.daemon.levels import Level
-from niemphong.daemon.store import SCHEMA_VERSION, ArtefactRecord, SqliteStore
+from niemphong.daemon.store import SCHEMA_VERSION, ArtefactRecord, ClassificationRecord, SqliteStore
 from niemphong.daemon.store_archive import BatchDocumentRecord
 
 SCANNER = Identity("scanner", frozenset({"scanner"}))
@@ -394,6 +396,60 @@ def test_batch_reconciliation_flags_differences(handover: Handover, store: Sqlit
     assert (summary.pages_out, summary.pages_back) == (12, 11)
     assert (summary.documents_sealed, summary.pages_scanned) == (2, 7)
     assert summary.documents_flagged == 3
+
+
+def _decline(store: SqliteStore, batch_id: str, doc_number: str, record_id: str, pages: int) -> None:
+    with store.transaction() as tx:
+        check_batch_seal(tx, batch_id, doc_number, Level.MAT, "2024-11-02")
+        tx.insert_classification(ClassificationRecord(
+            record_id=record_id, artefact_id=None, outcome="not_secret", code="STAMP_ENDED", rule="d",
+            stated_level=int(Level.MAT), level=None, doc_number=doc_number, issued_on="2024-11-02", title="",
+            source_name="", basis="", catalog_item="", facts_json="{}", stamp_required=False, protected_until=None,
+            protection_source=None, extension_decision=None, explanation="", decided_on="2027-01-01",
+            decided_by="scanner", decided_at=NOW,
+        ))
+        record_batch_not_secret(tx, batch_id, doc_number, record_id, pages, NOW)
+
+
+def test_batch_not_secret_document_reconciled(handover: Handover, store: SqliteStore) -> None:
+    batch_id = _open(handover)
+    handover.approve(DEPUTY_1, batch_id)
+    _seal(store, batch_id, "1/A", Level.MAT, "e" * 32, 4)
+    _decline(store, batch_id, "3/C", "d" * 32, 1)
+
+    view = handover.close(SCANNER, batch_id, not_returned=[], damaged=[], note="")
+    summary = view.reconcile()
+
+    assert [outcome(document) for document in view.documents] == [SEALED, NOT_SEALED, NOT_SECRET, NEVER_DIGITIZED]
+    assert [view.flagged(document) for document in view.documents] == [False, True, False, False]
+    assert summary.documents_not_secret == 1
+    assert (summary.documents_sealed, summary.pages_scanned) == (1, 4)
+    assert view.documents[2].record_id == "d" * 32
+
+
+def test_batch_not_secret_document_handled_once(handover: Handover, store: SqliteStore) -> None:
+    batch_id = _open(handover)
+    handover.approve(DEPUTY_1, batch_id)
+    _decline(store, batch_id, "3/C", "d" * 32, 1)
+
+    with pytest.raises(ServiceError) as again:
+        _decline(store, batch_id, "3/C", "c" * 32, 1)
+    with pytest.raises(ServiceError) as sealed:
+        _seal(store, batch_id, "3/C", Level.MAT, "e" * 32, 1)
+
+    assert _reason(again) == "ALREADY_SEALED"
+    assert _reason(sealed) == "ALREADY_SEALED"
+
+
+def test_batch_seal_without_stated_level_rejected(handover: Handover, store: SqliteStore) -> None:
+    batch_id = _open(handover)
+    handover.approve(DEPUTY_1, batch_id)
+
+    with pytest.raises(ServiceError) as error, store.transaction() as tx:
+        check_batch_seal(tx, batch_id, "1/A", None, "2024-11-02")
+
+    assert _reason(error) == "NOT_IN_BATCH"
+    assert error.value.metadata["field"] == "level"
 
 
 def test_batch_close_unknown_document_rejected(handover: Handover) -> None:
