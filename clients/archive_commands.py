@@ -65,6 +65,8 @@ def batch_json(batch: apb.Batch) -> dict[str, object]:
         "note": batch.note or None,
         "opened_at_unix": batch.opened_at,
         "approved_by": batch.approved_by or None,
+        "approved_name": batch.approved_name or None,
+        "approved_title": batch.approved_title or None,
         "approved_at_unix": batch.approved_at or None,
         "closed_by": batch.closed_by or None,
         "closed_at_unix": batch.closed_at or None,

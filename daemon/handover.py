@@ -144,7 +144,10 @@ class Handover:
                 raise ServiceError("SELF_APPROVAL", "nobody may permit their own batch")
             if batch.state != AWAITING_APPROVAL:
                 raise _state_conflict(batch, "approve")
-            batch = _replace(batch, state=OUT, approved_by=approver.name, approved_at=now)
+            batch = _replace(
+                batch, state=OUT, approved_by=approver.name, approved_name=approver.full_name,
+                approved_title=approver.title, approved_at=now,
+            )
             tx.update_batch(batch)
             view = BatchView(batch, tx.list_batch_documents(batch_id))
 

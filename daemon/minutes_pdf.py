@@ -32,7 +32,7 @@ from niemphong.daemon.handover import (
 )
 from niemphong.daemon.levels import Level
 from niemphong.daemon.pdf_fonts import register_fonts
-from niemphong.daemon.store_archive import BatchDocumentRecord
+from niemphong.daemon.store_archive import BatchDocumentRecord, BatchRecord
 
 VIETNAM = dt.timezone(dt.timedelta(hours=7))
 _FLAG_BACKGROUND = colors.Color(1.0, 0.88, 0.88)
@@ -56,6 +56,13 @@ def _date(iso: str) -> str:
         return dt.date.fromisoformat(iso).strftime("%d/%m/%Y")
     except ValueError:
         return iso or "—"
+
+
+def _approver(batch: BatchRecord) -> str:
+    if batch.approved_by is None:
+        return "chưa có"
+    named = ", ".join(part for part in (batch.approved_name, batch.approved_title) if part)
+    return f"{named} ({batch.approved_by})" if named else batch.approved_by
 
 
 def document_result(view: BatchView, document: BatchDocumentRecord) -> str:
@@ -201,7 +208,7 @@ def render_minutes(view: BatchView, rendered_at: int) -> bytes:
         _paragraph(f"Bên giao (người quản lý, lưu giữ tài liệu): {batch.handed_over_by}", styles.body),
         _paragraph(f"Bên nhận (người thực hiện số hóa): {batch.taken_out_by}", styles.body),
         _paragraph(
-            f"Người cho phép mang tài liệu ra khỏi nơi lưu giữ: {batch.approved_by or 'chưa có'}"
+            f"Người cho phép mang tài liệu ra khỏi nơi lưu giữ: {_approver(batch)}"
             f" (lúc {_time(batch.approved_at)})", styles.body,
         ),
         _paragraph(f"Lập danh mục giao lúc: {_time(batch.opened_at)}", styles.body),

@@ -34,6 +34,8 @@ CREATE TABLE batches (
     note           TEXT NOT NULL,
     opened_at      INTEGER NOT NULL,
     approved_by    TEXT,
+    approved_name  TEXT NOT NULL DEFAULT '',
+    approved_title TEXT NOT NULL DEFAULT '',
     approved_at    INTEGER,
     closed_by      TEXT,
     closed_at      INTEGER,
@@ -99,6 +101,9 @@ class BatchRecord:
     note: str
     opened_at: int
     approved_by: str | None = None
+    # Full name and title (chức vụ) from the approver's certificate, if it has them.
+    approved_name: str = ""
+    approved_title: str = ""
     approved_at: int | None = None
     closed_by: str | None = None
     closed_at: int | None = None
@@ -201,9 +206,10 @@ class ArchiveQueries:
 
     def update_batch(self, record: BatchRecord) -> None:
         self._db.execute(
-            "UPDATE batches SET state = ?, approved_by = ?, approved_at = ?, closed_by = ?, closed_at = ?, "
-            "close_note = ? WHERE batch_id = ?",
-            (record.state, record.approved_by, record.approved_at, record.closed_by, record.closed_at,
+            "UPDATE batches SET state = ?, approved_by = ?, approved_name = ?, approved_title = ?, approved_at = ?, "
+            "closed_by = ?, closed_at = ?, close_note = ? WHERE batch_id = ?",
+            (record.state, record.approved_by, record.approved_name, record.approved_title, record.approved_at,
+             record.closed_by, record.closed_at,
              record.close_note, record.batch_id),
         )
 

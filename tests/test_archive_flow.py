@@ -182,6 +182,8 @@ def test_batch_minutes_list_every_row(dev_env: DevEnvironment, daemon: DaemonPro
             assert f"{cells} {level} {row.pages} Đã số hóa, khớp số trang" in lines
     assert f"Số tài liệu giao: {len(rows)}; tổng số trang theo danh mục: {sum(r.pages for r in rows)}." in text
     assert "Không có chênh lệch." in text
+    assert "Người cho phép mang tài liệu ra khỏi nơi lưu giữ: Trần Thị Bình, Phó Chánh Văn phòng (approver-1)" in text
+    assert (batch_json["approved_name"], batch_json["approved_title"]) == ("Trần Thị Bình", "Phó Chánh Văn phòng")
 
 
 def test_batch_page_mismatch_flagged(dev_env: DevEnvironment, daemon: DaemonProcess, tmp_path: Path) -> None:

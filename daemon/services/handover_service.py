@@ -60,6 +60,8 @@ def batch_to_proto(view: BatchView) -> apb.Batch:
         note=batch.note,
         opened_at=batch.opened_at,
         approved_by=batch.approved_by or "",
+        approved_name=batch.approved_name,
+        approved_title=batch.approved_title,
         approved_at=batch.approved_at or 0,
         closed_by=batch.closed_by or "",
         closed_at=batch.closed_at or 0,

@@ -311,6 +311,8 @@ class Batch(_message.Message):
     CLOSE_NOTE_FIELD_NUMBER: _builtins.int
     DOCUMENTS_FIELD_NUMBER: _builtins.int
     RECONCILIATION_FIELD_NUMBER: _builtins.int
+    APPROVED_NAME_FIELD_NUMBER: _builtins.int
+    APPROVED_TITLE_FIELD_NUMBER: _builtins.int
     batch_id: _builtins.str
     """32 lowercase hex digits."""
     state: Global___BatchState.ValueType
@@ -325,6 +327,11 @@ class Batch(_message.Message):
     closed_by: _builtins.str
     closed_at: _builtins.int
     close_note: _builtins.str
+    approved_name: _builtins.str
+    """Full name and title (chức vụ) of the approver, from the certificate;
+    empty when it has none.
+    """
+    approved_title: _builtins.str
     @_builtins.property
     def documents(self) -> _containers.RepeatedCompositeFieldContainer[Global___BatchDocumentStatus]: ...
     @_builtins.property
@@ -345,10 +352,12 @@ class Batch(_message.Message):
         close_note: _builtins.str = ...,
         documents: _abc.Iterable[Global___BatchDocumentStatus] | None = ...,
         reconciliation: Global___Reconciliation | None = ...,
+        approved_name: _builtins.str = ...,
+        approved_title: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["reconciliation", b"reconciliation"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["approved_at", b"approved_at", "approved_by", b"approved_by", "batch_id", b"batch_id", "close_note", b"close_note", "closed_at", b"closed_at", "closed_by", b"closed_by", "documents", b"documents", "handed_over_by", b"handed_over_by", "note", b"note", "opened_at", b"opened_at", "reconciliation", b"reconciliation", "state", b"state", "taken_out_by", b"taken_out_by"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["approved_at", b"approved_at", "approved_by", b"approved_by", "approved_name", b"approved_name", "approved_title", b"approved_title", "batch_id", b"batch_id", "close_note", b"close_note", "closed_at", b"closed_at", "closed_by", b"closed_by", "documents", b"documents", "handed_over_by", b"handed_over_by", "note", b"note", "opened_at", b"opened_at", "reconciliation", b"reconciliation", "state", b"state", "taken_out_by", b"taken_out_by"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
