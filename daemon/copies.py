@@ -2,9 +2,9 @@
 
 A copy is printed only under an approved, unexpired, unrevoked grant whose
 request asked for copies, only while the policy of the document's level
-allows printing (checked again at each print, so that turning printing off
-stops grants approved before), and only while no open incident suspends the
-document. Each copy counts one against
+allows printing, and only while no open incident suspends the document. The
+policy is checked again at each print, so turning printing off stops grants
+approved before. Each copy counts one against
 the grant and takes the next number of that document's copy sequence.
 
 The number is assigned in the same serializable transaction that counts the
