@@ -9,7 +9,6 @@ import grpc
 from niemphong.daemon.access import AccessControl
 from niemphong.daemon.copies import Copies
 from niemphong.daemon.handover import Handover
-from niemphong.daemon.incident_metrics import OPEN_INCIDENTS
 from niemphong.daemon.incidents import Incidents
 from niemphong.daemon.pdf_fonts import FontUnavailable, register_fonts
 from niemphong.daemon.services.copy_service import CopyServicer
@@ -39,6 +38,4 @@ def add_archive_services(server: grpc.Server, envelopes: EnvelopeServicer, acces
     apb_grpc.add_CopyServiceServicer_to_server(
         CopyServicer(envelopes, access, Copies(store, access.policies, access.clock), access.clock), server,
     )
-    incidents = Incidents(store, access.clock)
-    OPEN_INCIDENTS.attach(incidents)
-    apb_grpc.add_IncidentServiceServicer_to_server(IncidentServicer(incidents), server)
+    apb_grpc.add_IncidentServiceServicer_to_server(IncidentServicer(Incidents(store, access.clock)), server)

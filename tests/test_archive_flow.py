@@ -19,12 +19,14 @@ import subprocess
 import threading
 import time
 import unicodedata
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
 import pypdfium2 as pdfium
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from PIL import Image
 
 from conftest import (
@@ -550,20 +552,42 @@ def test_recipient_request_waits_for_head(dev_env: DevEnvironment, daemon: Daemo
     assert viewed.returncode == 0, viewed.stderr
 
 
+def incident_metrics(env: DevEnvironment) -> dict[str, float]:
+    """Return the incident samples of the daemon's /metrics."""
+    with urllib.request.urlopen(f"http://{env.config['metrics']['listen']}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    return {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if "incident" in sample.name
+    }
+
+
 def test_incident_suspends_until_closed(dev_env: DevEnvironment, daemon: DaemonProcess, tmp_path: Path) -> None:
     envelope = tmp_path / "i.npe"
     data, summary = seal_bytes(dev_env, _png_bytes(), doc_number="10/IN")
     envelope.write_bytes(data)
     grant_access(dev_env, summary.artefact_id, ["approver-1"])
 
+    before = incident_metrics(dev_env)
     reported = dev_env.cli("viewer", "incident", "report", "--artefact", str(envelope), "--text", "Nghi lộ bản in")
     incident_id = reported.stdout.strip()
+    while_open = incident_metrics(dev_env)
     suspended = dev_env.cli("viewer", "view", str(envelope), "--out", str(tmp_path / "s.png"))
     viewer_close = dev_env.cli("viewer", "incident", "close", incident_id, "--resolution", "Xong")
     closed = dev_env.cli("approver-1", "incident", "close", incident_id, "--resolution", "Không lộ")
+    after = incident_metrics(dev_env)
     viewed = dev_env.cli("viewer", "view", str(envelope), "--out", str(tmp_path / "v.png"))
 
     assert reported.returncode == 0, reported.stderr
+    assert while_open["niemphong_incidents_open"] == before["niemphong_incidents_open"] + 1
+    assert while_open["niemphong_incidents_reported_total"] == before["niemphong_incidents_reported_total"] + 1
+    assert while_open["niemphong_incident_grants_suspended_total"] == (
+        before["niemphong_incident_grants_suspended_total"] + 1
+    )
+    assert after["niemphong_incidents_open"] == before["niemphong_incidents_open"]
+    assert after["niemphong_incidents_closed_total"] == before["niemphong_incidents_closed_total"] + 1
     assert "1 quyền khai thác bị tạm dừng" in reported.stderr
     assert suspended.returncode == 4
     assert "tạm dừng" in suspended.stderr

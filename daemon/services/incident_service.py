@@ -9,7 +9,7 @@ from typing import TypeVar
 from niemphong.daemon import validation
 from niemphong.daemon.errors import ServiceError, abort
 from niemphong.daemon.identity import CallContext
-from niemphong.daemon.incident_metrics import GRANTS_SUSPENDED, INCIDENTS_CLOSED, INCIDENTS_REPORTED
+from niemphong.daemon.metrics import INCIDENT_GRANTS_SUSPENDED, INCIDENTS_CLOSED, INCIDENTS_REPORTED
 from niemphong.daemon.incidents import MAX_INCIDENT_ARTEFACTS, OPEN, IncidentView, Incidents
 from niemphong.v1 import archive_pb2 as apb
 from niemphong.v1 import archive_pb2_grpc as apb_grpc
@@ -63,7 +63,7 @@ class IncidentServicer(apb_grpc.IncidentServiceServicer):
             text = validation.text("text", request.text, validation.MAX_REASON)
             view = self.incidents.report(context.identity, artefact_ids, text)
             INCIDENTS_REPORTED.inc()
-            GRANTS_SUSPENDED.inc(view.incident.grants_suspended)
+            INCIDENT_GRANTS_SUSPENDED.inc(view.incident.grants_suspended)
             context.facts.update(
                 incident_id=view.incident.incident_id, alert="incident_reported",
                 artefacts=len(view.artefact_ids), grants_suspended=view.incident.grants_suspended,
@@ -80,7 +80,7 @@ class IncidentServicer(apb_grpc.IncidentServiceServicer):
             context.facts["incident_id"] = incident_id
             resolution = validation.text("resolution", request.resolution, validation.MAX_REASON)
             view = self.incidents.close(context.identity, incident_id, resolution, request.revoke_grants)
-            INCIDENTS_CLOSED.labels(grants="revoked" if request.revoke_grants else "restored").inc()
+            INCIDENTS_CLOSED.inc()
             context.facts["grants_revoked"] = int(request.revoke_grants)
             return incident_to_proto(view)
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from prometheus_client import REGISTRY, generate_latest
+from prometheus_client import CollectorRegistry
 
 from niemphong.daemon.access import AccessControl
 from niemphong.daemon.config import LevelPolicy
@@ -27,9 +27,9 @@ from niemphong.daemon.handover import (
     record_batch_seal,
 )
 from niemphong.daemon.identity import Identity
-from niemphong.daemon.incident_metrics import OPEN_INCIDENTS
 from niemphong.daemon.incidents import Incidents
 from niemphong.daemon.levels import Level
+from niemphong.daemon.metrics import StateCollector
 from niemphong.daemon.store import SCHEMA_VERSION, ArtefactRecord, ClassificationRecord, SqliteStore
 from niemphong.daemon.store_archive import BatchDocumentRecord
 
@@ -512,19 +512,29 @@ def test_store_upgrades_version_1_database(tmp_path: Path) -> None:
 
 
 def test_incident_gauge_follows_shared_store(store: SqliteStore, tmp_path: Path) -> None:
-    OPEN_INCIDENTS.attach(Incidents(store, clock=lambda: NOW))
+    registry = CollectorRegistry()
+    registry.register(StateCollector(
+        lambda: [], lambda: [], {}, open_incidents=Incidents(store, clock=lambda: NOW).count_open,
+    ))
     # A second daemon on the same state file reports the incident.
     other = SqliteStore(tmp_path / "state.db")
     try:
         incident_id = Incidents(other, clock=lambda: NOW).report(VIEWER, [MAT_ID], "Nghi lộ").incident.incident_id
 
-        assert REGISTRY.get_sample_value("niemphong_incidents_open") == 1
+        assert registry.get_sample_value("niemphong_incidents_open") == 1
 
         Incidents(other, clock=lambda: NOW).close(DEPUTY_1, incident_id, "Không có lộ lọt", revoke_grants=False)
     finally:
         other.close()
 
-    assert REGISTRY.get_sample_value("niemphong_incidents_open") == 0
-    exposition = generate_latest(REGISTRY).decode()
-    assert "niemphong_incidents_open 0.0" in exposition
-    assert "niemphong_incidents_reported_total" in exposition
+    assert registry.get_sample_value("niemphong_incidents_open") == 0
+
+
+def test_incident_gauge_absent_when_store_fails(store: SqliteStore) -> None:
+    def broken() -> int:
+        raise sqlite3.OperationalError("database is locked")
+
+    registry = CollectorRegistry()
+    registry.register(StateCollector(lambda: [], lambda: [], {}, open_incidents=broken))
+
+    assert registry.get_sample_value("niemphong_incidents_open") is None
