@@ -163,6 +163,19 @@ ARCHIVE_CATALOG: dict[str, dict[str, str]] = {
         "en": "the document number \"{value}\" already appears on line {first_line}",
     },
 
+    # Audit log labels of the archive's operations.
+    "audit.op.EnvelopeService/Verify": {"vi": "Kiểm tra phong bì trước khi xóa tệp quét", "en": "Verify envelope"},
+    "audit.op.HandoverService/OpenBatch": {"vi": "Mở lô bàn giao", "en": "Open batch"},
+    "audit.op.HandoverService/ApproveBatch": {"vi": "Cho phép mang tài liệu ra", "en": "Permit batch"},
+    "audit.op.HandoverService/CloseBatch": {"vi": "Đóng lô bàn giao", "en": "Close batch"},
+    "audit.op.HandoverService/GetBatch": {"vi": "Xem lô bàn giao", "en": "Show batch"},
+    "audit.op.HandoverService/GetMinutes": {"vi": "Lập biên bản bàn giao", "en": "Write handover minutes"},
+    "audit.op.CopyService/Print": {"vi": "In bản sao", "en": "Print copy"},
+    "audit.op.CopyService/ListCopies": {"vi": "Xem sổ bản sao", "en": "List copies"},
+    "audit.op.IncidentService/ReportIncident": {"vi": "Báo cáo sự cố", "en": "Report incident"},
+    "audit.op.IncidentService/CloseIncident": {"vi": "Đóng sự cố", "en": "Close incident"},
+    "audit.op.IncidentService/ListIncidents": {"vi": "Xem sự cố", "en": "List incidents"},
+
     # Batch scanning.
     "batch.need_handed_over_by": {
         "vi": "Chưa có lô bàn giao cho thư mục này. Mở lô bằng --handed-over-by \"HỌ TÊN\" (người giao tài liệu) "

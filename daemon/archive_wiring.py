@@ -7,6 +7,7 @@ import logging
 import grpc
 
 from niemphong.daemon.access import AccessControl
+from niemphong.daemon.audit.trail import AuditTrail
 from niemphong.daemon.copies import Copies
 from niemphong.daemon.handover import Handover
 from niemphong.daemon.incidents import Incidents
@@ -15,16 +16,16 @@ from niemphong.daemon.services.copy_service import CopyServicer
 from niemphong.daemon.services.envelope_service import EnvelopeServicer
 from niemphong.daemon.services.handover_service import HandoverServicer
 from niemphong.daemon.services.incident_service import IncidentServicer
-from niemphong.v1 import archive_pb2 as apb
 from niemphong.v1 import archive_pb2_grpc as apb_grpc
 
 log = logging.getLogger(__name__)
 
-ARCHIVE_SERVICE_NAMES = tuple(service.full_name for service in apb.DESCRIPTOR.services_by_name.values())
 
 
-def add_archive_services(server: grpc.Server, envelopes: EnvelopeServicer, access: AccessControl) -> None:
-    """Add the handover, copy and incident services to ``server``, on the access rules' store."""
+def add_archive_services(
+    server: grpc.Server, envelopes: EnvelopeServicer, access: AccessControl, audit: AuditTrail
+) -> None:
+    """Add the handover, copy and incident services to ``server``, on the access rules' store and audit trail."""
     try:
         register_fonts()
     except FontUnavailable as exc:
@@ -33,9 +34,9 @@ def add_archive_services(server: grpc.Server, envelopes: EnvelopeServicer, acces
 
     store = access.store
     apb_grpc.add_HandoverServiceServicer_to_server(
-        HandoverServicer(Handover(store, access.clock), envelopes.config.chunk_bytes, access.clock), server,
+        HandoverServicer(Handover(store, access.clock), audit, envelopes.config.chunk_bytes, access.clock), server,
     )
     apb_grpc.add_CopyServiceServicer_to_server(
         CopyServicer(envelopes, access, Copies(store, access.policies, access.clock), access.clock), server,
     )
-    apb_grpc.add_IncidentServiceServicer_to_server(IncidentServicer(Incidents(store, access.clock)), server)
+    apb_grpc.add_IncidentServiceServicer_to_server(IncidentServicer(Incidents(store, access.clock), audit), server)

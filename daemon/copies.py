@@ -54,8 +54,15 @@ class Copies:
         with self.store.transaction() as tx:
             return self._printable_grant(tx, viewer, artefact_id, request_id, int(self.clock()))
 
-    def assign(self, viewer: Identity, artefact_id: str, request_id: str | None) -> tuple[CopyRecord, GrantRecord]:
-        """Count one copy against a printable grant and reserve the document's next copy number."""
+    def assign(
+        self, viewer: Identity, artefact_id: str, request_id: str | None,
+        before_commit: Callable[[CopyRecord, GrantRecord], None] | None = None,
+    ) -> tuple[CopyRecord, GrantRecord]:
+        """Count one copy against a printable grant and reserve the document's next copy number.
+
+        ``before_commit`` runs inside the transaction with the copy and the
+        updated grant; when it raises, no copy is counted or numbered.
+        """
         now = int(self.clock())
 
         with self.store.transaction() as tx:
@@ -72,7 +79,9 @@ class Copies:
             )
             tx.insert_copy(copy)
             updated = tx.get_grant(grant.request_id)
-        assert updated is not None
+            assert updated is not None
+            if before_commit is not None:
+                before_commit(copy, updated)
 
         log.info(
             "copy %d of artefact %s assigned to %s under grant %s (%d of %d copies)",

@@ -97,8 +97,15 @@ def outcome(document: BatchDocumentRecord) -> str:
     return SEALED if document.artefact_id is not None else NOT_SECRET
 
 
+# Runs inside the transaction that changes a batch; when it raises, the change rolls back.
+BeforeCommit = Callable[[BatchView], None]
+
+
 class Handover:
     """Apply the handover rules against a state store.
+
+    ``open_batch``, ``approve`` and ``close`` take a ``before_commit`` hook,
+    which the API uses to make its audit record durable before the change is.
 
     Args:
         store: where batches and their documents are kept.
@@ -110,7 +117,8 @@ class Handover:
         self.clock = clock
 
     def open_batch(
-        self, scanner: Identity, handed_over_by: str, note: str, documents: Sequence[BatchDocumentRecord]
+        self, scanner: Identity, handed_over_by: str, note: str, documents: Sequence[BatchDocumentRecord],
+        before_commit: BeforeCommit | None = None,
     ) -> BatchView:
         """Record a new batch awaiting permission; ``documents`` carry an empty batch id, which is filled in."""
         now = int(self.clock())
@@ -124,18 +132,21 @@ class Handover:
         )
         rows = [_with_batch(document, batch.batch_id) for document in documents]
 
+        view = BatchView(batch, rows)
         with self.store.transaction() as tx:
             tx.insert_batch(batch)
             for row in rows:
                 tx.insert_batch_document(row)
+            if before_commit is not None:
+                before_commit(view)
 
         log.info(
             "batch %s opened by %s: %d documents, %d pages, handed over by %s",
             batch.batch_id, scanner.name, len(rows), sum(row.pages for row in rows), handed_over_by,
         )
-        return BatchView(batch, rows)
+        return view
 
-    def approve(self, approver: Identity, batch_id: str) -> BatchView:
+    def approve(self, approver: Identity, batch_id: str, before_commit: BeforeCommit | None = None) -> BatchView:
         now = int(self.clock())
 
         with self.store.transaction() as tx:
@@ -150,12 +161,15 @@ class Handover:
             )
             tx.update_batch(batch)
             view = BatchView(batch, tx.list_batch_documents(batch_id))
+            if before_commit is not None:
+                before_commit(view)
 
         log.info("batch %s permitted by %s", batch_id, approver.name)
         return view
 
     def close(
-        self, caller: Identity, batch_id: str, not_returned: Sequence[str], damaged: Sequence[str], note: str
+        self, caller: Identity, batch_id: str, not_returned: Sequence[str], damaged: Sequence[str], note: str,
+        before_commit: BeforeCommit | None = None,
     ) -> BatchView:
         now = int(self.clock())
 
@@ -177,6 +191,8 @@ class Handover:
             batch = _replace(batch, state=CLOSED, closed_by=caller.name, closed_at=now, close_note=note)
             tx.update_batch(batch)
             view = BatchView(batch, tx.list_batch_documents(batch_id))
+            if before_commit is not None:
+                before_commit(view)
 
         summary = view.reconcile()
         log_call = log.warning if summary.documents_flagged else log.info

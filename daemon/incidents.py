@@ -46,7 +46,15 @@ class Incidents:
         self.store = store
         self.clock = clock
 
-    def report(self, reporter: Identity, artefact_ids: Sequence[str], text: str) -> IncidentView:
+    def report(
+        self, reporter: Identity, artefact_ids: Sequence[str], text: str,
+        before_commit: Callable[[IncidentView], None] | None = None,
+    ) -> IncidentView:
+        """Record an incident and suspend the grants on ``artefact_ids``.
+
+        ``before_commit`` runs inside the transaction; when it raises, nothing
+        is recorded. ``close`` takes it too.
+        """
         now = int(self.clock())
         unique = sorted(set(artefact_ids))
 
@@ -66,6 +74,8 @@ class Incidents:
                 grants_suspended=tx.count_usable_grants(unique, now),
             )
             tx.insert_incident(incident, unique)
+            if before_commit is not None:
+                before_commit(IncidentView(incident, unique))
 
         # An alert for whoever watches the log; the text may describe the
         # secret's content, so it is not logged.
@@ -75,7 +85,10 @@ class Incidents:
         )
         return IncidentView(incident, unique)
 
-    def close(self, approver: Identity, incident_id: str, resolution: str, revoke_grants: bool) -> IncidentView:
+    def close(
+        self, approver: Identity, incident_id: str, resolution: str, revoke_grants: bool,
+        before_commit: Callable[[IncidentView], None] | None = None,
+    ) -> IncidentView:
         now = int(self.clock())
 
         with self.store.transaction() as tx:
@@ -91,6 +104,8 @@ class Incidents:
                    "resolution": resolution, "grants_revoked": revoke_grants},
             )
             tx.update_incident(incident)
+            if before_commit is not None:
+                before_commit(IncidentView(incident, artefact_ids))
 
         log.warning(
             "incident %s closed by %s: %s",

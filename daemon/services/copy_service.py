@@ -22,7 +22,8 @@ from niemphong.daemon.identity import CallContext
 from niemphong.daemon.pdf_fonts import FontUnavailable
 from niemphong.daemon.services.envelope_reading import iter_plaintext, open_envelope, read_registered_header
 from niemphong.daemon.services.envelope_service import EnvelopeServicer
-from niemphong.daemon.store import ArtefactRecord
+from niemphong.daemon.store import ArtefactRecord, GrantRecord
+from niemphong.daemon.store_archive import CopyRecord
 from niemphong.v1 import archive_pb2 as apb
 from niemphong.v1 import archive_pb2_grpc as apb_grpc
 
@@ -72,8 +73,17 @@ class CopyServicer(apb_grpc.CopyServiceServicer):
         self.copies.find_print_grant(viewer, artefact.artefact_id, request_id)
 
         source = self._decrypt(header, artefact, rest, chunks, context)
-        copy, grant = self.copies.assign(viewer, artefact.artefact_id, request_id)
-        context.facts.update(copy_number=copy.copy_number, pages=source.pages)
+
+        def record_copy(copy: CopyRecord, grant: GrantRecord) -> None:
+            # Runs inside the transaction that numbers the copy: without a
+            # durable audit record no copy is counted and no PDF leaves.
+            context.facts.update(
+                copy_number=copy.copy_number, pages=source.pages, access_request_id=grant.request_id,
+                copies_made=grant.copies_made, copies_allowed=grant.copies_allowed,
+            )
+            self.envelopes.audit.record_decision(context)
+
+        copy, grant = self.copies.assign(viewer, artefact.artefact_id, request_id, record_copy)
         printed_on = dt.datetime.fromtimestamp(copy.printed_at, VIETNAM).date()
         stamp = CopyStamp(
             copy_number=copy.copy_number,

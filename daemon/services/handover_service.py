@@ -23,6 +23,7 @@ from niemphong.daemon.handover import (
     Handover,
     outcome,
 )
+from niemphong.daemon.audit.trail import AuditTrail
 from niemphong.daemon.identity import CallContext
 from niemphong.daemon.levels import Level
 from niemphong.daemon.minutes_pdf import render_minutes
@@ -121,10 +122,21 @@ def _doc_numbers(field: str, values: Iterator[str] | list[str]) -> list[str]:
 
 
 class HandoverServicer(apb_grpc.HandoverServiceServicer):
-    def __init__(self, handover: Handover, chunk_bytes: int, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, handover: Handover, audit: AuditTrail, chunk_bytes: int, clock: Callable[[], float] = time.time
+    ) -> None:
         self.handover = handover
+        self.audit = audit
         self.chunk_bytes = chunk_bytes
         self.clock = clock
+
+    def _record(self, context: CallContext) -> Callable[[BatchView], None]:
+        def record(view: BatchView) -> None:
+            # Fail closed: without a durable audit record the change rolls back.
+            context.facts.update(batch_id=view.batch.batch_id, documents=len(view.documents))
+            self.audit.record_decision(context)
+
+        return record
 
     def _run(self, context: CallContext, operation: str, action: Callable[[], T]) -> T:
         try:
@@ -157,8 +169,7 @@ class HandoverServicer(apb_grpc.HandoverServiceServicer):
                     )
                 seen.add(document.doc_number)
 
-            view = self.handover.open_batch(context.identity, handed_over_by, note, documents)
-            context.facts.update(batch_id=view.batch.batch_id, documents=len(documents))
+            view = self.handover.open_batch(context.identity, handed_over_by, note, documents, self._record(context))
             return batch_to_proto(view)
 
         return self._run(context, "open batch", action)
@@ -167,7 +178,7 @@ class HandoverServicer(apb_grpc.HandoverServiceServicer):
         def action() -> apb.Batch:
             batch_id = validation.hex_id("batch_id", request.batch_id)
             context.facts["batch_id"] = batch_id
-            return batch_to_proto(self.handover.approve(context.identity, batch_id))
+            return batch_to_proto(self.handover.approve(context.identity, batch_id, self._record(context)))
 
         return self._run(context, "approve batch", action)
 
@@ -178,8 +189,13 @@ class HandoverServicer(apb_grpc.HandoverServiceServicer):
             not_returned = _doc_numbers("not_returned", list(request.not_returned))
             damaged = _doc_numbers("damaged", list(request.damaged))
             note = validation.text("note", request.note, validation.MAX_REASON, required=False)
-            view = self.handover.close(context.identity, batch_id, not_returned, damaged, note)
-            context.facts["documents_flagged"] = view.reconcile().documents_flagged
+            record = self._record(context)
+
+            def record_close(closing: BatchView) -> None:
+                context.facts["documents_flagged"] = closing.reconcile().documents_flagged
+                record(closing)
+
+            view = self.handover.close(context.identity, batch_id, not_returned, damaged, note, record_close)
             return batch_to_proto(view)
 
         return self._run(context, "close batch", action)

@@ -8,6 +8,7 @@ from typing import TypeVar
 
 from niemphong.daemon import validation
 from niemphong.daemon.errors import ServiceError, abort
+from niemphong.daemon.audit.trail import AuditTrail
 from niemphong.daemon.identity import CallContext
 from niemphong.daemon.metrics import INCIDENT_GRANTS_SUSPENDED, INCIDENTS_CLOSED, INCIDENTS_REPORTED
 from niemphong.daemon.incidents import MAX_INCIDENT_ARTEFACTS, OPEN, IncidentView, Incidents
@@ -37,8 +38,21 @@ def incident_to_proto(view: IncidentView) -> apb.Incident:
 
 
 class IncidentServicer(apb_grpc.IncidentServiceServicer):
-    def __init__(self, incidents: Incidents) -> None:
+    def __init__(self, incidents: Incidents, audit: AuditTrail) -> None:
         self.incidents = incidents
+        self.audit = audit
+
+    def _record(self, context: CallContext) -> Callable[[IncidentView], None]:
+        def record(view: IncidentView) -> None:
+            # Fail closed: without a durable audit record the report or closing rolls back.
+            context.facts.update(incident_id=view.incident.incident_id, artefacts=len(view.artefact_ids))
+            if len(view.artefact_ids) == 1:
+                context.facts["artefact_id"] = view.artefact_ids[0]
+            if view.incident.state == OPEN:
+                context.facts.update(alert="incident_reported", grants_suspended=view.incident.grants_suspended)
+            self.audit.record_decision(context)
+
+        return record
 
     def _run(self, context: CallContext, operation: str, action: Callable[[], T]) -> T:
         try:
@@ -61,15 +75,9 @@ class IncidentServicer(apb_grpc.IncidentServiceServicer):
                 )
             artefact_ids = [validation.hex_id("artefact_id", value) for value in request.artefact_ids]
             text = validation.text("text", request.text, validation.MAX_REASON)
-            view = self.incidents.report(context.identity, artefact_ids, text)
+            view = self.incidents.report(context.identity, artefact_ids, text, self._record(context))
             INCIDENTS_REPORTED.inc()
             INCIDENT_GRANTS_SUSPENDED.inc(view.incident.grants_suspended)
-            context.facts.update(
-                incident_id=view.incident.incident_id, alert="incident_reported",
-                artefacts=len(view.artefact_ids), grants_suspended=view.incident.grants_suspended,
-            )
-            if len(view.artefact_ids) == 1:
-                context.facts["artefact_id"] = view.artefact_ids[0]
             return incident_to_proto(view)
 
         return self._run(context, "incident report", action)
@@ -79,9 +87,11 @@ class IncidentServicer(apb_grpc.IncidentServiceServicer):
             incident_id = validation.hex_id("incident_id", request.incident_id)
             context.facts["incident_id"] = incident_id
             resolution = validation.text("resolution", request.resolution, validation.MAX_REASON)
-            view = self.incidents.close(context.identity, incident_id, resolution, request.revoke_grants)
-            INCIDENTS_CLOSED.inc()
             context.facts["grants_revoked"] = int(request.revoke_grants)
+            view = self.incidents.close(
+                context.identity, incident_id, resolution, request.revoke_grants, self._record(context),
+            )
+            INCIDENTS_CLOSED.inc()
             return incident_to_proto(view)
 
         return self._run(context, "incident close", action)
