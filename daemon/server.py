@@ -18,6 +18,7 @@ from grpc_reflection.v1alpha import reflection
 from niemphong.daemon import metrics
 from niemphong.daemon.access import AccessControl
 from niemphong.daemon.api import api_services
+from niemphong.daemon.archive_wiring import add_archive_services
 from niemphong.daemon.audit.log import AuditLog
 from niemphong.daemon.audit.token_key import TokenCheckpointKey
 from niemphong.daemon.audit.trail import AuditInterceptor, AuditTrail
@@ -93,6 +94,7 @@ class Daemon:
             self._level_counts,
             self._key_versions,
             {level: 86400 * policy.rotation_days for level, policy in config.levels.items()},
+            open_incidents=self._open_incidents,
         )
         self.tcp_port: int | None = None
         self._server: grpc.Server | None = None
@@ -123,9 +125,9 @@ class Daemon:
         )
         assert config.policy is not None
         classifier = Classifier(config.policy)
-        pb_grpc.add_EnvelopeServiceServicer_to_server(
-            EnvelopeServicer(config, self.token, self.keys, self.access, self.audit, classifier), server,
-        )
+        envelopes = EnvelopeServicer(config, self.token, self.keys, self.access, self.audit, classifier)
+        pb_grpc.add_EnvelopeServiceServicer_to_server(envelopes, server)
+        add_archive_services(server, envelopes, self.access, self.audit)
         pb_grpc.add_AccessServiceServicer_to_server(AccessServicer(self.access, self.audit), server)
         audit_pb2_grpc.add_AuditServiceServicer_to_server(AuditServicer(self.audit_log, self.audit_key), server)
         pb_grpc.add_PolicyServiceServicer_to_server(PolicyServicer(config, self.store, self.audit, classifier), server)
@@ -185,6 +187,10 @@ class Daemon:
                 active_grants=row.active_grants if row else 0,
             ))
         return states
+
+    def _open_incidents(self) -> int:
+        with self.store.transaction() as tx:
+            return tx.count_open_incidents()
 
     def _key_versions(self) -> list[metrics.KeyVersionState]:
         levels_by_key = {policy.key_id: level for level, policy in self.config.levels.items()}
