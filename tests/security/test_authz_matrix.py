@@ -28,16 +28,18 @@ import pytest
 from google.protobuf import descriptor as pb_descriptor
 from google.protobuf import message_factory
 
-from conftest import DaemonProcess, DevEnvironment, error_reason, seal_bytes
+from conftest import SAMPLES, DaemonProcess, DevEnvironment, error_reason, seal_bytes
 import niemphong.v1
 from niemphong.clients import devpki
 from niemphong.daemon.identity import ROLES as DAEMON_ROLES
+from niemphong.v1 import archive_pb2 as archive_pb
+from niemphong.v1 import archive_pb2_grpc as archive_grpc
 from niemphong.v1 import audit_pb2 as audit_pb
 from niemphong.v1 import niemphong_pb2 as pb
 from niemphong.v1 import niemphong_pb2_grpc as pb_grpc
 
 V1 = "niemphong.v1."
-ALL_ROLES = frozenset({"scanner", "viewer", "approver", "custodian", "auditor", "operator"})
+ALL_ROLES = frozenset({"scanner", "viewer", "approver", "head", "custodian", "auditor", "operator"})
 
 # RPC (service/method) -> roles that may call it. Written from docs/api.md
 # and the proto comments, not copied from the daemon's table.
@@ -46,10 +48,10 @@ EXPECTED_ROLES: dict[str, frozenset[str]] = {
     "EnvelopeService/Open": frozenset({"viewer"}),
     "EnvelopeService/Inspect": ALL_ROLES,
     "AccessService/RequestAccess": frozenset({"viewer"}),
-    "AccessService/Approve": frozenset({"approver"}),
-    "AccessService/Deny": frozenset({"approver"}),
-    "AccessService/ListPending": frozenset({"viewer", "approver"}),
-    "AccessService/GetRequest": frozenset({"viewer", "approver"}),
+    "AccessService/Approve": frozenset({"approver", "head"}),
+    "AccessService/Deny": frozenset({"approver", "head"}),
+    "AccessService/ListPending": frozenset({"viewer", "approver", "head"}),
+    "AccessService/GetRequest": frozenset({"viewer", "approver", "head"}),
     "PolicyService/GetPolicy": ALL_ROLES,
     "PolicyService/Decide": ALL_ROLES,
     "PolicyService/ListDue": frozenset({"approver", "custodian", "auditor"}),
@@ -57,6 +59,17 @@ EXPECTED_ROLES: dict[str, frozenset[str]] = {
     "AuditService/Verify": frozenset({"auditor"}),
     "AuditService/Export": frozenset({"auditor"}),
     "AuditService/ArtefactHistory": frozenset({"auditor"}),
+    "EnvelopeService/Verify": frozenset({"scanner"}),
+    "HandoverService/OpenBatch": frozenset({"scanner"}),
+    "HandoverService/ApproveBatch": frozenset({"approver", "head"}),
+    "HandoverService/CloseBatch": frozenset({"scanner", "approver", "head"}),
+    "HandoverService/GetBatch": frozenset({"scanner", "approver", "head", "auditor"}),
+    "HandoverService/GetMinutes": frozenset({"scanner", "approver", "head", "auditor"}),
+    "CopyService/Print": frozenset({"viewer"}),
+    "CopyService/ListCopies": frozenset({"approver", "head", "auditor"}),
+    "IncidentService/ReportIncident": ALL_ROLES,
+    "IncidentService/CloseIncident": frozenset({"approver", "head"}),
+    "IncidentService/ListIncidents": frozenset({"approver", "head", "auditor"}),
 }
 
 # RPC -> reasons a caller with an allowed role may still get, because the
@@ -66,9 +79,23 @@ ALLOWED_ROLE_REFUSALS: dict[str, frozenset[str]] = {}
 
 # RPCs that release plaintext: each must succeed only under the caller's own
 # approved, unexpired, unrevoked grant with opens left.
-# RPC -> function(envelope, request id) returning the request that opens it.
-GRANT_RPCS: dict[str, Callable[[bytes, str], Any]] = {
-    "EnvelopeService/Open": lambda envelope, request_id: open_messages(envelope, request_id),
+@dataclass(frozen=True)
+class GrantRpc:
+    """How to call an RPC that releases plaintext, and how its grant is made and counted."""
+
+    request: Callable[[bytes, str], Any]  # (envelope, request id) -> request messages
+    copies: int  # printed copies to ask for in the access request
+    counter: str  # the grants column one success increments
+    refusals: frozenset[str]  # reasons for a grant that does not allow the call
+
+
+GRANT_RPCS: dict[str, GrantRpc] = {
+    "EnvelopeService/Open": GrantRpc(
+        lambda envelope, request_id: open_messages(envelope, request_id), 0, "opens_used",
+        frozenset({"NOT_APPROVED"})),
+    "CopyService/Print": GrantRpc(
+        lambda envelope, request_id: print_messages(envelope, request_id), 1, "copies_made",
+        frozenset({"NOT_APPROVED", "NOT_APPROVED_FOR_PRINTING"})),
 }
 
 # Who calls in the matrix: one identity for each role the daemon knows (a
@@ -80,6 +107,8 @@ CALLERS: dict[str, frozenset[str]] = {
     "authz-viewer-approver": frozenset({"viewer", "approver"}),
     "authz-no-role": frozenset(),
 }
+# A scan the copy service can stamp and print.
+PRINTABLE = (SAMPLES / "giay-de-nghi-mau.jpg").read_bytes()
 OTHER_VIEWER = "authz-viewer-2"
 SECOND_APPROVER = "authz-approver-2"
 
@@ -143,14 +172,40 @@ class Scenario:
     def __init__(self, env: DevEnvironment) -> None:
         self.env = env
 
-    def seal(self, data: bytes = b"authz matrix document", level: int = pb.LEVEL_MAT) -> tuple[bytes, pb.SealSummary]:
-        return seal_bytes(self.env, data, level=level, doc_number="77/AUTHZ-MATRIX", identity="authz-scanner")
+    def seal(self, data: bytes = b"authz matrix document", level: int = pb.LEVEL_MAT,
+             scanner: str = "authz-scanner") -> tuple[bytes, pb.SealSummary]:
+        return seal_bytes(self.env, data, level=level, doc_number="77/AUTHZ-MATRIX", identity=scanner)
 
-    def request(self, artefact_id: str, viewer: str = "authz-viewer") -> str:
+    def request(self, artefact_id: str, viewer: str = "authz-viewer", copies: int = 0) -> str:
         with self.env.channel(viewer) as channel:
             made = pb_grpc.AccessServiceStub(channel).RequestAccess(
-                pb.RequestAccessRequest(artefact_id=artefact_id, purpose="kiểm tra phân quyền"), timeout=10)
+                pb.RequestAccessRequest(artefact_id=artefact_id, purpose="kiểm tra phân quyền", copies=copies),
+                timeout=10)
         return made.request_id
+
+    def open_batch(self) -> str:
+        document = archive_pb.BatchDocument(number=1, doc_number="80/AUTHZ-BATCH", issued_on="2025-05-20",
+                                            sheets=1, pages=1, level=pb.LEVEL_MAT)
+        with self.env.channel("authz-scanner") as channel:
+            batch = archive_grpc.HandoverServiceStub(channel).OpenBatch(archive_pb.OpenBatchRequest(
+                handed_over_by="Văn thư", documents=[document]), timeout=10)
+        return batch.batch_id
+
+    def approve_batch(self, batch_id: str) -> None:
+        with self.env.channel(SECOND_APPROVER) as channel:
+            archive_grpc.HandoverServiceStub(channel).ApproveBatch(
+                archive_pb.ApproveBatchRequest(batch_id=batch_id), timeout=10)
+
+    def report_incident(self, artefact_id: str) -> str:
+        with self.env.channel("authz-scanner") as channel:
+            incident = archive_grpc.IncidentServiceStub(channel).ReportIncident(archive_pb.ReportIncidentRequest(
+                artefact_ids=[artefact_id], text="Nghi lộ bản quét"), timeout=10)
+        return incident.incident_id
+
+    def close_incident(self, incident_id: str, revoke_grants: bool = False) -> None:
+        with self.env.channel(SECOND_APPROVER) as channel:
+            archive_grpc.IncidentServiceStub(channel).CloseIncident(archive_pb.CloseIncidentRequest(
+                incident_id=incident_id, resolution="Đã xác minh", revoke_grants=revoke_grants), timeout=10)
 
     def approve(self, request_id: str, approver: str = SECOND_APPROVER) -> None:
         with self.env.channel(approver) as channel:
@@ -167,10 +222,10 @@ class Scenario:
         if shown.state == pb.REQUEST_STATE_PENDING:
             self.deny(request_id)
 
-    def granted(self, viewer: str = "authz-viewer") -> tuple[bytes, str, str]:
-        """Seal a Mật document and grant ``viewer`` access; return envelope, artefact id and request id."""
-        envelope, summary = self.seal()
-        request_id = self.request(summary.artefact_id, viewer)
+    def granted(self, viewer: str = "authz-viewer", copies: int = 0) -> tuple[bytes, str, str]:
+        """Seal a printable Mật document and grant ``viewer`` access; return envelope, artefact id and request id."""
+        envelope, summary = self.seal(PRINTABLE)
+        request_id = self.request(summary.artefact_id, viewer, copies)
         self.approve(request_id)
         return envelope, summary.artefact_id, request_id
 
@@ -184,16 +239,21 @@ class Scenario:
         finally:
             database.close()
 
-    def grant_row(self, request_id: str) -> tuple[int, int, int]:
+    def grant_row(self, request_id: str) -> dict[str, int]:
+        """Return the grant's counters and flags as stored: opens, copies, expiry, revocation."""
         database = sqlite3.connect(self.env.config["state"]["sqlite"], timeout=30)
+        database.row_factory = sqlite3.Row
         try:
-            row = database.execute(
-                "SELECT opens_used, opens_allowed, revoked FROM grants WHERE request_id = ?", (request_id,),
-            ).fetchone()
+            row = database.execute("SELECT * FROM grants WHERE request_id = ?", (request_id,)).fetchone()
         finally:
             database.close()
         assert row is not None, f"no grant for request {request_id}"
-        return row
+        return dict(row)
+
+
+def print_messages(envelope: bytes, request_id: str = "") -> list[archive_pb.PrintRequest]:
+    return [archive_pb.PrintRequest(start=archive_pb.PrintStart(request_id=request_id)),
+            archive_pb.PrintRequest(chunk=envelope)]
 
 
 def open_messages(envelope: bytes, request_id: str = "") -> list[pb.OpenRequest]:
@@ -308,6 +368,86 @@ def build_audit_history(scenario: Scenario, caller: str) -> Built:
     return audit_pb.ArtefactHistoryRequest(artefact_id=summary.artefact_id), _nothing
 
 
+def build_verify(scenario: Scenario, caller: str) -> Built:
+    # Only the scanner who sealed an artefact may verify it, so a scanner caller seals its own.
+    scanner = caller if "scanner" in CALLERS[caller] else "authz-scanner"
+    envelope, _ = scenario.seal(scanner=scanner)
+    return [pb.VerifyRequest(chunk=envelope)], _nothing
+
+
+def build_open_batch(scenario: Scenario, caller: str) -> Built:
+    document = archive_pb.BatchDocument(number=1, doc_number="81/AUTHZ-BATCH", issued_on="2025-05-20",
+                                        sheets=2, pages=3, level=pb.LEVEL_MAT)
+    return archive_pb.OpenBatchRequest(handed_over_by="Văn thư", documents=[document]), _nothing
+
+
+def build_approve_batch(scenario: Scenario, caller: str) -> Built:
+    return archive_pb.ApproveBatchRequest(batch_id=scenario.open_batch()), _nothing
+
+
+def build_close_batch(scenario: Scenario, caller: str) -> Built:
+    batch_id = scenario.open_batch()
+    scenario.approve_batch(batch_id)
+    return archive_pb.CloseBatchRequest(batch_id=batch_id, note="Trả đủ"), _nothing
+
+
+def build_get_batch(scenario: Scenario, caller: str) -> Built:
+    return archive_pb.GetBatchRequest(batch_id=scenario.open_batch()), _nothing
+
+
+def build_get_minutes(scenario: Scenario, caller: str) -> Built:
+    batch_id = scenario.open_batch()
+    scenario.approve_batch(batch_id)
+    return archive_pb.GetMinutesRequest(batch_id=batch_id), _nothing
+
+
+def build_print(scenario: Scenario, caller: str) -> Built:
+    envelope, summary = scenario.seal(PRINTABLE)
+    request_id = ""
+    if "viewer" in CALLERS[caller]:
+        request_id = scenario.request(summary.artefact_id, caller, copies=1)
+        scenario.approve(request_id)
+    return print_messages(envelope, request_id), _nothing
+
+
+def build_list_copies(scenario: Scenario, caller: str) -> Built:
+    _, summary = scenario.seal()
+    return archive_pb.ListCopiesRequest(artefact_id=summary.artefact_id), _nothing
+
+
+def build_report_incident(scenario: Scenario, caller: str) -> Built:
+    # A fresh artefact, so that the suspension it causes touches nothing else.
+    _, summary = scenario.seal()
+    request = archive_pb.ReportIncidentRequest(artefact_ids=[summary.artefact_id], text="Nghi mất bản quét")
+
+    def cleanup() -> None:
+        with scenario.env.channel(SECOND_APPROVER) as channel:
+            listed = archive_grpc.IncidentServiceStub(channel).ListIncidents(archive_pb.ListIncidentsRequest(), timeout=10)
+        for incident in listed.incidents:
+            if summary.artefact_id in incident.artefact_ids and incident.state == archive_pb.INCIDENT_STATE_OPEN:
+                scenario.close_incident(incident.incident_id)
+
+    return request, cleanup
+
+
+def build_close_incident(scenario: Scenario, caller: str) -> Built:
+    _, summary = scenario.seal()
+    incident_id = scenario.report_incident(summary.artefact_id)
+    request = archive_pb.CloseIncidentRequest(incident_id=incident_id, resolution="Không có sự cố")
+
+    def cleanup() -> None:
+        with scenario.env.channel(SECOND_APPROVER) as channel:
+            listed = archive_grpc.IncidentServiceStub(channel).ListIncidents(archive_pb.ListIncidentsRequest(), timeout=10)
+        if any(i.incident_id == incident_id and i.state == archive_pb.INCIDENT_STATE_OPEN for i in listed.incidents):
+            scenario.close_incident(incident_id)
+
+    return request, cleanup
+
+
+def build_list_incidents(scenario: Scenario, caller: str) -> Built:
+    return archive_pb.ListIncidentsRequest(), _nothing
+
+
 BUILDERS: dict[str, Callable[[Scenario, str], Built]] = {
     "EnvelopeService/Seal": build_seal,
     "EnvelopeService/Open": build_open,
@@ -324,6 +464,17 @@ BUILDERS: dict[str, Callable[[Scenario, str], Built]] = {
     "AuditService/Verify": build_audit_verify,
     "AuditService/Export": build_audit_export,
     "AuditService/ArtefactHistory": build_audit_history,
+    "EnvelopeService/Verify": build_verify,
+    "HandoverService/OpenBatch": build_open_batch,
+    "HandoverService/ApproveBatch": build_approve_batch,
+    "HandoverService/CloseBatch": build_close_batch,
+    "HandoverService/GetBatch": build_get_batch,
+    "HandoverService/GetMinutes": build_get_minutes,
+    "CopyService/Print": build_print,
+    "CopyService/ListCopies": build_list_copies,
+    "IncidentService/ReportIncident": build_report_incident,
+    "IncidentService/CloseIncident": build_close_incident,
+    "IncidentService/ListIncidents": build_list_incidents,
 }
 
 
@@ -419,82 +570,99 @@ def test_rpc_by_role(scenario: Scenario, method: pb_descriptor.MethodDescriptor,
 
 @dataclass
 class GrantCase:
-    """An envelope, the request id the viewer names when opening (may be empty), and the grant to watch."""
+    """An envelope, the request id the viewer names (may be empty), the grant to watch, and the reasons expected."""
 
     envelope: bytes
     request_id: str
     watched: str | None
     cleanup: Callable[[], None] = _nothing
+    reasons: frozenset[str] | None = None  # None: the RPC's own refusal reasons
 
 
-def case_no_request(scenario: Scenario) -> GrantCase:
-    envelope, _ = scenario.seal()
+def case_no_request(scenario: Scenario, rpc: GrantRpc) -> GrantCase:
+    envelope, _ = scenario.seal(PRINTABLE)
     return GrantCase(envelope, "", None)
 
 
-def case_pending(scenario: Scenario) -> GrantCase:
-    envelope, summary = scenario.seal()
-    request_id = scenario.request(summary.artefact_id)
+def case_pending(scenario: Scenario, rpc: GrantRpc) -> GrantCase:
+    envelope, summary = scenario.seal(PRINTABLE)
+    request_id = scenario.request(summary.artefact_id, copies=rpc.copies)
     return GrantCase(envelope, request_id, None, lambda: scenario.settle(request_id))
 
 
-def case_denied(scenario: Scenario) -> GrantCase:
-    envelope, summary = scenario.seal()
-    request_id = scenario.request(summary.artefact_id)
+def case_denied(scenario: Scenario, rpc: GrantRpc) -> GrantCase:
+    envelope, summary = scenario.seal(PRINTABLE)
+    request_id = scenario.request(summary.artefact_id, copies=rpc.copies)
     scenario.deny(request_id)
     return GrantCase(envelope, request_id, None)
 
 
-def case_expired(scenario: Scenario) -> GrantCase:
-    envelope, _, request_id = scenario.granted()
+def case_expired(scenario: Scenario, rpc: GrantRpc) -> GrantCase:
+    # NOTE: no clock can be moved in the running daemon, so the expiry is set
+    # in the state database, which the daemon reads on every call.
+    envelope, _, request_id = scenario.granted(copies=rpc.copies)
     scenario.update_grant(request_id, expires_at=int(time.time()) - 1)
     return GrantCase(envelope, "", request_id)
 
 
-def case_used_up(scenario: Scenario) -> GrantCase:
-    envelope, _, request_id = scenario.granted()
-    _, allowed, _ = scenario.grant_row(request_id)
-    for _ in range(allowed):
+def case_used_up(scenario: Scenario, rpc: GrantRpc) -> GrantCase:
+    envelope, _, request_id = scenario.granted(copies=rpc.copies)
+    limit = "copies_allowed" if rpc.counter == "copies_made" else "opens_allowed"
+    scenario.update_grant(request_id, **{rpc.counter: scenario.grant_row(request_id)[limit]})
+    return GrantCase(envelope, "", request_id)
+
+
+def case_used_up_by_opens(scenario: Scenario, rpc: GrantRpc) -> GrantCase:
+    # The same condition reached the way a viewer reaches it: by opening.
+    envelope, _, request_id = scenario.granted(copies=rpc.copies)
+    for _ in range(scenario.grant_row(request_id)["opens_allowed"]):
         assert attempt(scenario.env, "authz-viewer", _open_method(), open_messages(envelope)).code == grpc.StatusCode.OK
     return GrantCase(envelope, "", request_id)
 
 
-def case_revoked(scenario: Scenario) -> GrantCase:
-    # NOTE: no RPC revokes a grant yet; the state database column is what
-    # the daemon checks, so the test sets it there.
-    envelope, _, request_id = scenario.granted()
-    scenario.update_grant(request_id, revoked=1)
+def case_revoked(scenario: Scenario, rpc: GrantRpc) -> GrantCase:
+    # Closing an incident with revoke_grants revokes every grant on its artefacts.
+    envelope, artefact_id, request_id = scenario.granted(copies=rpc.copies)
+    scenario.close_incident(scenario.report_incident(artefact_id), revoke_grants=True)
     return GrantCase(envelope, "", request_id)
 
 
-def case_other_viewers_grant(scenario: Scenario) -> GrantCase:
-    envelope, _, request_id = scenario.granted(viewer=OTHER_VIEWER)
+def case_suspended(scenario: Scenario, rpc: GrantRpc) -> GrantCase:
+    envelope, artefact_id, request_id = scenario.granted(copies=rpc.copies)
+    incident_id = scenario.report_incident(artefact_id)
+    return GrantCase(envelope, request_id, request_id, lambda: scenario.close_incident(incident_id),
+                     frozenset({"SUSPENDED_BY_INCIDENT"}))
+
+
+def case_other_viewers_grant(scenario: Scenario, rpc: GrantRpc) -> GrantCase:
+    envelope, _, request_id = scenario.granted(viewer=OTHER_VIEWER, copies=rpc.copies)
     return GrantCase(envelope, "", request_id)
 
 
-def case_other_viewers_request_named(scenario: Scenario) -> GrantCase:
-    envelope, _, request_id = scenario.granted(viewer=OTHER_VIEWER)
+def case_other_viewers_request_named(scenario: Scenario, rpc: GrantRpc) -> GrantCase:
+    envelope, _, request_id = scenario.granted(viewer=OTHER_VIEWER, copies=rpc.copies)
     return GrantCase(envelope, request_id, request_id)
 
 
-def case_grant_for_other_artefact(scenario: Scenario) -> GrantCase:
-    _, _, request_id = scenario.granted()
-    envelope, _ = scenario.seal()
+def case_grant_for_other_artefact(scenario: Scenario, rpc: GrantRpc) -> GrantCase:
+    _, _, request_id = scenario.granted(copies=rpc.copies)
+    envelope, _ = scenario.seal(PRINTABLE)
     return GrantCase(envelope, request_id, request_id)
 
 
-def case_own_grant(scenario: Scenario) -> GrantCase:
-    envelope, _, request_id = scenario.granted()
+def case_own_grant(scenario: Scenario, rpc: GrantRpc) -> GrantCase:
+    envelope, _, request_id = scenario.granted(copies=rpc.copies)
     return GrantCase(envelope, request_id, request_id)
 
 
-REFUSED_GRANT_CASES = {
+REFUSED_GRANT_CASES: dict[str, Callable[[Scenario, GrantRpc], GrantCase]] = {
     "no-request": case_no_request,
     "pending": case_pending,
     "denied": case_denied,
     "expired": case_expired,
     "used-up": case_used_up,
     "revoked": case_revoked,
+    "suspended-by-incident": case_suspended,
     "other-viewers-grant": case_other_viewers_grant,
     "other-viewers-request-named": case_other_viewers_request_named,
     "grant-for-other-artefact": case_grant_for_other_artefact,
@@ -512,30 +680,53 @@ def _grant_methods() -> list[pb_descriptor.MethodDescriptor]:
 @pytest.mark.parametrize("method", _grant_methods(), ids=rpc_name)
 @pytest.mark.parametrize("case", sorted(REFUSED_GRANT_CASES))
 def test_grant_condition_refused(scenario: Scenario, method: pb_descriptor.MethodDescriptor, case: str) -> None:
-    prepared = REFUSED_GRANT_CASES[case](scenario)
+    rpc = GRANT_RPCS[rpc_name(method)]
+    prepared = REFUSED_GRANT_CASES[case](scenario, rpc)
     before = scenario.grant_row(prepared.watched) if prepared.watched else None
 
     try:
-        request = GRANT_RPCS[rpc_name(method)](prepared.envelope, prepared.request_id)
-        outcome = attempt(scenario.env, "authz-viewer", method, request)
+        outcome = attempt(scenario.env, "authz-viewer", method, rpc.request(prepared.envelope, prepared.request_id))
     finally:
         prepared.cleanup()
 
-    assert (outcome.code, outcome.reason) == (grpc.StatusCode.PERMISSION_DENIED, "NOT_APPROVED")
+    assert outcome.code == grpc.StatusCode.PERMISSION_DENIED, outcome
+    assert outcome.reason in (prepared.reasons or rpc.refusals), outcome
     if prepared.watched:
-        assert scenario.grant_row(prepared.watched) == before, "a refused open changed the grant"
+        assert scenario.grant_row(prepared.watched) == before, "a refused call changed the grant"
 
 
 @pytest.mark.parametrize("method", _grant_methods(), ids=rpc_name)
-def test_grant_own_valid_opens(scenario: Scenario, method: pb_descriptor.MethodDescriptor) -> None:
-    prepared = case_own_grant(scenario)
-    used_before, _, _ = scenario.grant_row(prepared.request_id)
+def test_grant_own_valid_succeeds(scenario: Scenario, method: pb_descriptor.MethodDescriptor) -> None:
+    rpc = GRANT_RPCS[rpc_name(method)]
+    prepared = case_own_grant(scenario, rpc)
+    used_before = scenario.grant_row(prepared.request_id)[rpc.counter]
 
-    request = GRANT_RPCS[rpc_name(method)](prepared.envelope, prepared.request_id)
-    outcome = attempt(scenario.env, "authz-viewer", method, request)
+    outcome = attempt(scenario.env, "authz-viewer", method, rpc.request(prepared.envelope, prepared.request_id))
 
-    assert outcome.code == grpc.StatusCode.OK
-    assert scenario.grant_row(prepared.request_id)[0] == used_before + 1
+    assert outcome.code == grpc.StatusCode.OK, outcome
+    assert scenario.grant_row(prepared.request_id)[rpc.counter] == used_before + 1
+
+
+def test_open_used_up_by_real_opens_refused(scenario: Scenario) -> None:
+    rpc = GRANT_RPCS["EnvelopeService/Open"]
+    prepared = case_used_up_by_opens(scenario, rpc)
+    assert prepared.watched is not None
+    before = scenario.grant_row(prepared.watched)
+
+    outcome = attempt(scenario.env, "authz-viewer", _open_method(), rpc.request(prepared.envelope, ""))
+
+    assert (outcome.code, outcome.reason) == (grpc.StatusCode.PERMISSION_DENIED, "NOT_APPROVED")
+    assert scenario.grant_row(prepared.watched) == before
+
+
+def test_print_without_copies_refused(scenario: Scenario) -> None:
+    method = archive_pb.DESCRIPTOR.services_by_name["CopyService"].methods_by_name["Print"]
+    envelope, _, request_id = scenario.granted(copies=0)
+
+    outcome = attempt(scenario.env, "authz-viewer", method, print_messages(envelope, request_id))
+
+    assert outcome.code == grpc.StatusCode.PERMISSION_DENIED
+    assert outcome.reason == "NOT_APPROVED_FOR_PRINTING"
 
 
 def test_viewer_cannot_read_other_viewers_request(scenario: Scenario) -> None:
