@@ -16,7 +16,9 @@ handler above all, is a finding.
 
 from __future__ import annotations
 
+import importlib
 import logging
+import pkgutil
 import subprocess
 import sys
 import tempfile
@@ -37,12 +39,26 @@ with instrumented_imports():
     from niemphong.daemon.config import load_config
     from niemphong.daemon.errors import REASON_CODES
     from niemphong.daemon.server import Daemon
+    import niemphong.v1
+    from niemphong.clients.devpki import DEFAULT_IDENTITIES
     from niemphong.v1 import niemphong_pb2 as pb
 
 NAME = "rpc_handlers"
 SEPARATOR = b"\x00\xfe\x00"
-IDENTITIES = ("scanner", "viewer", "approver-1", "approver-2", "custodian", "auditor", "operator")
-METHODS = [method for service in pb.DESCRIPTOR.services_by_name.values() for method in service.methods]
+IDENTITIES = tuple(DEFAULT_IDENTITIES)
+
+
+def _api_methods() -> list:  # type: ignore[type-arg]
+    """Every method of every service in every proto module of niemphong.v1."""
+    methods = []
+    for module_info in sorted(pkgutil.iter_modules(niemphong.v1.__path__), key=lambda info: info.name):
+        if module_info.name.endswith("_pb2"):
+            module = importlib.import_module(f"niemphong.v1.{module_info.name}")
+            methods += [method for service in module.DESCRIPTOR.services_by_name.values() for method in service.methods]
+    return methods
+
+
+METHODS = _api_methods()
 GRPC_DESERIALIZE_FAILURE = "Exception deserializing request!"
 MESSAGE_LIMIT = 1024 * 1024 + 64 * 1024
 
