@@ -23,17 +23,22 @@ _PATH = _FOLDER / "list.csv"
 
 
 def seeds() -> Iterator[bytes]:
-    yield SAMPLE.read_bytes()
-    yield "\ufeffSTT;Số tài liệu;Ngày ban hành;Độ mật;Căn cứ\n1;12/UBND;01/02/2020;Mật;Điều 1 Quyết định 1722/QĐ-TTg\n".encode()
+    yield b"\x00" + SAMPLE.read_bytes()
+    yield b"\x01" + SAMPLE.read_bytes()
+    yield b"\x00" + "\ufeffSTT;Số tài liệu;Ngày ban hành;Độ mật;Căn cứ\n1;12/UBND;01/02/2020;Mật;Điều 1 Quyết định 1722/QĐ-TTg\n".encode()
 
 
 def test_one_input(data: bytes) -> None:
-    _PATH.write_bytes(data)
+    # The first byte picks the plain reading or the batch reading, which
+    # also requires the sheets, pages and scan file of each row.
+    if not data:
+        return
+    _PATH.write_bytes(data[1:])
     try:
-        rows = read_manifest(_PATH)
+        manifest = read_manifest(_PATH, batch=bool(data[0] & 1))
     except ClientError:
         return
-    for row in rows:
+    for row in manifest.rows:
         # A row is either a document to decide or a problem, never both or neither.
         assert (row.document is None) != (row.problem is None)
 
