@@ -24,6 +24,7 @@ DEFAULT_CHUNK_BYTES = 1024 * 1024
 MAX_CHUNK_BYTES = 4 * 1024 * 1024
 DEFAULT_SESSIONS = 4
 MAX_SESSIONS = 64
+DEFAULT_RETRY_MAX_SECONDS = 30
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,8 @@ class TokenConfig:
     sessions: int
     profile: str
     env: Mapping[str, str]
+    # Maximum wait in seconds between two attempts to open the token again after a fault.
+    retry_max_seconds: float = DEFAULT_RETRY_MAX_SECONDS
 
 
 @dataclass(frozen=True)
@@ -202,7 +205,8 @@ def load_config(path: str | os.PathLike[str]) -> Config:
 
 
 def _load_token(token: _Reader) -> TokenConfig:
-    token.reject_unknown({"module", "label", "serial", "uri", "pin_file", "pin_credential", "sessions", "profile", "env"})
+    token.reject_unknown({"module", "label", "serial", "uri", "pin_file", "pin_credential", "sessions", "profile", "env",
+                         "retry_max_seconds"})
     module = token.path_value("module", required=True)
     assert module is not None
     label = token.string("label")
@@ -241,6 +245,7 @@ def _load_token(token: _Reader) -> TokenConfig:
         sessions=token.integer("sessions", DEFAULT_SESSIONS, 1, MAX_SESSIONS),
         profile=token.string("profile", default="softhsm2") or "softhsm2",
         env=env,
+        retry_max_seconds=token.integer("retry_max_seconds", DEFAULT_RETRY_MAX_SECONDS, 1, 3600),
     )
 
 

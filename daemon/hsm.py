@@ -38,6 +38,7 @@ from pkcs11 import exceptions as p11x
 from niemphong.daemon.config import TokenConfig
 from niemphong.daemon.envelope import KeySlot
 from niemphong.daemon.errors import TokenUnavailable
+from niemphong.daemon.token_faults import HANDLE_INVALID_ERRORS, check_not_forked, initialize_module, library_gate
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,7 @@ _TOKEN_GONE = (
     p11x.PinLocked,
     p11x.PinExpired,
     p11x.SlotIDInvalid,
+    *HANDLE_INVALID_ERRORS,
 )
 
 _KEK_TEMPLATE = {
@@ -94,23 +96,6 @@ _DATA_KEY_TEMPLATE = {
 }
 
 
-CKF_OS_LOCKING_OK = 0x00000002
-CKR_OK = 0x000
-
-
-class _InitializeArgs(ctypes.Structure):
-    """CK_C_INITIALIZE_ARGS (PKCS#11 v2.40, section 5.4)."""
-
-    _fields_ = [
-        ("CreateMutex", ctypes.c_void_p),
-        ("DestroyMutex", ctypes.c_void_p),
-        ("LockMutex", ctypes.c_void_p),
-        ("UnlockMutex", ctypes.c_void_p),
-        ("flags", ctypes.c_ulong),
-        ("pReserved", ctypes.c_void_p),
-    ]
-
-
 _libraries: dict[str, pkcs11.lib] = {}
 _libraries_lock = threading.Lock()
 
@@ -132,10 +117,7 @@ def _load_library(module: str) -> pkcs11.lib:
             handle = ctypes.CDLL(module)
         except OSError as exc:
             raise TokenUnavailable(f"cannot load PKCS#11 module {module}: {exc}") from exc
-        handle.C_Finalize(None)
-        result = handle.C_Initialize(ctypes.byref(_InitializeArgs(flags=CKF_OS_LOCKING_OK)))
-        if result != CKR_OK:
-            raise TokenUnavailable(f"C_Initialize of {module} failed with CKR 0x{result:x}")
+        initialize_module(handle, module)
         _libraries[module] = library
         return library
 
@@ -181,11 +163,30 @@ def _kek_weakness(key: pkcs11.SecretKey) -> str | None:
     for attribute, expected in _KEK_REQUIRED.items():
         try:
             actual = key[attribute]
+        except _TOKEN_GONE:
+            raise
         except p11x.PKCS11Error:
             return f"attribute {attribute.name} cannot be read"
         if actual != expected:
             return f"attribute {attribute.name} is {actual!r}, expected {expected!r}"
     return None
+
+
+@contextlib.contextmanager
+def _session_object(obj: pkcs11.Object) -> Iterator[None]:
+    """Destroy a session object after use, unless a token fault ended its session.
+
+    After a fault the session handle may be invalid, and the object ended
+    with its session, so no call is made on it.
+    """
+    try:
+        yield
+    except _TOKEN_GONE:
+        raise
+    except BaseException:
+        obj.destroy()
+        raise
+    obj.destroy()
 
 
 class Pkcs11Token:
@@ -203,6 +204,10 @@ class Pkcs11Token:
         self._pool: queue.Queue[pkcs11.Session] = queue.Queue()
         self._sessions: list[pkcs11.Session] = []
         self._kek_cache: dict[tuple[int, str, int], pkcs11.SecretKey] = {}
+        # Set by the first error that may have invalidated a session or the
+        # login; from then on no session of this object is used again.
+        self._broken = False
+        self._gate = library_gate(str(config.module))
 
         for name, value in config.env.items():
             os.environ[name] = value
@@ -255,11 +260,41 @@ class Pkcs11Token:
 
     def close(self) -> None:
         """Close every session, logging out last. The module stays loaded for the process."""
+        if self._broken:
+            # The handles may be invalid, or may name sessions that a later
+            # initialization handed out again; C_Finalize ends them instead.
+            self.abandon()
+            return
         for session in self._sessions:
             with contextlib.suppress(p11x.PKCS11Error):
                 session.close()
         with contextlib.suppress(p11x.PKCS11Error):
             self._anchor.close()
+        self._sessions.clear()
+        self._kek_cache.clear()
+
+    @property
+    def broken(self) -> bool:
+        """Whether a token fault has made this object's sessions unusable."""
+        return self._broken
+
+    def mark_broken(self) -> None:
+        """Stop handing out sessions; borrowed ones are dropped when returned."""
+        self._broken = True
+
+    def abandon(self) -> None:
+        """Forget every session and key handle without calling the token.
+
+        Used after a fault, before the module is finalized: C_Finalize ends
+        the sessions, and calling C_CloseSession on a handle that a fault
+        invalidated could close a session that is not ours to close.
+        """
+        self._broken = True
+        while True:
+            try:
+                self._pool.get_nowait()
+            except queue.Empty:
+                break
         self._sessions.clear()
         self._kek_cache.clear()
 
@@ -269,17 +304,30 @@ class Pkcs11Token:
 
     @contextlib.contextmanager
     def session(self) -> Iterator[pkcs11.Session]:
-        """Borrow a session for one operation; map a vanished token to TokenUnavailable."""
+        """Borrow a session for one operation; map a vanished token to TokenUnavailable.
+
+        The module's gate is held shared for the whole borrow, so the module
+        is never re-initialized under a running call. A session that saw a
+        token fault is not returned to the pool.
+        """
+        check_not_forked()
+        if self._broken:
+            raise TokenUnavailable(f"token {self.describe()} failed earlier; waiting for it to be opened again")
         try:
             session = self._pool.get(timeout=SESSION_WAIT_SECONDS)
         except queue.Empty:
             raise TokenUnavailable(f"no token session free after {SESSION_WAIT_SECONDS:.0f} s") from None
         try:
-            yield session
+            with self._gate.shared():
+                if self._broken:
+                    raise TokenUnavailable(f"token {self.describe()} failed earlier; waiting for it to be opened again")
+                yield session
         except _TOKEN_GONE as exc:
+            self._broken = True
             raise TokenUnavailable(f"token {self.describe()} failed: {type(exc).__name__}") from exc
         finally:
-            self._pool.put(session)
+            if not self._broken:
+                self._pool.put(session)
 
     # Keys ---------------------------------------------------------------
 
@@ -351,11 +399,9 @@ class Pkcs11Token:
                 Attribute.VALUE: data_key,
                 **_DATA_KEY_TEMPLATE,
             })
-            try:
+            with _session_object(temporary):
                 wrapped = kek.wrap_key(temporary, mechanism=self.wrap_mechanism)
                 self._count("wrap_key")
-            finally:
-                temporary.destroy()
         return data_key, KeySlot(key_id, version, self.wrap_algorithm, wrapped)
 
     def unwrap_data_key(self, slot: KeySlot) -> bytes:
@@ -384,19 +430,27 @@ class Pkcs11Token:
                 # CKR_GENERAL_ERROR; other tokens use CKR_WRAPPED_KEY_INVALID
                 # or CKR_ENCRYPTED_DATA_INVALID. All mean the same here.
                 raise UnwrapFailed(type(exc).__name__) from exc
-            try:
+            with _session_object(key):
                 data_key = bytes(key[Attribute.VALUE])
-            finally:
-                key.destroy()
 
         if len(data_key) != DATA_KEY_BITS // 8:
             raise UnwrapFailed(f"unwrapped key has {len(data_key)} bytes")
         return data_key
 
     def check_alive(self) -> bool:
-        """Return whether the token still completes a call on the login session."""
+        """Return whether the token still answers on the login session and is still listed.
+
+        SoftHSM2 2.6 keeps drawing random numbers after its token folder is
+        moved away, but C_GetSlotList then fails with CKR_GENERAL_ERROR, so
+        both calls are made.
+        """
+        if self._broken:
+            return False
         try:
-            self._anchor.generate_random(64)
-        except p11x.PKCS11Error:
+            check_not_forked()
+            with self._gate.shared():
+                self._anchor.generate_random(64)
+                self._find_token()
+        except (p11x.PKCS11Error, TokenUnavailable):
             return False
         return True

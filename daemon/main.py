@@ -14,6 +14,8 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
+from typing import Any
 
 from niemphong.daemon.config import load_config
 from niemphong.daemon.errors import ConfigError, TokenUnavailable
@@ -32,15 +34,22 @@ def _setup_logging(level: str) -> None:
     )
 
 
-def _serve(config_path: str) -> int:
+def _serve(config_path: str, open_token: Callable[..., Any] | None = None) -> int:
+    """Serve until SIGTERM or SIGINT.
+
+    ``open_token`` replaces the Pkcs11Token constructor; fault-injection
+    tests pass a wrapper around the real token through it.
+    """
     from niemphong.daemon.server import Daemon
+    from niemphong.daemon.token_supervisor import TokenSupervisor
 
     config = load_config(config_path)
     _setup_logging(config.log_level)
     # Everything the daemon creates (state database, sockets' folder) is for
     # its own user only; the socket is opened to the group explicitly.
     os.umask(0o077)
-    daemon = Daemon(config)
+    token = TokenSupervisor(config.token, open_token) if open_token is not None else None
+    daemon = Daemon(config, token=token)
     daemon.start()
 
     stop = threading.Event()

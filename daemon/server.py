@@ -15,14 +15,14 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from niemphong.daemon.access import AccessControl
-from niemphong.daemon.config import Config, read_pin
-from niemphong.daemon.hsm import Pkcs11Token
+from niemphong.daemon.config import Config
 from niemphong.daemon.identity import AuthInterceptor, StreamLimiter
 from niemphong.daemon.services.access_service import AccessServicer
 from niemphong.daemon.services.classification import Classifier
 from niemphong.daemon.services.envelope_service import EnvelopeServicer, KeyRing
 from niemphong.daemon.services.policy_service import PolicyServicer
 from niemphong.daemon.store import SqliteStore
+from niemphong.daemon.token_supervisor import TokenSupervisor
 from niemphong.v1 import niemphong_pb2 as pb
 from niemphong.v1 import niemphong_pb2_grpc as pb_grpc
 
@@ -42,10 +42,12 @@ SERVICE_NAMES = tuple(service.full_name for service in pb.DESCRIPTOR.services_by
 class Daemon:
     """niemphongd: the token, the state store and the gRPC server around them."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, token: TokenSupervisor | None = None) -> None:
         self.config = config
         self._state_lock = _lock_state(config.sqlite)
-        self.token = Pkcs11Token(config.token, read_pin(config.token))
+        # The token is supervised: a fault turns health NOT_SERVING and the
+        # supervisor opens the token again by itself (token_supervisor.py).
+        self.token = token if token is not None else TokenSupervisor(config.token)
         self.store = SqliteStore(config.sqlite)
         self.access = AccessControl(self.store, config.levels)
         self.keys = KeyRing(self.token, config)
@@ -103,6 +105,8 @@ class Daemon:
             os.chmod(config.unix_socket, 0o660)
         self._server = server
         self._update_health()
+        self.token.add_listener(self._on_token_change)
+        self.token.start()
         self._health_thread = threading.Thread(target=self._watch_health, name="health", daemon=True)
         self._health_thread.start()
         log.info(
@@ -114,19 +118,24 @@ class Daemon:
         )
 
     def _update_health(self) -> None:
-        healthy = self.token.check_alive() and self.store.check_writable()
+        healthy = self.token.available and self.store.check_writable()
         status = health_pb2.HealthCheckResponse.SERVING if healthy else health_pb2.HealthCheckResponse.NOT_SERVING
         for name in ("",) + SERVICE_NAMES:
             self.health.set(name, status)
 
+    def _on_token_change(self, available: bool) -> None:
+        # Find the keys again before turning SERVING, so that the first seal
+        # after a recovery uses the token's newest key versions.
+        if available:
+            self.keys.refresh()
+        if not self._stopping.is_set():
+            self._update_health()
+
     def _watch_health(self) -> None:
-        was_healthy = True
+        # The token supervisor checks the token itself; this loop also
+        # catches a state store that stopped being writable.
         while not self._stopping.wait(HEALTH_INTERVAL_SECONDS):
             self._update_health()
-            healthy = self.token.check_alive()
-            if healthy != was_healthy:
-                log.warning("token is %s", "available again" if healthy else "not answering")
-                was_healthy = healthy
 
     def wait(self) -> None:
         assert self._server is not None
