@@ -236,6 +236,16 @@ def _load_token(token: _Reader) -> TokenConfig:
         assert value is not None
         env[key] = value
 
+    profile = token.string("profile", default="softhsm2") or "softhsm2"
+    from niemphong.daemon.hsm_profiles import ProfileError, load_profile
+
+    try:
+        load_profile(profile if "/" not in profile else str(token.path_value("profile")))
+    except ProfileError as exc:
+        raise token.fail("profile", str(exc)) from None
+    if "/" in profile:
+        profile = str(token.path_value("profile"))
+
     return TokenConfig(
         module=module,
         label=label,
@@ -243,7 +253,7 @@ def _load_token(token: _Reader) -> TokenConfig:
         pin_file=pin_file,
         pin_credential=pin_credential,
         sessions=token.integer("sessions", DEFAULT_SESSIONS, 1, MAX_SESSIONS),
-        profile=token.string("profile", default="softhsm2") or "softhsm2",
+        profile=profile,
         env=env,
         retry_max_seconds=token.integer("retry_max_seconds", DEFAULT_RETRY_MAX_SECONDS, 1, 3600),
     )

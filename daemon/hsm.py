@@ -32,12 +32,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pkcs11
-from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
+from pkcs11 import Attribute, KeyType, Mechanism, MechanismFlag, ObjectClass
 from pkcs11 import exceptions as p11x
 
+from niemphong.daemon import rsa_kek
 from niemphong.daemon.config import TokenConfig
 from niemphong.daemon.envelope import KeySlot
 from niemphong.daemon.errors import TokenUnavailable
+from niemphong.daemon.hsm_profiles import Profile, ProfileError, callable_mechanism, load_profile
 from niemphong.daemon.token_faults import HANDLE_INVALID_ERRORS, check_not_forked, initialize_module, library_gate
 
 log = logging.getLogger(__name__)
@@ -45,14 +47,10 @@ log = logging.getLogger(__name__)
 DATA_KEY_BITS = 256
 SESSION_WAIT_SECONDS = 30.0
 
-# Wrapping mechanisms in order of preference, with the name recorded in the
-# envelope header. RFC 5649 (with padding) first; RFC 3394 also fits a 32-byte
-# key, whose length is a multiple of the 8-byte block.
-_WRAP_MECHANISMS = (
-    (Mechanism.AES_KEY_WRAP_PAD, "AES-KWP"),
-    (Mechanism.AES_KEY_WRAP, "AES-KW"),
-)
-_MECHANISM_BY_NAME = {name: mechanism for mechanism, name in _WRAP_MECHANISMS}
+# The wrapping algorithms, their order of preference and their mechanism
+# codes come from the token profile (hsm_profiles/). RFC 5649 (with padding)
+# comes first there; RFC 3394 also fits a 32-byte key, whose length is a
+# multiple of the 8-byte block.
 
 # Errors that mean the token, or our login to it, is gone, as opposed to an
 # operation on bad input failing.
@@ -131,6 +129,9 @@ class KekInfo:
     key_id: str
     version: int
     label: str
+    # "aes": a secret key that wraps in the token; "rsa": a key pair whose
+    # public half wraps on the host (rsa_kek.py).
+    kind: str = "aes"
 
 
 def kek_label(key_id: str, version: int) -> str:
@@ -208,6 +209,13 @@ class Pkcs11Token:
         # login; from then on no session of this object is used again.
         self._broken = False
         self._gate = library_gate(str(config.module))
+        try:
+            self.profile: Profile = load_profile(config.profile)
+        except ProfileError as exc:
+            raise TokenUnavailable(str(exc)) from None
+        # (key_id, version) -> "aes" or "rsa", and RSA public keys, found once per login.
+        self._kek_kinds: dict[tuple[str, int], str] = {}
+        self._rsa_public: dict[tuple[str, int], rsa_kek.rsa.RSAPublicKey] = {}
 
         for name, value in config.env.items():
             os.environ[name] = value
@@ -224,15 +232,32 @@ class Pkcs11Token:
         except p11x.PKCS11Error as exc:
             raise TokenUnavailable(f"cannot open token {self.describe()}: {type(exc).__name__}") from exc
 
-        mechanisms = set(self.token.slot.get_mechanisms())
-        available = [(m, name) for m, name in _WRAP_MECHANISMS if m in mechanisms]
-        if not available:
-            raise TokenUnavailable(f"token {self.describe()} offers neither AES key wrap mechanism")
-        self.wrap_mechanism, self.wrap_algorithm = available[0]
+        self._choose_mechanisms()
         log.info(
             "token opened: %s, %d sessions, wrapping with %s",
             self.describe(), config.sessions, self.wrap_algorithm,
         )
+
+    def _choose_mechanisms(self) -> None:
+        """Pick the first AES wrapping algorithm of the profile that the token offers and python-pkcs11 can call."""
+        offered = {int(mechanism) for mechanism in self.token.slot.get_mechanisms()}
+        self._aes_unwrap_mechanisms: dict[str, Mechanism] = {}
+        for name in self.profile.aes_wrapping:
+            for code in self.profile.mechanism_codes(name):
+                mechanism = callable_mechanism(code)
+                if code in offered and mechanism is not None:
+                    self._aes_unwrap_mechanisms.setdefault(name, mechanism)
+                elif code in offered:
+                    log.warning("token %s offers %s as mechanism 0x%x, which python-pkcs11 cannot call",
+                                self.describe(), name, code)
+        if not self._aes_unwrap_mechanisms and self.profile.kek == "aes":
+            raise TokenUnavailable(
+                f"token {self.describe()} offers none of the AES wrapping algorithms "
+                f"{', '.join(self.profile.aes_wrapping)} of profile {self.profile.name} as a mechanism python-pkcs11 can call"
+            )
+        first = next(iter(self._aes_unwrap_mechanisms.items()), None)
+        self.wrap_algorithm, self.wrap_mechanism = first if first else ("", None)
+        self.rsa_wrap_algorithm = self.profile.rsa_wrapping[0] if self.profile.rsa_wrapping else "RSA-OAEP-SHA1"
 
     def describe(self) -> str:
         """Name the configured token without secrets, for logs and errors."""
@@ -350,15 +375,34 @@ class Pkcs11Token:
                     log.error("ignoring key %s in token %s: %s", key.label, self.describe(), problem)
                     continue
                 found.append(KekInfo(parsed[0], parsed[1], key.label))
+            for key in session.get_objects({Attribute.CLASS: ObjectClass.PRIVATE_KEY, Attribute.TOKEN: True}):
+                parsed = _parse_kek_label(key.label or "")
+                if parsed is None or key.key_type != KeyType.RSA:
+                    continue
+                problem = rsa_kek.private_key_weakness(key, _TOKEN_GONE)
+                if problem is not None:
+                    log.error("ignoring key %s in token %s: %s", key.label, self.describe(), problem)
+                    continue
+                found.append(KekInfo(parsed[0], parsed[1], key.label, "rsa"))
         return sorted(found, key=lambda info: (info.key_id, info.version))
 
     def newest_version(self, key_id: str) -> int | None:
         versions = [info.version for info in self.list_keks() if info.key_id == key_id]
         return max(versions) if versions else None
 
-    def create_kek(self, key_id: str, version: int) -> KekInfo:
-        """Generate an AES-256 KEK in the token: sensitive, non-extractable, wrap and unwrap only."""
+    def create_kek(self, key_id: str, version: int, kind: str | None = None) -> KekInfo:
+        """Generate a KEK in the token, of the profile's kind unless ``kind`` is given.
+
+        An AES KEK is AES-256, sensitive, non-extractable, wrap and unwrap
+        only. An RSA KEK is a key pair of the profile's rsa_bits (rsa_kek.py).
+        """
         label = kek_label(key_id, version)
+        kind = kind or self.profile.kek
+        if kind == "rsa":
+            with self.session() as session:
+                rsa_kek.create_key_pair(session, label, self.profile.rsa_bits)
+            log.info("created RSA key-encryption key %s in token %s", label, self.describe())
+            return KekInfo(key_id, version, label, "rsa")
         with self.session() as session:
             session.generate_key(
                 KeyType.AES, 256, label=label, id=label.encode("ascii"), store=True, template=_KEK_TEMPLATE,
@@ -389,6 +433,8 @@ class Pkcs11Token:
         Returns the data key and its key slot for the envelope header. Raises
         KeyError when the token has no such KEK.
         """
+        if self.kek_kind(key_id, version) == "rsa":
+            return self._new_data_key_rsa(key_id, version)
         with self.session() as session:
             kek = self._kek(session, key_id, version)
             data_key = session.generate_random(DATA_KEY_BITS)
@@ -411,7 +457,9 @@ class Pkcs11Token:
             KeyError: the token contains no KEK for the slot's key id and version.
             UnwrapFailed: the wrapped bytes do not unwrap under that KEK.
         """
-        mechanism = _MECHANISM_BY_NAME.get(slot.wrap_algorithm)
+        if slot.wrap_algorithm in rsa_kek.OAEP_PARAMETERS:
+            return self._unwrap_data_key_rsa(slot)
+        mechanism = self._aes_unwrap_mechanisms.get(slot.wrap_algorithm)
         if mechanism is None:
             raise UnwrapFailed(f"unsupported wrapping algorithm {slot.wrap_algorithm!r}")
 
@@ -436,6 +484,92 @@ class Pkcs11Token:
         if len(data_key) != DATA_KEY_BITS // 8:
             raise UnwrapFailed(f"unwrapped key has {len(data_key)} bytes")
         return data_key
+
+    # RSA key-encryption keys -------------------------------------------
+
+    def kek_kind(self, key_id: str, version: int) -> str:
+        """Return "aes" or "rsa" for the KEK ``key_id`` version ``version``; KeyError when absent."""
+        kind = self._kek_kinds.get((key_id, version))
+        if kind is not None:
+            return kind
+        label = kek_label(key_id, version)
+        with self.session() as session:
+            secret = list(session.get_objects({Attribute.CLASS: ObjectClass.SECRET_KEY, Attribute.LABEL: label}))
+            private = [] if secret else list(
+                session.get_objects({Attribute.CLASS: ObjectClass.PRIVATE_KEY, Attribute.LABEL: label})
+            )
+        if secret:
+            kind = "aes"
+        elif private:
+            kind = "rsa"
+        else:
+            raise KeyError(label)
+        self._kek_kinds[(key_id, version)] = kind
+        return kind
+
+    def _new_data_key_rsa(self, key_id: str, version: int) -> tuple[bytes, KeySlot]:
+        public_key = self._rsa_public.get((key_id, version))
+        with self.session() as session:
+            if public_key is None:
+                try:
+                    public_key = rsa_kek.read_public_key(session, kek_label(key_id, version))
+                except rsa_kek.RsaKekError as exc:
+                    log.error("cannot seal under %s in token %s: %s", kek_label(key_id, version), self.describe(), exc)
+                    raise KeyError(kek_label(key_id, version)) from None
+                self._rsa_public[(key_id, version)] = public_key
+            data_key = session.generate_random(DATA_KEY_BITS)
+            self._count("generate_random")
+        wrapped = rsa_kek.wrap_on_host(public_key, data_key, self.rsa_wrap_algorithm)
+        return data_key, KeySlot(key_id, version, self.rsa_wrap_algorithm, wrapped)
+
+    def _unwrap_data_key_rsa(self, slot: KeySlot) -> bytes:
+        """Recover a data key wrapped with RSA-OAEP, inside the token.
+
+        C_UnwrapKey is used when the token's CKM_RSA_PKCS_OAEP has
+        CKF_UNWRAP. Some USB tokens offer OAEP for decryption only; C_Decrypt
+        then returns the same bytes.
+        """
+        hash_mechanism, mgf, _ = rsa_kek.OAEP_PARAMETERS[slot.wrap_algorithm]
+        parameters = (hash_mechanism, mgf, None)
+        label = kek_label(slot.key_id, slot.key_version)
+        with self.session() as session:
+            try:
+                private_key = rsa_kek.find_private_key(session, label)
+            except rsa_kek.RsaKekError:
+                raise KeyError(label) from None
+            if private_key is None:
+                raise KeyError(label)
+            problem = rsa_kek.private_key_weakness(private_key, _TOKEN_GONE)
+            if problem is not None:
+                log.error("refusing key %s in token %s: %s", label, self.describe(), problem)
+                raise KeyError(label)
+            try:
+                if self._oaep_unwraps():
+                    key = private_key.unwrap_key(
+                        ObjectClass.SECRET_KEY, KeyType.AES, slot.wrapped_key, mechanism=Mechanism.RSA_PKCS_OAEP,
+                        mechanism_param=parameters, store=False, template=_DATA_KEY_TEMPLATE,
+                    )
+                    with _session_object(key):
+                        data_key = bytes(key[Attribute.VALUE])
+                else:
+                    data_key = bytes(private_key.decrypt(
+                        slot.wrapped_key, mechanism=Mechanism.RSA_PKCS_OAEP, mechanism_param=parameters,
+                    ))
+                self._count("unwrap_key")
+            except _TOKEN_GONE:
+                raise
+            except p11x.PKCS11Error as exc:
+                # A wrong key or altered bytes fail the OAEP check: CKR_ENCRYPTED_DATA_INVALID
+                # or, on SoftHSM2 2.6, CKR_GENERAL_ERROR.
+                raise UnwrapFailed(type(exc).__name__) from exc
+
+        if len(data_key) != DATA_KEY_BITS // 8:
+            raise UnwrapFailed(f"unwrapped key has {len(data_key)} bytes")
+        return data_key
+
+    def _oaep_unwraps(self) -> bool:
+        info = self.token.slot.get_mechanism_info(Mechanism.RSA_PKCS_OAEP)
+        return bool(info.flags & MechanismFlag.UNWRAP)
 
     def check_alive(self) -> bool:
         """Return whether the token still answers on the login session and is still listed.
