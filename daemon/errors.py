@@ -39,6 +39,7 @@ REASON_CODES: Mapping[str, grpc.StatusCode] = {
     "INTEGRITY_FAILURE": grpc.StatusCode.DATA_LOSS,
     "TOKEN_UNAVAILABLE": grpc.StatusCode.UNAVAILABLE,
     "KEY_UNAVAILABLE": grpc.StatusCode.UNAVAILABLE,
+    "UNKNOWN_PROFILE": grpc.StatusCode.INVALID_ARGUMENT,
     "INTERNAL": grpc.StatusCode.INTERNAL,
     # Classification policy: metadata "code" holds the decision code.
     "CLASSIFICATION_REFUSED": grpc.StatusCode.FAILED_PRECONDITION,

@@ -83,6 +83,11 @@ class Profile:
             codes.append(AES_WRAP_ALGORITHMS[algorithm])
         return tuple(codes)
 
+    @property
+    def wrapping(self) -> tuple[str, ...]:
+        """The wrapping algorithms for this family's KEK kind, in order of preference."""
+        return self.rsa_wrapping if self.kek == "rsa" else self.aes_wrapping
+
 
 def callable_mechanism(code: int) -> Mechanism | None:
     """Return ``code`` as a python-pkcs11 Mechanism, or None when python-pkcs11 cannot call it.
@@ -94,11 +99,6 @@ def callable_mechanism(code: int) -> Mechanism | None:
         return Mechanism(code)
     except ValueError:
         return None
-
-    @property
-    def wrapping(self) -> tuple[str, ...]:
-        """The wrapping algorithms for this family's KEK kind, in order of preference."""
-        return self.rsa_wrapping if self.kek == "rsa" else self.aes_wrapping
 
 
 def profile_names() -> list[str]:

@@ -46,6 +46,7 @@ METHOD_ROLES: Mapping[str, frozenset[str]] = {
     f"{_V1}PolicyService/Decide": ROLES,
     f"{_V1}PolicyService/ListDue": frozenset({"approver", "custodian", "auditor"}),
     f"{_V1}PolicyService/RecordExtension": frozenset({"approver"}),
+    f"{_V1}TokenService/Probe": frozenset({"operator", "auditor"}),
 }
 
 

@@ -4,6 +4,9 @@
     niemphongd provision --config FILE [--init-softhsm]
                                                      create missing level keys
                                                      (and a development token)
+    niemphongd probe --config FILE [--profile P] [--json]
+                                                     check the token against a
+                                                     token profile
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from niemphong.daemon.config import load_config
+from niemphong.daemon.config import load_config, read_pin
 from niemphong.daemon.errors import ConfigError, TokenUnavailable
 
 log = logging.getLogger("niemphong.daemon")
@@ -77,6 +80,42 @@ def _provision(config_path: str, init_softhsm: bool) -> int:
     return 0
 
 
+def _probe(config_path: str, profile_name: str | None, as_json: bool) -> int:
+    """Probe the configured token against a profile without a running daemon; exit 1 when a point fails."""
+    import json
+
+    from niemphong.daemon.hsm import Pkcs11Token
+    from niemphong.daemon.hsm_probe import probe
+    from niemphong.daemon.hsm_profiles import ProfileError, load_profile
+    from niemphong.daemon.services.token_service import report_to_proto
+    from google.protobuf import json_format
+
+    config = load_config(config_path)
+    _setup_logging(config.log_level)
+    try:
+        profile = load_profile(profile_name or config.token.profile)
+    except ProfileError as exc:
+        raise ConfigError(str(exc)) from None
+    token = Pkcs11Token(config.token, read_pin(config.token))
+    try:
+        report = probe(token, profile, config.token.sessions, config.levels)
+    finally:
+        token.close()
+
+    if as_json:
+        message = report_to_proto(report, config.token.profile)
+        print(json.dumps(json_format.MessageToDict(message, preserving_proto_field_name=True), ensure_ascii=False, indent=2))
+    else:
+        print(f"profile {profile.name} ({profile.family}), configured profile {config.token.profile}")
+        for point in report.points:
+            reason = f" ({point.reason})" if point.reason else ""
+            print(f"{point.status.value.upper():12} {point.name}{reason}")
+            print(f"{'':12} required: {point.required}")
+            print(f"{'':12} offered:  {point.offered}")
+        print("PASS" if report.passed else "FAIL")
+    return 0 if report.passed else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] == "provision":
@@ -88,6 +127,18 @@ def main(argv: list[str] | None = None) -> int:
         )
         options = parser.parse_args(args[1:])
         action = lambda: _provision(options.config, options.init_softhsm)  # noqa: E731
+    elif args and args[0] == "probe":
+        parser = argparse.ArgumentParser(
+            prog="niemphongd probe",
+            description="Check the configured token against a token profile, without a running daemon. "
+                        "Exit status 0 when every point passes, 1 when one fails, 6 when the token is unavailable.",
+        )
+        parser.add_argument("--config", required=True, help="path of niemphongd.toml")
+        parser.add_argument("--profile", help="profile name in hsm_profiles/ or a profile file path; "
+                                              "default: [token] profile of the configuration")
+        parser.add_argument("--json", action="store_true", help="print the report as JSON")
+        options = parser.parse_args(args[1:])
+        action = lambda: _probe(options.config, options.profile, options.json)  # noqa: E731
     else:
         parser = argparse.ArgumentParser(prog="niemphongd", description="Niêm Phong key-custody daemon.")
         parser.add_argument("--config", required=True, help="path of niemphongd.toml")

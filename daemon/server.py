@@ -21,10 +21,12 @@ from niemphong.daemon.services.access_service import AccessServicer
 from niemphong.daemon.services.classification import Classifier
 from niemphong.daemon.services.envelope_service import EnvelopeServicer, KeyRing
 from niemphong.daemon.services.policy_service import PolicyServicer
+from niemphong.daemon.services.token_service import TokenServicer
 from niemphong.daemon.store import SqliteStore
 from niemphong.daemon.token_supervisor import TokenSupervisor
 from niemphong.v1 import niemphong_pb2 as pb
 from niemphong.v1 import niemphong_pb2_grpc as pb_grpc
+from niemphong.v1 import token_pb2, token_pb2_grpc
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +38,11 @@ RESERVED_UNARY_WORKERS = 8
 # Room for a chunk plus the protobuf framing around it.
 MESSAGE_OVERHEAD_BYTES = 64 * 1024
 
-SERVICE_NAMES = tuple(service.full_name for service in pb.DESCRIPTOR.services_by_name.values())
+SERVICE_NAMES = tuple(
+    service.full_name
+    for descriptor in (pb.DESCRIPTOR, token_pb2.DESCRIPTOR)
+    for service in descriptor.services_by_name.values()
+)
 
 
 class Daemon:
@@ -80,6 +86,7 @@ class Daemon:
         classifier = Classifier(config.policy)
         pb_grpc.add_PolicyServiceServicer_to_server(PolicyServicer(config, self.store, classifier), server)
         _log_policy(config)
+        token_pb2_grpc.add_TokenServiceServicer_to_server(TokenServicer(config, self.token), server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(
             SERVICE_NAMES + (health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),

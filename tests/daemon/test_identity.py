@@ -11,12 +11,14 @@ from cryptography.x509.oid import NameOID
 
 from niemphong.daemon.identity import METHOD_ROLES, ROLES, StreamLimiter, identity_from_pem
 from niemphong.v1 import niemphong_pb2 as pb
+from niemphong.v1 import token_pb2
 
 
 def service_methods() -> set[str]:
     return {
         f"/{service.full_name}/{method.name}"
-        for service in pb.DESCRIPTOR.services_by_name.values()
+        for descriptor in (pb.DESCRIPTOR, token_pb2.DESCRIPTOR)
+        for service in descriptor.services_by_name.values()
         for method in service.methods
     }
 
