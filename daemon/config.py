@@ -57,6 +57,8 @@ class LevelPolicy:
     # NOTE: recorded and shown; the daemon does not rotate keys on its own yet.
     rotation_days: int = 365
     protection_years: int = 10
+    # True: every segment is sealed and opened by the token (in-token mode).
+    in_token: bool = False
 
 
 @dataclass(frozen=True)

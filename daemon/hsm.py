@@ -28,14 +28,14 @@ import os
 import queue
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pkcs11
 from pkcs11 import Attribute, KeyType, Mechanism, MechanismFlag, ObjectClass
 from pkcs11 import exceptions as p11x
 
-from niemphong.daemon import rsa_kek
+from niemphong.daemon import rsa_kek, token_aead
 from niemphong.daemon.config import TokenConfig
 from niemphong.daemon.envelope import KeySlot
 from niemphong.daemon.errors import TokenUnavailable
@@ -208,6 +208,9 @@ class Pkcs11Token:
         # Set by the first error that may have invalidated a session or the
         # login; from then on no session of this object is used again.
         self._broken = False
+        # Called once with a reason when a token fault breaks this object
+        # (the token supervisor sets it to start recovering).
+        self.on_fault: Callable[[str], None] | None = None
         self._gate = library_gate(str(config.module))
         try:
             self.profile: Profile = load_profile(config.profile)
@@ -307,6 +310,18 @@ class Pkcs11Token:
         """Stop handing out sessions; borrowed ones are dropped when returned."""
         self._broken = True
 
+    @property
+    def fault_errors(self) -> tuple[type[Exception], ...]:
+        """The python-pkcs11 errors that mean the token, a session or the login is gone."""
+        return _TOKEN_GONE
+
+    def fault(self, reason: str) -> None:
+        """Mark this object broken after a token fault and report it to ``on_fault`` once."""
+        first = not self._broken
+        self._broken = True
+        if first and self.on_fault is not None:
+            self.on_fault(reason)
+
     def abandon(self) -> None:
         """Forget every session and key handle without calling the token.
 
@@ -348,7 +363,7 @@ class Pkcs11Token:
                     raise TokenUnavailable(f"token {self.describe()} failed earlier; waiting for it to be opened again")
                 yield session
         except _TOKEN_GONE as exc:
-            self._broken = True
+            self.fault(f"{type(exc).__name__} on a pool session")
             raise TokenUnavailable(f"token {self.describe()} failed: {type(exc).__name__}") from exc
         finally:
             if not self._broken:
@@ -484,6 +499,48 @@ class Pkcs11Token:
         if len(data_key) != DATA_KEY_BITS // 8:
             raise UnwrapFailed(f"unwrapped key has {len(data_key)} bytes")
         return data_key
+
+    # In-token mode ------------------------------------------------------
+
+    def new_in_token_data_key(self, key_id: str, version: int) -> tuple[token_aead.TokenDataKey, KeySlot]:
+        """Generate a data key that stays in the token, wrapped under an AES KEK (token_aead.py).
+
+        The caller closes the returned key. Raises KeyError when the token
+        has no such AES KEK.
+        """
+        if self.kek_kind(key_id, version) != "aes":
+            raise KeyError(f"{kek_label(key_id, version)}: in-token mode needs an AES key-encryption key")
+        return token_aead.new_data_key(self, lambda session: self._find_kek(session, key_id, version), key_id, version)
+
+    def unwrap_in_token_data_key(self, slot: KeySlot) -> token_aead.TokenDataKey:
+        """Unwrap a data key into the token for an in-token envelope; the caller closes it.
+
+        Raises:
+            KeyError: the token contains no AES KEK for the slot.
+            UnwrapFailed: the wrapped bytes do not unwrap under that KEK.
+        """
+        mechanism = self._aes_unwrap_mechanisms.get(slot.wrap_algorithm)
+        if mechanism is None:
+            raise UnwrapFailed(f"unsupported wrapping algorithm {slot.wrap_algorithm!r} for in-token mode")
+        try:
+            return token_aead.unwrap_data_key(
+                self, lambda session: self._find_kek(session, slot.key_id, slot.key_version), slot, mechanism,
+            )
+        except token_aead.UnwrapRejected:
+            raise UnwrapFailed("the token rejected the wrapped key") from None
+
+    def _find_kek(self, session: pkcs11.Session, key_id: str, version: int) -> pkcs11.SecretKey:
+        """Find an AES KEK in ``session`` without the per-session cache, for sessions outside the pool."""
+        label = kek_label(key_id, version)
+        try:
+            key = session.get_key(object_class=ObjectClass.SECRET_KEY, label=label)
+        except (p11x.NoSuchKey, p11x.MultipleObjectsReturned) as exc:
+            raise KeyError(label) from exc
+        problem = _kek_weakness(key)
+        if problem is not None:
+            log.error("refusing key %s in token %s: %s", label, self.describe(), problem)
+            raise KeyError(label)
+        return key
 
     # RSA key-encryption keys -------------------------------------------
 

@@ -70,7 +70,7 @@ class TokenSupervisor:
         self._open_token = open_token
         self._check_interval = check_interval
         self._retry_max = retry_max if retry_max is not None else config.retry_max_seconds
-        self._token = open_token(config, read_pin(config))
+        self._token = self._watch(open_token(config, read_pin(config)))
         self._available = True
         self._lock = threading.Lock()
         self._listeners: list[Listener] = []
@@ -146,6 +146,12 @@ class TokenSupervisor:
 
     # Faults and recovery ---------------------------------------------------
 
+    def _watch(self, token: Pkcs11Token) -> Pkcs11Token:
+        # A fault seen outside call(), for example by an in-token key
+        # during a streamed seal, starts recovery as well.
+        token.on_fault = lambda reason: self.report_fault(token, reason)
+        return token
+
     def report_fault(self, token: Pkcs11Token, reason: str) -> None:
         """Mark ``token`` unusable and start recovering, unless it was already replaced."""
         with self._lock:
@@ -188,7 +194,7 @@ class TokenSupervisor:
         try:
             reinitialize_module(module)
             pin = read_pin(self.config)
-            fresh = self._open_token(self.config, pin)
+            fresh = self._watch(self._open_token(self.config, pin))
             del pin
         except (TokenUnavailable, ConfigError, p11x.PKCS11Error, OSError) as exc:
             log.warning("token recovery attempt %d: %s", attempt, exc)

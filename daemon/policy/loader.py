@@ -45,8 +45,11 @@ DEFAULTS = {
 _KIND = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
 _LEVEL_KEYS = {
     "key_id", "key_uri", "token_profiles", "approvals", "grant_hours", "grant_opens", "printing",
-    "rotation_days", "protection_years",
+    "rotation_days", "protection_years", "encryption",
 }
+# Where the segments of a level are encrypted: on the host (AES-GCM with a
+# data key the token unwraps) or inside the token (in-token mode).
+ENCRYPTION_MODES = ("host", "token")
 
 
 @dataclass(frozen=True)
@@ -164,6 +167,12 @@ def _load_level(section: _Reader, level: Level, token: TokenConfig, development:
             "outside development mode; use a hardware token or HSM",
         )
 
+    encryption = section.string("encryption", default="host") or "host"
+    if encryption not in ENCRYPTION_MODES:
+        raise section.fail("encryption", f"must be one of {list(ENCRYPTION_MODES)}, got {encryption!r}")
+    if encryption == "token":
+        _check_in_token_profile(section, token)
+
     law_years = LAW_PROTECTION_YEARS[level]
     return LevelPolicy(
         level=level,
@@ -175,7 +184,25 @@ def _load_level(section: _Reader, level: Level, token: TokenConfig, development:
         printing=_boolean(section, "printing", bool(defaults["printing"])),
         rotation_days=section.integer("rotation_days", defaults["rotation_days"], 1, 3650),
         protection_years=section.integer("protection_years", law_years, law_years, MAX_PROTECTION_YEARS),
+        in_token=encryption == "token",
     )
+
+
+def _check_in_token_profile(section: _Reader, token: TokenConfig) -> None:
+    from niemphong.daemon.hsm_profiles import ProfileError, load_profile
+
+    try:
+        profile = load_profile(token.profile)
+    except ProfileError as exc:
+        raise section.fail("encryption", str(exc)) from None
+    if not profile.in_token:
+        raise section.fail(
+            "encryption",
+            f"the token profile {profile.name!r} offers no encryption inside the token; "
+            "use encryption = \"host\" or a token whose profile lists [in_token] aead",
+        )
+    if profile.kek != "aes":
+        raise section.fail("encryption", f"in-token mode needs AES level keys; profile {profile.name!r} uses {profile.kek.upper()}")
 
 
 def _key_id(section: _Reader, level: Level, token: TokenConfig) -> str:

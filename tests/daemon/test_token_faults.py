@@ -39,6 +39,11 @@ FAULTY_DAEMON = Path(__file__).with_name("faulty_niemphongd.py")
 # Every PKCS#11 call that Seal and Open make, in the order they make them.
 SEAL_POINTS = ("get_key", "get_attribute:KEY_TYPE", "generate_random", "create_object", "wrap_key", "destroy")
 OPEN_POINTS = ("get_key", "get_attribute:SENSITIVE", "unwrap_key", "get_attribute:VALUE", "destroy")
+# The same for a level in in-token mode (Tối mật in this environment).
+IN_TOKEN_SEAL_POINTS = (
+    "open", "get_key", "generate_key", "wrap_key", "derive_key", "get_attribute:VALUE", "destroy", "encrypt",
+)
+IN_TOKEN_OPEN_POINTS = ("open", "unwrap_key", "derive_key", "decrypt")
 
 PLAINTEXT = os.urandom(200_000)
 
@@ -53,6 +58,8 @@ def _fast_retry(env: DevEnvironment) -> None:
 def fault_env(tmp_path_factory: pytest.TempPathFactory) -> DevEnvironment:
     env = dev_init(tmp_path_factory.mktemp("faults"))
     _fast_retry(env)
+    policy = env.root / "policy.toml"
+    policy.write_text(policy.read_text().replace("[levels.toi-mat]\n", '[levels.toi-mat]\nencryption = "token"\n', 1))
     return env
 
 
@@ -130,6 +137,44 @@ def test_open_fault_refused_then_recovered(faulty: FaultyDaemon, fault_env: DevE
     _assert_token_unavailable(caught.value)
     assert received == b""
     _check_refused_then_recovered(faulty, point)
+    assert open_bytes(fault_env, envelope) == PLAINTEXT
+    assert _violations(faulty) == []
+
+
+@pytest.mark.parametrize("point", IN_TOKEN_SEAL_POINTS)
+def test_in_token_seal_fault_refused_then_recovered(faulty: FaultyDaemon, fault_env: DevEnvironment,
+                                                     point: str) -> None:
+    faulty.set_plan(fail=[point], then_down=True)
+
+    with pytest.raises(grpc.RpcError) as caught:
+        seal_bytes(fault_env, PLAINTEXT, level=pb.LEVEL_TOI_MAT)
+
+    _assert_token_unavailable(caught.value)
+    _check_refused_then_recovered(faulty, point)
+    envelope, summary = seal_bytes(fault_env, PLAINTEXT, level=pb.LEVEL_TOI_MAT)
+    grant_access(fault_env, summary.artefact_id, ["approver-1", "approver-2"])
+    assert open_bytes(fault_env, envelope) == PLAINTEXT
+    assert _violations(faulty) == []
+
+
+@pytest.mark.parametrize("point", IN_TOKEN_OPEN_POINTS)
+def test_in_token_open_fault_refused_then_recovered(faulty: FaultyDaemon, fault_env: DevEnvironment,
+                                                     point: str) -> None:
+    envelope, summary = seal_bytes(fault_env, PLAINTEXT, level=pb.LEVEL_TOI_MAT)
+    grant_access(fault_env, summary.artefact_id, ["approver-1", "approver-2"])
+    received = bytearray()
+    faulty.set_plan(fail=[point], then_down=True)
+
+    with pytest.raises(grpc.RpcError) as caught:
+        open_bytes(fault_env, envelope, received=received)
+
+    _assert_token_unavailable(caught.value)
+    assert received == b""
+    _check_refused_then_recovered(faulty, point)
+    if point == "decrypt":
+        # The grant's single open is counted once the header verified,
+        # before any segment is decrypted, so the retry needs a new grant.
+        grant_access(fault_env, summary.artefact_id, ["approver-1", "approver-2"])
     assert open_bytes(fault_env, envelope) == PLAINTEXT
     assert _violations(faulty) == []
 
