@@ -155,6 +155,7 @@ REASON_RULES: Mapping[str, ReasonRule] = {
     "TOKEN_UNAVAILABLE": ReasonRule(grpc.StatusCode.UNAVAILABLE, ExitCode.UNAVAILABLE),
     "KEY_UNAVAILABLE": ReasonRule(grpc.StatusCode.UNAVAILABLE, ExitCode.UNAVAILABLE),
     "UNKNOWN_PROFILE": ReasonRule(grpc.StatusCode.INVALID_ARGUMENT, ExitCode.USAGE),
+    "DAEMON_STOPPING": ReasonRule(grpc.StatusCode.UNAVAILABLE, ExitCode.UNAVAILABLE),
     "INTERNAL": ReasonRule(grpc.StatusCode.INTERNAL, ExitCode.FAILURE),
     "CLASSIFICATION_REFUSED": ReasonRule(grpc.StatusCode.FAILED_PRECONDITION, ExitCode.REFUSED_BY_POLICY),
     "EXTENSION_REJECTED": ReasonRule(grpc.StatusCode.FAILED_PRECONDITION, ExitCode.REFUSED_BY_POLICY),

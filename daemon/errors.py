@@ -40,6 +40,7 @@ REASON_CODES: Mapping[str, grpc.StatusCode] = {
     "TOKEN_UNAVAILABLE": grpc.StatusCode.UNAVAILABLE,
     "KEY_UNAVAILABLE": grpc.StatusCode.UNAVAILABLE,
     "UNKNOWN_PROFILE": grpc.StatusCode.INVALID_ARGUMENT,
+    "DAEMON_STOPPING": grpc.StatusCode.UNAVAILABLE,
     "INTERNAL": grpc.StatusCode.INTERNAL,
     # Classification policy: metadata "code" holds the decision code.
     "CLASSIFICATION_REFUSED": grpc.StatusCode.FAILED_PRECONDITION,

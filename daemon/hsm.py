@@ -27,15 +27,16 @@ import logging
 import os
 import queue
 import threading
-from collections import Counter
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import date, datetime, timezone
 
 import pkcs11
 from pkcs11 import Attribute, KeyType, Mechanism, MechanismFlag, ObjectClass
 from pkcs11 import exceptions as p11x
 
-from niemphong.daemon import rsa_kek, token_aead
+from niemphong.daemon import metrics, rsa_kek, token_aead
 from niemphong.daemon.config import TokenConfig
 from niemphong.daemon.envelope import KeySlot
 from niemphong.daemon.errors import TokenUnavailable
@@ -129,9 +130,31 @@ class KekInfo:
     key_id: str
     version: int
     label: str
+    # CKA_START_DATE, set when the daemon created the key; None when the
+    # token has no date for it (keys created by other tools).
+    created_on: date | None = None
     # "aes": a secret key that wraps in the token; "rsa": a key pair whose
     # public half wraps on the host (rsa_kek.py).
     kind: str = "aes"
+
+
+def _mechanism_label(mechanism: Mechanism | None) -> str:
+    return f"CKM_{mechanism.name}" if mechanism is not None else metrics.NONE
+
+
+@contextlib.contextmanager
+def _token_call(function: str, mechanism: Mechanism | None = None) -> Iterator[None]:
+    """Count and time one PKCS#11 call; ``function`` is its C_ name, e.g. ``C_WrapKey``."""
+    label = _mechanism_label(mechanism)
+    started = time.monotonic()
+    try:
+        yield
+    except p11x.PKCS11Error as exc:
+        metrics.TOKEN_CALL_ERRORS.labels(function, label, type(exc).__name__).inc()
+        raise
+    finally:
+        metrics.TOKEN_CALLS.labels(function, label).inc()
+        metrics.TOKEN_CALL_DURATION.labels(function, label).observe(time.monotonic() - started)
 
 
 def kek_label(key_id: str, version: int) -> str:
@@ -185,9 +208,11 @@ def _session_object(obj: pkcs11.Object) -> Iterator[None]:
     except _TOKEN_GONE:
         raise
     except BaseException:
-        obj.destroy()
+        with _token_call("C_DestroyObject"):
+            obj.destroy()
         raise
-    obj.destroy()
+    with _token_call("C_DestroyObject"):
+        obj.destroy()
 
 
 class Pkcs11Token:
@@ -200,8 +225,6 @@ class Pkcs11Token:
 
     def __init__(self, config: TokenConfig, pin: str) -> None:
         self.config = config
-        self.calls: Counter[str] = Counter()
-        self._calls_lock = threading.Lock()
         self._pool: queue.Queue[pkcs11.Session] = queue.Queue()
         self._sessions: list[pkcs11.Session] = []
         self._kek_cache: dict[tuple[int, str, int], pkcs11.SecretKey] = {}
@@ -230,6 +253,7 @@ class Pkcs11Token:
                 session = self.token.open(rw=True)
                 self._sessions.append(session)
                 self._pool.put(session)
+            metrics.TOKEN_SESSIONS.set(len(self._sessions))
         except p11x.PinIncorrect as exc:
             raise TokenUnavailable(f"login to token {self.describe()} failed: incorrect PIN") from exc
         except p11x.PKCS11Error as exc:
@@ -300,6 +324,7 @@ class Pkcs11Token:
             self._anchor.close()
         self._sessions.clear()
         self._kek_cache.clear()
+        metrics.TOKEN_SESSIONS.set(0)
 
     @property
     def broken(self) -> bool:
@@ -337,10 +362,7 @@ class Pkcs11Token:
                 break
         self._sessions.clear()
         self._kek_cache.clear()
-
-    def _count(self, name: str) -> None:
-        with self._calls_lock:
-            self.calls[name] += 1
+        metrics.TOKEN_SESSIONS.set(0)
 
     @contextlib.contextmanager
     def session(self) -> Iterator[pkcs11.Session]:
@@ -353,10 +375,17 @@ class Pkcs11Token:
         check_not_forked()
         if self._broken:
             raise TokenUnavailable(f"token {self.describe()} failed earlier; waiting for it to be opened again")
+        started = time.monotonic()
+        metrics.TOKEN_SESSIONS_WAITING.inc()
         try:
             session = self._pool.get(timeout=SESSION_WAIT_SECONDS)
         except queue.Empty:
+            metrics.TOKEN_SESSION_TIMEOUTS.inc()
             raise TokenUnavailable(f"no token session free after {SESSION_WAIT_SECONDS:.0f} s") from None
+        finally:
+            metrics.TOKEN_SESSIONS_WAITING.dec()
+        metrics.TOKEN_SESSION_WAIT.observe(time.monotonic() - started)
+        metrics.TOKEN_SESSIONS_IN_USE.inc()
         try:
             with self._gate.shared():
                 if self._broken:
@@ -368,6 +397,7 @@ class Pkcs11Token:
         finally:
             if not self._broken:
                 self._pool.put(session)
+            metrics.TOKEN_SESSIONS_IN_USE.dec()
 
     # Keys ---------------------------------------------------------------
 
@@ -380,7 +410,7 @@ class Pkcs11Token:
         version" and decrypt every envelope sealed under it.
         """
         found = []
-        with self.session() as session:
+        with self.session() as session, _token_call("C_FindObjects"):
             for key in session.get_objects({Attribute.CLASS: ObjectClass.SECRET_KEY, Attribute.TOKEN: True}):
                 parsed = _parse_kek_label(key.label or "")
                 if parsed is None:
@@ -389,7 +419,7 @@ class Pkcs11Token:
                 if problem is not None:
                     log.error("ignoring key %s in token %s: %s", key.label, self.describe(), problem)
                     continue
-                found.append(KekInfo(parsed[0], parsed[1], key.label))
+                found.append(KekInfo(parsed[0], parsed[1], key.label, _start_date(key)))
             for key in session.get_objects({Attribute.CLASS: ObjectClass.PRIVATE_KEY, Attribute.TOKEN: True}):
                 parsed = _parse_kek_label(key.label or "")
                 if parsed is None or key.key_type != KeyType.RSA:
@@ -398,7 +428,7 @@ class Pkcs11Token:
                 if problem is not None:
                     log.error("ignoring key %s in token %s: %s", key.label, self.describe(), problem)
                     continue
-                found.append(KekInfo(parsed[0], parsed[1], key.label, "rsa"))
+                found.append(KekInfo(parsed[0], parsed[1], key.label, _start_date(key), "rsa"))
         return sorted(found, key=lambda info: (info.key_id, info.version))
 
     def newest_version(self, key_id: str) -> int | None:
@@ -413,24 +443,27 @@ class Pkcs11Token:
         """
         label = kek_label(key_id, version)
         kind = kind or self.profile.kek
+        # The creation date, for key age and rotation metrics; PKCS#11 keeps
+        # no creation time of its own.
+        today = datetime.now(timezone.utc).date()
         if kind == "rsa":
-            with self.session() as session:
-                rsa_kek.create_key_pair(session, label, self.profile.rsa_bits)
+            with self.session() as session, _token_call("C_GenerateKeyPair", Mechanism.RSA_PKCS_KEY_PAIR_GEN):
+                rsa_kek.create_key_pair(session, label, self.profile.rsa_bits, today)
             log.info("created RSA key-encryption key %s in token %s", label, self.describe())
-            return KekInfo(key_id, version, label, "rsa")
-        with self.session() as session:
-            session.generate_key(
-                KeyType.AES, 256, label=label, id=label.encode("ascii"), store=True, template=_KEK_TEMPLATE,
-            )
+            return KekInfo(key_id, version, label, today, "rsa")
+        template = {**_KEK_TEMPLATE, Attribute.START_DATE: today}
+        with self.session() as session, _token_call("C_GenerateKey", Mechanism.AES_KEY_GEN):
+            session.generate_key(KeyType.AES, 256, label=label, id=label.encode("ascii"), store=True, template=template)
         log.info("created key-encryption key %s in token %s", label, self.describe())
-        return KekInfo(key_id, version, label)
+        return KekInfo(key_id, version, label, today)
 
     def _kek(self, session: pkcs11.Session, key_id: str, version: int) -> pkcs11.SecretKey:
         cache_key = (id(session), key_id, version)
         key = self._kek_cache.get(cache_key)
         if key is None:
             try:
-                key = session.get_key(object_class=ObjectClass.SECRET_KEY, label=kek_label(key_id, version))
+                with _token_call("C_FindObjects"):
+                    key = session.get_key(object_class=ObjectClass.SECRET_KEY, label=kek_label(key_id, version))
             except (p11x.NoSuchKey, p11x.MultipleObjectsReturned) as exc:
                 raise KeyError(kek_label(key_id, version)) from exc
             problem = _kek_weakness(key)
@@ -452,17 +485,18 @@ class Pkcs11Token:
             return self._new_data_key_rsa(key_id, version)
         with self.session() as session:
             kek = self._kek(session, key_id, version)
-            data_key = session.generate_random(DATA_KEY_BITS)
-            self._count("generate_random")
-            temporary = session.create_object({
-                Attribute.CLASS: ObjectClass.SECRET_KEY,
-                Attribute.KEY_TYPE: KeyType.AES,
-                Attribute.VALUE: data_key,
-                **_DATA_KEY_TEMPLATE,
-            })
+            with _token_call("C_GenerateRandom"):
+                data_key = session.generate_random(DATA_KEY_BITS)
+            with _token_call("C_CreateObject"):
+                temporary = session.create_object({
+                    Attribute.CLASS: ObjectClass.SECRET_KEY,
+                    Attribute.KEY_TYPE: KeyType.AES,
+                    Attribute.VALUE: data_key,
+                    **_DATA_KEY_TEMPLATE,
+                })
             with _session_object(temporary):
-                wrapped = kek.wrap_key(temporary, mechanism=self.wrap_mechanism)
-                self._count("wrap_key")
+                with _token_call("C_WrapKey", self.wrap_mechanism):
+                    wrapped = kek.wrap_key(temporary, mechanism=self.wrap_mechanism)
         return data_key, KeySlot(key_id, version, self.wrap_algorithm, wrapped)
 
     def unwrap_data_key(self, slot: KeySlot) -> bytes:
@@ -481,11 +515,11 @@ class Pkcs11Token:
         with self.session() as session:
             kek = self._kek(session, slot.key_id, slot.key_version)
             try:
-                key = kek.unwrap_key(
-                    ObjectClass.SECRET_KEY, KeyType.AES, slot.wrapped_key,
-                    mechanism=mechanism, store=False, template=_DATA_KEY_TEMPLATE,
-                )
-                self._count("unwrap_key")
+                with _token_call("C_UnwrapKey", mechanism):
+                    key = kek.unwrap_key(
+                        ObjectClass.SECRET_KEY, KeyType.AES, slot.wrapped_key,
+                        mechanism=mechanism, store=False, template=_DATA_KEY_TEMPLATE,
+                    )
             except _TOKEN_GONE:
                 raise
             except p11x.PKCS11Error as exc:
@@ -493,7 +527,7 @@ class Pkcs11Token:
                 # CKR_GENERAL_ERROR; other tokens use CKR_WRAPPED_KEY_INVALID
                 # or CKR_ENCRYPTED_DATA_INVALID. All mean the same here.
                 raise UnwrapFailed(type(exc).__name__) from exc
-            with _session_object(key):
+            with _session_object(key), _token_call("C_GetAttributeValue"):
                 data_key = bytes(key[Attribute.VALUE])
 
         if len(data_key) != DATA_KEY_BITS // 8:
@@ -574,8 +608,8 @@ class Pkcs11Token:
                     log.error("cannot seal under %s in token %s: %s", kek_label(key_id, version), self.describe(), exc)
                     raise KeyError(kek_label(key_id, version)) from None
                 self._rsa_public[(key_id, version)] = public_key
-            data_key = session.generate_random(DATA_KEY_BITS)
-            self._count("generate_random")
+            with _token_call("C_GenerateRandom"):
+                data_key = session.generate_random(DATA_KEY_BITS)
         wrapped = rsa_kek.wrap_on_host(public_key, data_key, self.rsa_wrap_algorithm)
         return data_key, KeySlot(key_id, version, self.rsa_wrap_algorithm, wrapped)
 
@@ -612,7 +646,6 @@ class Pkcs11Token:
                     data_key = bytes(private_key.decrypt(
                         slot.wrapped_key, mechanism=Mechanism.RSA_PKCS_OAEP, mechanism_param=parameters,
                     ))
-                self._count("unwrap_key")
             except _TOKEN_GONE:
                 raise
             except p11x.PKCS11Error as exc:
@@ -636,12 +669,30 @@ class Pkcs11Token:
         both calls are made.
         """
         if self._broken:
+            metrics.TOKEN_PRESENT.set(0)
             return False
         try:
             check_not_forked()
             with self._gate.shared():
-                self._anchor.generate_random(64)
-                self._find_token()
+                with _token_call("C_GenerateRandom"):
+                    self._anchor.generate_random(64)
+                with _token_call("C_GetSlotList"):
+                    self._find_token()
         except (p11x.PKCS11Error, TokenUnavailable):
+            metrics.TOKEN_PRESENT.set(0)
             return False
+        metrics.TOKEN_PRESENT.set(1)
         return True
+
+
+def _start_date(key: pkcs11.Key) -> date | None:
+    """Return a key's CKA_START_DATE, or None when it is empty or unreadable."""
+    try:
+        with _token_call("C_GetAttributeValue"):
+            value = key[Attribute.START_DATE]
+    except _TOKEN_GONE:
+        raise
+    except (p11x.PKCS11Error, ValueError):
+        # python-pkcs11 raises ValueError parsing an empty date.
+        return None
+    return value if isinstance(value, date) else None

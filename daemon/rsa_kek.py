@@ -18,6 +18,7 @@ nothing about who sealed the envelope (docs/format.md says so too).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import date
 
 import pkcs11
 from cryptography.hazmat.primitives import hashes
@@ -81,13 +82,13 @@ def private_key_weakness(key: pkcs11.PrivateKey, gone: tuple[type[Exception], ..
     return None
 
 
-def create_key_pair(session: pkcs11.Session, label: str, bits: int) -> None:
-    """Generate an RSA key pair in the token under ``label``, for use as a KEK."""
+def create_key_pair(session: pkcs11.Session, label: str, bits: int, created_on: date) -> None:
+    """Generate an RSA key pair in the token under ``label``, for use as a KEK, dated ``created_on``."""
     if bits < MIN_RSA_BITS:
         raise ValueError(f"an RSA KEK needs at least {MIN_RSA_BITS} bits, got {bits}")
     session.generate_keypair(
         KeyType.RSA, bits, label=label, id=label.encode("ascii"), store=True,
-        public_template=PUBLIC_TEMPLATE, private_template=PRIVATE_TEMPLATE,
+        public_template=PUBLIC_TEMPLATE, private_template={**PRIVATE_TEMPLATE, Attribute.START_DATE: created_on},
     )
 
 

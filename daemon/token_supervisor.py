@@ -141,8 +141,14 @@ class TokenSupervisor:
         return self._token.describe()
 
     def check_alive(self) -> bool:
-        """Return whether the token is available and answers now."""
-        return self._available and self._token.check_alive()
+        """Return whether the token is available and answers now; a token that stopped answering starts recovery."""
+        token = self._token
+        if not self._available:
+            return False
+        if token.check_alive():
+            return True
+        self.report_fault(token, "the health check found the token not answering")
+        return False
 
     # Faults and recovery ---------------------------------------------------
 
