@@ -340,6 +340,10 @@ class Pkcs11Token:
         """The python-pkcs11 errors that mean the token, a session or the login is gone."""
         return _TOKEN_GONE
 
+    def timed_call(self, function: str, mechanism: Mechanism | None = None) -> contextlib.AbstractContextManager[None]:
+        """Count and time one PKCS#11 call in the token metrics, for modules that make calls of their own."""
+        return _token_call(function, mechanism)
+
     def fault(self, reason: str) -> None:
         """Mark this object broken after a token fault and report it to ``on_fault`` once."""
         first = not self._broken
@@ -636,16 +640,18 @@ class Pkcs11Token:
                 raise KeyError(label)
             try:
                 if self._oaep_unwraps():
-                    key = private_key.unwrap_key(
-                        ObjectClass.SECRET_KEY, KeyType.AES, slot.wrapped_key, mechanism=Mechanism.RSA_PKCS_OAEP,
-                        mechanism_param=parameters, store=False, template=_DATA_KEY_TEMPLATE,
-                    )
-                    with _session_object(key):
+                    with _token_call("C_UnwrapKey", Mechanism.RSA_PKCS_OAEP):
+                        key = private_key.unwrap_key(
+                            ObjectClass.SECRET_KEY, KeyType.AES, slot.wrapped_key, mechanism=Mechanism.RSA_PKCS_OAEP,
+                            mechanism_param=parameters, store=False, template=_DATA_KEY_TEMPLATE,
+                        )
+                    with _session_object(key), _token_call("C_GetAttributeValue"):
                         data_key = bytes(key[Attribute.VALUE])
                 else:
-                    data_key = bytes(private_key.decrypt(
-                        slot.wrapped_key, mechanism=Mechanism.RSA_PKCS_OAEP, mechanism_param=parameters,
-                    ))
+                    with _token_call("C_Decrypt", Mechanism.RSA_PKCS_OAEP):
+                        data_key = bytes(private_key.decrypt(
+                            slot.wrapped_key, mechanism=Mechanism.RSA_PKCS_OAEP, mechanism_param=parameters,
+                        ))
             except _TOKEN_GONE:
                 raise
             except p11x.PKCS11Error as exc:

@@ -99,14 +99,18 @@ class TokenDataKey(InTokenKey):
     def __repr__(self) -> str:
         return f"TokenDataKey(token={self._token.describe()!r})"
 
-    def call(self, operation: Callable[[], T]) -> T:
-        """Run one PKCS#11 call on this key's session, mapping a token fault to TokenUnavailable."""
+    def call(self, operation: Callable[[], T], function: str, mechanism: Mechanism | None = None) -> T:
+        """Run one PKCS#11 call (``function``, its C_ name for the metrics) on this key's session.
+
+        A token fault becomes TokenUnavailable.
+        """
         check_not_forked()
         with self._token._gate.shared(), self._lock:
             if self._closed or self._token.broken:
                 raise TokenUnavailable(f"token {self._token.describe()} failed earlier; the in-token key is gone")
             try:
-                return operation()
+                with self._token.timed_call(function, mechanism):
+                    return operation()
             except self._token.fault_errors as exc:
                 self._token.fault(f"{type(exc).__name__} during an in-token operation")
                 raise TokenUnavailable(f"token {self._token.describe()} failed: {type(exc).__name__}") from exc
@@ -117,7 +121,7 @@ class TokenDataKey(InTokenKey):
         payload = self.call(lambda: self._key.derive_key(
             KeyType.AES, DATA_KEY_BITS, mechanism=Mechanism.AES_ECB_ENCRYPT_DATA,
             mechanism_param=derivation_data(artefact_id, PAYLOAD_INFO), store=False, template=_PAYLOAD_TEMPLATE,
-        ))
+        ), "C_DeriveKey", Mechanism.AES_ECB_ENCRYPT_DATA)
         self._objects.append(payload)
         return TokenAesGcm(self, payload), header_key, commitment
 
@@ -138,7 +142,7 @@ class TokenDataKey(InTokenKey):
             derived.destroy()
             return value
 
-        return self.call(derive)
+        return self.call(derive, "C_DeriveKey", Mechanism.AES_ECB_ENCRYPT_DATA)
 
     def close(self) -> None:
         """Destroy the key objects and close the session, unless a token fault already ended them."""
@@ -170,7 +174,7 @@ class TokenAesGcm:
         parameters = pkcs11.GCMParams(nonce, associated_data, TAG_BITS)
         return bytes(self._owner.call(lambda: self._key.encrypt(
             bytes(data), mechanism=Mechanism.AES_GCM, mechanism_param=parameters,
-        )))
+        ), "C_Encrypt", Mechanism.AES_GCM))
 
     def decrypt(self, nonce: bytes, data: bytes, associated_data: bytes) -> bytes:
         parameters = pkcs11.GCMParams(nonce, associated_data, TAG_BITS)
@@ -184,7 +188,7 @@ class TokenAesGcm:
             except p11x.PKCS11Error:
                 return None
 
-        plaintext = self._owner.call(decrypt)
+        plaintext = self._owner.call(decrypt, "C_Decrypt", Mechanism.AES_GCM)
         if plaintext is None:
             if not token.check_alive():
                 token.fault("the token stopped answering during an in-token decryption")
@@ -205,7 +209,7 @@ def new_data_key(token: Pkcs11Token, kek: Callable[[pkcs11.Session], pkcs11.Secr
             holder._objects = [key]
             return key, wrapping_key.wrap_key(key, mechanism=token.wrap_mechanism)
 
-        key, wrapped = holder.call(generate)
+        key, wrapped = holder.call(generate, "C_WrapKey", token.wrap_mechanism)
         holder._key = key
     except BaseException:
         holder.close()
@@ -235,7 +239,7 @@ def unwrap_data_key(token: Pkcs11Token, kek: Callable[[pkcs11.Session], pkcs11.S
             except p11x.PKCS11Error:
                 return None
 
-        key = holder.call(unwrap)
+        key = holder.call(unwrap, "C_UnwrapKey", mechanism)
         if key is None:
             raise UnwrapRejected()
         holder._key = key
