@@ -28,6 +28,7 @@ from typing import Any
 
 from pkcs11 import exceptions as p11x
 
+from niemphong.daemon import metrics
 from niemphong.daemon.config import TokenConfig, read_pin
 from niemphong.daemon.errors import ConfigError, TokenUnavailable
 from niemphong.daemon.hsm import Pkcs11Token, UnwrapFailed
@@ -144,6 +145,7 @@ class TokenSupervisor:
         """Return whether the token is available and answers now; a token that stopped answering starts recovery."""
         token = self._token
         if not self._available:
+            metrics.TOKEN_PRESENT.set(0)
             return False
         if token.check_alive():
             return True
