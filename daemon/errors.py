@@ -80,6 +80,10 @@ class TokenUnavailable(Exception):
     """The token cannot be reached, logged in to, or has gone away."""
 
 
+class TokenBusy(TokenUnavailable):
+    """Every token session is in use for longer than a caller may wait; the token itself is fine."""
+
+
 def to_rpc_status(error: ServiceError) -> grpc.Status:
     """Build the rich gRPC status for ``error``: code, message and one ErrorInfo."""
     info = error_details_pb2.ErrorInfo(reason=error.reason, domain=ERROR_DOMAIN, metadata=error.metadata)

@@ -39,7 +39,7 @@ from pkcs11 import exceptions as p11x
 from niemphong.daemon import metrics, rsa_kek, token_aead
 from niemphong.daemon.config import TokenConfig
 from niemphong.daemon.envelope import KeySlot
-from niemphong.daemon.errors import TokenUnavailable
+from niemphong.daemon.errors import TokenBusy, TokenUnavailable
 from niemphong.daemon.hsm_profiles import Profile, ProfileError, callable_mechanism, load_profile
 from niemphong.daemon.token_faults import HANDLE_INVALID_ERRORS, check_not_forked, initialize_module, library_gate
 
@@ -235,6 +235,9 @@ class Pkcs11Token:
         # (the token supervisor sets it to start recovering).
         self.on_fault: Callable[[str], None] | None = None
         self._gate = library_gate(str(config.module))
+        # In-token transfers each hold a session outside the pool; at most
+        # this many at once, so the token's session limit is never reached.
+        self.in_token_sessions = threading.BoundedSemaphore(config.sessions)
         try:
             self.profile: Profile = load_profile(config.profile)
         except ProfileError as exc:
@@ -385,7 +388,7 @@ class Pkcs11Token:
             session = self._pool.get(timeout=SESSION_WAIT_SECONDS)
         except queue.Empty:
             metrics.TOKEN_SESSION_TIMEOUTS.inc()
-            raise TokenUnavailable(f"no token session free after {SESSION_WAIT_SECONDS:.0f} s") from None
+            raise TokenBusy(f"no token session free after {SESSION_WAIT_SECONDS:.0f} s") from None
         finally:
             metrics.TOKEN_SESSIONS_WAITING.dec()
         metrics.TOKEN_SESSION_WAIT.observe(time.monotonic() - started)

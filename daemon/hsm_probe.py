@@ -87,7 +87,7 @@ def probe(
         _check_key_generation(token, profile, mechanisms),
         _check_wrapping(token, profile, mechanisms),
         _check_in_token(token, profile, mechanisms),
-        _check_sessions(profile, sessions),
+        _check_sessions(profile, sessions, any(policy.in_token for policy in (levels or {}).values())),
     ]
     if levels:
         points.extend(_check_level_keys(token, profile, levels))
@@ -356,11 +356,13 @@ def _gcm_round_trip(token: Pkcs11Token) -> str:
     return "ok"
 
 
-def _check_sessions(profile: Profile, sessions: int) -> ProbePoint:
-    # The pool plus the login session that stays open.
-    used = sessions + 1
+def _check_sessions(profile: Profile, sessions: int, in_token: bool) -> ProbePoint:
+    # The pool plus the login session that stays open, plus as many
+    # in-token transfers as the pool size when a level uses in-token mode.
+    used = sessions + 1 + (sessions if in_token else 0)
     required = f"at most {profile.max_sessions}"
-    offered = f"{used} (pool of {sessions} and the login session)"
+    offered = f"{used} (pool of {sessions} and the login session"
+    offered += f", and up to {sessions} in-token transfers)" if in_token else ")"
     if used <= profile.max_sessions:
         return _passed("sessions", required, offered)
     return _failed("sessions", required, offered, "TOO_MANY")

@@ -68,12 +68,12 @@ class RsaKekError(Exception):
     """An RSA key pair is missing, unfit to be a KEK, or too short."""
 
 
-def private_key_weakness(key: pkcs11.PrivateKey, gone: tuple[type[Exception], ...]) -> str | None:
-    """Return why ``key`` is unfit to be a KEK, or None when it is fit."""
+def private_key_weakness(key: pkcs11.PrivateKey, fault_errors: tuple[type[Exception], ...]) -> str | None:
+    """Return why ``key`` is unfit to be a KEK, or None when it is fit; ``fault_errors`` propagate."""
     for attribute, expected in _PRIVATE_REQUIRED.items():
         try:
             actual = key[attribute]
-        except gone:
+        except fault_errors:
             raise
         except p11x.PKCS11Error:
             return f"attribute {attribute.name} cannot be read"
@@ -99,7 +99,7 @@ def find_private_key(session: pkcs11.Session, label: str) -> pkcs11.PrivateKey |
     except p11x.NoSuchKey:
         return None
     except p11x.MultipleObjectsReturned as exc:
-        raise RsaKekError(f"the token holds several private keys labelled {label}") from exc
+        raise RsaKekError(f"the token contains several private keys labelled {label}") from exc
 
 
 def read_public_key(session: pkcs11.Session, label: str) -> rsa.RSAPublicKey:

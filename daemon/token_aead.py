@@ -34,7 +34,7 @@ from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
 from pkcs11 import exceptions as p11x
 
 from niemphong.daemon.envelope import InTokenKey, KeySlot, SegmentAead, derivation_data
-from niemphong.daemon.errors import TokenUnavailable
+from niemphong.daemon.errors import TokenBusy, TokenUnavailable
 from niemphong.daemon.token_faults import check_not_forked
 
 if TYPE_CHECKING:
@@ -46,6 +46,7 @@ T = TypeVar("T")
 
 DATA_KEY_BITS = 256
 TAG_BITS = 128
+SESSION_WAIT_SECONDS = 30.0
 
 # The data key: inside the token only, wrappable under the KEK, able to derive.
 _DATA_KEY_TEMPLATE = {
@@ -88,8 +89,11 @@ COMMITMENT_INFO = b"commitment"
 class TokenDataKey(InTokenKey):
     """A data key inside the token, with the session that holds it. Close it when the envelope is done."""
 
-    def __init__(self, token: Pkcs11Token, session: pkcs11.Session, key: pkcs11.SecretKey) -> None:
+    def __init__(self, token: Pkcs11Token, session: pkcs11.Session, key: pkcs11.SecretKey,
+                 release: Callable[[], None] | None = None) -> None:
         self._token = token
+        # Gives the session's place back to Pkcs11Token.in_token_sessions.
+        self._release = release
         self._session = session
         self._key = key
         self._objects: list[pkcs11.Object] = [key]
@@ -150,6 +154,8 @@ class TokenDataKey(InTokenKey):
             if self._closed:
                 return
             self._closed = True
+            if self._release is not None:
+                self._release()
             if self._token.broken:
                 return
             with self._token._gate.shared():
@@ -200,8 +206,8 @@ class TokenAesGcm:
 def new_data_key(token: Pkcs11Token, kek: Callable[[pkcs11.Session], pkcs11.SecretKey], key_id: str,
                  version: int) -> tuple[TokenDataKey, KeySlot]:
     """Generate a data key inside the token and wrap it under the level's AES KEK there."""
-    session = _open_session(token)
-    holder = TokenDataKey(token, session, None)  # type: ignore[arg-type]
+    session, release = _open_session(token)
+    holder = TokenDataKey(token, session, None, release)  # type: ignore[arg-type]
     try:
         def generate() -> tuple[pkcs11.SecretKey, bytes]:
             wrapping_key = kek(session)
@@ -224,8 +230,8 @@ class UnwrapRejected(Exception):
 def unwrap_data_key(token: Pkcs11Token, kek: Callable[[pkcs11.Session], pkcs11.SecretKey], slot: KeySlot,
                     mechanism: Mechanism) -> TokenDataKey:
     """Unwrap a data key into the token as a sensitive key that may only derive."""
-    session = _open_session(token)
-    holder = TokenDataKey(token, session, None)  # type: ignore[arg-type]
+    session, release = _open_session(token)
+    holder = TokenDataKey(token, session, None, release)  # type: ignore[arg-type]
     try:
         def unwrap() -> pkcs11.SecretKey | None:
             wrapping_key = kek(session)
@@ -250,15 +256,24 @@ def unwrap_data_key(token: Pkcs11Token, kek: Callable[[pkcs11.Session], pkcs11.S
     return holder
 
 
-def _open_session(token: Pkcs11Token) -> pkcs11.Session:
+def _open_session(token: Pkcs11Token) -> tuple[pkcs11.Session, Callable[[], None]]:
+    """Open a session outside the pool for one in-token transfer; return it and the call that frees its place."""
     check_not_forked()
-    with token._gate.shared():
-        if token.broken:
-            raise TokenUnavailable(f"token {token.describe()} failed earlier; waiting for it to be opened again")
-        try:
-            return token.token.open(rw=True)
-        except token.fault_errors as exc:
-            token.fault(f"{type(exc).__name__} opening an in-token session")
-            raise TokenUnavailable(f"token {token.describe()} failed: {type(exc).__name__}") from exc
-        except p11x.SessionCount as exc:
-            raise TokenUnavailable(f"token {token.describe()} has no free session for in-token mode") from exc
+    if not token.in_token_sessions.acquire(timeout=SESSION_WAIT_SECONDS):
+        raise TokenBusy(f"no in-token session free after {SESSION_WAIT_SECONDS:.0f} s")
+    try:
+        with token._gate.shared():
+            if token.broken:
+                raise TokenUnavailable(f"token {token.describe()} failed earlier; waiting for it to be opened again")
+            try:
+                with token.timed_call("C_OpenSession"):
+                    session = token.token.open(rw=True)
+            except token.fault_errors as exc:
+                token.fault(f"{type(exc).__name__} opening an in-token session")
+                raise TokenUnavailable(f"token {token.describe()} failed: {type(exc).__name__}") from exc
+            except p11x.SessionCount as exc:
+                raise TokenBusy(f"token {token.describe()} has no free session for in-token mode") from exc
+    except BaseException:
+        token.in_token_sessions.release()
+        raise
+    return session, token.in_token_sessions.release

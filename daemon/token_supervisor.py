@@ -30,7 +30,7 @@ from pkcs11 import exceptions as p11x
 
 from niemphong.daemon import metrics
 from niemphong.daemon.config import TokenConfig, read_pin
-from niemphong.daemon.errors import ConfigError, TokenUnavailable
+from niemphong.daemon.errors import ConfigError, TokenBusy, TokenUnavailable
 from niemphong.daemon.hsm import Pkcs11Token, UnwrapFailed
 from niemphong.daemon.token_faults import check_not_forked, reinitialize_module
 
@@ -119,6 +119,9 @@ class TokenSupervisor:
         token = self.current()
         try:
             return getattr(token, method)(*args, **kwargs)
+        except TokenBusy:
+            # Every session is busy: load, not a fault.
+            raise
         except TokenUnavailable as exc:
             self.report_fault(token, str(exc))
             raise

@@ -11,6 +11,7 @@ Two kinds of fault, both on a real SoftHSM2 token and a real daemon process:
 from __future__ import annotations
 
 import json
+import subprocess
 import os
 import sys
 import time
@@ -259,3 +260,40 @@ def test_token_folder_moved_away_and_back(folder_daemon: tuple[DevEnvironment, D
     sealed, _ = seal_bytes(env, PLAINTEXT)
     assert len(sealed) > len(PLAINTEXT)
     assert process.process is not None and process.process.poll() is None
+
+
+# A busy token is not a faulty one -----------------------------------------------
+
+_BUSY_SCRIPT = """
+import contextlib, sys
+from niemphong.daemon import hsm
+from niemphong.daemon.config import load_config
+from niemphong.daemon.errors import TokenBusy
+from niemphong.daemon.token_supervisor import TokenSupervisor
+
+hsm.SESSION_WAIT_SECONDS = 0.5
+config = load_config(sys.argv[1])
+supervisor = TokenSupervisor(config.token)
+token = supervisor.current()
+with contextlib.ExitStack() as stack:
+    for _ in range(config.token.sessions):
+        stack.enter_context(token.session())
+    try:
+        supervisor.new_data_key("niemphong-mat", 1)
+    except TokenBusy:
+        print("busy")
+print("available", supervisor.available, "faults", supervisor.faults)
+supervisor.new_data_key("niemphong-mat", 1)
+print("works")
+supervisor.close()
+"""
+
+
+def test_busy_pool_is_not_a_fault(dev_env: DevEnvironment) -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", _BUSY_SCRIPT, str(dev_env.root / "niemphongd.toml")],
+        capture_output=True, text=True, timeout=120,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["busy", "available", "True", "faults", "0", "works"]
