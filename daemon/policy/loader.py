@@ -154,13 +154,14 @@ def _load_level(section: _Reader, level: Level, token: TokenConfig, development:
 
     key_id = _key_id(section, level, token)
     profiles = tuple(_strings(section, "token_profiles"))
-    if profiles and token.profile not in profiles:
+    profile_name, software = _profile_facts(token)
+    if profiles and profile_name not in profiles:
         raise section.fail(
             "token_profiles",
-            f"the token profile {token.profile!r} set in [token] profile is not acceptable for "
+            f"the token profile {profile_name!r} set in [token] profile is not acceptable for "
             f"{level.vietnamese_name}; acceptable: {', '.join(profiles)}",
         )
-    if level is Level.TOI_MAT and token.profile in SOFTWARE_TOKEN_PROFILES and not development:
+    if level is Level.TOI_MAT and software and not development:
         raise section.fail(
             "token_profiles",
             f"the token profile {token.profile!r} keeps keys in software, which is refused for Tối mật "
@@ -186,6 +187,21 @@ def _load_level(section: _Reader, level: Level, token: TokenConfig, development:
         protection_years=section.integer("protection_years", law_years, law_years, MAX_PROTECTION_YEARS),
         in_token=encryption == "token",
     )
+
+
+def _profile_facts(token: TokenConfig) -> tuple[str, bool]:
+    """Return the configured profile's name and whether it keeps keys in software.
+
+    ``[token] profile`` may be a file path; the policy names profiles by the
+    ``name`` inside the file.
+    """
+    from niemphong.daemon.hsm_profiles import ProfileError, load_profile
+
+    try:
+        profile = load_profile(token.profile)
+    except ProfileError:
+        return token.profile, token.profile in SOFTWARE_TOKEN_PROFILES
+    return profile.name, not profile.hardware
 
 
 def _check_in_token_profile(section: _Reader, token: TokenConfig) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -13,7 +14,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 from pkcs11 import Attribute, KeyType, ObjectClass
 
-from conftest import DaemonProcess, DevEnvironment, dev_init, grant_access, open_bytes, seal_bytes
+from conftest import BIN, REPO, DaemonProcess, DevEnvironment, dev_init, grant_access, open_bytes, seal_bytes
 from niemphong.daemon import rsa_kek
 from niemphong.daemon.config import load_config, read_pin
 from niemphong.daemon.hsm import Pkcs11Token, UnwrapFailed
@@ -160,3 +161,54 @@ def test_seal_open_with_rsa_level_key(tmp_path: Path) -> None:
         assert open_bytes(env, aes_envelope) == b"sealed under AES v1" * 1000
     finally:
         assert second.stop() == 0, second.log()
+
+
+# Provisioning with an RSA profile ------------------------------------------------
+
+def _rsa_profile(tmp_path: Path, name: str, extra: str = "") -> Path:
+    """Write a copy of the SoftHSM2 profile that uses RSA level keys."""
+    from niemphong.daemon.hsm_profiles import load_profile
+
+    source = Path(load_profile("softhsm2").path.replace("hsm_profiles/", str(REPO / "hsm_profiles") + "/"))
+    text = source.read_text().replace('name = "softhsm2"', f'name = "{name}"').replace('kek = "aes"', f'kek = "rsa"\n{extra}')
+    path = tmp_path / f"{name}.toml"
+    path.write_text(text)
+    return path
+
+
+def _use_profile(env: DevEnvironment, profile: Path, name: str) -> None:
+    config = env.root / "niemphongd.toml"
+    config.write_text(config.read_text().replace('profile = "softhsm2"', f'profile = "{profile}"'))
+    policy = env.root / "policy.toml"
+    text = policy.read_text().replace('"softhsm2"', f'"{name}"')
+    text = text.replace('key_id = "niemphong-toi-mat"', 'key_id = "rsa-toi-mat"').replace('key_id = "niemphong-mat"', 'key_id = "rsa-mat"')
+    policy.write_text(text)
+
+
+def test_provision_rsa_profile_creates_key_pairs(tmp_path: Path) -> None:
+    env = dev_init(tmp_path / "env")
+    _use_profile(env, _rsa_profile(tmp_path, "softhsm2-rsa"), "softhsm2-rsa")
+
+    provisioned = subprocess.run([str(BIN / "niemphongd"), "provision", "--config", str(env.root / "niemphongd.toml")],
+                                 capture_output=True, text=True, timeout=300)
+    probed = subprocess.run([str(BIN / "niemphongd"), "probe", "--config", str(env.root / "niemphongd.toml"), "--json"],
+                            capture_output=True, text=True, timeout=300)
+
+    assert provisioned.returncode == 0, provisioned.stderr
+    assert "created level key rsa-mat/v1" in provisioned.stderr
+    assert probed.returncode == 0, probed.stdout + probed.stderr
+    points = {point["name"]: point for point in json.loads(probed.stdout)["points"]}
+    assert points["level-key:mat"]["offered"] == "rsa-mat/v1, RSA"
+    assert points["wrapping"]["offered"] == "RSA-OAEP-SHA1: ok"
+
+
+def test_provision_external_key_generation_explains(tmp_path: Path) -> None:
+    env = dev_init(tmp_path / "env")
+    _use_profile(env, _rsa_profile(tmp_path, "usb-rsa", 'key_generation = "external"'), "usb-rsa")
+
+    result = subprocess.run([str(BIN / "niemphongd"), "provision", "--config", str(env.root / "niemphongd.toml")],
+                            capture_output=True, text=True, timeout=300)
+
+    assert result.returncode == 2
+    assert "cannot generate level keys" in result.stderr
+    assert "labelled rsa-toi-mat/v1" in result.stderr or "labelled rsa-mat/v1" in result.stderr
