@@ -198,7 +198,12 @@ class TokenSupervisor:
             delay = min(delay * 2, self._retry_max)
 
     def _recover(self, attempt: int) -> bool:
-        """Initialize the module again and open a new token; return whether it worked."""
+        """Initialize the module again and open a new token; return whether it worked.
+
+        NOTE: a PKCS#11 call that never returns keeps the module's gate
+        shared, so re-initializing waits for it, and the daemon stays
+        NOT_SERVING until it is restarted.
+        """
         old = self._token
         module = str(self.config.module)
         old.abandon()

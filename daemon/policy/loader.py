@@ -32,9 +32,10 @@ from niemphong.daemon.policy.decision import Rules, StandingDecision
 LAW_PROTECTION_YEARS = {Level.TOI_MAT: 20, Level.MAT: 10}
 MAX_PROTECTION_YEARS = 100
 
-# Token profiles that keep keys in software (hsm_profiles/softhsm2.toml sets
-# hardware = false). Tối mật needs hardware outside development mode, because
-# devices storing state secrets must be protected up to the Tối mật level.
+# Token profiles known to keep keys in software, for a profile whose file
+# cannot be loaded; otherwise the file's hardware = false decides. Tối mật
+# needs hardware outside development mode, because devices storing state
+# secrets must be protected up to the Tối mật level.
 SOFTWARE_TOKEN_PROFILES = frozenset({"softhsm2"})
 
 DEFAULTS = {
@@ -47,8 +48,8 @@ _LEVEL_KEYS = {
     "key_id", "key_uri", "token_profiles", "approvals", "grant_hours", "grant_opens", "printing",
     "rotation_days", "protection_years", "encryption",
 }
-# Where the segments of a level are encrypted: on the host (AES-GCM with a
-# data key the token unwraps) or inside the token (in-token mode).
+# Places a level's segments are encrypted: the host (AES-GCM with a data key
+# the token unwraps) or the token itself (in-token mode).
 ENCRYPTION_MODES = ("host", "token")
 
 
