@@ -23,6 +23,8 @@ TOKEN_CATALOG: dict[str, dict[str, str]] = {
         "en": "niemphongd has no token profile {profile}. Use a name from niemphongd's hsm_profiles/ folder.",
     },
 
+    "audit.op.TokenService/Probe": {"vi": "Kiểm tra token theo hồ sơ thiết bị", "en": "Probe the token"},
+
     # The probe report.
     "probe.title": {
         "vi": "Hồ sơ {profile} ({family}), token đang cấu hình theo hồ sơ {configured}",

@@ -155,6 +155,7 @@ REASON_RULES: Mapping[str, ReasonRule] = {
     "TOKEN_UNAVAILABLE": ReasonRule(grpc.StatusCode.UNAVAILABLE, ExitCode.UNAVAILABLE),
     "KEY_UNAVAILABLE": ReasonRule(grpc.StatusCode.UNAVAILABLE, ExitCode.UNAVAILABLE),
     "UNKNOWN_PROFILE": ReasonRule(grpc.StatusCode.INVALID_ARGUMENT, ExitCode.USAGE),
+    "AUDIT_UNAVAILABLE": ReasonRule(grpc.StatusCode.UNAVAILABLE, ExitCode.UNAVAILABLE),
     "DAEMON_STOPPING": ReasonRule(grpc.StatusCode.UNAVAILABLE, ExitCode.UNAVAILABLE),
     "INTERNAL": ReasonRule(grpc.StatusCode.INTERNAL, ExitCode.FAILURE),
     "CLASSIFICATION_REFUSED": ReasonRule(grpc.StatusCode.FAILED_PRECONDITION, ExitCode.REFUSED_BY_POLICY),
@@ -189,7 +190,7 @@ _FIELD_LABELS = frozenset(
      "classification.basis", "classification.stamp.starts_on", "classification.stamp.ends_on",
      "classification.extension.ends_on", "classification.extension.decision", "classification.extension.decided_on",
      "classification.declassification.decision", "classification.declassification.decided_on",
-     "classification.standing_decision", "ends_on", "decided_on", "decision", "as_of", "within_days"}
+     "classification.standing_decision", "ends_on", "decided_on", "decision", "as_of", "within_days", "since", "until"}
 )
 _EXTENSION_CODES = frozenset({"NOT_LATER", "DECIDED_AFTER_TODAY", "DECIDED_LATE"})
 _ROLE_LABELS = frozenset({"scanner", "viewer", "approver", "custodian", "auditor", "operator"})

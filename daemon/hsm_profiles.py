@@ -38,6 +38,8 @@ _NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 _KEYS = {
     "name", "family", "hardware", "modules", "select_by", "kek", "rsa_bits", "wrapping", "in_token",
     "sessions", "mechanisms", "quirks", "key_generation",
+    # Notes on the audit checkpoint key (daemon/audit/token_key.py); not read here.
+    "audit",
 }
 
 

@@ -44,6 +44,7 @@ REASON_TABLE = [
     ("TOKEN_UNAVAILABLE", grpc.StatusCode.UNAVAILABLE, 6),
     ("KEY_UNAVAILABLE", grpc.StatusCode.UNAVAILABLE, 6),
     ("UNKNOWN_PROFILE", grpc.StatusCode.INVALID_ARGUMENT, 2),
+    ("AUDIT_UNAVAILABLE", grpc.StatusCode.UNAVAILABLE, 6),
     ("DAEMON_STOPPING", grpc.StatusCode.UNAVAILABLE, 6),
     ("INTERNAL", grpc.StatusCode.INTERNAL, 1),
     ("CLASSIFICATION_REFUSED", grpc.StatusCode.FAILED_PRECONDITION, 3),
