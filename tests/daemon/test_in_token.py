@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -134,3 +135,15 @@ def test_in_token_policy_rejected_for_luna(tmp_path: Path) -> None:
 
     assert "levels.mat.encryption" in str(caught.value)
     assert "offers no encryption inside the token" in str(caught.value)
+
+
+def test_policy_show_names_encryption_place(token_env: tuple[DevEnvironment, DaemonProcess]) -> None:
+    env, _ = token_env
+    shown = env.cli("operator", "policy", "show", "--json")
+    text = env.cli("operator", "policy", "show")
+
+    assert shown.returncode == 0, shown.stderr
+    levels = {level["level"]: level["encryption"] for level in json.loads(shown.stdout)["levels"]}
+    assert levels == {"mat": "token", "toi-mat": "host"}
+    assert "trong token" in text.stdout
+    assert "trên máy chủ" in text.stdout
