@@ -205,6 +205,10 @@ def test_token_down_refuses_fast_with_exit_6(faulty: FaultyDaemon, fault_env: De
 
 def test_recovery_logged_without_pin(faulty: FaultyDaemon, fault_env: DevEnvironment) -> None:
     pin = Path(fault_env.config["token"]["pin_file"]).read_text().strip()
+    faulty.set_plan(down=True)
+    assert faulty.wait_health(NOT_SERVING, timeout=15), faulty.log()
+    faulty.set_plan()
+    assert faulty.wait_health(SERVING, timeout=30), faulty.log()
     log = faulty.log()
 
     assert "token recovery attempt" in log
