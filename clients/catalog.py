@@ -957,3 +957,8 @@ CATALOG.update(ARCHIVE_CATALOG)
 from niemphong.clients.catalog_policy import POLICY_CATALOG  # noqa: E402
 
 CATALOG.update(POLICY_CATALOG)
+
+# Messages of the `niemphong hsm` commands live in their own module.
+from niemphong.clients.catalog_token import TOKEN_CATALOG  # noqa: E402
+
+CATALOG.update(TOKEN_CATALOG)

@@ -40,6 +40,7 @@ REASON_CODES: Mapping[str, grpc.StatusCode] = {
     "INTEGRITY_FAILURE": grpc.StatusCode.DATA_LOSS,
     "TOKEN_UNAVAILABLE": grpc.StatusCode.UNAVAILABLE,
     "KEY_UNAVAILABLE": grpc.StatusCode.UNAVAILABLE,
+    "UNKNOWN_PROFILE": grpc.StatusCode.INVALID_ARGUMENT,
     "AUDIT_UNAVAILABLE": grpc.StatusCode.UNAVAILABLE,
     "DAEMON_STOPPING": grpc.StatusCode.UNAVAILABLE,
     "INTERNAL": grpc.StatusCode.INTERNAL,
@@ -93,6 +94,10 @@ class ConfigError(Exception):
 
 class TokenUnavailable(Exception):
     """The token cannot be reached, logged in to, or has gone away."""
+
+
+class TokenBusy(TokenUnavailable):
+    """Every token session is in use for longer than a caller may wait; the token itself is fine."""
 
 
 def to_rpc_status(error: ServiceError) -> grpc.Status:

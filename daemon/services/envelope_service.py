@@ -23,6 +23,7 @@ from niemphong.daemon.policy.decision import Outcome
 from niemphong.daemon.policy.periods import today_in_vietnam
 from niemphong.daemon.services.classification import Classifier
 from niemphong.daemon.services.envelope_reading import verify_envelope
+from niemphong.daemon.token_aead import TokenDataKey
 from niemphong.daemon.store import ArtefactRecord, GrantRecord
 from niemphong.v1 import niemphong_pb2 as pb
 from niemphong.v1 import niemphong_pb2_grpc as pb_grpc
@@ -118,7 +119,12 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
             raise ServiceError("KEY_UNAVAILABLE", f"no key {policy.key_id} for level {level.name} in the token")
 
         try:
-            data_key, slot = self.token.new_data_key(policy.key_id, version)
+            if policy.in_token:
+                # In-token mode: the data key never leaves the token, which seals every segment.
+                data_key, slot = self.token.new_in_token_data_key(policy.key_id, version)
+                context.add_callback(data_key.close)
+            else:
+                data_key, slot = self.token.new_data_key(policy.key_id, version)
         except KeyError:
             raise ServiceError("KEY_UNAVAILABLE", f"key {policy.key_id} v{version} not found in the token") from None
         artefact_id = os.urandom(16)
@@ -254,6 +260,8 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
         self.access.find_grant(viewer, artefact_id, request_id)
 
         data_key = self._unwrap(header, artefact)
+        if isinstance(data_key, TokenDataKey):
+            context.add_callback(data_key.close)
         try:
             opener = envelope.Opener(header, data_key)
         except envelope.IntegrityError:
@@ -330,7 +338,7 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
         except envelope.IntegrityError:
             raise _integrity_failure() from None
 
-    def _unwrap(self, header: envelope.Header, artefact: ArtefactRecord) -> bytes:
+    def _unwrap(self, header: envelope.Header, artefact: ArtefactRecord) -> bytes | envelope.InTokenKey:
         # The header is not authenticated yet, so the slot to use is the one
         # the registry recorded at sealing; a slot naming another key or
         # version is an altered header, not a missing key.
@@ -341,6 +349,8 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
         if not slots:
             raise _integrity_failure()
         try:
+            if header.aead == envelope.AEAD_TOKEN_AES256GCM:
+                return self.token.unwrap_in_token_data_key(slots[0])
             return self.token.unwrap_data_key(slots[0])
         except KeyError:
             raise ServiceError(

@@ -43,6 +43,7 @@ REASON_TABLE = [
     ("INTEGRITY_FAILURE", grpc.StatusCode.DATA_LOSS, 5),
     ("TOKEN_UNAVAILABLE", grpc.StatusCode.UNAVAILABLE, 6),
     ("KEY_UNAVAILABLE", grpc.StatusCode.UNAVAILABLE, 6),
+    ("UNKNOWN_PROFILE", grpc.StatusCode.INVALID_ARGUMENT, 2),
     ("AUDIT_UNAVAILABLE", grpc.StatusCode.UNAVAILABLE, 6),
     ("DAEMON_STOPPING", grpc.StatusCode.UNAVAILABLE, 6),
     ("INTERNAL", grpc.StatusCode.INTERNAL, 1),
@@ -72,6 +73,7 @@ REASON_METADATA = {
     "TOO_MANY_STREAMS": {"max": "8"},
     "CLASSIFICATION_REFUSED": {"code": "ABOVE_CATALOG_LEVEL", "explanation": "Từ chối: …", "explanation_en": "Rejected: …"},
     "EXTENSION_REJECTED": {"code": "NOT_LATER"},
+    "UNKNOWN_PROFILE": {"profile": "nshield"},
 }
 
 
