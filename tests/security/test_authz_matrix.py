@@ -37,6 +37,7 @@ from niemphong.v1 import archive_pb2_grpc as archive_grpc
 from niemphong.v1 import audit_pb2 as audit_pb
 from niemphong.v1 import niemphong_pb2 as pb
 from niemphong.v1 import niemphong_pb2_grpc as pb_grpc
+from niemphong.v1 import token_pb2 as token_pb
 
 V1 = "niemphong.v1."
 ALL_ROLES = frozenset({"scanner", "viewer", "approver", "head", "custodian", "auditor", "operator"})
@@ -70,6 +71,7 @@ EXPECTED_ROLES: dict[str, frozenset[str]] = {
     "IncidentService/ReportIncident": ALL_ROLES,
     "IncidentService/CloseIncident": frozenset({"approver", "head"}),
     "IncidentService/ListIncidents": frozenset({"approver", "head", "auditor"}),
+    "TokenService/Probe": frozenset({"operator", "auditor"}),
 }
 
 # RPC -> reasons a caller with an allowed role may still get, because the
@@ -448,6 +450,11 @@ def build_list_incidents(scenario: Scenario, caller: str) -> Built:
     return archive_pb.ListIncidentsRequest(), _nothing
 
 
+def build_token_probe(scenario: Scenario, caller: str) -> Built:
+    # Empty profile: the daemon probes the token against its configured profile.
+    return token_pb.ProbeRequest(), _nothing
+
+
 BUILDERS: dict[str, Callable[[Scenario, str], Built]] = {
     "EnvelopeService/Seal": build_seal,
     "EnvelopeService/Open": build_open,
@@ -475,6 +482,7 @@ BUILDERS: dict[str, Callable[[Scenario, str], Built]] = {
     "IncidentService/ReportIncident": build_report_incident,
     "IncidentService/CloseIncident": build_close_incident,
     "IncidentService/ListIncidents": build_list_incidents,
+    "TokenService/Probe": build_token_probe,
 }
 
 
