@@ -31,6 +31,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from conftest import CHUNK, DaemonProcess, DevEnvironment, dev_init, error_reason, grant_access, open_bytes, seal_bytes
 from niemphong.daemon import envelope
@@ -183,7 +184,27 @@ def check_serving(env: DevEnvironment, ledger: Ledger) -> None:
     ledger.opened(request_id, summary.artefact_id)
 
 
+def wait_for_token(env: DevEnvironment, timeout: float = 60) -> None:
+    """Wait until the daemon has recovered its token after a token fault and reports SERVING.
+
+    After a fault that means the token is gone, the daemon refuses token
+    calls at once and reopens the token in the background, with backoff.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with env.channel("operator") as channel:
+            try:
+                status = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5).status
+            except grpc.RpcError:
+                status = None
+        if status == health_pb2.HealthCheckResponse.SERVING:
+            return
+        time.sleep(0.25)
+    raise AssertionError(f"the daemon did not report SERVING within {timeout:.0f} s after the fault")
+
+
 def check_invariants(env: DevEnvironment, ledger: Ledger) -> None:
+    wait_for_token(env)
     check_serving(env, ledger)
     check_state(env, ledger)
     check_audit(env, ledger)
@@ -247,6 +268,7 @@ def test_token_failure_during_open(faulty: FaultyDaemon, ledger: Ledger, functio
 
     assert faulty.fault_fired()
     assert error_reason(excinfo.value) in OPEN_FAILURE_REASONS
+    wait_for_token(faulty.env)
     # The open failed before any plaintext, so it is not counted.
     assert open_bytes(faulty.env, sealed, request_id=request_id) == data
     ledger.opened(request_id, summary.artefact_id)
