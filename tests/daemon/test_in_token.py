@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Iterator
@@ -11,8 +12,10 @@ import grpc
 import pytest
 
 from conftest import DaemonProcess, DevEnvironment, dev_init, error_reason, grant_access, open_bytes, seal_bytes
+from niemphong.clients.devinit import TOKEN_SESSIONS
 from niemphong.daemon import envelope
 from niemphong.v1 import niemphong_pb2 as pb
+from niemphong.v1 import niemphong_pb2_grpc as pb_grpc
 
 PLAINTEXT = os.urandom(300_000)
 
@@ -147,3 +150,17 @@ def test_policy_show_names_encryption_place(token_env: tuple[DevEnvironment, Dae
     assert levels == {"mat": "token", "toi-mat": "host"}
     assert "trong token" in text.stdout
     assert "trên máy chủ" in text.stdout
+
+
+def test_in_token_verify_returns_plaintext_digest(token_env: tuple[DevEnvironment, DaemonProcess]) -> None:
+    env, _ = token_env
+    sealed, _ = seal_bytes(env, PLAINTEXT, level=pb.LEVEL_MAT)
+    chunks = [sealed[start:start + 65_536] for start in range(0, len(sealed), 65_536)]
+
+    # Verify unwraps the data key inside the token as Open does. More calls
+    # than the token has sessions show that each call gives its session back.
+    for _ in range(TOKEN_SESSIONS + 1):
+        with env.channel("scanner") as channel:
+            answer = pb_grpc.EnvelopeServiceStub(channel).Verify(
+                iter([pb.VerifyRequest(chunk=chunk) for chunk in chunks]), timeout=30)
+        assert answer.plaintext_sha256 == hashlib.sha256(PLAINTEXT).hexdigest()
