@@ -580,7 +580,7 @@ def test_state_disk_full(state_on_tmpfs: tuple[FaultyDaemon, SmallFileSystem]) -
 
 
 def test_state_read_only_at_start(state_on_tmpfs: tuple[FaultyDaemon, SmallFileSystem]) -> None:
-    # Linux refuses to remount a file system read-only while a process holds
+    # Linux refuses to remount a file system read-only while a process has
     # a file on it open for writing, so the daemon meets the read-only state
     # file system when it starts.
     daemon, filesystem = state_on_tmpfs
