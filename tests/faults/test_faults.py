@@ -92,6 +92,7 @@ class Ledger:
     opens: dict[str, int] = field(default_factory=dict)  # request id -> opens seen complete
     open_artefacts: dict[str, str] = field(default_factory=dict)  # request id -> artefact id
     envelopes: list[bytes] = field(default_factory=list)  # every envelope or part of one received
+    partial: list[bytes] = field(default_factory=list)  # parts of envelopes whose seal never completed
     audited: set[str] = field(default_factory=set)  # artefacts whose audit records were checked
 
     def sealed(self, data: bytes, summary: pb.SealSummary) -> None:
@@ -152,7 +153,19 @@ def check_audit(env: DevEnvironment, ledger: Ledger) -> None:
 
 
 def check_envelopes(env: DevEnvironment, ledger: Ledger) -> None:
-    """Each envelope or part of one the client holds: registered and whole means it opens."""
+    """Each envelope or part of one the client holds: registered and whole means it opens.
+
+    The part of an envelope whose seal never completed is not registered at all.
+    """
+    for data in ledger.partial:
+        try:
+            header = envelope.parse_header(data)
+        except envelope.IntegrityError:
+            continue
+        with env.channel("scanner") as channel:
+            inspected = pb_grpc.EnvelopeServiceStub(channel).Inspect(
+                pb.InspectRequest(envelope_head=data[:header.header_len], envelope_bytes=len(data)), timeout=30)
+        assert not inspected.registered, f"an unfinished seal registered artefact {inspected.artefact_id}"
     for data in ledger.envelopes:
         try:
             header = envelope.parse_header(data)
@@ -345,6 +358,7 @@ def _record_seal(ledger: Ledger, stream: PausedStream) -> None:
         ledger.sealed(stream.received_bytes(), summary)
     else:
         ledger.envelopes.append(stream.received_bytes())
+        ledger.partial.append(stream.received_bytes())
 
 
 def _grant_row(env: DevEnvironment, request_id: str) -> int:
