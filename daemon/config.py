@@ -16,6 +16,13 @@ from typing import Any
 
 from niemphong.daemon.errors import ConfigError
 from niemphong.daemon.levels import SEALABLE_LEVELS, Level
+from niemphong.daemon.recovery_keys import (
+    DEFAULT_RECOVERY_WRAP,
+    OAEP_HASHES,
+    RecoveryPublicKey,
+    default_recovery_key_id,
+    load_public_key,
+)
 
 DEFAULT_CHUNK_BYTES = 1024 * 1024
 MAX_CHUNK_BYTES = 4 * 1024 * 1024
@@ -26,6 +33,14 @@ MAX_SESSIONS = 64
 DEFAULT_APPROVALS = {Level.TOI_MAT: 2, Level.MAT: 1}
 DEFAULT_GRANT_HOURS = {Level.TOI_MAT: 8, Level.MAT: 24}
 DEFAULT_GRANT_OPENS = {Level.TOI_MAT: 1, Level.MAT: 3}
+# Key rotation: a year for Tối mật and two for Mật, within the two-year
+# originator-usage period NIST SP 800-57 Part 1 suggests for key-wrapping keys.
+DEFAULT_ROTATION_DAYS = {Level.TOI_MAT: 365, Level.MAT: 730}
+# Distinct custodians who must confirm a change of the level's key. Tối mật
+# never takes fewer than two.
+DEFAULT_CUSTODIANS = {Level.TOI_MAT: 2, Level.MAT: 1}
+MIN_CUSTODIANS = {Level.TOI_MAT: 2, Level.MAT: 1}
+DEFAULT_RECOVERY_SESSION_MINUTES = 60
 
 
 @dataclass(frozen=True)
@@ -47,6 +62,23 @@ class LevelPolicy:
     approvals: int
     grant_seconds: int
     grant_opens: int
+    rotation_days: int = 365
+    custodians: int = 1
+
+
+@dataclass(frozen=True)
+class RecoveryConfig:
+    """The [recovery] section: where the recovery token is found, and each level's recovery key.
+
+    The recovery token's PIN is never configured: two custodians each send
+    one share of it when a recovery session starts.
+    """
+
+    module: Path
+    label: str | None
+    serial: str | None
+    session_seconds: int
+    keys: Mapping[Level, RecoveryPublicKey]
 
 
 @dataclass(frozen=True)
@@ -64,6 +96,7 @@ class Config:
     levels: Mapping[Level, LevelPolicy]
     log_level: str = "info"
     extra: Mapping[str, Any] = field(default_factory=dict)
+    recovery: RecoveryConfig | None = None
 
 
 class _Reader:
@@ -132,7 +165,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
 
     root = _Reader(path, data)
-    root.reject_unknown({"server", "tls", "token", "state", "levels", "log"})
+    root.reject_unknown({"server", "tls", "token", "state", "levels", "log", "recovery"})
 
     server = root.section("server")
     server.reject_unknown({"unix_socket", "tcp", "chunk_bytes", "workers"})
@@ -161,6 +194,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     assert sqlite is not None
 
     levels = _load_levels(root.section("levels"))
+    recovery = _load_recovery(root.section("recovery", required=False), token, levels)
 
     log = root.section("log", required=False)
     log.reject_unknown({"level"})
@@ -181,6 +215,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         sqlite=sqlite,
         levels=levels,
         log_level=log_level,
+        recovery=recovery,
     )
 
 
@@ -238,7 +273,7 @@ def _load_levels(levels: _Reader) -> dict[Level, LevelPolicy]:
     policies: dict[Level, LevelPolicy] = {}
     for level in SEALABLE_LEVELS:
         section = levels.section(level.config_name)
-        section.reject_unknown({"key_id", "approvals", "grant_hours", "grant_opens"})
+        section.reject_unknown({"key_id", "approvals", "grant_hours", "grant_opens", "rotation_days", "custodians"})
         key_id = section.string("key_id", default=f"niemphong-{level.config_name}")
         assert key_id is not None
         if not key_id.isascii() or not key_id.isprintable() or len(key_id) > 64:
@@ -249,12 +284,76 @@ def _load_levels(levels: _Reader) -> dict[Level, LevelPolicy]:
             approvals=section.integer("approvals", DEFAULT_APPROVALS[level], 1, 10),
             grant_seconds=3600 * section.integer("grant_hours", DEFAULT_GRANT_HOURS[level], 1, 24 * 30),
             grant_opens=section.integer("grant_opens", DEFAULT_GRANT_OPENS[level], 1, 100),
+            rotation_days=section.integer("rotation_days", DEFAULT_ROTATION_DAYS[level], 1, 3650),
+            custodians=section.integer("custodians", DEFAULT_CUSTODIANS[level], MIN_CUSTODIANS[level], 10),
         )
 
     key_ids = [policy.key_id for policy in policies.values()]
     if len(set(key_ids)) != len(key_ids):
         raise levels.fail("toi-mat.key_id", "each level needs its own key; Tối mật and Mật share one")
     return policies
+
+
+def _load_recovery(
+    recovery: _Reader, token: TokenConfig, levels: Mapping[Level, LevelPolicy]
+) -> RecoveryConfig | None:
+    if not recovery.table:
+        return None
+    recovery.reject_unknown({"module", "label", "serial", "session_minutes", "keys"})
+    module = recovery.path_value("module") or token.module
+    label = recovery.string("label")
+    serial = recovery.string("serial")
+    if label is None and serial is None:
+        raise recovery.fail("label", "set label or serial to name the recovery token")
+    if module == token.module and ((label and label == token.label) or (serial and serial == token.serial)):
+        raise recovery.fail("label", "the recovery token must be a different token from [token]")
+    minutes = recovery.integer("session_minutes", DEFAULT_RECOVERY_SESSION_MINUTES, 5, 24 * 60)
+
+    keys_table = recovery.section("keys", required=False)
+    known = {level.config_name for level in SEALABLE_LEVELS}
+    for key in keys_table.table:
+        if key not in known:
+            raise keys_table.fail(key, f"unknown level; expected one of {sorted(known)}")
+    primary_ids = {policy.key_id for policy in levels.values()}
+    keys: dict[Level, RecoveryPublicKey] = {}
+    for level in SEALABLE_LEVELS:
+        if level.config_name in keys_table.table:
+            keys[level] = _load_recovery_key(keys_table.section(level.config_name), level, primary_ids)
+    recovery_ids = [key.key_id for key in keys.values()]
+    if len(set(recovery_ids)) != len(recovery_ids):
+        raise keys_table.fail("toi-mat.key_id", "each level needs its own recovery key; Tối mật and Mật share one")
+
+    return RecoveryConfig(
+        module=module, label=label, serial=serial, session_seconds=60 * minutes, keys=keys,
+    )
+
+
+def _load_recovery_key(section: _Reader, level: Level, primary_ids: set[str]) -> RecoveryPublicKey:
+    section.reject_unknown({"public_key", "key_id", "version", "wrap_algorithm"})
+    key_id = section.string("key_id", default=default_recovery_key_id(level.config_name))
+    assert key_id is not None
+    if not key_id.isascii() or not key_id.isprintable() or len(key_id) > 64:
+        raise section.fail("key_id", "must be printable ASCII of at most 64 characters")
+    if key_id in primary_ids:
+        raise section.fail("key_id", "must differ from every level's key_id")
+    wrap_algorithm = section.string("wrap_algorithm", default=DEFAULT_RECOVERY_WRAP)
+    if wrap_algorithm not in OAEP_HASHES:
+        raise section.fail("wrap_algorithm", f"must be one of {sorted(OAEP_HASHES)}")
+    path = section.path_value("public_key", required=True)
+    assert path is not None and wrap_algorithm is not None
+    try:
+        public_key = load_public_key(path)
+    except OSError as exc:
+        raise section.fail("public_key", f"cannot read {path}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise section.fail("public_key", f"{path}: {exc}") from None
+    return RecoveryPublicKey(
+        key_id=key_id,
+        version=section.integer("version", 1, 1, 2**32 - 1),
+        wrap_algorithm=wrap_algorithm,
+        public_key=public_key,
+        path=path,
+    )
 
 
 def read_pin(token: TokenConfig) -> str:

@@ -40,6 +40,21 @@ METHOD_ROLES: Mapping[str, frozenset[str]] = {
     f"{_V1}AccessService/Deny": frozenset({"approver"}),
     f"{_V1}AccessService/ListPending": frozenset({"viewer", "approver"}),
     f"{_V1}AccessService/GetRequest": frozenset({"viewer", "approver"}),
+    # Key lifecycle: custodians change keys; rewrap never exposes plaintext,
+    # so operators may run it over an archive too.
+    f"{_V1}KeyService/ListKeys": frozenset({"custodian", "auditor", "operator"}),
+    f"{_V1}KeyService/ProposeKeyChange": frozenset({"custodian"}),
+    f"{_V1}KeyService/ConfirmKeyChange": frozenset({"custodian"}),
+    f"{_V1}KeyService/RejectKeyChange": frozenset({"custodian"}),
+    f"{_V1}KeyService/ListKeyChanges": frozenset({"custodian", "auditor"}),
+    f"{_V1}KeyService/Rewrap": frozenset({"custodian", "operator"}),
+    # Recovery: custodians open the recovery token; viewers still need a grant to open.
+    f"{_V1}RecoveryService/StartRecovery": frozenset({"custodian"}),
+    f"{_V1}RecoveryService/ConfirmRecovery": frozenset({"custodian"}),
+    f"{_V1}RecoveryService/EndRecovery": frozenset({"custodian"}),
+    f"{_V1}RecoveryService/GetRecovery": frozenset({"custodian", "auditor", "operator"}),
+    f"{_V1}RecoveryService/RecoverRewrap": frozenset({"custodian"}),
+    f"{_V1}RecoveryService/RecoverOpen": frozenset({"viewer"}),
 }
 
 

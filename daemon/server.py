@@ -17,8 +17,16 @@ from niemphong.daemon.config import Config, read_pin
 from niemphong.daemon.hsm import Pkcs11Token
 from niemphong.daemon.identity import AuthInterceptor
 from niemphong.daemon.services.access_service import AccessServicer
-from niemphong.daemon.services.envelope_service import EnvelopeServicer, KeyRing
+from niemphong.daemon.key_changes import KeyChanges
+from niemphong.daemon.keys import KeyRegistry
+from niemphong.daemon.recovery import RecoverySessions
+from niemphong.daemon.rewrap import Rewrapper
+from niemphong.daemon.services.envelope_service import EnvelopeServicer
+from niemphong.daemon.services.key_service import KeyServicer
+from niemphong.daemon.services.recovery_service import RecoveryServicer
 from niemphong.daemon.store import SqliteStore
+from niemphong.v1 import keys_pb2
+from niemphong.v1 import keys_pb2_grpc
 from niemphong.v1 import niemphong_pb2 as pb
 from niemphong.v1 import niemphong_pb2_grpc as pb_grpc
 
@@ -28,7 +36,11 @@ HEALTH_INTERVAL_SECONDS = 5.0
 # Room for a chunk plus the protobuf framing around it.
 MESSAGE_OVERHEAD_BYTES = 64 * 1024
 
-SERVICE_NAMES = tuple(service.full_name for service in pb.DESCRIPTOR.services_by_name.values())
+SERVICE_NAMES = tuple(
+    service.full_name
+    for descriptor in (pb.DESCRIPTOR, keys_pb2.DESCRIPTOR)
+    for service in descriptor.services_by_name.values()
+)
 
 
 class Daemon:
@@ -39,7 +51,12 @@ class Daemon:
         self.token = Pkcs11Token(config.token, read_pin(config.token))
         self.store = SqliteStore(config.sqlite)
         self.access = AccessControl(self.store, config.levels)
-        self.keys = KeyRing(self.token, config)
+        recovery_keys = config.recovery.keys if config.recovery else {}
+        self.keys = KeyRegistry(self.store, self.token, config.levels, recovery_keys)
+        self.keys.reconcile()
+        self.key_changes = KeyChanges(self.store, self.keys)
+        self.recovery = RecoverySessions(config.recovery)
+        self.rewrapper = Rewrapper(self.keys, self.store)
         self.health = health.HealthServicer()
         self.tcp_port: int | None = None
         self._stopping = threading.Event()
@@ -61,6 +78,12 @@ class Daemon:
             EnvelopeServicer(config, self.token, self.keys, self.access), server,
         )
         pb_grpc.add_AccessServiceServicer_to_server(AccessServicer(self.access), server)
+        keys_pb2_grpc.add_KeyServiceServicer_to_server(
+            KeyServicer(self.keys, self.key_changes, self.rewrapper), server,
+        )
+        keys_pb2_grpc.add_RecoveryServiceServicer_to_server(
+            RecoveryServicer(config, self.token, self.keys, self.access, self.recovery, self.rewrapper), server,
+        )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(
             SERVICE_NAMES + (health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
@@ -121,6 +144,7 @@ class Daemon:
         self.health.enter_graceful_shutdown()
         if self._server is not None:
             self._server.stop(grace).wait()
+        self.recovery.close()
         self.token.close()
         self.store.close()
         if self.config.unix_socket is not None:

@@ -1,4 +1,4 @@
-"""State: the artefact registry, access requests, approvals and grants.
+"""State: the artefact registry, access requests, approvals, grants and the key registry.
 
 :class:`StateStore` is the interface; :class:`SqliteStore` the embedded
 implementation. Rules live in ``access.py`` and run inside one
@@ -11,6 +11,7 @@ backend would take row locks with ``SELECT ... FOR UPDATE``.
 from __future__ import annotations
 
 import contextlib
+import logging
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -18,11 +19,56 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-SCHEMA_VERSION = 1
+log = logging.getLogger(__name__)
 
+SCHEMA_VERSION = 2
+
+# The key registry: every version of every level's key-encryption key and its
+# state, and the key changes custodians propose and confirm.
+_KEY_REGISTRY_SCHEMA = """
+CREATE INDEX artefacts_by_key ON artefacts (key_id, key_version);
+CREATE TABLE key_versions (
+    key_id           TEXT NOT NULL,
+    version          INTEGER NOT NULL CHECK (version >= 1),
+    level            INTEGER NOT NULL,
+    state            TEXT NOT NULL
+                     CHECK (state IN ('active', 'retired_sealing', 'retired_opening', 'destroyed')),
+    created_at       INTEGER NOT NULL,
+    state_changed_at INTEGER NOT NULL,
+    PRIMARY KEY (key_id, version)
+);
+CREATE UNIQUE INDEX key_versions_one_active ON key_versions (key_id) WHERE state = 'active';
+CREATE TABLE key_changes (
+    change_id           TEXT PRIMARY KEY,
+    operation           TEXT NOT NULL
+                        CHECK (operation IN ('create', 'rotate', 'retire_sealing', 'retire_opening', 'destroy')),
+    level               INTEGER NOT NULL,
+    key_id              TEXT NOT NULL,
+    version             INTEGER,
+    reason              TEXT NOT NULL,
+    proposer            TEXT NOT NULL,
+    state               TEXT NOT NULL CHECK (state IN ('pending', 'done', 'rejected')),
+    custodians_required INTEGER NOT NULL CHECK (custodians_required >= 1),
+    created_at          INTEGER NOT NULL,
+    expires_at          INTEGER NOT NULL,
+    decided_at          INTEGER,
+    rejected_by         TEXT,
+    reject_reason       TEXT
+);
+CREATE INDEX key_changes_by_state ON key_changes (state, created_at);
+CREATE TABLE key_confirmations (
+    change_id    TEXT NOT NULL REFERENCES key_changes (change_id),
+    custodian    TEXT NOT NULL,
+    confirmed_at INTEGER NOT NULL,
+    PRIMARY KEY (change_id, custodian)
+);
+"""
+
+# The whole schema at SCHEMA_VERSION, for a new database. An older database
+# is brought up to date by the steps in _MIGRATIONS instead.
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS artefacts (
+CREATE TABLE schema_version (version INTEGER NOT NULL);
+CREATE TABLE artefacts (
     artefact_id     TEXT PRIMARY KEY,
     level           INTEGER NOT NULL,
     doc_number      TEXT NOT NULL,
@@ -36,9 +82,12 @@ CREATE TABLE IF NOT EXISTS artefacts (
     envelope_bytes  INTEGER NOT NULL,
     envelope_sha256 TEXT NOT NULL,
     sealed_by       TEXT NOT NULL,
-    sealed_at       INTEGER NOT NULL
+    sealed_at       INTEGER NOT NULL,
+    recovery_key_id      TEXT,
+    recovery_key_version INTEGER,
+    core_sha256          TEXT
 );
-CREATE TABLE IF NOT EXISTS requests (
+CREATE TABLE requests (
     request_id         TEXT PRIMARY KEY,
     artefact_id        TEXT NOT NULL REFERENCES artefacts (artefact_id),
     requester          TEXT NOT NULL,
@@ -50,14 +99,14 @@ CREATE TABLE IF NOT EXISTS requests (
     denied_by          TEXT,
     deny_reason        TEXT
 );
-CREATE INDEX IF NOT EXISTS requests_by_state ON requests (state, created_at);
-CREATE TABLE IF NOT EXISTS approvals (
+CREATE INDEX requests_by_state ON requests (state, created_at);
+CREATE TABLE approvals (
     request_id  TEXT NOT NULL REFERENCES requests (request_id),
     approver    TEXT NOT NULL,
     approved_at INTEGER NOT NULL,
     PRIMARY KEY (request_id, approver)
 );
-CREATE TABLE IF NOT EXISTS grants (
+CREATE TABLE grants (
     request_id    TEXT PRIMARY KEY REFERENCES requests (request_id),
     artefact_id   TEXT NOT NULL REFERENCES artefacts (artefact_id),
     viewer        TEXT NOT NULL,
@@ -67,8 +116,17 @@ CREATE TABLE IF NOT EXISTS grants (
     opens_used    INTEGER NOT NULL DEFAULT 0 CHECK (opens_used <= opens_allowed),
     revoked       INTEGER NOT NULL DEFAULT 0
 );
-CREATE INDEX IF NOT EXISTS grants_by_viewer ON grants (artefact_id, viewer);
-"""
+CREATE INDEX grants_by_viewer ON grants (artefact_id, viewer);
+""" + _KEY_REGISTRY_SCHEMA
+
+# Schema steps: _MIGRATIONS[n] takes a database from version n - 1 to n.
+_MIGRATIONS: dict[int, str] = {
+    2: """
+ALTER TABLE artefacts ADD COLUMN recovery_key_id TEXT;
+ALTER TABLE artefacts ADD COLUMN recovery_key_version INTEGER;
+ALTER TABLE artefacts ADD COLUMN core_sha256 TEXT;
+""" + _KEY_REGISTRY_SCHEMA,
+}
 
 
 @dataclass(frozen=True)
@@ -87,6 +145,13 @@ class ArtefactRecord:
     envelope_sha256: str
     sealed_by: str
     sealed_at: int
+    # The recovery key slot the envelope is recorded with, if any.
+    recovery_key_id: str | None = None
+    recovery_key_version: int | None = None
+    # SHA-256 of the header core, hex. It binds the registry entry to one
+    # data key, because the core holds the key commitment. Artefacts sealed
+    # before schema 2 get it at their first rewrap.
+    core_sha256: str | None = None
 
 
 @dataclass(frozen=True)
@@ -125,6 +190,56 @@ class GrantRecord:
         return not self.revoked and now < self.expires_at and self.opens_used < self.opens_allowed
 
 
+@dataclass(frozen=True)
+class KeyVersionRecord:
+    """One version of a level's key-encryption key in the key registry."""
+
+    key_id: str
+    version: int
+    level: int
+    state: str
+    created_at: int
+    state_changed_at: int
+
+
+@dataclass(frozen=True)
+class ArtefactKeys:
+    """The key slots an artefact's envelope is recorded with."""
+
+    key_id: str
+    key_version: int
+    wrap_algorithm: str
+    recovery_key_id: str | None
+    recovery_key_version: int | None
+
+
+@dataclass(frozen=True)
+class KeyChangeRecord:
+    """A key change proposed by a custodian, waiting for or past its confirmations."""
+
+    change_id: str
+    operation: str
+    level: int
+    key_id: str
+    version: int | None
+    reason: str
+    proposer: str
+    state: str
+    custodians_required: int
+    created_at: int
+    expires_at: int
+    decided_at: int | None = None
+    rejected_by: str | None = None
+    reject_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class KeyConfirmationRecord:
+    change_id: str
+    custodian: str
+    confirmed_at: int
+
+
 class StateTransaction(Protocol):
     """Reads and writes inside one serializable transaction."""
 
@@ -140,6 +255,20 @@ class StateTransaction(Protocol):
     def get_grant(self, request_id: str) -> GrantRecord | None: ...
     def list_grants(self, artefact_id: str, viewer: str) -> list[GrantRecord]: ...
     def count_open(self, request_id: str) -> None: ...
+
+    # Key registry.
+    def list_key_versions(self, key_id: str | None = None) -> list[KeyVersionRecord]: ...
+    def insert_key_version(self, record: KeyVersionRecord) -> None: ...
+    def set_key_state(self, key_id: str, version: int, state: str, now: int) -> None: ...
+    def count_artefacts_by_key(self) -> dict[tuple[str, int], int]: ...
+    def count_artefacts_without_recovery(self, level: int, key_id: str, version: int) -> int: ...
+    def update_artefact_keys(self, artefact_id: str, keys: ArtefactKeys, core_sha256: str) -> None: ...
+    def insert_key_change(self, record: KeyChangeRecord) -> None: ...
+    def get_key_change(self, change_id: str) -> KeyChangeRecord | None: ...
+    def list_key_changes(self, state: str, limit: int) -> list[KeyChangeRecord]: ...
+    def update_key_change(self, record: KeyChangeRecord) -> None: ...
+    def insert_key_confirmation(self, record: KeyConfirmationRecord) -> bool: ...
+    def list_key_confirmations(self, change_id: str) -> list[KeyConfirmationRecord]: ...
 
 
 class StateStore(Protocol):
@@ -170,22 +299,39 @@ class SqliteStore:
 
     def _migrate(self) -> None:
         with self._lock:
-            # executescript() commits any open transaction first, so the
-            # transaction is opened inside the script itself.
-            self._db.executescript("BEGIN IMMEDIATE;" + _SCHEMA)
+            self._db.execute("BEGIN IMMEDIATE")
             try:
-                row = self._db.execute("SELECT version FROM schema_version").fetchone()
-                if row is None:
-                    self._db.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
-                elif row["version"] > SCHEMA_VERSION:
-                    raise RuntimeError(
-                        f"state database {self.path} has schema {row['version']}, newer than this "
-                        f"daemon's {SCHEMA_VERSION}; upgrade the daemon"
-                    )
+                self._create_or_upgrade()
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
+
+    def _create_or_upgrade(self) -> None:
+        # SQLite runs DDL inside the transaction, so a failed step leaves the
+        # database as it was. executescript() would commit first, so each
+        # statement runs on its own.
+        exists = self._db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
+        ).fetchone()
+        if not exists:
+            _run_statements(self._db, _SCHEMA)
+            self._db.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
+            return
+
+        row = self._db.execute("SELECT version FROM schema_version").fetchone()
+        if row is None:
+            raise RuntimeError(f"state database {self.path} has a schema_version table without a version")
+        version = int(row["version"])
+        if version > SCHEMA_VERSION:
+            raise RuntimeError(
+                f"state database {self.path} has schema {version}, newer than this "
+                f"daemon's {SCHEMA_VERSION}; upgrade the daemon"
+            )
+        for step in range(version + 1, SCHEMA_VERSION + 1):
+            _run_statements(self._db, _MIGRATIONS[step])
+            self._db.execute("UPDATE schema_version SET version = ?", (step,))
+            log.info("state database %s upgraded to schema %d", self.path, step)
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[StateTransaction]:
@@ -283,6 +429,84 @@ class _SqliteTransaction:
         if cursor.rowcount != 1:
             raise RuntimeError(f"grant {request_id} has no open left to count")
 
+    # Key registry ---------------------------------------------------------
+
+    def list_key_versions(self, key_id: str | None = None) -> list[KeyVersionRecord]:
+        if key_id is None:
+            rows = self._db.execute("SELECT * FROM key_versions ORDER BY level DESC, key_id, version")
+        else:
+            rows = self._db.execute("SELECT * FROM key_versions WHERE key_id = ? ORDER BY version", (key_id,))
+        return [KeyVersionRecord(**row) for row in rows]
+
+    def insert_key_version(self, record: KeyVersionRecord) -> None:
+        self._insert("key_versions", record.__dict__)
+
+    def set_key_state(self, key_id: str, version: int, state: str, now: int) -> None:
+        cursor = self._db.execute(
+            "UPDATE key_versions SET state = ?, state_changed_at = ? WHERE key_id = ? AND version = ?",
+            (state, now, key_id, version),
+        )
+        if cursor.rowcount != 1:
+            raise RuntimeError(f"key {key_id} v{version} is not in the registry")
+
+    def count_artefacts_by_key(self) -> dict[tuple[str, int], int]:
+        rows = self._db.execute(
+            "SELECT key_id, key_version, COUNT(*) AS artefacts FROM artefacts GROUP BY key_id, key_version"
+        )
+        return {(row["key_id"], row["key_version"]): row["artefacts"] for row in rows}
+
+    def count_artefacts_without_recovery(self, level: int, key_id: str, version: int) -> int:
+        row = self._db.execute(
+            "SELECT COUNT(*) FROM artefacts WHERE level = ? AND NOT (recovery_key_id IS ? AND recovery_key_version IS ?)",
+            (level, key_id, version),
+        ).fetchone()
+        return int(row[0])
+
+    def update_artefact_keys(self, artefact_id: str, keys: ArtefactKeys, core_sha256: str) -> None:
+        cursor = self._db.execute(
+            "UPDATE artefacts SET key_id = ?, key_version = ?, wrap_algorithm = ?, recovery_key_id = ?, "
+            "recovery_key_version = ?, core_sha256 = ? WHERE artefact_id = ?",
+            (
+                keys.key_id, keys.key_version, keys.wrap_algorithm, keys.recovery_key_id,
+                keys.recovery_key_version, core_sha256, artefact_id,
+            ),
+        )
+        if cursor.rowcount != 1:
+            raise RuntimeError(f"artefact {artefact_id} is not in the registry")
+
+    def insert_key_change(self, record: KeyChangeRecord) -> None:
+        self._insert("key_changes", record.__dict__)
+
+    def get_key_change(self, change_id: str) -> KeyChangeRecord | None:
+        row = self._db.execute("SELECT * FROM key_changes WHERE change_id = ?", (change_id,)).fetchone()
+        return KeyChangeRecord(**row) if row else None
+
+    def list_key_changes(self, state: str, limit: int) -> list[KeyChangeRecord]:
+        rows = self._db.execute(
+            "SELECT * FROM key_changes WHERE state = ? ORDER BY created_at, change_id LIMIT ?", (state, limit)
+        )
+        return [KeyChangeRecord(**row) for row in rows]
+
+    def update_key_change(self, record: KeyChangeRecord) -> None:
+        self._db.execute(
+            "UPDATE key_changes SET state = ?, version = ?, decided_at = ?, rejected_by = ?, reject_reason = ? "
+            "WHERE change_id = ?",
+            (record.state, record.version, record.decided_at, record.rejected_by, record.reject_reason, record.change_id),
+        )
+
+    def insert_key_confirmation(self, record: KeyConfirmationRecord) -> bool:
+        cursor = self._db.execute(
+            "INSERT INTO key_confirmations (change_id, custodian, confirmed_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+            (record.change_id, record.custodian, record.confirmed_at),
+        )
+        return cursor.rowcount == 1
+
+    def list_key_confirmations(self, change_id: str) -> list[KeyConfirmationRecord]:
+        rows = self._db.execute(
+            "SELECT * FROM key_confirmations WHERE change_id = ? ORDER BY confirmed_at, custodian", (change_id,)
+        )
+        return [KeyConfirmationRecord(**row) for row in rows]
+
     def _insert(self, table: str, values: dict[str, object]) -> None:
         columns = ", ".join(values)
         marks = ", ".join("?" for _ in values)
@@ -293,3 +517,9 @@ def _grant(row: sqlite3.Row) -> GrantRecord:
     values = dict(row)
     values["revoked"] = bool(values["revoked"])
     return GrantRecord(**values)
+
+
+def _run_statements(db: sqlite3.Connection, script: str) -> None:
+    for statement in script.split(";"):
+        if statement.strip():
+            db.execute(statement)

@@ -7,7 +7,6 @@ import logging
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 from niemphong.daemon import envelope, validation
 from niemphong.daemon.access import AccessControl
@@ -15,6 +14,7 @@ from niemphong.daemon.config import Config
 from niemphong.daemon.errors import ServiceError, TokenUnavailable, abort
 from niemphong.daemon.hsm import Pkcs11Token, UnwrapFailed
 from niemphong.daemon.identity import CallContext
+from niemphong.daemon.keys import KeyRegistry
 from niemphong.daemon.levels import Level
 from niemphong.daemon.store import ArtefactRecord
 from niemphong.v1 import niemphong_pb2 as pb
@@ -31,29 +31,8 @@ def _integrity_failure() -> ServiceError:
     return ServiceError("INTEGRITY_FAILURE", "envelope failed integrity check")
 
 
-@dataclass
-class KeyRing:
-    """The key id and newest version that new seals of each level use."""
-
-    token: Pkcs11Token
-    config: Config
-
-    def __post_init__(self) -> None:
-        self.sealing_versions: dict[Level, int] = {}
-        self.refresh()
-
-    def refresh(self) -> None:
-        for level, policy in self.config.levels.items():
-            version = self.token.newest_version(policy.key_id)
-            if version is None:
-                log.error("token has no key %s for level %s; sealing at that level will fail", policy.key_id, level.name)
-                self.sealing_versions.pop(level, None)
-            else:
-                self.sealing_versions[level] = version
-
-
 class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
-    def __init__(self, config: Config, token: Pkcs11Token, keys: KeyRing, access: AccessControl) -> None:
+    def __init__(self, config: Config, token: Pkcs11Token, keys: KeyRegistry, access: AccessControl) -> None:
         self.config = config
         self.token = token
         self.keys = keys
@@ -77,21 +56,16 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
         if first is None or first.WhichOneof("payload") != "metadata":
             raise ServiceError("PROTOCOL_VIOLATION", "the first Seal message must carry metadata")
         level, metadata = self._check_seal_metadata(first.metadata, context)
-        policy = self.config.levels[level]
-        version = self.keys.sealing_versions.get(level)
-        if version is None:
-            raise ServiceError("KEY_UNAVAILABLE", f"no key {policy.key_id} for level {level.name} in the token")
-
-        try:
-            data_key, slot = self.token.new_data_key(policy.key_id, version)
-        except KeyError:
-            raise ServiceError("KEY_UNAVAILABLE", f"key {policy.key_id} v{version} not found in the token") from None
+        data_key, slots = self.keys.new_data_key(level)
+        slot = slots[0]
+        recovery_slot = slots[1] if len(slots) > 1 else None
         artefact_id = os.urandom(16)
         sealed_at = int(time.time())
         sealer = envelope.Sealer(
-            data_key, artefact_id=artefact_id, level=int(level), metadata=metadata, slots=[slot], sealed_at=sealed_at,
+            data_key, artefact_id=artefact_id, level=int(level), metadata=metadata, slots=slots, sealed_at=sealed_at,
         )
         del data_key
+        core_sha256 = hashlib.sha256(envelope.parse_header(sealer.header_bytes).core_bytes).hexdigest()
 
         digest = hashlib.sha256()
         plaintext_bytes = 0
@@ -139,6 +113,9 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
             envelope_sha256=digest.hexdigest(),
             sealed_by=context.identity.name,
             sealed_at=sealed_at,
+            recovery_key_id=recovery_slot.key_id if recovery_slot else None,
+            recovery_key_version=recovery_slot.key_version if recovery_slot else None,
+            core_sha256=core_sha256,
         )
         with self.access.store.transaction() as tx:
             tx.insert_artefact(record)
@@ -286,15 +263,14 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
             raise _integrity_failure() from None
 
     def _unwrap(self, header: envelope.Header) -> bytes:
-        policy = self.config.levels.get(Level(header.level))
-        slots = [slot for slot in header.slots if policy is not None and slot.key_id == policy.key_id]
-        if not slots:
-            raise _integrity_failure()
+        # The registry decides which slot: the level's key, in a version not
+        # retired for opening.
+        slot = self.keys.opening_slot(header)
         try:
-            return self.token.unwrap_data_key(slots[0])
+            return self.token.unwrap_data_key(slot)
         except KeyError:
             raise ServiceError(
-                "KEY_UNAVAILABLE", f"key {slots[0].key_id} v{slots[0].key_version} not found in the token",
+                "KEY_UNAVAILABLE", f"key {slot.key_id} v{slot.key_version} not found in the token",
             ) from None
         except UnwrapFailed:
             raise _integrity_failure() from None
