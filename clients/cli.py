@@ -34,7 +34,9 @@ from niemphong.clients.i18n import (
     translate,
     translate_argparse_error,
 )
+from niemphong.clients.key_commands import add_key_commands
 from niemphong.clients.protocol import parse_issued_date, parse_level, parse_request_id
+from niemphong.clients.recovery_commands import add_recovery_commands
 
 PROG = "niemphong"
 
@@ -242,6 +244,8 @@ def build_parser(lang: Lang) -> argparse.ArgumentParser:
     )
     _add_envelope_commands(commands, lang)
     _add_access_commands(commands, lang)
+    add_key_commands(commands, lang, _add_command, _add_client_options)
+    add_recovery_commands(commands, lang, _add_command, _add_client_options)
     _add_dev_commands(commands, lang)
     return parser
 
