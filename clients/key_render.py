@@ -165,7 +165,7 @@ def render_keys(response: kpb.ListKeysResponse, lang: Lang) -> str:
     return "\n".join(lines)
 
 
-def render_due(keys: Sequence[kpb.KeyVersion], lang: Lang, policies: Sequence[kpb.LevelKeyPolicy]) -> str:
+def render_due(keys: Sequence[kpb.KeyVersion], lang: Lang, policies: Sequence[kpb.LevelKeyStatus]) -> str:
     """Return one line per key version past its rotation period."""
     periods = {policy.level: policy.rotation_days for policy in policies}
     return "\n".join(

@@ -32,6 +32,8 @@ REASON_CODES: Mapping[str, grpc.StatusCode] = {
     "NOT_YOUR_REQUEST": grpc.StatusCode.PERMISSION_DENIED,
     "ALREADY_APPROVED": grpc.StatusCode.FAILED_PRECONDITION,
     "REQUEST_NOT_PENDING": grpc.StatusCode.FAILED_PRECONDITION,
+    "TOO_MANY_PENDING": grpc.StatusCode.RESOURCE_EXHAUSTED,
+    "TOO_MANY_STREAMS": grpc.StatusCode.RESOURCE_EXHAUSTED,
     "REQUEST_NOT_FOUND": grpc.StatusCode.NOT_FOUND,
     "ARTEFACT_NOT_FOUND": grpc.StatusCode.NOT_FOUND,
     "INTEGRITY_FAILURE": grpc.StatusCode.DATA_LOSS,
@@ -52,6 +54,9 @@ REASON_CODES: Mapping[str, grpc.StatusCode] = {
     "RECOVERY_IN_PROGRESS": grpc.StatusCode.FAILED_PRECONDITION,
     "RECOVERY_NOT_PENDING": grpc.StatusCode.FAILED_PRECONDITION,
     "RECOVERY_LOGIN_FAILED": grpc.StatusCode.PERMISSION_DENIED,
+    # Classification policy: metadata "code" holds the decision code.
+    "CLASSIFICATION_REFUSED": grpc.StatusCode.FAILED_PRECONDITION,
+    "EXTENSION_REJECTED": grpc.StatusCode.FAILED_PRECONDITION,
 }
 
 

@@ -36,7 +36,7 @@ from niemphong.daemon.errors import ServiceError
 from niemphong.daemon.hsm import Pkcs11Token
 from niemphong.daemon.levels import Level
 from niemphong.daemon.recovery_keys import RecoveryPublicKey
-from niemphong.daemon.store import KeyVersionRecord, StateStore, StateTransaction
+from niemphong.daemon.store import ArtefactRecord, KeyVersionRecord, StateStore, StateTransaction
 
 log = logging.getLogger(__name__)
 
@@ -208,30 +208,40 @@ class KeyRegistry:
             slots.append(recovery.wrap(data_key))
         return data_key, slots
 
-    def opening_slot(self, header: Header) -> KeySlot:
-        """Choose the slot an Open unwraps: the level's key, in a version that still opens.
+    def opening_slot(self, header: Header, artefact: ArtefactRecord) -> KeySlot:
+        """Choose the slot an Open unwraps: the artefact's key, in a version that still opens.
+
+        The header is not authenticated yet, so only slots the registry
+        vouches for count: the version recorded for the artefact, or a newer
+        registered version of the same key. The newer one covers a file that
+        a rewrap has replaced before it showed the daemon the new header.
 
         Raises:
-            ServiceError: INTEGRITY_FAILURE when no slot names the level's
-                key, KEY_RETIRED when every such version is retired for
-                opening or destroyed, KEY_UNAVAILABLE when the registry has
-                none of them.
+            ServiceError: INTEGRITY_FAILURE when no slot qualifies,
+                KEY_RETIRED when every qualifying version is retired for
+                opening, KEY_UNAVAILABLE when the recorded version is
+                missing from the registry.
         """
-        return self._choose_slot(header, _OPENING_STATES)
+        return self._choose_slot(header, artefact, _OPENING_STATES)
 
-    def rewrap_slot(self, header: Header) -> KeySlot:
+    def rewrap_slot(self, header: Header, artefact: ArtefactRecord) -> KeySlot:
         """Choose the slot a rewrap unwraps: like :meth:`opening_slot`, but retired-for-opening versions count."""
-        return self._choose_slot(header, _UNWRAPPING_STATES)
+        return self._choose_slot(header, artefact, _UNWRAPPING_STATES)
 
-    def _choose_slot(self, header: Header, usable: frozenset[str]) -> KeySlot:
-        policy = self.levels.get(Level(header.level))
-        if policy is None:
-            raise integrity_failure()
-        slots = [slot for slot in header.slots if slot.key_id == policy.key_id]
+    def _choose_slot(self, header: Header, artefact: ArtefactRecord, usable: frozenset[str]) -> KeySlot:
+        states = {record.version: record.state for record in self._records(artefact.key_id)}
+        slots = [
+            slot for slot in header.slots
+            if slot.key_id == artefact.key_id and (
+                slot.key_version == artefact.key_version
+                or (slot.key_version > artefact.key_version and slot.key_version in states)
+            )
+        ]
         if not slots:
+            # A slot naming another key or an unknown version is an altered
+            # header, and gets the same error as any other alteration.
             raise integrity_failure()
 
-        states = {record.version: record.state for record in self._records(policy.key_id)}
         candidates = sorted(
             (slot for slot in slots if states.get(slot.key_version) in usable),
             key=lambda slot: slot.key_version, reverse=True,

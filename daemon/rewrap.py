@@ -34,14 +34,15 @@ from niemphong.daemon.errors import ServiceError
 from niemphong.daemon.identity import CallContext
 from niemphong.daemon.keys import KeyRegistry, integrity_failure
 from niemphong.daemon.levels import Level
-from niemphong.daemon.store import ArtefactKeys, StateStore
+from niemphong.daemon.store import ArtefactKeys, ArtefactRecord, StateStore
 
 log = logging.getLogger(__name__)
 
 MAX_HEADER_BYTES = envelope.PREAMBLE_LEN + envelope.MAX_HEADER_LEN
 
-# Returns the data key unwrapped from one of the header's slots.
-Unwrap = Callable[[envelope.Header], bytes]
+# Returns the data key unwrapped from one of the header's slots; the
+# artefact's registry entry says which slots are to be trusted.
+Unwrap = Callable[[envelope.Header, ArtefactRecord], bytes]
 
 
 @dataclass(frozen=True)
@@ -113,7 +114,7 @@ class Rewrapper:
             # hash, so a registry entry without one has no recovery slot of ours.
             raise integrity_failure()
 
-        data_key = unwrap(header)
+        data_key = unwrap(header, artefact)
         try:
             # Verifies the commitment and the header tag; the body is not needed.
             envelope.Opener(header, data_key)

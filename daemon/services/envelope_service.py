@@ -7,6 +7,7 @@ import logging
 import os
 import time
 from collections.abc import Iterator
+from typing import TypeVar
 
 from niemphong.daemon import envelope, validation
 from niemphong.daemon.access import AccessControl
@@ -16,6 +17,9 @@ from niemphong.daemon.hsm import Pkcs11Token, UnwrapFailed
 from niemphong.daemon.identity import CallContext
 from niemphong.daemon.keys import KeyRegistry
 from niemphong.daemon.levels import Level
+from niemphong.daemon.policy.decision import Outcome
+from niemphong.daemon.policy.periods import today_in_vietnam
+from niemphong.daemon.services.classification import Classifier
 from niemphong.daemon.store import ArtefactRecord
 from niemphong.v1 import niemphong_pb2 as pb
 from niemphong.v1 import niemphong_pb2_grpc as pb_grpc
@@ -23,6 +27,8 @@ from niemphong.v1 import niemphong_pb2_grpc as pb_grpc
 log = logging.getLogger(__name__)
 
 MAX_INSPECT_HEAD = 80 * 1024
+
+T = TypeVar("T")
 
 
 def _integrity_failure() -> ServiceError:
@@ -32,30 +38,41 @@ def _integrity_failure() -> ServiceError:
 
 
 class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
-    def __init__(self, config: Config, token: Pkcs11Token, keys: KeyRegistry, access: AccessControl) -> None:
+    def __init__(
+        self, config: Config, token: Pkcs11Token, keys: KeyRegistry, access: AccessControl,
+        classifier: Classifier | None = None,
+    ) -> None:
         self.config = config
         self.token = token
         self.keys = keys
         self.access = access
+        assert config.policy is not None
+        self.classifier = classifier or Classifier(config.policy)
 
     # Seal -----------------------------------------------------------------
 
     def Seal(self, request_iterator: Iterator[pb.SealRequest], context: CallContext) -> Iterator[pb.SealResponse]:
-        try:
-            yield from self._seal(request_iterator, context)
-        except ServiceError as error:
-            context.facts["reason"] = error.reason
-            log.warning("request %s seal by %s refused: %s (%s)", context.request_id, context.identity.name, error.reason, error.message)
-            abort(context, error)
-        except TokenUnavailable as exc:
-            log.error("request %s seal failed: %s", context.request_id, exc)
-            abort(context, ServiceError("TOKEN_UNAVAILABLE", "the token is unavailable"))
+        return _guarded("seal", self._seal(request_iterator, context), context)
 
     def _seal(self, request_iterator: Iterator[pb.SealRequest], context: CallContext) -> Iterator[pb.SealResponse]:
         first = next(request_iterator, None)
         if first is None or first.WhichOneof("payload") != "metadata":
             raise ServiceError("PROTOCOL_VIOLATION", "the first Seal message must carry metadata")
-        level, metadata = self._check_seal_metadata(first.metadata, context)
+        stated_level, metadata = self._check_seal_metadata(first.metadata, context)
+        # The classification rules decide; a refusal raises before anything is kept.
+        verdict = self.classifier.decide_seal(stated_level, metadata, first.metadata.classification, context)
+        if verdict.decision.outcome is Outcome.NOT_SECRET:
+            with self.access.store.transaction() as tx:
+                not_sealed = self.classifier.record_not_sealed(tx, verdict, metadata, context)
+            log.info(
+                "request %s declined to seal %s by %s: not secret under rule %s (%s), record %s",
+                context.request_id, metadata["doc_number"], context.identity.name, verdict.decision.rule,
+                verdict.decision.code, not_sealed.record_id,
+            )
+            yield pb.SealResponse(not_sealed=not_sealed)
+            return
+        assert verdict.decision.level is not None
+        level = verdict.decision.level
         data_key, slots = self.keys.new_data_key(level)
         slot = slots[0]
         recovery_slot = slots[1] if len(slots) > 1 else None
@@ -119,6 +136,7 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
         )
         with self.access.store.transaction() as tx:
             tx.insert_artefact(record)
+            tx.insert_classification(verdict.record(artefact_hex, artefact_hex, metadata, context.identity.name, sealed_at))
 
         log.info(
             "request %s sealed artefact %s (%s) by %s: %d plaintext bytes, %d envelope bytes, key %s v%d",
@@ -132,24 +150,23 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
             plaintext_bytes=plaintext_bytes,
             envelope_bytes=envelope_bytes,
             envelope_sha256=record.envelope_sha256,
+            decision=verdict.to_proto(),
         ))
 
-    def _check_seal_metadata(self, metadata: pb.SealMetadata, context: CallContext) -> tuple[Level, dict[str, str]]:
+    def _check_seal_metadata(
+        self, metadata: pb.SealMetadata, context: CallContext,
+    ) -> tuple[Level | None, dict[str, str]]:
         level = Level.from_proto(metadata.level)
-        if level is None:
+        # Without a level, only a standing decision for the kind can give one.
+        if level is None and not metadata.classification.standing_decision:
             raise ServiceError("LEVEL_MISSING", "the classification level is missing or unknown")
-        context.facts["level"] = level.config_name
-        if not level.sealable:
-            raise ServiceError(
-                "LEVEL_NEVER_DIGITIZED",
-                "Tuyệt mật documents are never digitized; keep the paper original",
-                {"level": level.config_name},
-            )
+        if level is not None:
+            context.facts["level"] = level.config_name
 
         document = metadata.document
         fields = {
             "doc_number": validation.text("doc_number", document.doc_number, validation.MAX_DOC_NUMBER),
-            "issued_on": validation.iso_date("issued_on", document.issued_on),
+            "issued_on": validation.iso_date("issued_on", document.issued_on, not_after=today_in_vietnam()),
         }
         title = validation.text("title", document.title, validation.MAX_TITLE, required=False)
         if title:
@@ -162,15 +179,7 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
     # Open -----------------------------------------------------------------
 
     def Open(self, request_iterator: Iterator[pb.OpenRequest], context: CallContext) -> Iterator[pb.OpenResponse]:
-        try:
-            yield from self._open(request_iterator, context)
-        except ServiceError as error:
-            context.facts["reason"] = error.reason
-            log.warning("request %s open by %s refused: %s (%s)", context.request_id, context.identity.name, error.reason, error.message)
-            abort(context, error)
-        except TokenUnavailable as exc:
-            log.error("request %s open failed: %s", context.request_id, exc)
-            abort(context, ServiceError("TOKEN_UNAVAILABLE", "the token is unavailable"))
+        return _guarded("open", self._open(request_iterator, context), context)
 
     def _open(self, request_iterator: Iterator[pb.OpenRequest], context: CallContext) -> Iterator[pb.OpenResponse]:
         first = next(request_iterator, None)
@@ -194,7 +203,7 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
         # Refuse before any token call when there is no grant at all.
         self.access.find_grant(viewer, artefact_id, request_id)
 
-        data_key = self._unwrap(header)
+        data_key = self._unwrap(header, artefact)
         try:
             opener = envelope.Opener(header, data_key)
         except envelope.IntegrityError:
@@ -262,10 +271,10 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
         except envelope.IntegrityError:
             raise _integrity_failure() from None
 
-    def _unwrap(self, header: envelope.Header) -> bytes:
-        # The registry decides which slot: the level's key, in a version not
-        # retired for opening.
-        slot = self.keys.opening_slot(header)
+    def _unwrap(self, header: envelope.Header, artefact: ArtefactRecord) -> bytes:
+        # The header is not authenticated yet, so the registry chooses the
+        # slot from what it recorded for the artefact.
+        slot = self.keys.opening_slot(header, artefact)
         try:
             return self.token.unwrap_data_key(slot)
         except KeyError:
@@ -295,7 +304,12 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
 
         artefact_id = header.artefact_id.hex()
         with self.access.store.transaction() as tx:
-            registered = tx.get_artefact(artefact_id) is not None
+            artefact = tx.get_artefact(artefact_id)
+        registry_mismatch = artefact is not None and (
+            artefact.level != header.level or artefact.doc_number != header.metadata.get("doc_number")
+        )
+        if registry_mismatch:
+            log.warning("request %s inspect of artefact %s: header differs from the registry", context.request_id, artefact_id)
         plaintext = 0
         if request.envelope_bytes:
             plaintext = envelope.plaintext_length(request.envelope_bytes, header.header_len, header.segment_size) or 0
@@ -319,8 +333,30 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
             header_bytes=header.header_len,
             plaintext_bytes=plaintext,
             sealed_at=header.sealed_at,
-            registered=registered,
+            registered=artefact is not None,
+            registry_mismatch=registry_mismatch,
         )
+
+
+def _guarded(operation: str, responses: Iterator[T], context: CallContext) -> Iterator[T]:
+    """Stream ``responses``, turning every failure into one logged gRPC status."""
+    try:
+        yield from responses
+    except ServiceError as error:
+        context.facts["reason"] = error.reason
+        log.warning(
+            "request %s %s by %s refused: %s (%s)",
+            context.request_id, operation, context.identity.name, error.reason, error.message,
+        )
+        abort(context, error)
+    except TokenUnavailable as exc:
+        context.facts["reason"] = "TOKEN_UNAVAILABLE"
+        log.error("request %s %s by %s failed: %s", context.request_id, operation, context.identity.name, exc)
+        abort(context, ServiceError("TOKEN_UNAVAILABLE", "the token is unavailable"))
+    except Exception:
+        context.facts["reason"] = "INTERNAL"
+        log.exception("request %s %s by %s failed unexpectedly", context.request_id, operation, context.identity.name)
+        abort(context, ServiceError("INTERNAL", f"internal error; see the daemon log for request {context.request_id}"))
 
 
 def _prepend(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:

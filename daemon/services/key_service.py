@@ -14,6 +14,7 @@ from niemphong.daemon.key_changes import DONE, EXPIRED, PENDING, REJECTED, KeyCh
 from niemphong.daemon.keys import KeyRegistry, integrity_failure
 from niemphong.daemon.levels import Level
 from niemphong.daemon.rewrap import Rewrapper, RewrapResult
+from niemphong.daemon.store import ArtefactRecord
 from niemphong.v1 import keys_pb2 as kpb
 from niemphong.v1 import keys_pb2_grpc as kpb_grpc
 from niemphong.v1 import niemphong_pb2 as pb
@@ -142,9 +143,9 @@ class KeyServicer(kpb_grpc.KeyServiceServicer):
 
         return run_call(context, "list keys", action)
 
-    def _level_policy(self, level: Level) -> kpb.LevelKeyPolicy:
+    def _level_policy(self, level: Level) -> kpb.LevelKeyStatus:
         policy = self.registry.policy(level)
-        message = kpb.LevelKeyPolicy(
+        message = kpb.LevelKeyStatus(
             level=int(level), key_id=policy.key_id, rotation_days=policy.rotation_days, custodians=policy.custodians,
         )
         recovery = self.registry.recovery_keys.get(level)
@@ -208,8 +209,8 @@ class KeyServicer(kpb_grpc.KeyServiceServicer):
 
         return run_call(context, "rewrap", action)
 
-    def _unwrap(self, header: envelope.Header) -> bytes:
-        slot = self.registry.rewrap_slot(header)
+    def _unwrap(self, header: envelope.Header, artefact: ArtefactRecord) -> bytes:
+        slot = self.registry.rewrap_slot(header, artefact)
         try:
             return self.registry.token.unwrap_data_key(slot)
         except KeyError:

@@ -16,8 +16,8 @@ from niemphong.daemon.identity import CallContext
 from niemphong.daemon.keys import KeyRegistry, integrity_failure
 from niemphong.daemon.levels import Level
 from niemphong.daemon.recovery import ACTIVE, ENDED, EXPIRED, FAILED, PENDING, RecoverySessions, SessionView
-from niemphong.daemon.recovery_keys import default_recovery_key_id
 from niemphong.daemon.rewrap import Rewrapper
+from niemphong.daemon.store import ArtefactRecord
 from niemphong.daemon.services.envelope_service import EnvelopeServicer
 from niemphong.daemon.services.key_service import rewrap_response, run_call
 from niemphong.v1 import keys_pb2 as kpb
@@ -67,29 +67,34 @@ class RecoveryUnwrapper:
         self.registry = registry
         self.sessions = sessions
 
-    def recovery_key_id(self, level: Level) -> str:
-        recovery = self.registry.recovery_keys.get(level)
-        return recovery.key_id if recovery is not None else default_recovery_key_id(level.config_name)
+    def unwrap(self, header: envelope.Header, artefact: ArtefactRecord, context: CallContext) -> bytes:
+        """Unwrap from the recovery slot the registry recorded for the artefact.
 
-    def unwrap(self, header: envelope.Header, context: CallContext) -> bytes:
-        """Unwrap from the newest recovery slot the recovery token holds a private key for."""
-        key_id = self.recovery_key_id(Level(header.level))
-        slots = sorted(
-            (slot for slot in header.slots if slot.key_id == key_id), key=lambda slot: slot.key_version, reverse=True,
-        )
+        A slot naming another recovery key or version is an altered header,
+        because the header is not authenticated yet.
+        """
+        if artefact.recovery_key_id is None:
+            raise ServiceError(
+                "KEY_UNAVAILABLE", f"artefact {artefact.artefact_id} is not recorded with a recovery slot",
+            )
+        slots = [
+            slot for slot in header.slots
+            if slot.key_id == artefact.recovery_key_id and slot.key_version == artefact.recovery_key_version
+        ]
         if not slots:
             raise integrity_failure()
+        slot = slots[0]
 
-        for slot in slots:
-            try:
-                data_key, session_id = self.sessions.unwrap(slot)
-            except KeyError:
-                continue
-            except UnwrapFailed:
-                raise integrity_failure() from None
-            context.facts.update(recovery_session=session_id, recovery_key_id=slot.key_id, recovery_key_version=slot.key_version)
-            return data_key
-        raise ServiceError("KEY_UNAVAILABLE", f"the recovery token holds no version of key {key_id} this envelope names")
+        try:
+            data_key, session_id = self.sessions.unwrap(slot)
+        except KeyError:
+            raise ServiceError(
+                "KEY_UNAVAILABLE", f"the recovery token holds no key {slot.key_id} v{slot.key_version}",
+            ) from None
+        except UnwrapFailed:
+            raise integrity_failure() from None
+        context.facts.update(recovery_session=session_id, recovery_key_id=slot.key_id, recovery_key_version=slot.key_version)
+        return data_key
 
 
 class _RecoveryEnvelopeServicer(EnvelopeServicer):
@@ -111,16 +116,14 @@ class _RecoveryEnvelopeServicer(EnvelopeServicer):
         self._context = context
         return self.Open(request_iterator, context)
 
-    def _unwrap(self, header: envelope.Header) -> bytes:
+    def _unwrap(self, header: envelope.Header, artefact: ArtefactRecord) -> bytes:
         context = self._context
         assert context is not None
         self.unwrapper.sessions.require_active()
-        with self.access.store.transaction() as tx:
-            artefact = tx.get_artefact(header.artefact_id.hex())
         core_sha256 = hashlib.sha256(header.core_bytes).hexdigest()
-        if artefact is None or artefact.core_sha256 != core_sha256:
+        if artefact.core_sha256 != core_sha256:
             raise integrity_failure()
-        return self.unwrapper.unwrap(header, context)
+        return self.unwrapper.unwrap(header, artefact, context)
 
 
 class RecoveryServicer(kpb_grpc.RecoveryServiceServicer):
@@ -177,7 +180,8 @@ class RecoveryServicer(kpb_grpc.RecoveryServiceServicer):
             # Refuse before parsing or any token call when no session is active.
             self.sessions.require_active()
             result = self.rewrapper.rewrap(
-                request.header, lambda header: self.unwrapper.unwrap(header, context), context, through_recovery=True,
+                request.header, lambda header, artefact: self.unwrapper.unwrap(header, artefact, context), context,
+                through_recovery=True,
             )
             return rewrap_response(result)
 

@@ -243,7 +243,7 @@ class RecoveryKeyInfo(_message.Message):
 Global___RecoveryKeyInfo: _TypeAlias = RecoveryKeyInfo  # noqa: Y015
 
 @_typing.final
-class LevelKeyPolicy(_message.Message):
+class LevelKeyStatus(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     LEVEL_FIELD_NUMBER: _builtins.int
@@ -281,7 +281,7 @@ class LevelKeyPolicy(_message.Message):
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___LevelKeyPolicy: _TypeAlias = LevelKeyPolicy  # noqa: Y015
+Global___LevelKeyStatus: _TypeAlias = LevelKeyStatus  # noqa: Y015
 
 @_typing.final
 class ListKeysRequest(_message.Message):
@@ -309,12 +309,12 @@ class ListKeysResponse(_message.Message):
         """Ordered by level, key id and version."""
 
     @_builtins.property
-    def levels(self) -> _containers.RepeatedCompositeFieldContainer[Global___LevelKeyPolicy]: ...
+    def levels(self) -> _containers.RepeatedCompositeFieldContainer[Global___LevelKeyStatus]: ...
     def __init__(
         self,
         *,
         keys: _abc.Iterable[Global___KeyVersion] | None = ...,
-        levels: _abc.Iterable[Global___LevelKeyPolicy] | None = ...,
+        levels: _abc.Iterable[Global___LevelKeyStatus] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
