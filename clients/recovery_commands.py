@@ -21,15 +21,14 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from niemphong.clients.atomic import atomic_output, check_output_path
-from niemphong.clients.connection import CHUNK_BYTES, UNARY_TIMEOUT_SECONDS
+from niemphong.clients.connection import UNARY_TIMEOUT_SECONDS
 from niemphong.clients.context import CommandContext, open_input_file
-from niemphong.clients.envelope_commands import _receive_plaintext
+from niemphong.clients.envelope_commands import open_to_file
 from niemphong.clients.errors import ClientError, ExitCode, rpc_errors_as_client_errors
-from niemphong.clients.i18n import Lang, format_bytes, format_count, format_timestamp, translate
+from niemphong.clients.i18n import Lang, format_timestamp, translate
 from niemphong.clients.key_commands import AddClientOptions, AddCommand, hex_id_type, rewrap_with
 from niemphong.clients.key_render import render_session, session_json
-from niemphong.clients.protocol import iter_open_requests, normalize_text
+from niemphong.clients.protocol import normalize_text
 from niemphong.v1 import keys_pb2 as kpb
 from niemphong.v1 import keys_pb2_grpc as kpb_grpc
 
@@ -180,37 +179,8 @@ def run_recover_rewrap(args: argparse.Namespace, context: CommandContext) -> int
 
 
 def run_recover_open(args: argparse.Namespace, context: CommandContext) -> int:
-    """Open an envelope through its recovery slot and write the plaintext atomically to ``--out``."""
-    console = context.console
-    envelope = Path(args.envelope)
-    out = Path(args.out)
-    check_output_path(out, force=args.force, inputs=[envelope])
-    envelope_file, envelope_bytes = open_input_file(envelope)
+    """Open an envelope through its recovery slot and write the plaintext atomically to ``--out``.
 
-    channel, server = context.connect(args)
-    with channel, envelope_file:
-        stub = kpb_grpc.RecoveryServiceStub(channel)
-        with atomic_output(out, force=args.force) as handle, rpc_errors_as_client_errors(server.display):
-            responses = stub.RecoverOpen(iter_open_requests(args.request or "", envelope_file, CHUNK_BYTES))
-            try:
-                summary, written = _receive_plaintext(responses, handle)
-            finally:
-                responses.cancel()
-            if summary.plaintext_bytes != written:
-                raise ClientError(
-                    ExitCode.INTEGRITY_FAILURE, "error.size_mismatch", received=written, reported=summary.plaintext_bytes,
-                )
-
-    log.info("opened through recovery artefact_id=%s envelope_bytes=%d plaintext_bytes=%d",
-             summary.artefact_id, envelope_bytes, written)
-    console.say(
-        "view.done",
-        size=format_bytes(written, console.lang),
-        out=str(out),
-        opens=format_count(summary.opens_remaining, console.lang),
-    )
-    console.say("view.reminder")
-    if args.json:
-        console.json({"artefact_id": summary.artefact_id, "plaintext_bytes": written, "out": str(out),
-                      "opens_remaining": summary.opens_remaining})
-    return ExitCode.OK
+    It is an Open like any other: the viewer needs a grant, and the open is counted.
+    """
+    return open_to_file(args, context, lambda channel: kpb_grpc.RecoveryServiceStub(channel).RecoverOpen)

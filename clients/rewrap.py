@@ -283,7 +283,10 @@ def _replace(
             target.write(new_header)
             source.seek(old_header_len)
             copied = 0
-            while chunk := source.read(COPY_CHUNK_BYTES):
+            # Copy no more than the body had at the start: a file that keeps
+            # growing would otherwise keep this loop reading forever. A file
+            # that changed is caught below.
+            while copied < body_len and (chunk := source.read(min(COPY_CHUNK_BYTES, body_len - copied))):
                 target.write(chunk)
                 copied += len(chunk)
                 if progress is not None:

@@ -14,7 +14,6 @@ from niemphong.daemon.errors import ServiceError
 from niemphong.daemon.hsm import Pkcs11Token, UnwrapFailed
 from niemphong.daemon.identity import CallContext
 from niemphong.daemon.keys import KeyRegistry, integrity_failure
-from niemphong.daemon.levels import Level
 from niemphong.daemon.recovery import ACTIVE, ENDED, EXPIRED, FAILED, PENDING, RecoverySessions, SessionView
 from niemphong.daemon.rewrap import Rewrapper
 from niemphong.daemon.store import ArtefactRecord
