@@ -154,7 +154,7 @@ def run_ceremony(
             for level in config.levels:
                 existing = recovery_ids.get(level)
                 key_id = existing.key_id if existing else default_recovery_key_id(level.config_name)
-                key_version = version or _next_version(session, key_id)
+                key_version = version or next_recovery_version(existing, _next_version(session, key_id))
                 created[level] = _generate(session, key_id, key_version, bits, out)
     except p11x.PKCS11Error as exc:
         raise TokenUnavailable(f"recovery token {label!r} failed: {type(exc).__name__}") from exc
@@ -186,6 +186,18 @@ def _replace_pin(module_path: Path, label: str, initial_pin_file: Path, pin: str
     except p11x.PinIncorrect as exc:
         raise TokenUnavailable(f"the initial PIN in {initial_pin_file} is incorrect") from exc
     log.info("replaced the initial user PIN of token %r with the combined shares", label)
+
+
+def next_recovery_version(configured: RecoveryPublicKey | None, next_in_token: int) -> int:
+    """Return the version for a new recovery key pair: past both the configured key and the token's keys.
+
+    A new recovery token starts empty, but its pairs must not reuse the
+    configured version: slots name a recovery key by id and version only,
+    so a rewrap would take an old slot for a current one and keep it.
+    """
+    if configured is None:
+        return next_in_token
+    return max(configured.version + 1, next_in_token)
 
 
 def _next_version(session: object, key_id: str) -> int:
