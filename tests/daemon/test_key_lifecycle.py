@@ -16,6 +16,9 @@ import pytest
 
 from conftest import error_reason, grant_access, open_bytes
 from key_helpers import MIB, KeyLab, body, cli_environ, make_lab, open_file, part_files, sample, seal_file, slots
+from niemphong.daemon import envelope
+from niemphong.v1 import keys_pb2 as kpb
+from niemphong.v1 import keys_pb2_grpc as kpb_grpc
 from niemphong.v1 import niemphong_pb2 as pb
 from niemphong.v1 import niemphong_pb2_grpc as pb_grpc
 
@@ -185,3 +188,34 @@ def test_rewrap_counts_no_open(lab: KeyLab, tmp_path: Path) -> None:
         shown = pb_grpc.AccessServiceStub(channel).GetRequest(pb.GetRequestRequest(request_id=request_id))
     assert shown.grant.opens_used == 0
     assert open_bytes(lab.env, path.read_bytes(), request_id=request_id) == data
+
+
+def test_rewrap_replaced_but_unrecorded_file_opens(lab: KeyLab, tmp_path: Path) -> None:
+    # A rewrap that dies between replacing the file and showing the daemon the
+    # new header leaves a file under the new version while the registry still
+    # records the old one. The file must open anyway, even with the old
+    # version retired for opening, and a later run records it.
+    path = tmp_path / "g-bao-cao.npe"
+    data = sample(70_000)
+    summary = seal_file(lab, path, data, MAT)
+    rotated = lab.cli("custodian", "keys", "rotate", "--level", "mat")
+    assert rotated.returncode == 0, rotated.stderr
+    old_version = slots(path)[0][1]
+    with lab.env.channel("custodian") as channel:
+        header_bytes = envelope.parse_header(path.read_bytes()).header_bytes
+        response = kpb_grpc.KeyServiceStub(channel).Rewrap(kpb.RewrapRequest(header=header_bytes))
+    assert response.changed
+    assert not response.recorded
+    path.write_bytes(response.header + body(path))
+    retired = lab.cli("custodian", "keys", "retire", "--level", "mat", "--version", str(old_version), "--for", "opening")
+    assert retired.returncode == 0, retired.stderr
+
+    # Other tests' envelopes may share the old version, so compare counts.
+    recorded_before = keys_by_version(lab)[("niemphong-mat", old_version)]["artefacts"]
+    assert recorded_before >= 1
+    assert open_file(lab, path, summary.artefact_id, MAT) == data
+
+    resumed = lab.cli("custodian", "rewrap", str(path), "--json")
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads(resumed.stdout)["current"] == 1
+    assert keys_by_version(lab)[("niemphong-mat", old_version)]["artefacts"] == recorded_before - 1
