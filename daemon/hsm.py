@@ -27,14 +27,16 @@ import logging
 import os
 import queue
 import threading
-from collections import Counter
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import date, datetime, timezone
 
 import pkcs11
 from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
 from pkcs11 import exceptions as p11x
 
+from niemphong.daemon import metrics
 from niemphong.daemon.config import TokenConfig
 from niemphong.daemon.envelope import KeySlot
 from niemphong.daemon.errors import TokenUnavailable
@@ -149,6 +151,28 @@ class KekInfo:
     key_id: str
     version: int
     label: str
+    # CKA_START_DATE, set when the daemon created the key; None when the
+    # token has no date for it (keys created by other tools).
+    created_on: date | None = None
+
+
+def _mechanism_label(mechanism: Mechanism | None) -> str:
+    return f"CKM_{mechanism.name}" if mechanism is not None else metrics.NONE
+
+
+@contextlib.contextmanager
+def _token_call(function: str, mechanism: Mechanism | None = None) -> Iterator[None]:
+    """Count and time one PKCS#11 call; ``function`` is its C_ name, e.g. ``C_WrapKey``."""
+    label = _mechanism_label(mechanism)
+    started = time.monotonic()
+    try:
+        yield
+    except p11x.PKCS11Error as exc:
+        metrics.TOKEN_CALL_ERRORS.labels(function, label, type(exc).__name__).inc()
+        raise
+    finally:
+        metrics.TOKEN_CALLS.labels(function, label).inc()
+        metrics.TOKEN_CALL_DURATION.labels(function, label).observe(time.monotonic() - started)
 
 
 def kek_label(key_id: str, version: int) -> str:
@@ -198,8 +222,6 @@ class Pkcs11Token:
 
     def __init__(self, config: TokenConfig, pin: str) -> None:
         self.config = config
-        self.calls: Counter[str] = Counter()
-        self._calls_lock = threading.Lock()
         self._pool: queue.Queue[pkcs11.Session] = queue.Queue()
         self._sessions: list[pkcs11.Session] = []
         self._kek_cache: dict[tuple[int, str, int], pkcs11.SecretKey] = {}
@@ -214,6 +236,7 @@ class Pkcs11Token:
                 session = self.token.open(rw=True)
                 self._sessions.append(session)
                 self._pool.put(session)
+            metrics.TOKEN_SESSIONS.set(len(self._sessions))
         except p11x.PinIncorrect as exc:
             raise TokenUnavailable(f"login to token {self.describe()} failed: incorrect PIN") from exc
         except p11x.PKCS11Error as exc:
@@ -262,24 +285,29 @@ class Pkcs11Token:
             self._anchor.close()
         self._sessions.clear()
         self._kek_cache.clear()
-
-    def _count(self, name: str) -> None:
-        with self._calls_lock:
-            self.calls[name] += 1
+        metrics.TOKEN_SESSIONS.set(0)
 
     @contextlib.contextmanager
     def session(self) -> Iterator[pkcs11.Session]:
         """Borrow a session for one operation; map a vanished token to TokenUnavailable."""
+        started = time.monotonic()
+        metrics.TOKEN_SESSIONS_WAITING.inc()
         try:
             session = self._pool.get(timeout=SESSION_WAIT_SECONDS)
         except queue.Empty:
+            metrics.TOKEN_SESSION_TIMEOUTS.inc()
             raise TokenUnavailable(f"no token session free after {SESSION_WAIT_SECONDS:.0f} s") from None
+        finally:
+            metrics.TOKEN_SESSIONS_WAITING.dec()
+        metrics.TOKEN_SESSION_WAIT.observe(time.monotonic() - started)
+        metrics.TOKEN_SESSIONS_IN_USE.inc()
         try:
             yield session
         except _TOKEN_GONE as exc:
             raise TokenUnavailable(f"token {self.describe()} failed: {type(exc).__name__}") from exc
         finally:
             self._pool.put(session)
+            metrics.TOKEN_SESSIONS_IN_USE.dec()
 
     # Keys ---------------------------------------------------------------
 
@@ -292,7 +320,7 @@ class Pkcs11Token:
         version" and decrypt every envelope sealed under it.
         """
         found = []
-        with self.session() as session:
+        with self.session() as session, _token_call("C_FindObjects"):
             for key in session.get_objects({Attribute.CLASS: ObjectClass.SECRET_KEY, Attribute.TOKEN: True}):
                 parsed = _parse_kek_label(key.label or "")
                 if parsed is None:
@@ -301,7 +329,7 @@ class Pkcs11Token:
                 if problem is not None:
                     log.error("ignoring key %s in token %s: %s", key.label, self.describe(), problem)
                     continue
-                found.append(KekInfo(parsed[0], parsed[1], key.label))
+                found.append(KekInfo(parsed[0], parsed[1], key.label, _start_date(key)))
         return sorted(found, key=lambda info: (info.key_id, info.version))
 
     def newest_version(self, key_id: str) -> int | None:
@@ -311,20 +339,24 @@ class Pkcs11Token:
     def create_kek(self, key_id: str, version: int) -> KekInfo:
         """Generate an AES-256 KEK in the token: sensitive, non-extractable, wrap and unwrap only."""
         label = kek_label(key_id, version)
-        with self.session() as session:
-            session.generate_key(
-                KeyType.AES, 256, label=label, id=label.encode("ascii"), store=True, template=_KEK_TEMPLATE,
-            )
+        # The creation date, for key age and rotation metrics; PKCS#11 keeps
+        # no creation time of its own.
+        today = datetime.now(timezone.utc).date()
+        template = {**_KEK_TEMPLATE, Attribute.START_DATE: today}
+        with self.session() as session, _token_call("C_GenerateKey", Mechanism.AES_KEY_GEN):
+            session.generate_key(KeyType.AES, 256, label=label, id=label.encode("ascii"), store=True, template=template)
         log.info("created key-encryption key %s in token %s", label, self.describe())
-        return KekInfo(key_id, version, label)
+        return KekInfo(key_id, version, label, today)
 
     def destroy_kek(self, key_id: str, version: int) -> bool:
         """Destroy a KEK in the token. Return False when the token has no such key."""
         label = kek_label(key_id, version)
         with self.session() as session:
-            keys = list(session.get_objects({Attribute.CLASS: ObjectClass.SECRET_KEY, Attribute.LABEL: label}))
+            with _token_call("C_FindObjects"):
+                keys = list(session.get_objects({Attribute.CLASS: ObjectClass.SECRET_KEY, Attribute.LABEL: label}))
             for key in keys:
-                key.destroy()
+                with _token_call("C_DestroyObject"):
+                    key.destroy()
             # Cached handles of a destroyed object would name nothing, or a
             # later object that reuses the handle.
             for cache_key in [cached for cached in self._kek_cache if cached[1:] == (key_id, version)]:
@@ -338,7 +370,8 @@ class Pkcs11Token:
         key = self._kek_cache.get(cache_key)
         if key is None:
             try:
-                key = session.get_key(object_class=ObjectClass.SECRET_KEY, label=kek_label(key_id, version))
+                with _token_call("C_FindObjects"):
+                    key = session.get_key(object_class=ObjectClass.SECRET_KEY, label=kek_label(key_id, version))
             except (p11x.NoSuchKey, p11x.MultipleObjectsReturned) as exc:
                 raise KeyError(kek_label(key_id, version)) from exc
             problem = _kek_weakness(key)
@@ -358,19 +391,21 @@ class Pkcs11Token:
         """
         with self.session() as session:
             kek = self._kek(session, key_id, version)
-            data_key = session.generate_random(DATA_KEY_BITS)
-            self._count("generate_random")
-            temporary = session.create_object({
-                Attribute.CLASS: ObjectClass.SECRET_KEY,
-                Attribute.KEY_TYPE: KeyType.AES,
-                Attribute.VALUE: data_key,
-                **_DATA_KEY_TEMPLATE,
-            })
+            with _token_call("C_GenerateRandom"):
+                data_key = session.generate_random(DATA_KEY_BITS)
+            with _token_call("C_CreateObject"):
+                temporary = session.create_object({
+                    Attribute.CLASS: ObjectClass.SECRET_KEY,
+                    Attribute.KEY_TYPE: KeyType.AES,
+                    Attribute.VALUE: data_key,
+                    **_DATA_KEY_TEMPLATE,
+                })
             try:
-                wrapped = kek.wrap_key(temporary, mechanism=self.wrap_mechanism)
-                self._count("wrap_key")
+                with _token_call("C_WrapKey", self.wrap_mechanism):
+                    wrapped = kek.wrap_key(temporary, mechanism=self.wrap_mechanism)
             finally:
-                temporary.destroy()
+                with _token_call("C_DestroyObject"):
+                    temporary.destroy()
         return data_key, KeySlot(key_id, version, self.wrap_algorithm, wrapped)
 
     def wrap_data_key(self, key_id: str, version: int, data_key: bytes) -> KeySlot:
@@ -380,17 +415,19 @@ class Pkcs11Token:
         """
         with self.session() as session:
             kek = self._kek(session, key_id, version)
-            temporary = session.create_object({
-                Attribute.CLASS: ObjectClass.SECRET_KEY,
-                Attribute.KEY_TYPE: KeyType.AES,
-                Attribute.VALUE: data_key,
-                **_DATA_KEY_TEMPLATE,
-            })
+            with _token_call("C_CreateObject"):
+                temporary = session.create_object({
+                    Attribute.CLASS: ObjectClass.SECRET_KEY,
+                    Attribute.KEY_TYPE: KeyType.AES,
+                    Attribute.VALUE: data_key,
+                    **_DATA_KEY_TEMPLATE,
+                })
             try:
-                wrapped = kek.wrap_key(temporary, mechanism=self.wrap_mechanism)
-                self._count("wrap_key")
+                with _token_call("C_WrapKey", self.wrap_mechanism):
+                    wrapped = kek.wrap_key(temporary, mechanism=self.wrap_mechanism)
             finally:
-                temporary.destroy()
+                with _token_call("C_DestroyObject"):
+                    temporary.destroy()
         return KeySlot(key_id, version, self.wrap_algorithm, wrapped)
 
     def unwrap_data_key(self, slot: KeySlot) -> bytes:
@@ -407,11 +444,11 @@ class Pkcs11Token:
         with self.session() as session:
             kek = self._kek(session, slot.key_id, slot.key_version)
             try:
-                key = kek.unwrap_key(
-                    ObjectClass.SECRET_KEY, KeyType.AES, slot.wrapped_key,
-                    mechanism=mechanism, store=False, template=_DATA_KEY_TEMPLATE,
-                )
-                self._count("unwrap_key")
+                with _token_call("C_UnwrapKey", mechanism):
+                    key = kek.unwrap_key(
+                        ObjectClass.SECRET_KEY, KeyType.AES, slot.wrapped_key,
+                        mechanism=mechanism, store=False, template=_DATA_KEY_TEMPLATE,
+                    )
             except _TOKEN_GONE:
                 raise
             except p11x.PKCS11Error as exc:
@@ -420,9 +457,11 @@ class Pkcs11Token:
                 # or CKR_ENCRYPTED_DATA_INVALID. All mean the same here.
                 raise UnwrapFailed(type(exc).__name__) from exc
             try:
-                data_key = bytes(key[Attribute.VALUE])
+                with _token_call("C_GetAttributeValue"):
+                    data_key = bytes(key[Attribute.VALUE])
             finally:
-                key.destroy()
+                with _token_call("C_DestroyObject"):
+                    key.destroy()
 
         if len(data_key) != DATA_KEY_BITS // 8:
             raise UnwrapFailed(f"unwrapped key has {len(data_key)} bytes")
@@ -431,7 +470,21 @@ class Pkcs11Token:
     def check_alive(self) -> bool:
         """Return whether the token still completes a call on the login session."""
         try:
-            self._anchor.generate_random(64)
+            with _token_call("C_GenerateRandom"):
+                self._anchor.generate_random(64)
         except p11x.PKCS11Error:
+            metrics.TOKEN_PRESENT.set(0)
             return False
+        metrics.TOKEN_PRESENT.set(1)
         return True
+
+
+def _start_date(key: pkcs11.SecretKey) -> date | None:
+    """Return a key's CKA_START_DATE, or None when it is empty or unreadable."""
+    try:
+        with _token_call("C_GetAttributeValue"):
+            value = key[Attribute.START_DATE]
+    except (p11x.PKCS11Error, ValueError):
+        # python-pkcs11 raises ValueError parsing an empty date.
+        return None
+    return value if isinstance(value, date) else None

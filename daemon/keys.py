@@ -25,11 +25,13 @@ token is reported (for example after the token was lost).
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from niemphong.daemon import metrics
 from niemphong.daemon.config import LevelPolicy
 from niemphong.daemon.envelope import Header, KeySlot
 from niemphong.daemon.errors import ServiceError
@@ -140,11 +142,20 @@ class KeyRegistry:
         for example one left by a crash between creating it and registering
         it, is entered as retired for sealing: it never sealed anything, and
         a custodian can retire and destroy it.
+
+        An entered version's creation time, from which its rotation age
+        counts, is the earliest of its CKA_START_DATE, its first seal and
+        now, because the token does not always give a date.
         """
         now = self._now()
-        in_token = self._token_versions()
+        keks = self.token.list_keks()
+        in_token: dict[str, set[int]] = {}
+        for info in keks:
+            in_token.setdefault(info.key_id, set()).add(info.version)
+        start_dates = {(info.key_id, info.version): info.created_on for info in keks}
 
         with self.store.transaction() as tx:
+            first_seals = tx.first_seal_times()
             for level, policy in self.levels.items():
                 records = tx.list_key_versions(policy.key_id)
                 known = {record.version for record in records}
@@ -152,7 +163,10 @@ class KeyRegistry:
                 for version in unknown:
                     fresh = not records and version == unknown[-1]
                     state = ACTIVE if fresh else RETIRED_SEALING
-                    tx.insert_key_version(KeyVersionRecord(policy.key_id, version, int(level), state, now, now))
+                    created_at = _creation_estimate(
+                        now, start_dates.get((policy.key_id, version)), first_seals.get((policy.key_id, version)),
+                    )
+                    tx.insert_key_version(KeyVersionRecord(policy.key_id, version, int(level), state, created_at, now))
                     if records:
                         log.warning(
                             "key %s v%d is in the token but was not in the registry; entered as %s",
@@ -330,6 +344,19 @@ class KeyRegistry:
                         ages.append(self._age(level, record, now))
         return ages
 
+    def live_versions(self) -> list[tuple[Level, KeyVersionRecord]]:
+        """Return every version of every configured level that is not destroyed, from the state store only.
+
+        Metrics read this at every scrape, so it makes no token call.
+        """
+        with self.store.transaction() as tx:
+            return [
+                (level, record)
+                for level, policy in self.levels.items()
+                for record in tx.list_key_versions(policy.key_id)
+                if record.state != DESTROYED
+            ]
+
     def due_keys(self, now: int | None = None) -> list[KeyAge]:
         """Return the active versions that have reached their level's rotation period."""
         return [age for age in self.rotation_status(now) if age.due]
@@ -427,6 +454,17 @@ class KeyRegistry:
             raise
         log.info("key %s v%d created and active for level %s", policy.key_id, version, level.name)
         return version
+
+
+def _creation_estimate(now: int, start_date: dt.date | None, first_seal: int | None) -> int:
+    # CKA_START_DATE is the creation day; a first seal and now come after the
+    # creation. So the earliest known is the closest.
+    candidates = [now]
+    if start_date is not None:
+        candidates.append(int(metrics.date_timestamp(start_date)))
+    if first_seal is not None:
+        candidates.append(first_seal)
+    return min(candidates)
 
 
 def _state_conflict(operation: str, state: str, message: str) -> ServiceError:

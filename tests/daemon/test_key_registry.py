@@ -123,6 +123,32 @@ def test_reconcile_unregistered_version_entered_retired(setup: Setup, token: Pkc
     assert states(setup, setup.mat) == {1: keys.ACTIVE, 2: keys.RETIRED_SEALING}
 
 
+def test_reconcile_dates_unregistered_version_by_first_seal(setup: Setup, token: Pkcs11Token) -> None:
+    # SoftHSM2 gives no CKA_START_DATE back, so a key made outside the registry
+    # counts its age from its first seal rather than from the daemon's start.
+    token.create_kek(setup.mat, 1)
+    register_artefact(setup, setup.mat, 1)
+
+    setup.registry.reconcile()
+
+    with setup.store.transaction() as tx:
+        [record] = tx.list_key_versions(setup.mat)
+    assert record.created_at == 1
+    assert record.state_changed_at == int(setup.clock.now)
+    assert [age.version for age in setup.registry.due_keys()] == [1]
+
+
+def test_live_versions_leave_out_destroyed(setup: Setup) -> None:
+    setup.changes.propose(CUSTODIAN, keys.CREATE, Level.MAT, None, "")
+    setup.changes.propose(CUSTODIAN, keys.ROTATE, Level.MAT, None, "")
+    setup.changes.propose(CUSTODIAN, keys.RETIRE_OPENING, Level.MAT, 1, "")
+    setup.changes.propose(CUSTODIAN, keys.DESTROY, Level.MAT, 1, "")
+
+    live = [(level, record.version, record.state) for level, record in setup.registry.live_versions()]
+
+    assert live == [(Level.MAT, 2, keys.ACTIVE)]
+
+
 # Changes ---------------------------------------------------------------------------------------
 
 

@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.keywrap import aes_key_wrap_with_padding
 
 from conftest import error_reason
 from key_helpers import KeyLab, body, make_lab, sample, seal_file
+from test_metrics import scrape, value
 from niemphong.daemon import envelope
 from niemphong.v1 import keys_pb2 as kpb
 from niemphong.v1 import keys_pb2_grpc as kpb_grpc
@@ -103,6 +104,8 @@ def test_keys_due_lists_key_past_rotation(lab: KeyLab) -> None:
     try:
         due = lab.cli("auditor", "keys", "due", "--json")
         text = lab.cli("auditor", "keys", "due", lang="en_US.UTF-8")
+        # The metric reads the same registry, at every scrape.
+        samples = scrape(lab.env)
     finally:
         db.execute("UPDATE key_versions SET created_at = created_at + ? WHERE key_id = 'niemphong-mat' AND state = 'active'",
                    (731 * DAY,))
@@ -114,6 +117,9 @@ def test_keys_due_lists_key_past_rotation(lab: KeyLab) -> None:
     assert [(key["key_id"], key["rotation_due"]) for key in listed] == [("niemphong-mat", True)]
     assert listed[0]["age_seconds"] >= 731 * DAY
     assert "past its 730-day rotation period" in text.stdout
+    assert value(samples, "niemphong_key_rotation_due", level="mat") == 1
+    assert value(samples, "niemphong_key_rotation_due", level="toi-mat") == 0
+    assert ("niemphong_key_rotation_due", (("level", "toi-mat"),)) in samples
 
 
 def test_rewrap_tampered_envelope_left_unchanged(lab: KeyLab, tmp_path: Path) -> None:
