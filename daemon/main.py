@@ -76,7 +76,7 @@ def _recovery_init(options: argparse.Namespace) -> int:
 
     config = load_config(options.config)
     setup_logging(config.log_level, config.log_format)
-    # The ceremony holds the recovery PIN and its shares in memory.
+    # The recovery PIN and its shares are in this process's memory during the ceremony.
     harden_process()
     try:
         result = run_ceremony(
