@@ -13,7 +13,7 @@ from niemphong.daemon.errors import ConfigError
 from niemphong.daemon.levels import Level
 from niemphong.daemon.recovery_keys import public_key_pem
 
-from test_config import BASE, POLICY, write
+from test_config import BASE, CATALOG, POLICY, write
 
 
 @pytest.fixture(scope="module")
@@ -182,3 +182,28 @@ def test_config_recovery_without_token_name_rejected(tmp_path: Path, rsa_3072: r
         load_config(write(tmp_path, text))
 
     assert "recovery.label" in str(excinfo.value)
+
+
+def test_config_example_recovery_section_loads(tmp_path: Path, rsa_3072: rsa.RSAPrivateKey) -> None:
+    examples = Path(__file__).resolve().parents[2] / "deploy" / "systemd"
+    text = (examples / "niemphongd.toml.example").read_text(encoding="utf-8")
+    # Uncomment the example [recovery] block, as an operator would.
+    start = text.index("# [recovery]\n")
+    end = text.index("[metrics]")
+    block = "\n".join(line.removeprefix("# ").removeprefix("#") for line in text[start:end].splitlines())
+    text = text[:start] + block + "\n\n" + text[end:]
+    text = text.replace('unix_socket_group = "niemphong-clients"\n', "")
+    (tmp_path / "recovery").mkdir()
+    other = rsa.generate_private_key(public_exponent=65537, key_size=3072)
+    write_pem(tmp_path / "recovery", rsa_3072, "niemphong-recovery-toi-mat-v1.pem")
+    write_pem(tmp_path / "recovery", other, "niemphong-recovery-mat-v1.pem")
+    policy = (examples / "policy.toml.example").read_text(encoding="utf-8")
+    (tmp_path / "danh-muc-bmnn.csv").write_text(CATALOG, encoding="utf-8")
+
+    config = load_config(write(tmp_path, text, policy))
+
+    assert config.recovery is not None
+    assert config.recovery.label == "NIEMPHONG-RECOVERY"
+    assert config.recovery.session_seconds == 3600
+    assert config.recovery.keys[Level.TOI_MAT].key_id == "niemphong-recovery-toi-mat"
+    assert config.recovery.keys[Level.MAT].path == tmp_path / "recovery" / "niemphong-recovery-mat-v1.pem"
