@@ -153,6 +153,7 @@ REASON_RULES: Mapping[str, ReasonRule] = {
     "INTEGRITY_FAILURE": ReasonRule(grpc.StatusCode.DATA_LOSS, ExitCode.INTEGRITY_FAILURE),
     "TOKEN_UNAVAILABLE": ReasonRule(grpc.StatusCode.UNAVAILABLE, ExitCode.UNAVAILABLE),
     "KEY_UNAVAILABLE": ReasonRule(grpc.StatusCode.UNAVAILABLE, ExitCode.UNAVAILABLE),
+    "AUDIT_UNAVAILABLE": ReasonRule(grpc.StatusCode.UNAVAILABLE, ExitCode.UNAVAILABLE),
     "DAEMON_STOPPING": ReasonRule(grpc.StatusCode.UNAVAILABLE, ExitCode.UNAVAILABLE),
     "INTERNAL": ReasonRule(grpc.StatusCode.INTERNAL, ExitCode.FAILURE),
     # Key lifecycle and recovery.
@@ -202,7 +203,7 @@ _FIELD_LABELS = frozenset(
         "classification.basis", "classification.stamp.starts_on", "classification.stamp.ends_on",
         "classification.extension.ends_on", "classification.extension.decision", "classification.extension.decided_on",
         "classification.declassification.decision", "classification.declassification.decided_on",
-        "classification.standing_decision", "ends_on", "decided_on", "decision", "as_of", "within_days",
+        "classification.standing_decision", "ends_on", "decided_on", "decision", "as_of", "within_days", "since", "until",
         "version", "operation", "change_id", "session_id", "pin_share", "header",
     }
 )

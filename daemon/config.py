@@ -39,6 +39,11 @@ DEFAULT_DRAIN_SECONDS = 30
 DEFAULT_METRICS_LISTEN = "127.0.0.1:9464"
 LOG_FORMATS = ("auto", "journal", "text")
 
+# Audit checkpoints: records between checkpoints are protected by the hash
+# chain alone, so these bound what an unclean stop leaves without a MAC.
+DEFAULT_CHECKPOINT_RECORDS = 100
+DEFAULT_CHECKPOINT_SECONDS = 60
+
 DEFAULT_RECOVERY_SESSION_MINUTES = 60
 
 
@@ -92,6 +97,15 @@ class RecoveryConfig:
 
 
 @dataclass(frozen=True)
+class AuditSettings:
+    """The [audit] section: where the audit log is and how often it gets a checkpoint."""
+
+    path: Path
+    checkpoint_records: int
+    checkpoint_seconds: float
+
+
+@dataclass(frozen=True)
 class MetricsConfig:
     """The Prometheus listener: ``host`` and ``port``, with TLS when not on loopback."""
 
@@ -115,6 +129,7 @@ class Config:
     token: TokenConfig
     sqlite: Path
     levels: Mapping[Level, LevelPolicy]
+    audit: AuditSettings
     log_level: str = "info"
     extra: Mapping[str, Any] = field(default_factory=dict)
     policy: Policy | None = None
@@ -202,7 +217,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     root = _Reader(path, data)
     if "levels" in data:
         raise root.fail("levels", "the key policy of each level is in the policy file named by [policy] file; move [levels.*] there")
-    root.reject_unknown({"server", "tls", "token", "state", "policy", "log", "metrics", "recovery"})
+    root.reject_unknown({"server", "tls", "token", "state", "policy", "audit", "log", "metrics", "recovery"})
 
     server = root.section("server")
     server.reject_unknown(
@@ -247,6 +262,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     from niemphong.daemon.policy.loader import load_policy  # imports this module
 
     policy = load_policy(policy_path, token)
+    audit = _load_audit(root.section("audit"))
     recovery = _load_recovery(root.section("recovery", required=False), token, policy.levels)
 
     log = root.section("log", required=False)
@@ -272,6 +288,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         token=token,
         sqlite=sqlite,
         levels=policy.levels,
+        audit=audit,
         log_level=log_level,
         policy=policy,
         recovery=recovery,
@@ -424,6 +441,17 @@ def _load_recovery_key(section: _Reader, level: Level, primary_ids: set[str]) ->
         wrap_algorithm=wrap_algorithm,
         public_key=public_key,
         path=path,
+    )
+
+
+def _load_audit(audit: _Reader) -> AuditSettings:
+    audit.reject_unknown({"path", "checkpoint_records", "checkpoint_seconds"})
+    path = audit.path_value("path", required=True)
+    assert path is not None
+    return AuditSettings(
+        path=path,
+        checkpoint_records=audit.integer("checkpoint_records", DEFAULT_CHECKPOINT_RECORDS, 1, 1_000_000),
+        checkpoint_seconds=audit.integer("checkpoint_seconds", DEFAULT_CHECKPOINT_SECONDS, 1, 24 * 3600),
     )
 
 

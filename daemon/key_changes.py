@@ -31,6 +31,9 @@ PENDING, DONE, REJECTED, EXPIRED = "pending", "done", "rejected", "expired"
 CHANGE_LIFETIME_SECONDS = 24 * 3600
 MAX_LISTED_CHANGES = 1000
 
+# Called inside the change's transaction with the change record at that point.
+BeforeCommit = Callable[[KeyChangeRecord], None]
+
 
 @dataclass(frozen=True)
 class KeyChangeView:
@@ -59,9 +62,14 @@ class KeyChanges:
         return int(self.clock())
 
     def propose(
-        self, custodian: Identity, operation: str, level: Level, version: int | None, reason: str
+        self, custodian: Identity, operation: str, level: Level, version: int | None, reason: str,
+        before_commit: BeforeCommit | None = None,
     ) -> KeyChangeView:
-        """Record a change and the proposer's confirmation; carry it out when one custodian is enough."""
+        """Record a change and the proposer's confirmation; carry it out when one custodian is enough.
+
+        ``before_commit`` runs inside the transaction, before the token is
+        changed; an exception from it rolls the whole change back.
+        """
         now = self._now()
         policy = self.registry.policy(level)
 
@@ -90,7 +98,7 @@ class KeyChanges:
             )
             tx.insert_key_change(record)
             tx.insert_key_confirmation(KeyConfirmationRecord(record.change_id, custodian.name, now))
-            record = self._carry_out_if_confirmed(tx, record, now)
+            record = self._carry_out_if_confirmed(tx, record, now, before_commit)
             view = KeyChangeView(record, tx.list_key_confirmations(record.change_id), record.state)
 
         log.info(
@@ -100,15 +108,18 @@ class KeyChanges:
         )
         return view
 
-    def confirm(self, custodian: Identity, change_id: str) -> KeyChangeView:
-        """Add a custodian's confirmation; carry the change out once enough custodians have confirmed."""
+    def confirm(self, custodian: Identity, change_id: str, before_commit: BeforeCommit | None = None) -> KeyChangeView:
+        """Add a custodian's confirmation; carry the change out once enough custodians have confirmed.
+
+        ``before_commit`` runs as for :meth:`propose`.
+        """
         now = self._now()
 
         with self.store.transaction() as tx:
             record = self._load_pending(tx, change_id, now)
             if not tx.insert_key_confirmation(KeyConfirmationRecord(change_id, custodian.name, now)):
                 raise ServiceError("ALREADY_CONFIRMED", f"{custodian.name} has already confirmed change {change_id}")
-            record = self._carry_out_if_confirmed(tx, record, now)
+            record = self._carry_out_if_confirmed(tx, record, now, before_commit)
             confirmations = tx.list_key_confirmations(change_id)
             view = KeyChangeView(record, confirmations, record.state)
 
@@ -119,14 +130,22 @@ class KeyChanges:
         )
         return view
 
-    def reject(self, custodian: Identity, change_id: str, reason: str) -> KeyChangeView:
-        """Reject a pending change. Any custodian may, the proposer included."""
+    def reject(
+        self, custodian: Identity, change_id: str, reason: str, before_commit: BeforeCommit | None = None,
+    ) -> KeyChangeView:
+        """Reject a pending change. Any custodian may, the proposer included.
+
+        ``before_commit`` runs inside the transaction; an exception from it
+        leaves the change pending.
+        """
         now = self._now()
 
         with self.store.transaction() as tx:
             record = self._load_pending(tx, change_id, now)
             record = replace(record, state=REJECTED, decided_at=now, rejected_by=custodian.name, reject_reason=reason)
             tx.update_key_change(record)
+            if before_commit is not None:
+                before_commit(record)
             view = KeyChangeView(record, tx.list_key_confirmations(change_id), REJECTED)
 
         log.info("key change %s rejected by %s", change_id, custodian.name)
@@ -151,7 +170,13 @@ class KeyChanges:
             raise ServiceError("KEY_CHANGE_NOT_PENDING", f"key change {change_id} is {state}", {"state": state})
         return record
 
-    def _carry_out_if_confirmed(self, tx: StateTransaction, record: KeyChangeRecord, now: int) -> KeyChangeRecord:
+    def _carry_out_if_confirmed(
+        self, tx: StateTransaction, record: KeyChangeRecord, now: int, before_commit: BeforeCommit | None,
+    ) -> KeyChangeRecord:
+        # The hook (the audit record) comes before any change to the token,
+        # which the transaction could not roll back.
+        if before_commit is not None:
+            before_commit(record)
         if len(tx.list_key_confirmations(record.change_id)) < record.custodians_required:
             return record
 

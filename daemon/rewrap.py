@@ -40,8 +40,8 @@ log = logging.getLogger(__name__)
 
 MAX_HEADER_BYTES = envelope.PREAMBLE_LEN + envelope.MAX_HEADER_LEN
 
-# Returns the data key unwrapped from one of the header's slots; the
-# artefact's registry entry says which slots are to be trusted.
+# Returns the data key unwrapped from one of the header's slots. The
+# artefact's registry entry decides which slots are trusted.
 Unwrap = Callable[[envelope.Header, ArtefactRecord], bytes]
 
 
@@ -72,7 +72,10 @@ class Rewrapper:
         self.registry = registry
         self.store = store
 
-    def rewrap(self, header_bytes: bytes, unwrap: Unwrap, context: CallContext, *, through_recovery: bool) -> RewrapResult:
+    def rewrap(
+        self, header_bytes: bytes, unwrap: Unwrap, context: CallContext, *, through_recovery: bool,
+        before_record: Callable[[], None] | None = None,
+    ) -> RewrapResult:
         """Return the header with the target slots, or the same header and record it when it has them.
 
         Args:
@@ -81,6 +84,9 @@ class Rewrapper:
             context: The call, whose facts are filled in.
             through_recovery: Whether ``unwrap`` uses the recovery slot, in
                 which case the registered core hash must match.
+            before_record: The audit record. It runs inside the transaction
+                that records the artefact under the new versions, so an
+                exception from it leaves the registry as it was.
 
         Raises:
             ServiceError: INTEGRITY_FAILURE for a header that is malformed,
@@ -139,7 +145,10 @@ class Rewrapper:
                 recovery_key_id=recovery.key_id if recovery else None,
                 recovery_key_version=recovery.version if recovery else None,
             )
+            context.facts.update(key_id=slots[0].key_id, to_version=slots[0].key_version)
             with self.store.transaction() as tx:
+                if before_record is not None:
+                    before_record()
                 tx.update_artefact_keys(artefact_id, keys, core_sha256)
             recorded = True
 

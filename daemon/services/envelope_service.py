@@ -11,6 +11,7 @@ from typing import TypeVar
 
 from niemphong.daemon import envelope, validation
 from niemphong.daemon.access import AccessControl
+from niemphong.daemon.audit.trail import AuditTrail
 from niemphong.daemon.config import Config
 from niemphong.daemon.errors import ServiceError, TokenUnavailable, abort
 from niemphong.daemon.hsm import Pkcs11Token, UnwrapFailed
@@ -20,7 +21,7 @@ from niemphong.daemon.levels import Level
 from niemphong.daemon.policy.decision import Outcome
 from niemphong.daemon.policy.periods import today_in_vietnam
 from niemphong.daemon.services.classification import Classifier
-from niemphong.daemon.store import ArtefactRecord
+from niemphong.daemon.store import ArtefactRecord, GrantRecord
 from niemphong.v1 import niemphong_pb2 as pb
 from niemphong.v1 import niemphong_pb2_grpc as pb_grpc
 
@@ -39,13 +40,14 @@ def _integrity_failure() -> ServiceError:
 
 class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
     def __init__(
-        self, config: Config, token: Pkcs11Token, keys: KeyRegistry, access: AccessControl,
+        self, config: Config, token: Pkcs11Token, keys: KeyRegistry, access: AccessControl, audit: AuditTrail,
         classifier: Classifier | None = None,
     ) -> None:
         self.config = config
         self.token = token
         self.keys = keys
         self.access = access
+        self.audit = audit
         assert config.policy is not None
         self.classifier = classifier or Classifier(config.policy)
 
@@ -64,6 +66,9 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
         if verdict.decision.outcome is Outcome.NOT_SECRET:
             with self.access.store.transaction() as tx:
                 not_sealed = self.classifier.record_not_sealed(tx, verdict, metadata, context)
+                context.facts["doc_number"] = metadata["doc_number"]
+                # Fail closed: without a durable audit record the decision rolls back.
+                self.audit.record_decision(context)
             log.info(
                 "request %s declined to seal %s by %s: not secret under rule %s (%s), record %s",
                 context.request_id, metadata["doc_number"], context.identity.name, verdict.decision.rule,
@@ -112,8 +117,8 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
         # a client that never receives the summary must discard what it got.
         artefact_hex = artefact_id.hex()
         context.facts.update(
-            artefact_id=artefact_hex, plaintext_bytes=plaintext_bytes, envelope_bytes=envelope_bytes,
-            key_id=slot.key_id, key_version=slot.key_version,
+            artefact_id=artefact_hex, doc_number=metadata["doc_number"], plaintext_bytes=plaintext_bytes,
+            envelope_bytes=envelope_bytes, key_id=slot.key_id, key_version=slot.key_version,
         )
         record = ArtefactRecord(
             artefact_id=artefact_hex,
@@ -137,6 +142,9 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
         with self.access.store.transaction() as tx:
             tx.insert_artefact(record)
             tx.insert_classification(verdict.record(artefact_hex, artefact_hex, metadata, context.identity.name, sealed_at))
+            # Fail closed: without a durable audit record the registration
+            # rolls back and no summary is sent.
+            self.audit.record_decision(context)
 
         log.info(
             "request %s sealed artefact %s (%s) by %s: %d plaintext bytes, %d envelope bytes, key %s v%d",
@@ -192,6 +200,8 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
         artefact_id = header.artefact_id.hex()
         viewer = context.identity
         context.facts["artefact_id"] = artefact_id
+        if request_id:
+            context.facts["access_request_id"] = request_id
 
         # An envelope this daemon never sealed, or whose level disagrees with
         # the registry, is not ours: the same error as any altered byte.
@@ -211,7 +221,16 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
         finally:
             del data_key
 
-        grant = self.access.count_open(viewer, artefact_id, request_id)
+        def record_open(grant: GrantRecord) -> None:
+            # Runs inside the transaction that counts the open: without a
+            # durable audit record the open is not counted and no plaintext leaves.
+            context.facts.update(
+                access_request_id=grant.request_id, opens_used=grant.opens_used,
+                opens_allowed=grant.opens_allowed, plaintext_bytes=artefact.plaintext_bytes,
+            )
+            self.audit.record_decision(context)
+
+        grant = self.access.count_open(viewer, artefact_id, request_id, before_commit=record_open)
         log.info(
             "request %s open of artefact %s (%s) by %s under grant %s (%d of %d opens)",
             context.request_id, artefact_id, Level(artefact.level).name, viewer.name,
@@ -303,6 +322,7 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
             raise AssertionError("unreachable")
 
         artefact_id = header.artefact_id.hex()
+        context.facts["artefact_id"] = artefact_id
         with self.access.store.transaction() as tx:
             artefact = tx.get_artefact(artefact_id)
         # A copy whose size differs from the registered envelope was cut off

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from niemphong.daemon import envelope, keys, validation
+from niemphong.daemon.audit.trail import AuditTrail
 from niemphong.daemon.errors import ServiceError, TokenUnavailable, abort
 from niemphong.daemon.hsm import UnwrapFailed
 from niemphong.daemon.identity import CallContext
@@ -14,7 +15,7 @@ from niemphong.daemon.key_changes import DONE, EXPIRED, PENDING, REJECTED, KeyCh
 from niemphong.daemon.keys import KeyRegistry, integrity_failure
 from niemphong.daemon.levels import Level
 from niemphong.daemon.rewrap import Rewrapper, RewrapResult
-from niemphong.daemon.store import ArtefactRecord
+from niemphong.daemon.store import ArtefactRecord, KeyChangeRecord
 from niemphong.v1 import keys_pb2 as kpb
 from niemphong.v1 import keys_pb2_grpc as kpb_grpc
 from niemphong.v1 import niemphong_pb2 as pb
@@ -117,10 +118,22 @@ def sealable_level(value: int) -> Level:
 
 
 class KeyServicer(kpb_grpc.KeyServiceServicer):
-    def __init__(self, registry: KeyRegistry, changes: KeyChanges, rewrapper: Rewrapper) -> None:
+    def __init__(self, registry: KeyRegistry, changes: KeyChanges, rewrapper: Rewrapper, audit: AuditTrail) -> None:
         self.registry = registry
         self.changes = changes
         self.rewrapper = rewrapper
+        self.audit = audit
+
+    def _record_change(self, context: CallContext) -> Callable[[KeyChangeRecord], None]:
+        """Return the hook that makes the call's audit record durable before the change commits or reaches the token."""
+        def record(change: KeyChangeRecord) -> None:
+            context.facts.update(
+                change_id=change.change_id, operation=change.operation, level=Level(change.level).config_name,
+                key_id=change.key_id, key_version=change.version or 0,
+            )
+            self.audit.record_decision(context)
+
+        return record
 
     def ListKeys(self, request: kpb.ListKeysRequest, context: CallContext) -> kpb.ListKeysResponse:
         def action() -> kpb.ListKeysResponse:
@@ -165,7 +178,10 @@ class KeyServicer(kpb_grpc.KeyServiceServicer):
             level = sealable_level(request.level)
             reason = validation.text("reason", request.reason, validation.MAX_REASON, required=False)
             context.facts.update(operation=operation, level=level.config_name, key_version=request.version)
-            view = self.changes.propose(context.identity, operation, level, request.version or None, reason)
+            view = self.changes.propose(
+                context.identity, operation, level, request.version or None, reason,
+                before_commit=self._record_change(context),
+            )
             context.facts.update(change_id=view.record.change_id, state=view.state, key_version=view.record.version or 0)
             return change_to_proto(view)
 
@@ -175,7 +191,7 @@ class KeyServicer(kpb_grpc.KeyServiceServicer):
         def action() -> kpb.KeyChange:
             change_id = validation.hex_id("change_id", request.change_id)
             context.facts["change_id"] = change_id
-            view = self.changes.confirm(context.identity, change_id)
+            view = self.changes.confirm(context.identity, change_id, before_commit=self._record_change(context))
             context.facts.update(
                 operation=view.record.operation, level=Level(view.record.level).config_name,
                 key_version=view.record.version or 0, state=view.state,
@@ -189,7 +205,7 @@ class KeyServicer(kpb_grpc.KeyServiceServicer):
             change_id = validation.hex_id("change_id", request.change_id)
             reason = validation.text("reason", request.reason, validation.MAX_REASON)
             context.facts["change_id"] = change_id
-            view = self.changes.reject(context.identity, change_id, reason)
+            view = self.changes.reject(context.identity, change_id, reason, before_commit=self._record_change(context))
             context.facts.update(operation=view.record.operation, level=Level(view.record.level).config_name)
             return change_to_proto(view)
 
@@ -204,7 +220,10 @@ class KeyServicer(kpb_grpc.KeyServiceServicer):
     def Rewrap(self, request: kpb.RewrapRequest, context: CallContext) -> kpb.RewrapResponse:
         def action() -> kpb.RewrapResponse:
             context.facts["operation"] = "rewrap"
-            result = self.rewrapper.rewrap(request.header, self._unwrap, context, through_recovery=False)
+            result = self.rewrapper.rewrap(
+                request.header, self._unwrap, context, through_recovery=False,
+                before_record=lambda: self.audit.record_decision(context),
+            )
             return rewrap_response(result)
 
         return run_call(context, "rewrap", action)

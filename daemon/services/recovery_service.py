@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 from niemphong.daemon import envelope, validation
 from niemphong.daemon.access import AccessControl
+from niemphong.daemon.audit.trail import AuditTrail
 from niemphong.daemon.config import Config
 from niemphong.daemon.errors import ServiceError
 from niemphong.daemon.hsm import Pkcs11Token, UnwrapFailed
@@ -16,6 +17,7 @@ from niemphong.daemon.identity import CallContext
 from niemphong.daemon.keys import KeyRegistry, integrity_failure
 from niemphong.daemon.recovery import ACTIVE, ENDED, EXPIRED, FAILED, PENDING, RecoverySessions, SessionView
 from niemphong.daemon.rewrap import Rewrapper
+from niemphong.daemon.services.classification import Classifier
 from niemphong.daemon.store import ArtefactRecord
 from niemphong.daemon.services.envelope_service import EnvelopeServicer
 from niemphong.daemon.services.key_service import rewrap_response, run_call
@@ -88,7 +90,7 @@ class RecoveryUnwrapper:
             data_key, session_id = self.sessions.unwrap(slot)
         except KeyError:
             raise ServiceError(
-                "KEY_UNAVAILABLE", f"the recovery token holds no key {slot.key_id} v{slot.key_version}",
+                "KEY_UNAVAILABLE", f"key {slot.key_id} v{slot.key_version} not found in the recovery token",
             ) from None
         except UnwrapFailed:
             raise integrity_failure() from None
@@ -105,8 +107,8 @@ class _RecoveryEnvelopeServicer(EnvelopeServicer):
     """
 
     def __init__(self, config: Config, token: Pkcs11Token, registry: KeyRegistry, access: AccessControl,
-                 unwrapper: RecoveryUnwrapper) -> None:
-        super().__init__(config, token, registry, access)
+                 audit: AuditTrail, classifier: Classifier | None, unwrapper: RecoveryUnwrapper) -> None:
+        super().__init__(config, token, registry, access, audit, classifier)
         self.unwrapper = unwrapper
         self._context: CallContext | None = None
 
@@ -134,8 +136,12 @@ class RecoveryServicer(kpb_grpc.RecoveryServiceServicer):
         access: AccessControl,
         sessions: RecoverySessions,
         rewrapper: Rewrapper,
+        audit: AuditTrail,
+        classifier: Classifier | None = None,
     ) -> None:
         self.config = config
+        self.audit = audit
+        self.classifier = classifier
         self.token = token
         self.registry = registry
         self.access = access
@@ -180,7 +186,7 @@ class RecoveryServicer(kpb_grpc.RecoveryServiceServicer):
             self.sessions.require_active()
             result = self.rewrapper.rewrap(
                 request.header, lambda header, artefact: self.unwrapper.unwrap(header, artefact, context), context,
-                through_recovery=True,
+                through_recovery=True, before_record=lambda: self.audit.record_decision(context),
             )
             return rewrap_response(result)
 
@@ -188,5 +194,7 @@ class RecoveryServicer(kpb_grpc.RecoveryServiceServicer):
 
     def RecoverOpen(self, request_iterator: Iterator[pb.OpenRequest], context: CallContext) -> Iterator[pb.OpenResponse]:
         # One servicer per call, because the Open pipeline keeps the call's context for _unwrap.
-        opener = _RecoveryEnvelopeServicer(self.config, self.token, self.registry, self.access, self.unwrapper)
+        opener = _RecoveryEnvelopeServicer(
+            self.config, self.token, self.registry, self.access, self.audit, self.classifier, self.unwrapper,
+        )
         yield from opener.open_through_recovery(request_iterator, context)

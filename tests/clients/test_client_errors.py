@@ -43,6 +43,7 @@ REASON_TABLE = [
     ("INTEGRITY_FAILURE", grpc.StatusCode.DATA_LOSS, 5),
     ("TOKEN_UNAVAILABLE", grpc.StatusCode.UNAVAILABLE, 6),
     ("KEY_UNAVAILABLE", grpc.StatusCode.UNAVAILABLE, 6),
+    ("AUDIT_UNAVAILABLE", grpc.StatusCode.UNAVAILABLE, 6),
     ("DAEMON_STOPPING", grpc.StatusCode.UNAVAILABLE, 6),
     ("INTERNAL", grpc.StatusCode.INTERNAL, 1),
     ("KEY_NOT_FOUND", grpc.StatusCode.NOT_FOUND, 1),

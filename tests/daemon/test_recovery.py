@@ -55,6 +55,14 @@ def destroy_working_token(lab: KeyLab) -> None:
         (lab.env.root / "secrets" / name).unlink()
 
 
+def provision_and_start(lab: KeyLab, root: Path) -> None:
+    """Provision a new working token with the next key versions, then start the daemon."""
+    provisioned = run_niemphongd("provision", "--config", str(root / "niemphongd.toml"), "--init-softhsm")
+    assert provisioned.returncode == 0, provisioned.stderr
+    assert "niemphong-mat/v2" in provisioned.stderr
+    lab.daemon.start()
+
+
 def test_recovery_after_token_loss_restores_every_envelope(tmp_path_factory: pytest.TempPathFactory) -> None:
     root = tmp_path_factory.mktemp("recovery")
     lab = make_lab(root, tmp_path_factory.mktemp("logs") / "niemphongd.log")
@@ -88,11 +96,14 @@ def test_recovery_after_token_loss_restores_every_envelope(tmp_path_factory: pyt
     bodies = {path: body(path) for path in documents}
     assert lab.daemon.stop() == 0, lab.daemon.log()
 
-    # The working token is lost; a new one gets the next key versions.
+    # The working token is lost; a new one gets the next key versions. The
+    # audit log's checkpoint key went with it, so the old log is set aside
+    # and the daemon starts a new one.
     destroy_working_token(lab)
-    provisioned = run_niemphongd("provision", "--config", str(root / "niemphongd.toml"), "--init-softhsm")
-    assert provisioned.returncode == 0, provisioned.stderr
-    assert "niemphong-mat/v2" in provisioned.stderr
+    audit_log = Path(lab.env.config["audit"]["path"])
+    with pytest.raises(RuntimeError, match="does not verify with the token's key"):
+        provision_and_start(lab, root)
+    audit_log.rename(audit_log.with_name("audit-before-token-loss.jsonl"))
     lab.daemon.start()
 
     old = archive / "2024/ke-hoach.npe"
