@@ -145,7 +145,11 @@ class Rewrapper:
                 recovery_key_id=recovery.key_id if recovery else None,
                 recovery_key_version=recovery.version if recovery else None,
             )
-            context.facts.update(key_id=slots[0].key_id, to_version=slots[0].key_version)
+            # The audit record is written inside the transaction, so its facts come first.
+            context.facts.update(
+                key_id=slots[0].key_id, from_version=_primary_version(header.slots, slots[0].key_id),
+                to_version=slots[0].key_version, changed=0, recorded=1, through_recovery=int(through_recovery),
+            )
             with self.store.transaction() as tx:
                 if before_record is not None:
                     before_record()

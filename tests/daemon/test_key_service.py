@@ -14,7 +14,8 @@ import pytest
 from cryptography.hazmat.primitives.keywrap import aes_key_wrap_with_padding
 
 from conftest import error_reason
-from key_helpers import KeyLab, body, make_lab, sample, seal_file
+from key_helpers import KeyLab, body, make_lab, sample, seal_file, slots
+from test_audit_end_to_end import log_size, records_after
 from test_metrics import scrape, value
 from niemphong.daemon import envelope
 from niemphong.v1 import keys_pb2 as kpb
@@ -200,3 +201,27 @@ def test_recover_without_configuration_exits_3(lab: KeyLab, tmp_path: Path) -> N
 
     assert result.returncode == 3
     assert "[recovery]" in result.stderr
+
+
+def test_key_change_and_rewrap_audited(lab: KeyLab, tmp_path: Path) -> None:
+    path = tmp_path / "kiem-toan.npe"
+    seal_file(lab, path, sample(3000), pb.LEVEL_MAT)
+    offset = log_size(lab.env)
+
+    rotated = lab.cli("custodian", "keys", "rotate", "--level", "mat", "--reason", "Kiểm tra nhật ký")
+    rewrapped = lab.cli("operator", "rewrap", str(path))
+
+    assert rotated.returncode == 0, rotated.stderr
+    assert rewrapped.returncode == 0, rewrapped.stderr
+    records = records_after(lab.env, offset)
+    [change] = [record for record in records if record["operation"] == "KeyService/ProposeKeyChange"]
+    assert change["decision"] == "allowed"
+    assert change["identity"] == "custodian"
+    assert change["facts"]["operation"] == "rotate"
+    assert change["facts"]["level"] == "mat"
+    rewraps = [record for record in records if record["operation"] == "KeyService/Rewrap"]
+    # One call returns the new header, the confirming call records the move.
+    assert [record["decision"] for record in rewraps] == ["allowed", "allowed"]
+    assert rewraps[-1]["identity"] == "operator"
+    assert rewraps[-1]["facts"]["recorded"] == 1
+    assert rewraps[-1]["facts"]["to_version"] == slots(path)[0][1]
