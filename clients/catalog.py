@@ -1044,6 +1044,11 @@ from niemphong.clients.catalog_keys import KEY_CATALOG  # noqa: E402
 
 CATALOG.update(KEY_CATALOG)
 
+# Batch scanning, batches, printed copies and incidents.
+from niemphong.clients.catalog_archive import ARCHIVE_CATALOG  # noqa: E402
+
+CATALOG.update(ARCHIVE_CATALOG)
+
 # Messages of the classification policy commands live in their own module.
 from niemphong.clients.catalog_policy import POLICY_CATALOG  # noqa: E402
 

@@ -170,6 +170,20 @@ REASON_RULES: Mapping[str, ReasonRule] = {
     "RECOVERY_IN_PROGRESS": ReasonRule(grpc.StatusCode.FAILED_PRECONDITION, ExitCode.REFUSED_BY_POLICY),
     "RECOVERY_NOT_PENDING": ReasonRule(grpc.StatusCode.FAILED_PRECONDITION, ExitCode.REFUSED_BY_POLICY),
     "RECOVERY_LOGIN_FAILED": ReasonRule(grpc.StatusCode.PERMISSION_DENIED, ExitCode.NOT_AUTHORIZED),
+    # Handover batches, printed copies and incidents.
+    "BATCH_NOT_FOUND": ReasonRule(grpc.StatusCode.NOT_FOUND, ExitCode.FAILURE),
+    "BATCH_NOT_APPROVED": ReasonRule(grpc.StatusCode.PERMISSION_DENIED, ExitCode.NOT_AUTHORIZED),
+    "BATCH_STATE_CONFLICT": ReasonRule(grpc.StatusCode.FAILED_PRECONDITION, ExitCode.REFUSED_BY_POLICY),
+    "NOT_IN_BATCH": ReasonRule(grpc.StatusCode.FAILED_PRECONDITION, ExitCode.REFUSED_BY_POLICY),
+    "ALREADY_SEALED": ReasonRule(grpc.StatusCode.FAILED_PRECONDITION, ExitCode.REFUSED_BY_POLICY),
+    "NOT_YOUR_ARTEFACT": ReasonRule(grpc.StatusCode.PERMISSION_DENIED, ExitCode.NOT_AUTHORIZED),
+    "PRINTING_NOT_ALLOWED": ReasonRule(grpc.StatusCode.FAILED_PRECONDITION, ExitCode.REFUSED_BY_POLICY),
+    "NOT_APPROVED_FOR_PRINTING": ReasonRule(grpc.StatusCode.PERMISSION_DENIED, ExitCode.NOT_AUTHORIZED),
+    "UNPRINTABLE_DOCUMENT": ReasonRule(grpc.StatusCode.FAILED_PRECONDITION, ExitCode.REFUSED_BY_POLICY),
+    "RENDERER_UNAVAILABLE": ReasonRule(grpc.StatusCode.UNAVAILABLE, ExitCode.UNAVAILABLE),
+    "SUSPENDED_BY_INCIDENT": ReasonRule(grpc.StatusCode.PERMISSION_DENIED, ExitCode.NOT_AUTHORIZED),
+    "INCIDENT_NOT_FOUND": ReasonRule(grpc.StatusCode.NOT_FOUND, ExitCode.FAILURE),
+    "INCIDENT_CLOSED": ReasonRule(grpc.StatusCode.FAILED_PRECONDITION, ExitCode.REFUSED_BY_POLICY),
     "CLASSIFICATION_REFUSED": ReasonRule(grpc.StatusCode.FAILED_PRECONDITION, ExitCode.REFUSED_BY_POLICY),
     "EXTENSION_REJECTED": ReasonRule(grpc.StatusCode.FAILED_PRECONDITION, ExitCode.REFUSED_BY_POLICY),
 }
@@ -200,6 +214,7 @@ _STATUS_MESSAGES: Mapping[grpc.StatusCode, str] = {
 _FIELD_LABELS = frozenset(
     {
         "doc_number", "issued_on", "title", "source_name", "purpose", "reason", "artefact_id", "request_id", "level",
+        "copies", "recipient", "handed_over_by", "note", "text", "resolution", "batch_id", "documents",
         "classification.basis", "classification.stamp.starts_on", "classification.stamp.ends_on",
         "classification.extension.ends_on", "classification.extension.decision", "classification.extension.decided_on",
         "classification.declassification.decision", "classification.declassification.decided_on",
@@ -216,7 +231,7 @@ _STATE_LABELS = frozenset(
     }
 )
 _OPERATION_LABELS = frozenset({"create", "rotate", "retire_sealing", "retire_opening", "destroy"})
-_ROLE_LABELS = frozenset({"scanner", "viewer", "approver", "custodian", "auditor", "operator"})
+_ROLE_LABELS = frozenset({"scanner", "viewer", "approver", "head", "custodian", "auditor", "operator"})
 
 
 def read_error_info(error: grpc.Call) -> error_details_pb2.ErrorInfo | None:

@@ -11,7 +11,7 @@ import datetime as dt
 from collections.abc import Sequence
 
 from niemphong.clients.i18n import Lang, format_date, translate
-from niemphong.clients.manifest import ManifestRow, row_number
+from niemphong.clients.manifest import ManifestRow, describe_problem, row_number
 from niemphong.clients.protocol import level_name
 from niemphong.clients.render import level_label, printable
 from niemphong.v1 import niemphong_pb2 as pb
@@ -69,8 +69,7 @@ def decision_json(decision: pb.ClassificationDecision, lang: Lang) -> dict[str, 
 
 def _problem_text(row: ManifestRow, lang: Lang) -> str:
     assert row.problem is not None
-    detail = translate(lang, row.problem.message_id, value=printable(row.problem.value))
-    return translate(lang, "manifest.row_problem", column=printable(row.problem.column), detail=detail)
+    return translate(lang, "manifest.row_problem", problem=describe_problem(row.problem, lang))
 
 
 def row_json(row: ManifestRow, decided: pb.DecidedDocument | None, lang: Lang) -> dict[str, object]:

@@ -70,7 +70,8 @@ class LevelPolicy:
     grant_opens: int
     # Empty: any profile except a software one for Tối mật outside development mode.
     token_profiles: tuple[str, ...] = ()
-    # NOTE: recorded and shown by `niemphong policy show`; no command prints yet.
+    # Whether a grant at this level may allow printed copies (Article 11 of
+    # the Law on Protection of State Secrets No. 29/2018/QH14). Off unless set.
     printing: bool = False
     # Days a key version may seal before `niemphong keys due` lists it and
     # the metric niemphong_key_rotation_due turns to 1. The daemon never

@@ -18,6 +18,7 @@ from grpc_reflection.v1alpha import reflection
 from niemphong.daemon import metrics
 from niemphong.daemon.access import AccessControl
 from niemphong.daemon.api import api_services
+from niemphong.daemon.archive_wiring import add_archive_services
 from niemphong.daemon.audit.log import AuditLog
 from niemphong.daemon.audit.token_key import TokenCheckpointKey
 from niemphong.daemon.audit.trail import AuditInterceptor, AuditTrail
@@ -102,6 +103,7 @@ class Daemon:
             self._level_counts,
             self._key_versions,
             {level: 86400 * policy.rotation_days for level, policy in config.levels.items()},
+            open_incidents=self._open_incidents,
         )
         self.tcp_port: int | None = None
         self._server: grpc.Server | None = None
@@ -132,9 +134,9 @@ class Daemon:
         )
         assert config.policy is not None
         classifier = Classifier(config.policy)
-        pb_grpc.add_EnvelopeServiceServicer_to_server(
-            EnvelopeServicer(config, self.token, self.keys, self.access, self.audit, classifier), server,
-        )
+        envelopes = EnvelopeServicer(config, self.token, self.keys, self.access, self.audit, classifier)
+        pb_grpc.add_EnvelopeServiceServicer_to_server(envelopes, server)
+        add_archive_services(server, envelopes, self.access, self.audit)
         pb_grpc.add_AccessServiceServicer_to_server(AccessServicer(self.access, self.audit), server)
         keys_pb2_grpc.add_KeyServiceServicer_to_server(
             KeyServicer(self.keys, self.key_changes, self.rewrapper, self.audit), server,
@@ -203,6 +205,10 @@ class Daemon:
                 active_grants=row.active_grants if row else 0,
             ))
         return states
+
+    def _open_incidents(self) -> int:
+        with self.store.transaction() as tx:
+            return tx.count_open_incidents()
 
     def _key_versions(self) -> list[metrics.KeyVersionState]:
         # From the key registry, so that the metric and `niemphong keys due` agree.

@@ -1,5 +1,8 @@
 """State: the artefact registry, access requests, approvals, grants and the key registry.
 
+Handover batches, printed copies and incidents are kept by the queries in
+``store_archive.py``, which :class:`SqliteStore` transactions include.
+
 :class:`StateStore` is the interface; :class:`SqliteStore` the embedded
 implementation. Rules live in ``access.py`` and run inside one
 :meth:`StateStore.transaction`, whose contract is serializable isolation:
@@ -11,7 +14,6 @@ backend would take row locks with ``SELECT ... FOR UPDATE``.
 from __future__ import annotations
 
 import contextlib
-import logging
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -19,53 +21,58 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-log = logging.getLogger(__name__)
+from niemphong.daemon.store_archive import ARCHIVE_MIGRATION, ArchiveQueries, ArchiveTransaction
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
-# The key registry: every version of every level's key-encryption key and its
-# state, and the key changes custodians propose and confirm.
-_KEY_REGISTRY_SCHEMA = """
-CREATE INDEX artefacts_by_key ON artefacts (key_id, key_version);
-CREATE TABLE key_versions (
-    key_id           TEXT NOT NULL,
-    version          INTEGER NOT NULL CHECK (version >= 1),
-    level            INTEGER NOT NULL,
-    state            TEXT NOT NULL
-                     CHECK (state IN ('active', 'retired_sealing', 'retired_opening', 'destroyed')),
-    created_at       INTEGER NOT NULL,
-    state_changed_at INTEGER NOT NULL,
-    PRIMARY KEY (key_id, version)
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS artefacts (
+    artefact_id     TEXT PRIMARY KEY,
+    level           INTEGER NOT NULL,
+    doc_number      TEXT NOT NULL,
+    issued_on       TEXT NOT NULL,
+    title           TEXT NOT NULL,
+    source_name     TEXT NOT NULL,
+    key_id          TEXT NOT NULL,
+    key_version     INTEGER NOT NULL,
+    wrap_algorithm  TEXT NOT NULL,
+    plaintext_bytes INTEGER NOT NULL,
+    envelope_bytes  INTEGER NOT NULL,
+    envelope_sha256 TEXT NOT NULL,
+    sealed_by       TEXT NOT NULL,
+    sealed_at       INTEGER NOT NULL
 );
-CREATE UNIQUE INDEX key_versions_one_active ON key_versions (key_id) WHERE state = 'active';
-CREATE TABLE key_changes (
-    change_id           TEXT PRIMARY KEY,
-    operation           TEXT NOT NULL
-                        CHECK (operation IN ('create', 'rotate', 'retire_sealing', 'retire_opening', 'destroy')),
-    level               INTEGER NOT NULL,
-    key_id              TEXT NOT NULL,
-    version             INTEGER,
-    reason              TEXT NOT NULL,
-    proposer            TEXT NOT NULL,
-    state               TEXT NOT NULL CHECK (state IN ('pending', 'done', 'rejected')),
-    custodians_required INTEGER NOT NULL CHECK (custodians_required >= 1),
-    created_at          INTEGER NOT NULL,
-    expires_at          INTEGER NOT NULL,
-    decided_at          INTEGER,
-    rejected_by         TEXT,
-    reject_reason       TEXT
+CREATE TABLE IF NOT EXISTS requests (
+    request_id         TEXT PRIMARY KEY,
+    artefact_id        TEXT NOT NULL REFERENCES artefacts (artefact_id),
+    requester          TEXT NOT NULL,
+    purpose            TEXT NOT NULL,
+    state              TEXT NOT NULL CHECK (state IN ('pending', 'approved', 'denied')),
+    approvals_required INTEGER NOT NULL CHECK (approvals_required >= 1),
+    created_at         INTEGER NOT NULL,
+    decided_at         INTEGER,
+    denied_by          TEXT,
+    deny_reason        TEXT
 );
-CREATE INDEX key_changes_by_state ON key_changes (state, created_at);
-CREATE TABLE key_confirmations (
-    change_id    TEXT NOT NULL REFERENCES key_changes (change_id),
-    custodian    TEXT NOT NULL,
-    confirmed_at INTEGER NOT NULL,
-    PRIMARY KEY (change_id, custodian)
+CREATE INDEX IF NOT EXISTS requests_by_state ON requests (state, created_at);
+CREATE TABLE IF NOT EXISTS approvals (
+    request_id  TEXT NOT NULL REFERENCES requests (request_id),
+    approver    TEXT NOT NULL,
+    approved_at INTEGER NOT NULL,
+    PRIMARY KEY (request_id, approver)
 );
-"""
-
-# Classification decisions and extensions of protection periods.
-_CLASSIFICATION_SCHEMA = """
+CREATE TABLE IF NOT EXISTS grants (
+    request_id    TEXT PRIMARY KEY REFERENCES requests (request_id),
+    artefact_id   TEXT NOT NULL REFERENCES artefacts (artefact_id),
+    viewer        TEXT NOT NULL,
+    created_at    INTEGER NOT NULL,
+    expires_at    INTEGER NOT NULL,
+    opens_allowed INTEGER NOT NULL CHECK (opens_allowed >= 1),
+    opens_used    INTEGER NOT NULL DEFAULT 0 CHECK (opens_used <= opens_allowed),
+    revoked       INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS grants_by_viewer ON grants (artefact_id, viewer);
 -- Classification decisions: one per sealed artefact (record_id = artefact_id)
 -- and one per document declined as not secret (artefact_id NULL).
 CREATE TABLE IF NOT EXISTS classifications (
@@ -104,70 +111,57 @@ CREATE TABLE IF NOT EXISTS extensions (
 );
 """
 
-# The whole schema at SCHEMA_VERSION, for a new database. An older database
-# is brought up to date by the steps in _MIGRATIONS instead.
-_SCHEMA = """
-CREATE TABLE schema_version (version INTEGER NOT NULL);
-CREATE TABLE artefacts (
-    artefact_id     TEXT PRIMARY KEY,
-    level           INTEGER NOT NULL,
-    doc_number      TEXT NOT NULL,
-    issued_on       TEXT NOT NULL,
-    title           TEXT NOT NULL,
-    source_name     TEXT NOT NULL,
-    key_id          TEXT NOT NULL,
-    key_version     INTEGER NOT NULL,
-    wrap_algorithm  TEXT NOT NULL,
-    plaintext_bytes INTEGER NOT NULL,
-    envelope_bytes  INTEGER NOT NULL,
-    envelope_sha256 TEXT NOT NULL,
-    sealed_by       TEXT NOT NULL,
-    sealed_at       INTEGER NOT NULL,
-    recovery_key_id      TEXT,
-    recovery_key_version INTEGER,
-    core_sha256          TEXT
-);
-CREATE TABLE requests (
-    request_id         TEXT PRIMARY KEY,
-    artefact_id        TEXT NOT NULL REFERENCES artefacts (artefact_id),
-    requester          TEXT NOT NULL,
-    purpose            TEXT NOT NULL,
-    state              TEXT NOT NULL CHECK (state IN ('pending', 'approved', 'denied')),
-    approvals_required INTEGER NOT NULL CHECK (approvals_required >= 1),
-    created_at         INTEGER NOT NULL,
-    decided_at         INTEGER,
-    denied_by          TEXT,
-    deny_reason        TEXT
-);
-CREATE INDEX requests_by_state ON requests (state, created_at);
-CREATE TABLE approvals (
-    request_id  TEXT NOT NULL REFERENCES requests (request_id),
-    approver    TEXT NOT NULL,
-    approved_at INTEGER NOT NULL,
-    PRIMARY KEY (request_id, approver)
-);
-CREATE TABLE grants (
-    request_id    TEXT PRIMARY KEY REFERENCES requests (request_id),
-    artefact_id   TEXT NOT NULL REFERENCES artefacts (artefact_id),
-    viewer        TEXT NOT NULL,
-    created_at    INTEGER NOT NULL,
-    expires_at    INTEGER NOT NULL,
-    opens_allowed INTEGER NOT NULL CHECK (opens_allowed >= 1),
-    opens_used    INTEGER NOT NULL DEFAULT 0 CHECK (opens_used <= opens_allowed),
-    revoked       INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX grants_by_viewer ON grants (artefact_id, viewer);
-""" + _KEY_REGISTRY_SCHEMA + _CLASSIFICATION_SCHEMA
-
-# Schema steps: _MIGRATIONS[n] takes a database from version n - 1 to n.
-# A version 1 database made before classification records existed lacks
-# their tables, hence IF NOT EXISTS in _CLASSIFICATION_SCHEMA.
-_MIGRATIONS: dict[int, str] = {
-    2: """
+# Version 3: the key registry. Every version of every level's key-encryption
+# key and its state, the key changes custodians propose and confirm, and for
+# each artefact its recovery slot and the SHA-256 of its header core.
+_KEY_REGISTRY_MIGRATION = """
 ALTER TABLE artefacts ADD COLUMN recovery_key_id TEXT;
 ALTER TABLE artefacts ADD COLUMN recovery_key_version INTEGER;
 ALTER TABLE artefacts ADD COLUMN core_sha256 TEXT;
-""" + _KEY_REGISTRY_SCHEMA + _CLASSIFICATION_SCHEMA,
+CREATE INDEX artefacts_by_key ON artefacts (key_id, key_version);
+CREATE TABLE key_versions (
+    key_id           TEXT NOT NULL,
+    version          INTEGER NOT NULL CHECK (version >= 1),
+    level            INTEGER NOT NULL,
+    state            TEXT NOT NULL
+                     CHECK (state IN ('active', 'retired_sealing', 'retired_opening', 'destroyed')),
+    created_at       INTEGER NOT NULL,
+    state_changed_at INTEGER NOT NULL,
+    PRIMARY KEY (key_id, version)
+);
+CREATE UNIQUE INDEX key_versions_one_active ON key_versions (key_id) WHERE state = 'active';
+CREATE TABLE key_changes (
+    change_id           TEXT PRIMARY KEY,
+    operation           TEXT NOT NULL
+                        CHECK (operation IN ('create', 'rotate', 'retire_sealing', 'retire_opening', 'destroy')),
+    level               INTEGER NOT NULL,
+    key_id              TEXT NOT NULL,
+    version             INTEGER,
+    reason              TEXT NOT NULL,
+    proposer            TEXT NOT NULL,
+    state               TEXT NOT NULL CHECK (state IN ('pending', 'done', 'rejected')),
+    custodians_required INTEGER NOT NULL CHECK (custodians_required >= 1),
+    created_at          INTEGER NOT NULL,
+    expires_at          INTEGER NOT NULL,
+    decided_at          INTEGER,
+    rejected_by         TEXT,
+    reject_reason       TEXT
+);
+CREATE INDEX key_changes_by_state ON key_changes (state, created_at);
+CREATE TABLE key_confirmations (
+    change_id    TEXT NOT NULL REFERENCES key_changes (change_id),
+    custodian    TEXT NOT NULL,
+    confirmed_at INTEGER NOT NULL,
+    PRIMARY KEY (change_id, custodian)
+);
+"""
+
+# Schema version -> statements that bring the previous version to it. A new
+# database gets the version 1 schema above and then every migration, so that
+# new and upgraded databases take the same path.
+_MIGRATIONS: dict[int, str] = {
+    2: ARCHIVE_MIGRATION,
+    3: _KEY_REGISTRY_MIGRATION,
 }
 
 
@@ -187,12 +181,14 @@ class ArtefactRecord:
     envelope_sha256: str
     sealed_by: str
     sealed_at: int
+    batch_id: str | None = None
+    page_count: int = 0
     # The recovery key slot the envelope is recorded with, if any.
     recovery_key_id: str | None = None
     recovery_key_version: int | None = None
     # SHA-256 of the header core, hex. It binds the registry entry to one
     # data key, because the core holds the key commitment. Artefacts sealed
-    # before schema 2 get it at their first rewrap.
+    # before schema 3 get it at their first rewrap.
     core_sha256: str | None = None
 
 
@@ -208,6 +204,8 @@ class RequestRecord:
     decided_at: int | None = None
     denied_by: str | None = None
     deny_reason: str | None = None
+    copies: int = 0
+    recipient: str = ""
 
 
 @dataclass(frozen=True)
@@ -215,6 +213,7 @@ class ApprovalRecord:
     request_id: str
     approver: str
     approved_at: int
+    head: bool = False
 
 
 @dataclass(frozen=True)
@@ -227,9 +226,20 @@ class GrantRecord:
     opens_allowed: int
     opens_used: int = 0
     revoked: bool = False
+    copies_allowed: int = 0
+    copies_made: int = 0
+    # The approver whose approval completed the grant: common name, full
+    # name and title, as printed on copy stamps.
+    authorized_by: str = ""
+    authorized_name: str = ""
+    authorized_title: str = ""
 
     def usable_at(self, now: int) -> bool:
         return not self.revoked and now < self.expires_at and self.opens_used < self.opens_allowed
+
+    def printable_at(self, now: int) -> bool:
+        """Whether the grant may print one more copy at ``now``; printing does not use up opens."""
+        return not self.revoked and now < self.expires_at and self.copies_made < self.copies_allowed
 
 
 @dataclass(frozen=True)
@@ -331,7 +341,7 @@ class ExtensionRecord:
     recorded_at: int
 
 
-class StateTransaction(Protocol):
+class StateTransaction(ArchiveTransaction, Protocol):
     """Reads and writes inside one serializable transaction."""
 
     def insert_artefact(self, record: ArtefactRecord) -> None: ...
@@ -349,12 +359,6 @@ class StateTransaction(Protocol):
     def level_counts(self, now: int) -> list[LevelCounts]: ...
     def first_seal_times(self) -> dict[tuple[str, int], int]: ...
 
-    def insert_classification(self, record: ClassificationRecord) -> None: ...
-    def get_classification(self, artefact_id: str) -> ClassificationRecord | None: ...
-    def list_sealed_due(self, until: str, limit: int) -> list[ClassificationRecord]: ...
-    def list_unclassified_artefacts(self, limit: int) -> list[ArtefactRecord]: ...
-    def record_extension(self, record: ExtensionRecord) -> None: ...
-
     # Key registry.
     def list_key_versions(self, key_id: str | None = None) -> list[KeyVersionRecord]: ...
     def insert_key_version(self, record: KeyVersionRecord) -> None: ...
@@ -368,6 +372,12 @@ class StateTransaction(Protocol):
     def update_key_change(self, record: KeyChangeRecord) -> None: ...
     def insert_key_confirmation(self, record: KeyConfirmationRecord) -> bool: ...
     def list_key_confirmations(self, change_id: str) -> list[KeyConfirmationRecord]: ...
+
+    def insert_classification(self, record: ClassificationRecord) -> None: ...
+    def get_classification(self, artefact_id: str) -> ClassificationRecord | None: ...
+    def list_sealed_due(self, until: str, limit: int) -> list[ClassificationRecord]: ...
+    def list_unclassified_artefacts(self, limit: int) -> list[ArtefactRecord]: ...
+    def record_extension(self, record: ExtensionRecord) -> None: ...
 
 
 class StateStore(Protocol):
@@ -398,39 +408,32 @@ class SqliteStore:
 
     def _migrate(self) -> None:
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
+            # executescript() commits any open transaction first, so the
+            # transaction is opened inside the script itself.
+            self._db.executescript("BEGIN IMMEDIATE;" + _SCHEMA)
             try:
-                self._create_or_upgrade()
+                row = self._db.execute("SELECT version FROM schema_version").fetchone()
+                if row is None:
+                    self._db.execute("INSERT INTO schema_version (version) VALUES (1)")
+                    version = 1
+                else:
+                    version = row["version"]
+                if version > SCHEMA_VERSION:
+                    raise RuntimeError(
+                        f"state database {self.path} has schema {version}, newer than this "
+                        f"daemon's {SCHEMA_VERSION}; upgrade the daemon"
+                    )
+                for target in range(version + 1, SCHEMA_VERSION + 1):
+                    # executescript() would commit the open transaction, so
+                    # the statements run one by one.
+                    for statement in _MIGRATIONS[target].split(";"):
+                        if statement.strip():
+                            self._db.execute(statement)
+                    self._db.execute("UPDATE schema_version SET version = ?", (target,))
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
-
-    def _create_or_upgrade(self) -> None:
-        # SQLite runs DDL inside the transaction, so a failed step leaves the
-        # database as it was. executescript() would commit first, so each
-        # statement runs on its own.
-        exists = self._db.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
-        ).fetchone()
-        if not exists:
-            _run_statements(self._db, _SCHEMA)
-            self._db.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
-            return
-
-        row = self._db.execute("SELECT version FROM schema_version").fetchone()
-        if row is None:
-            raise RuntimeError(f"state database {self.path} has a schema_version table without a version")
-        version = int(row["version"])
-        if version > SCHEMA_VERSION:
-            raise RuntimeError(
-                f"state database {self.path} has schema {version}, newer than this "
-                f"daemon's {SCHEMA_VERSION}; upgrade the daemon"
-            )
-        for step in range(version + 1, SCHEMA_VERSION + 1):
-            _run_statements(self._db, _MIGRATIONS[step])
-            self._db.execute("UPDATE schema_version SET version = ?", (step,))
-            log.info("state database %s upgraded to schema %d", self.path, step)
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[StateTransaction]:
@@ -457,7 +460,7 @@ class SqliteStore:
             self._db.close()
 
 
-class _SqliteTransaction:
+class _SqliteTransaction(ArchiveQueries):
     def __init__(self, db: sqlite3.Connection) -> None:
         self._db = db
 
@@ -493,8 +496,8 @@ class _SqliteTransaction:
 
     def insert_approval(self, record: ApprovalRecord) -> bool:
         cursor = self._db.execute(
-            "INSERT INTO approvals (request_id, approver, approved_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
-            (record.request_id, record.approver, record.approved_at),
+            "INSERT INTO approvals (request_id, approver, approved_at, head) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            (record.request_id, record.approver, record.approved_at, int(record.head)),
         )
         return cursor.rowcount == 1
 
@@ -502,7 +505,7 @@ class _SqliteTransaction:
         rows = self._db.execute(
             "SELECT * FROM approvals WHERE request_id = ? ORDER BY approved_at, approver", (request_id,)
         )
-        return [ApprovalRecord(**row) for row in rows]
+        return [ApprovalRecord(**{**dict(row), "head": bool(row["head"])}) for row in rows]
 
     def insert_grant(self, record: GrantRecord) -> None:
         values = dict(record.__dict__)
@@ -686,9 +689,3 @@ def _grant(row: sqlite3.Row) -> GrantRecord:
     values = dict(row)
     values["revoked"] = bool(values["revoked"])
     return GrantRecord(**values)
-
-
-def _run_statements(db: sqlite3.Connection, script: str) -> None:
-    for statement in script.split(";"):
-        if statement.strip():
-            db.execute(statement)

@@ -25,7 +25,9 @@ from niemphong.v1 import niemphong_pb2_grpc as pb_grpc
 BIN = Path(sys.executable).parent
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO / "samples"
-SHARED_SAMPLES = REPO.parent / "shared" / "samples"
+# The project's shared samples sit beside the clone in CI; NIEMPHONG_SHARED_SAMPLES
+# points elsewhere, for a worktree that has them in another place.
+SHARED_SAMPLES = Path(os.environ.get("NIEMPHONG_SHARED_SAMPLES") or REPO.parent / "shared" / "samples")
 SERVER_NAME = "niemphongd"
 MESSAGE_LIMIT = 1024 * 1024 + 64 * 1024
 

@@ -14,6 +14,7 @@ from niemphong.daemon.access import AccessControl
 from niemphong.daemon.audit.trail import AuditTrail
 from niemphong.daemon.config import Config
 from niemphong.daemon.errors import ServiceError, TokenUnavailable, abort
+from niemphong.daemon.handover import check_batch_seal, record_batch_not_secret, record_batch_seal
 from niemphong.daemon.hsm import Pkcs11Token, UnwrapFailed
 from niemphong.daemon.identity import CallContext
 from niemphong.daemon.keys import KeyRegistry
@@ -21,6 +22,7 @@ from niemphong.daemon.levels import Level
 from niemphong.daemon.policy.decision import Outcome
 from niemphong.daemon.policy.periods import today_in_vietnam
 from niemphong.daemon.services.classification import Classifier
+from niemphong.daemon.services.envelope_reading import verify_envelope
 from niemphong.daemon.store import ArtefactRecord, GrantRecord
 from niemphong.v1 import niemphong_pb2 as pb
 from niemphong.v1 import niemphong_pb2_grpc as pb_grpc
@@ -61,11 +63,22 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
         if first is None or first.WhichOneof("payload") != "metadata":
             raise ServiceError("PROTOCOL_VIOLATION", "the first Seal message must carry metadata")
         stated_level, metadata = self._check_seal_metadata(first.metadata, context)
+        # Batch scanning: refuse before any token call when the batch does not allow this seal.
+        batch_id = validation.hex_id("batch_id", first.metadata.batch_id) if first.metadata.batch_id else None
+        page_count = validation.bounded("page_count", first.metadata.page_count, validation.MAX_PAGES)
+        if batch_id is not None:
+            context.facts["batch_id"] = batch_id
+            with self.access.store.transaction() as tx:
+                check_batch_seal(tx, batch_id, metadata["doc_number"], stated_level, metadata["issued_on"])
         # The classification rules decide; a refusal raises before anything is kept.
         verdict = self.classifier.decide_seal(stated_level, metadata, first.metadata.classification, context)
         if verdict.decision.outcome is Outcome.NOT_SECRET:
             with self.access.store.transaction() as tx:
                 not_sealed = self.classifier.record_not_sealed(tx, verdict, metadata, context)
+                if batch_id is not None:
+                    record_batch_not_secret(
+                        tx, batch_id, metadata["doc_number"], not_sealed.record_id, page_count, int(time.time()),
+                    )
                 context.facts["doc_number"] = metadata["doc_number"]
                 # Fail closed: without a durable audit record the decision rolls back.
                 self.audit.record_decision(context)
@@ -135,6 +148,8 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
             envelope_sha256=digest.hexdigest(),
             sealed_by=context.identity.name,
             sealed_at=sealed_at,
+            batch_id=batch_id,
+            page_count=page_count,
             recovery_key_id=recovery_slot.key_id if recovery_slot else None,
             recovery_key_version=recovery_slot.key_version if recovery_slot else None,
             core_sha256=core_sha256,
@@ -142,6 +157,8 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
         with self.access.store.transaction() as tx:
             tx.insert_artefact(record)
             tx.insert_classification(verdict.record(artefact_hex, artefact_hex, metadata, context.identity.name, sealed_at))
+            if batch_id is not None:
+                record_batch_seal(tx, batch_id, metadata["doc_number"], artefact_hex, page_count, sealed_at)
             # Fail closed: without a durable audit record the registration
             # rolls back and no summary is sent.
             self.audit.record_decision(context)
@@ -306,6 +323,11 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
     def _plain_chunks(self, data: bytes) -> Iterator[pb.OpenResponse]:
         for start in range(0, len(data), self.config.chunk_bytes):
             yield pb.OpenResponse(chunk=data[start:start + self.config.chunk_bytes])
+
+    # Verify ---------------------------------------------------------------
+
+    def Verify(self, request_iterator: Iterator[pb.VerifyRequest], context: CallContext) -> pb.VerifyResponse:
+        return verify_envelope(self, request_iterator, context)
 
     # Inspect --------------------------------------------------------------
 

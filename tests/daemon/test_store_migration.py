@@ -69,7 +69,7 @@ def test_store_upgrades_schema_1_keeping_artefacts(tmp_path: Path) -> None:
     assert updated is not None
     assert updated.recovery_key_id == "r"
     version = sqlite3.connect(path).execute("SELECT version FROM schema_version").fetchone()[0]
-    assert version == SCHEMA_VERSION == 2
+    assert version == SCHEMA_VERSION == 3
 
 
 def test_store_reopens_upgraded_database(tmp_path: Path) -> None:
