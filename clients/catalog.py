@@ -588,6 +588,13 @@ CATALOG: dict[str, dict[str, str]] = {
         "Check that each custodian used their own share, then start again. "
         "The token may lock after repeated wrong PINs.",
     },
+    "reason.REWRAP_UNSUPPORTED": {
+        "vi": "Phong bì này được niêm phong ở chế độ mã hóa trong token; chưa bọc lại được loại phong bì này. "
+        "Tệp giữ nguyên và vẫn mở được bằng phiên bản khóa hiện tại; đừng ngừng dùng phiên bản đó để mở.",
+        "en": "This envelope was sealed in in-token mode, which cannot be rewrapped yet. "
+        "The file is left as it was and still opens under its current key version; do not retire that version "
+        "for opening.",
+    },
 
     # Errors from niemphongd without a known reason, by gRPC status code.
     "code.UNAUTHENTICATED": {
@@ -1053,3 +1060,8 @@ CATALOG.update(ARCHIVE_CATALOG)
 from niemphong.clients.catalog_policy import POLICY_CATALOG  # noqa: E402
 
 CATALOG.update(POLICY_CATALOG)
+
+# Messages of the `niemphong hsm` commands live in their own module.
+from niemphong.clients.catalog_token import TOKEN_CATALOG  # noqa: E402
+
+CATALOG.update(TOKEN_CATALOG)

@@ -45,6 +45,7 @@ from niemphong.clients.i18n import (
     translate,
     translate_argparse_error,
 )
+from niemphong.clients.hsm_commands import run_hsm_probe
 from niemphong.clients.key_commands import add_key_commands
 from niemphong.clients.policy_commands import (
     artefact_id_type,
@@ -370,6 +371,17 @@ def _add_policy_commands(commands: argparse._SubParsersAction, lang: Lang) -> No
     _add_client_options(extend, lang)
 
 
+def _add_hsm_commands(commands: argparse._SubParsersAction, lang: Lang) -> None:
+    hsm_help = translate(lang, "help.hsm")
+    hsm = commands.add_parser("hsm", help=hsm_help, description=hsm_help, lang=lang)
+    hsm_commands = hsm.add_subparsers(
+        title=translate(lang, "argparse.commands"), dest="hsm_command", metavar="COMMAND", required=True
+    )
+    probe = _add_command(hsm_commands, "probe", "help.hsm.probe", lang, run_hsm_probe)
+    probe.add_argument("--profile", metavar="PROFILE", help=translate(lang, "help.hsm.profile"))
+    _add_client_options(probe, lang)
+
+
 def build_parser(lang: Lang) -> argparse.ArgumentParser:
     """Build the argument parser with help text in ``lang``."""
     parser = LocalizedParser(prog=PROG, description=translate(lang, "help.description"), lang=lang)
@@ -388,6 +400,7 @@ def build_parser(lang: Lang) -> argparse.ArgumentParser:
         commands, lang, _add_command, _add_client_options, _hex_id_type(lang), _request_id_type(lang),
         _output_path_type(lang),
     )
+    _add_hsm_commands(commands, lang)
     _add_dev_commands(commands, lang)
     return parser
 

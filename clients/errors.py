@@ -21,6 +21,7 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from niemphong.clients.i18n import Lang, format_timestamp, translate
+from niemphong.clients.render import printable
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +154,7 @@ REASON_RULES: Mapping[str, ReasonRule] = {
     "INTEGRITY_FAILURE": ReasonRule(grpc.StatusCode.DATA_LOSS, ExitCode.INTEGRITY_FAILURE),
     "TOKEN_UNAVAILABLE": ReasonRule(grpc.StatusCode.UNAVAILABLE, ExitCode.UNAVAILABLE),
     "KEY_UNAVAILABLE": ReasonRule(grpc.StatusCode.UNAVAILABLE, ExitCode.UNAVAILABLE),
+    "UNKNOWN_PROFILE": ReasonRule(grpc.StatusCode.INVALID_ARGUMENT, ExitCode.USAGE),
     "AUDIT_UNAVAILABLE": ReasonRule(grpc.StatusCode.UNAVAILABLE, ExitCode.UNAVAILABLE),
     "DAEMON_STOPPING": ReasonRule(grpc.StatusCode.UNAVAILABLE, ExitCode.UNAVAILABLE),
     "INTERNAL": ReasonRule(grpc.StatusCode.INTERNAL, ExitCode.FAILURE),
@@ -170,6 +172,7 @@ REASON_RULES: Mapping[str, ReasonRule] = {
     "RECOVERY_IN_PROGRESS": ReasonRule(grpc.StatusCode.FAILED_PRECONDITION, ExitCode.REFUSED_BY_POLICY),
     "RECOVERY_NOT_PENDING": ReasonRule(grpc.StatusCode.FAILED_PRECONDITION, ExitCode.REFUSED_BY_POLICY),
     "RECOVERY_LOGIN_FAILED": ReasonRule(grpc.StatusCode.PERMISSION_DENIED, ExitCode.NOT_AUTHORIZED),
+    "REWRAP_UNSUPPORTED": ReasonRule(grpc.StatusCode.FAILED_PRECONDITION, ExitCode.REFUSED_BY_POLICY),
     # Handover batches, printed copies and incidents.
     "BATCH_NOT_FOUND": ReasonRule(grpc.StatusCode.NOT_FOUND, ExitCode.FAILURE),
     "BATCH_NOT_APPROVED": ReasonRule(grpc.StatusCode.PERMISSION_DENIED, ExitCode.NOT_AUTHORIZED),
@@ -282,6 +285,8 @@ def _error_from_reason(info: error_details_pb2.ErrorInfo, rule: ReasonRule) -> C
         # niemphongd explains the refusal itself, citing the rule, in both languages.
         params["explanation"] = LocalizedText(metadata.get("explanation", "?"), metadata.get("explanation_en", "?"))
         params["code"] = metadata.get("code", "?")
+    if info.reason == "UNKNOWN_PROFILE":
+        params["profile"] = printable(metadata.get("profile", "?"))
     if info.reason == "EXTENSION_REJECTED":
         code = metadata.get("code", "")
         params["why"] = CatalogText(f"extension.{code if code in _EXTENSION_CODES else 'OTHER'}")

@@ -135,6 +135,7 @@ def policy_json(summary: pb.PolicySummary) -> dict[str, object]:
                 "grant_hours": level.grant_hours, "grant_opens": level.grant_opens, "printing": level.printing,
                 "rotation_days": level.rotation_days, "protection_years": level.protection_years,
                 "custodians": level.custodians,
+                "encryption": level.encryption or "host",
             }
             for level in summary.levels
         ],
@@ -171,6 +172,7 @@ def render_policy(summary: pb.PolicySummary, lang: Lang) -> str:
         translate(lang, "policy.col.approvals"), translate(lang, "policy.col.grant"),
         translate(lang, "policy.col.printing"), translate(lang, "policy.col.rotation"),
         translate(lang, "policy.col.custodians"), translate(lang, "policy.col.years"),
+        translate(lang, "policy.col.encryption"),
     ]
     rows = [
         [
@@ -179,6 +181,7 @@ def render_policy(summary: pb.PolicySummary, lang: Lang) -> str:
             translate(lang, "policy.grant_value", hours=level.grant_hours, opens=level.grant_opens),
             yes_no[level.printing], translate(lang, "policy.days", days=level.rotation_days),
             str(level.custodians), translate(lang, "policy.years", years=level.protection_years),
+            translate(lang, "policy.encryption.token" if level.encryption == "token" else "policy.encryption.host"),
         ]
         for level in summary.levels
     ]

@@ -33,6 +33,7 @@ DEFAULT_CHUNK_BYTES = 1024 * 1024
 MAX_CHUNK_BYTES = 4 * 1024 * 1024
 DEFAULT_SESSIONS = 4
 MAX_SESSIONS = 64
+DEFAULT_RETRY_MAX_SECONDS = 30
 # How long in-flight calls may run after SIGTERM; keep the unit's
 # TimeoutStopSec= above it.
 DEFAULT_DRAIN_SECONDS = 30
@@ -57,6 +58,8 @@ class TokenConfig:
     sessions: int
     profile: str
     env: Mapping[str, str]
+    # Maximum wait in seconds between two attempts to open the token again after a fault.
+    retry_max_seconds: float = DEFAULT_RETRY_MAX_SECONDS
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,8 @@ class LevelPolicy:
     protection_years: int = 10
     # Distinct custodians who must confirm a change of the level's key.
     custodians: int = 1
+    # True: every segment is sealed and opened by the token (in-token mode).
+    in_token: bool = False
 
 
 @dataclass(frozen=True)
@@ -341,7 +346,8 @@ def _is_loopback(host: str) -> bool:
 
 
 def _load_token(token: _Reader) -> TokenConfig:
-    token.reject_unknown({"module", "label", "serial", "uri", "pin_file", "pin_credential", "sessions", "profile", "env"})
+    token.reject_unknown({"module", "label", "serial", "uri", "pin_file", "pin_credential", "sessions", "profile", "env",
+                         "retry_max_seconds"})
     module = token.path_value("module", required=True)
     assert module is not None
     label = token.string("label")
@@ -371,6 +377,16 @@ def _load_token(token: _Reader) -> TokenConfig:
         assert value is not None
         env[key] = value
 
+    profile = token.string("profile", default="softhsm2") or "softhsm2"
+    from niemphong.daemon.hsm_profiles import ProfileError, load_profile
+
+    try:
+        load_profile(profile if "/" not in profile else str(token.path_value("profile")))
+    except ProfileError as exc:
+        raise token.fail("profile", str(exc)) from None
+    if "/" in profile:
+        profile = str(token.path_value("profile"))
+
     return TokenConfig(
         module=module,
         label=label,
@@ -378,8 +394,9 @@ def _load_token(token: _Reader) -> TokenConfig:
         pin_file=pin_file,
         pin_credential=pin_credential,
         sessions=token.integer("sessions", DEFAULT_SESSIONS, 1, MAX_SESSIONS),
-        profile=token.string("profile", default="softhsm2") or "softhsm2",
+        profile=profile,
         env=env,
+        retry_max_seconds=token.integer("retry_max_seconds", DEFAULT_RETRY_MAX_SECONDS, 1, 3600),
     )
 
 
@@ -407,6 +424,13 @@ def _load_recovery(
     keys: dict[Level, RecoveryPublicKey] = {}
     for level in SEALABLE_LEVELS:
         if level.config_name in keys_table.table:
+            if levels[level].in_token:
+                # In-token data keys never leave the token, so the host cannot encrypt them to a recovery key.
+                raise keys_table.fail(
+                    level.config_name,
+                    f"{level.vietnamese_name} uses encryption = \"token\" in the policy file, whose data keys "
+                    "cannot carry a recovery slot; use encryption = \"host\" or remove this recovery key",
+                )
             keys[level] = _load_recovery_key(keys_table.section(level.config_name), level, primary_ids)
     recovery_ids = [key.key_id for key in keys.values()]
     if len(set(recovery_ids)) != len(recovery_ids):

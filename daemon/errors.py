@@ -40,6 +40,7 @@ REASON_CODES: Mapping[str, grpc.StatusCode] = {
     "INTEGRITY_FAILURE": grpc.StatusCode.DATA_LOSS,
     "TOKEN_UNAVAILABLE": grpc.StatusCode.UNAVAILABLE,
     "KEY_UNAVAILABLE": grpc.StatusCode.UNAVAILABLE,
+    "UNKNOWN_PROFILE": grpc.StatusCode.INVALID_ARGUMENT,
     "AUDIT_UNAVAILABLE": grpc.StatusCode.UNAVAILABLE,
     "DAEMON_STOPPING": grpc.StatusCode.UNAVAILABLE,
     "INTERNAL": grpc.StatusCode.INTERNAL,
@@ -57,6 +58,7 @@ REASON_CODES: Mapping[str, grpc.StatusCode] = {
     "RECOVERY_IN_PROGRESS": grpc.StatusCode.FAILED_PRECONDITION,
     "RECOVERY_NOT_PENDING": grpc.StatusCode.FAILED_PRECONDITION,
     "RECOVERY_LOGIN_FAILED": grpc.StatusCode.PERMISSION_DENIED,
+    "REWRAP_UNSUPPORTED": grpc.StatusCode.FAILED_PRECONDITION,
     # Handover batches, printed copies and incidents.
     "BATCH_NOT_FOUND": grpc.StatusCode.NOT_FOUND,
     "BATCH_NOT_APPROVED": grpc.StatusCode.PERMISSION_DENIED,
@@ -107,6 +109,10 @@ class ConfigError(Exception):
 
 class TokenUnavailable(Exception):
     """The token cannot be reached, logged in to, or has gone away."""
+
+
+class TokenBusy(TokenUnavailable):
+    """Every token session is in use for longer than a caller may wait; the token itself is fine."""
 
 
 def to_rpc_status(error: ServiceError) -> grpc.Status:

@@ -79,6 +79,7 @@ METHOD_ROLES: Mapping[str, frozenset[str]] = {
     f"{_V1}IncidentService/ReportIncident": ROLES,
     f"{_V1}IncidentService/CloseIncident": _DECIDERS,
     f"{_V1}IncidentService/ListIncidents": frozenset({"approver", "head", "auditor"}),
+    f"{_V1}TokenService/Probe": frozenset({"operator", "auditor"}),
 }
 
 

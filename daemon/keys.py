@@ -39,6 +39,7 @@ from niemphong.daemon.hsm import Pkcs11Token
 from niemphong.daemon.levels import Level
 from niemphong.daemon.recovery_keys import RecoveryPublicKey
 from niemphong.daemon.store import ArtefactRecord, KeyVersionRecord, StateStore, StateTransaction
+from niemphong.daemon.token_aead import TokenDataKey
 
 log = logging.getLogger(__name__)
 
@@ -203,16 +204,22 @@ class KeyRegistry:
             raise ServiceError("KEY_UNAVAILABLE", f"level {level.name} has no active version of key {policy.key_id}")
         return active[0]
 
-    def new_data_key(self, level: Level) -> tuple[bytes, list[KeySlot]]:
+    def new_data_key(self, level: Level) -> tuple[bytes | TokenDataKey, list[KeySlot]]:
         """Draw a data key for a new envelope and return it with the envelope's key slots.
 
         The slots are the data key wrapped under the level's active version
-        and, when the level names a recovery key, encrypted to that key.
+        and, when the level names a recovery key, encrypted to that key. In
+        in-token mode the data key stays in the token and the caller closes
+        it; the configuration gives such a level no recovery key, because the
+        key cannot be encrypted to one on the host.
         """
         policy = self.levels[level]
         version = self.active_version(level)
 
         try:
+            if policy.in_token:
+                token_key, slot = self.token.new_in_token_data_key(policy.key_id, version)
+                return token_key, [slot]
             data_key, slot = self.token.new_data_key(policy.key_id, version)
         except KeyError:
             raise ServiceError("KEY_UNAVAILABLE", f"key {policy.key_id} v{version} not found in the token") from None

@@ -15,7 +15,8 @@ import secrets
 from pathlib import Path
 
 from niemphong.daemon.config import Config, read_pin
-from niemphong.daemon.hsm import Pkcs11Token
+from niemphong.daemon.errors import ConfigError
+from niemphong.daemon.hsm import Pkcs11Token, kek_label
 
 log = logging.getLogger(__name__)
 
@@ -114,16 +115,23 @@ def create_level_keys(config: Config) -> list[str]:
         in_token = {(info.key_id, info.version) for info in token.list_keks()}
         for level, policy in config.levels.items():
             with store.transaction() as tx:
+                records = tx.list_key_versions(policy.key_id)
                 active = [
-                    record for record in tx.list_key_versions(policy.key_id)
+                    record for record in records
                     if record.state == keys.ACTIVE and (policy.key_id, record.version) in in_token
                 ]
                 if active:
                     log.info("level %s already has key %s v%d", level.name, policy.key_id, active[0].version)
                     continue
-                operation = keys.ROTATE if any(
-                    record.state == keys.ACTIVE for record in tx.list_key_versions(policy.key_id)
-                ) else keys.CREATE
+                if token.profile.key_generation == "external":
+                    used = {record.version for record in records}
+                    used |= {version for key_id, version in in_token if key_id == policy.key_id}
+                    raise ConfigError(
+                        f"token profile {token.profile.name} cannot generate level keys; make an RSA key pair "
+                        f"labelled {kek_label(policy.key_id, max(used, default=0) + 1)} with the token vendor's "
+                        "tool, then run provision again"
+                    )
+                operation = keys.ROTATE if any(record.state == keys.ACTIVE for record in records) else keys.CREATE
                 version = registry.apply_change(tx, operation, level, None)
             created.append(kek_label(policy.key_id, version))
     finally:

@@ -105,6 +105,13 @@ class Rewrapper:
         except envelope.IntegrityError:
             raise integrity_failure() from None
 
+        if header.aead == envelope.AEAD_TOKEN_AES256GCM:
+            # NOTE: an in-token data key cannot be read out of the token, and
+            # wrapping it under the new version inside the token is not built.
+            raise ServiceError(
+                "REWRAP_UNSUPPORTED", "envelopes sealed in in-token mode cannot be rewrapped yet",
+                {"artefact_id": header.artefact_id.hex()},
+            )
         artefact_id = header.artefact_id.hex()
         level = Level(header.level)
         core_sha256 = hashlib.sha256(header.core_bytes).hexdigest()

@@ -22,9 +22,8 @@ from niemphong.daemon.archive_wiring import add_archive_services
 from niemphong.daemon.audit.log import AuditLog
 from niemphong.daemon.audit.token_key import TokenCheckpointKey
 from niemphong.daemon.audit.trail import AuditInterceptor, AuditTrail
-from niemphong.daemon.config import Config, read_pin
+from niemphong.daemon.config import Config
 from niemphong.daemon.health import HealthCheck, HealthMonitor, path_writable
-from niemphong.daemon.hsm import Pkcs11Token
 from niemphong.daemon.identity import AuthInterceptor, StreamLimiter
 from niemphong.daemon.key_changes import KeyChanges
 from niemphong.daemon.keys import ACTIVE, KeyRegistry
@@ -39,12 +38,15 @@ from niemphong.daemon.services.envelope_service import EnvelopeServicer
 from niemphong.daemon.services.key_service import KeyServicer
 from niemphong.daemon.services.policy_service import PolicyServicer
 from niemphong.daemon.services.recovery_service import RecoveryServicer
+from niemphong.daemon.services.token_service import TokenServicer
 from niemphong.daemon.store import SqliteStore
 from niemphong.daemon.systemd import Notifier
+from niemphong.daemon.token_supervisor import TokenSupervisor
 from niemphong.v1 import audit_pb2_grpc
 from niemphong.v1 import keys_pb2_grpc
 from niemphong.v1 import niemphong_pb2 as pb
 from niemphong.v1 import niemphong_pb2_grpc as pb_grpc
+from niemphong.v1 import token_pb2_grpc
 
 log = logging.getLogger(__name__)
 
@@ -68,10 +70,12 @@ SERVICE_NAMES = tuple(service.full_name for service in api_services())
 class Daemon:
     """niemphongd: the token, the state store and the gRPC server around them."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, token: TokenSupervisor | None = None) -> None:
         self.config = config
         self._state_lock = _lock_state(config.sqlite)
-        self.token = Pkcs11Token(config.token, read_pin(config.token))
+        # The token is supervised: a fault turns health NOT_SERVING and the
+        # supervisor opens the token again by itself (token_supervisor.py).
+        self.token = token if token is not None else TokenSupervisor(config.token)
         self.store = SqliteStore(config.sqlite)
         self.access = AccessControl(self.store, config.levels)
         recovery_keys = config.recovery.keys if config.recovery else {}
@@ -150,6 +154,7 @@ class Daemon:
         audit_pb2_grpc.add_AuditServiceServicer_to_server(AuditServicer(self.audit_log, self.audit_key), server)
         pb_grpc.add_PolicyServiceServicer_to_server(PolicyServicer(config, self.store, self.audit, classifier), server)
         _log_policy(config)
+        token_pb2_grpc.add_TokenServiceServicer_to_server(TokenServicer(config, self.token), server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(
             SERVICE_NAMES + (health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
@@ -182,6 +187,8 @@ class Daemon:
             os.chmod(config.unix_socket, 0o660)
         self._server = server
         self.health_monitor.run_checks()
+        self.token.add_listener(self._on_token_change)
+        self.token.start()
         self.health_monitor.start()
         self.notifier.ready(self.health_monitor.describe())
         log.info(
@@ -191,6 +198,13 @@ class Daemon:
                 f"{config.tcp.rsplit(':', 1)[0]}:{self.tcp_port}" if config.tcp else None,
             ])),
         )
+
+    def _on_token_change(self, available: bool) -> None:
+        # Compare the token with the key registry again before turning
+        # SERVING, since the token that came back may not hold the same keys.
+        if available:
+            self.keys.reconcile()
+        self.health_monitor.run_checks()
 
     def _level_counts(self) -> list[metrics.LevelAccessState]:
         with self.store.transaction() as tx:

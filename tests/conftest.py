@@ -102,17 +102,15 @@ def dev_init(root: Path) -> DevEnvironment:
 class DaemonProcess:
     """niemphongd running as its own process, stopped with SIGTERM."""
 
-    def __init__(self, env: DevEnvironment, log_path: Path) -> None:
+    def __init__(self, env: DevEnvironment, log_path: Path, command: list[str] | None = None) -> None:
         self.env = env
         self.log_path = log_path
+        self.command = command or [str(BIN / "niemphongd"), "--config", str(env.root / "niemphongd.toml")]
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            [str(BIN / "niemphongd"), "--config", str(self.env.root / "niemphongd.toml")],
-            stdout=log, stderr=subprocess.STDOUT,
-        )
+        self.process = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -123,12 +121,25 @@ class DaemonProcess:
         raise RuntimeError(f"niemphongd did not become ready:\n{self.log()}")
 
     def serving(self) -> bool:
+        return self.health() == health_pb2.HealthCheckResponse.SERVING
+
+    def health(self) -> int | None:
+        """Return the daemon's overall health status, or None when it does not answer."""
         with self.env.channel("operator") as channel:
             try:
                 response = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=2)
             except grpc.RpcError:
-                return False
-        return response.status == health_pb2.HealthCheckResponse.SERVING
+                return None
+        return response.status
+
+    def wait_health(self, status: int, timeout: float = 30) -> bool:
+        """Wait until the health status is ``status``; return whether it became so in time."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.health() == status:
+                return True
+            time.sleep(0.1)
+        return False
 
     def stop(self) -> int:
         assert self.process is not None

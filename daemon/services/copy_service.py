@@ -128,7 +128,7 @@ class CopyServicer(apb_grpc.CopyServiceServicer):
     def _decrypt(
         self, header: envelope.Header, artefact: ArtefactRecord, rest: bytes, chunks: Iterator[bytes], context: CallContext,
     ) -> SourceDocument:
-        opener = open_envelope(self.envelopes, header, artefact)
+        opener = open_envelope(self.envelopes, header, artefact, context)
         plaintext = bytearray()
         for plain in iter_plaintext(opener, rest, chunks):
             plaintext += plain

@@ -17,6 +17,7 @@ from niemphong.daemon.errors import ServiceError, TokenUnavailable, abort
 from niemphong.daemon.identity import CallContext
 from niemphong.daemon.levels import Level
 from niemphong.daemon.store import ArtefactRecord
+from niemphong.daemon.token_aead import TokenDataKey
 from niemphong.v1 import niemphong_pb2 as pb
 
 if TYPE_CHECKING:
@@ -47,9 +48,14 @@ def read_registered_header(
     return header, rest, artefact
 
 
-def open_envelope(servicer: EnvelopeServicer, header: envelope.Header, artefact: ArtefactRecord) -> envelope.Opener:
+def open_envelope(
+    servicer: EnvelopeServicer, header: envelope.Header, artefact: ArtefactRecord, context: CallContext,
+) -> envelope.Opener:
     """Unwrap the data key on the token, with the slot the registry recorded, and verify the header against it."""
     data_key = servicer._unwrap(header, artefact)
+    if isinstance(data_key, TokenDataKey):
+        # An in-token key holds a token session until the call ends.
+        context.add_callback(data_key.close)
     try:
         return envelope.Opener(header, data_key)
     except envelope.IntegrityError:
@@ -91,7 +97,7 @@ def _verify(
     if artefact.sealed_by != context.identity.name:
         raise ServiceError("NOT_YOUR_ARTEFACT", "only the scanner who sealed an artefact may verify it")
 
-    opener = open_envelope(servicer, header, artefact)
+    opener = open_envelope(servicer, header, artefact, context)
     digest = hashlib.sha256()
     plaintext_bytes = 0
     for plain in iter_plaintext(opener, rest, chunks):

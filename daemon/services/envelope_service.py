@@ -23,6 +23,7 @@ from niemphong.daemon.policy.decision import Outcome
 from niemphong.daemon.policy.periods import today_in_vietnam
 from niemphong.daemon.services.classification import Classifier
 from niemphong.daemon.services.envelope_reading import verify_envelope
+from niemphong.daemon.token_aead import TokenDataKey
 from niemphong.daemon.store import ArtefactRecord, GrantRecord
 from niemphong.v1 import niemphong_pb2 as pb
 from niemphong.v1 import niemphong_pb2_grpc as pb_grpc
@@ -92,6 +93,9 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
         assert verdict.decision.level is not None
         level = verdict.decision.level
         data_key, slots = self.keys.new_data_key(level)
+        if isinstance(data_key, TokenDataKey):
+            # In-token mode: the data key never leaves the token, which seals every segment.
+            context.add_callback(data_key.close)
         slot = slots[0]
         recovery_slot = slots[1] if len(slots) > 1 else None
         artefact_id = os.urandom(16)
@@ -231,6 +235,8 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
         self.access.find_grant(viewer, artefact_id, request_id)
 
         data_key = self._unwrap(header, artefact)
+        if isinstance(data_key, TokenDataKey):
+            context.add_callback(data_key.close)
         try:
             opener = envelope.Opener(header, data_key)
         except envelope.IntegrityError:
@@ -307,11 +313,13 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
         except envelope.IntegrityError:
             raise _integrity_failure() from None
 
-    def _unwrap(self, header: envelope.Header, artefact: ArtefactRecord) -> bytes:
+    def _unwrap(self, header: envelope.Header, artefact: ArtefactRecord) -> bytes | envelope.InTokenKey:
         # The header is not authenticated yet, so the registry chooses the
         # slot from what it recorded for the artefact.
         slot = self.keys.opening_slot(header, artefact)
         try:
+            if header.aead == envelope.AEAD_TOKEN_AES256GCM:
+                return self.token.unwrap_in_token_data_key(slot)
             return self.token.unwrap_data_key(slot)
         except KeyError:
             raise ServiceError(

@@ -67,6 +67,7 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
                 rotation_days=level_policy.rotation_days,
                 protection_years=level_policy.protection_years,
                 custodians=level_policy.custodians,
+                encryption="token" if level_policy.in_token else "host",
             ))
         for items in catalog.decisions().values():
             summary.catalog.append(pb.CatalogDecisionSummary(

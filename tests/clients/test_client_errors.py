@@ -43,6 +43,7 @@ REASON_TABLE = [
     ("INTEGRITY_FAILURE", grpc.StatusCode.DATA_LOSS, 5),
     ("TOKEN_UNAVAILABLE", grpc.StatusCode.UNAVAILABLE, 6),
     ("KEY_UNAVAILABLE", grpc.StatusCode.UNAVAILABLE, 6),
+    ("UNKNOWN_PROFILE", grpc.StatusCode.INVALID_ARGUMENT, 2),
     ("AUDIT_UNAVAILABLE", grpc.StatusCode.UNAVAILABLE, 6),
     ("DAEMON_STOPPING", grpc.StatusCode.UNAVAILABLE, 6),
     ("INTERNAL", grpc.StatusCode.INTERNAL, 1),
@@ -59,6 +60,7 @@ REASON_TABLE = [
     ("RECOVERY_IN_PROGRESS", grpc.StatusCode.FAILED_PRECONDITION, 3),
     ("RECOVERY_NOT_PENDING", grpc.StatusCode.FAILED_PRECONDITION, 3),
     ("RECOVERY_LOGIN_FAILED", grpc.StatusCode.PERMISSION_DENIED, 4),
+    ("REWRAP_UNSUPPORTED", grpc.StatusCode.FAILED_PRECONDITION, 3),
     ("BATCH_NOT_FOUND", grpc.StatusCode.NOT_FOUND, 1),
     ("BATCH_NOT_APPROVED", grpc.StatusCode.PERMISSION_DENIED, 4),
     ("BATCH_STATE_CONFLICT", grpc.StatusCode.FAILED_PRECONDITION, 3),
@@ -93,6 +95,7 @@ REASON_METADATA = {
     "TOO_MANY_STREAMS": {"max": "8"},
     "CLASSIFICATION_REFUSED": {"code": "ABOVE_CATALOG_LEVEL", "explanation": "Từ chối: …", "explanation_en": "Rejected: …"},
     "EXTENSION_REJECTED": {"code": "NOT_LATER"},
+    "UNKNOWN_PROFILE": {"profile": "nshield"},
 }
 
 
