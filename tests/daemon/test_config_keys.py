@@ -207,3 +207,14 @@ def test_config_example_recovery_section_loads(tmp_path: Path, rsa_3072: rsa.RSA
     assert config.recovery.session_seconds == 3600
     assert config.recovery.keys[Level.TOI_MAT].key_id == "niemphong-recovery-toi-mat"
     assert config.recovery.keys[Level.MAT].path == tmp_path / "recovery" / "niemphong-recovery-mat-v1.pem"
+
+
+def test_config_recovery_key_for_in_token_level_rejected(tmp_path: Path, rsa_3072: rsa.RSAPrivateKey) -> None:
+    policy = POLICY.replace("[levels.mat]", '[levels.mat]\nencryption = "token"')
+    text = BASE + recovery_section(write_pem(tmp_path, rsa_3072))
+
+    with pytest.raises(ConfigError) as excinfo:
+        load_config(write(tmp_path, text, policy))
+
+    assert "recovery.keys.mat" in str(excinfo.value)
+    assert "cannot carry a recovery slot" in str(excinfo.value)
