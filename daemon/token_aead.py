@@ -159,11 +159,22 @@ class TokenDataKey(InTokenKey):
             if self._token.broken:
                 return
             with self._token._gate.shared():
-                for obj in reversed(self._objects):
-                    with contextlib.suppress(p11x.PKCS11Error):
-                        obj.destroy()
-                with contextlib.suppress(p11x.PKCS11Error):
-                    self._session.close()
+                try:
+                    for obj in reversed(self._objects):
+                        self._quietly(obj.destroy)
+                    self._quietly(self._session.close)
+                except self._token.fault_errors as exc:
+                    # A fault during clean-up ends the session: make no further call on it.
+                    self._token.fault(f"{type(exc).__name__} while closing an in-token key")
+
+    def _quietly(self, call: Callable[[], object]) -> None:
+        """Run one clean-up call, ignoring its errors except those that mean the token is gone."""
+        try:
+            call()
+        except self._token.fault_errors:
+            raise
+        except p11x.PKCS11Error:
+            pass
 
 
 class TokenAesGcm:
