@@ -22,7 +22,6 @@ segment (cryptography's InvalidTag), otherwise a token fault.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 from collections.abc import Callable
