@@ -165,6 +165,7 @@ def _add_envelope_commands(commands: argparse._SubParsersAction, lang: Lang) -> 
     scan.add_argument("--title", default="", metavar="T", help=translate(lang, "help.scan.title"))
     scan.add_argument("--out", required=True, metavar="ENVELOPE", help=translate(lang, "help.scan.out"))
     scan.add_argument("--force", action="store_true", help=translate(lang, "help.force"))
+    scan.add_argument("--spool", metavar="DIR", help=translate(lang, "help.spool"))
     _add_client_options(scan, lang)
 
     inspect = _add_command(commands, "inspect", "help.inspect", lang, run_inspect)
@@ -178,6 +179,7 @@ def _add_envelope_commands(commands: argparse._SubParsersAction, lang: Lang) -> 
         "--request", type=_request_id_type(lang), metavar="REQUEST_ID", help=translate(lang, "help.view.request")
     )
     view.add_argument("--force", action="store_true", help=translate(lang, "help.force"))
+    view.add_argument("--spool", metavar="DIR", help=translate(lang, "help.spool"))
     _add_client_options(view, lang)
 
 

@@ -116,6 +116,11 @@ class DevLayout:
         return self.run / "niemphongd.sock"
 
     @property
+    def spool(self) -> Path:
+        """The root of the per-identity spool directories of local spool mode."""
+        return self.root / "spool"
+
+    @property
     def pin_file(self) -> Path:
         return self.secrets / "token.pin"
 
@@ -129,7 +134,7 @@ class DevLayout:
 
     def entries(self) -> tuple[Path, ...]:
         """Return every file and folder that `dev init` creates directly under the root."""
-        folders = (self.pki, self.identities, self.tokens, self.secrets, self.state, self.run)
+        folders = (self.pki, self.identities, self.tokens, self.secrets, self.state, self.run, self.spool)
         return (self.config, self.softhsm_config, self.client_env, *folders)
 
 
@@ -174,6 +179,9 @@ def render_config(layout: DevLayout, module_path: str, tcp_port: int) -> str:
         "",
         "[state]",
         f"sqlite = {toml_string(str(layout.sqlite))}",
+        "",
+        "[spool]",
+        f"root = {toml_string(str(layout.spool))}",
     ]
     for level, key_id, approvals, grant_hours, grant_opens in _LEVEL_SECTIONS:
         lines += [
@@ -285,7 +293,7 @@ def write_dev_files(
 ) -> CertificateAuthority:
     """Write the PKI, the identities and every configuration file into an existing, checked root."""
     os.chmod(layout.root, 0o700)
-    for folder in (layout.pki, layout.identities, layout.tokens, layout.secrets, layout.state, layout.run):
+    for folder in (layout.pki, layout.identities, layout.tokens, layout.secrets, layout.state, layout.run, layout.spool):
         folder.mkdir(mode=0o700)
 
     ca = create_ca()
@@ -293,6 +301,7 @@ def write_dev_files(
     write_server_identity(layout.pki, ca)
     for name, role in identities.items():
         write_client_identity(layout.identity(name), name, role, ca)
+        (layout.spool / name).mkdir(mode=0o700)
 
     write_new_file(layout.softhsm_config, render_softhsm_config(layout).encode(), 0o600)
     write_new_file(layout.config, render_config(layout, module_path, tcp_port).encode(), 0o600)
@@ -403,6 +412,8 @@ def add_identity(root: Path, name: str, role: str) -> Path:
 
     try:
         write_client_identity(folder, name, role, ca)
+        if layout.spool.is_dir():
+            (layout.spool / name).mkdir(mode=0o700, exist_ok=True)
     except BaseException as exc:
         shutil.rmtree(folder, ignore_errors=True)
         if isinstance(exc, OSError):

@@ -14,6 +14,7 @@ from niemphong.clients.connection import CHUNK_BYTES, UNARY_TIMEOUT_SECONDS
 from niemphong.clients.context import CommandContext, open_input_file
 from niemphong.clients.errors import CatalogText, ClientError, ExitCode, rpc_errors_as_client_errors
 from niemphong.clients.i18n import format_bytes, format_count, format_date, today_in_vietnam
+from niemphong.clients.spool_commands import run_scan_spool, run_view_spool
 from niemphong.clients.protocol import (
     EmptyFieldError,
     PROTECTION_YEARS,
@@ -89,6 +90,9 @@ def run_scan(args: argparse.Namespace, context: CommandContext) -> int:
         metadata = build_seal_metadata(args.level, args.doc_number, args.issued, args.title or "", source.name)
     except EmptyFieldError as exc:
         raise empty_field_error(exc) from exc
+    if getattr(args, "spool", None):
+        _warn_about_level(args, context)
+        return run_scan_spool(args, context, metadata)
 
     check_output_path(out, force=args.force, inputs=[source])
     source_file, source_bytes = open_input_file(source)
@@ -191,6 +195,8 @@ def run_view(args: argparse.Namespace, context: CommandContext) -> int:
     plaintext received so far is discarded with the temporary file as well.
     """
     console = context.console
+    if getattr(args, "spool", None):
+        return run_view_spool(args, context)
     envelope = Path(args.envelope)
     out = Path(args.out)
     check_output_path(out, force=args.force, inputs=[envelope])

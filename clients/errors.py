@@ -130,6 +130,12 @@ REASON_RULES: Mapping[str, ReasonRule] = {
     "TOKEN_UNAVAILABLE": ReasonRule(grpc.StatusCode.UNAVAILABLE, ExitCode.UNAVAILABLE),
     "KEY_UNAVAILABLE": ReasonRule(grpc.StatusCode.UNAVAILABLE, ExitCode.UNAVAILABLE),
     "INTERNAL": ReasonRule(grpc.StatusCode.INTERNAL, ExitCode.FAILURE),
+    "SPOOL_DISABLED": ReasonRule(grpc.StatusCode.FAILED_PRECONDITION, ExitCode.FAILURE),
+    "SPOOL_PATH_INVALID": ReasonRule(grpc.StatusCode.INVALID_ARGUMENT, ExitCode.USAGE),
+    "SPOOL_FILE_NOT_FOUND": ReasonRule(grpc.StatusCode.NOT_FOUND, ExitCode.USAGE),
+    "SPOOL_FILE_REJECTED": ReasonRule(grpc.StatusCode.PERMISSION_DENIED, ExitCode.NOT_AUTHORIZED),
+    "SPOOL_OUTPUT_EXISTS": ReasonRule(grpc.StatusCode.ALREADY_EXISTS, ExitCode.USAGE),
+    "SPOOL_IO_FAILED": ReasonRule(grpc.StatusCode.INTERNAL, ExitCode.FAILURE),
 }
 
 # Exit codes for a failure whose reason is missing or unknown.
@@ -156,8 +162,10 @@ _STATUS_MESSAGES: Mapping[grpc.StatusCode, str] = {
 }
 
 _FIELD_LABELS = frozenset(
-    {"doc_number", "issued_on", "title", "source_name", "purpose", "reason", "artefact_id", "request_id", "level"}
+    {"doc_number", "issued_on", "title", "source_name", "purpose", "reason", "artefact_id", "request_id", "level",
+     "source_path", "envelope_path", "output_path"}
 )
+_SPOOL_PROBLEMS = frozenset({"symlink", "not_regular", "owner", "hard_links", "writable_by_others", "changed"})
 _ROLE_LABELS = frozenset({"scanner", "viewer", "approver", "custodian", "auditor", "operator"})
 
 
@@ -200,6 +208,10 @@ def _error_from_reason(info: error_details_pb2.ErrorInfo, rule: ReasonRule) -> C
         params["field"] = _field_param(metadata.get("field", ""))
     if info.reason == "FIELD_TOO_LONG":
         params["max"] = metadata.get("max", "?")
+    if info.reason.startswith("SPOOL_"):
+        params["field"] = _field_param(metadata.get("field", ""))
+        problem = metadata.get("problem", "")
+        params["problem"] = CatalogText(f"spool.problem.{problem}") if problem in _SPOOL_PROBLEMS else problem or "?"
     if info.reason == "ROLE_REQUIRED":
         # Any one of the required roles is enough, and the caller has all of the listed roles.
         params["required_role"] = _role_param(metadata.get("required_role", ""), "word.or")

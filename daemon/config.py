@@ -16,6 +16,7 @@ from typing import Any
 
 from niemphong.daemon.errors import ConfigError
 from niemphong.daemon.levels import SEALABLE_LEVELS, Level
+from niemphong.daemon.spool import SpoolConfig
 
 DEFAULT_CHUNK_BYTES = 1024 * 1024
 MAX_CHUNK_BYTES = 4 * 1024 * 1024
@@ -64,6 +65,7 @@ class Config:
     levels: Mapping[Level, LevelPolicy]
     log_level: str = "info"
     extra: Mapping[str, Any] = field(default_factory=dict)
+    spool: SpoolConfig | None = None
 
 
 class _Reader:
@@ -132,7 +134,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
 
     root = _Reader(path, data)
-    root.reject_unknown({"server", "tls", "token", "state", "levels", "log"})
+    root.reject_unknown({"server", "tls", "token", "state", "levels", "log", "spool"})
 
     server = root.section("server")
     server.reject_unknown({"unix_socket", "tcp", "chunk_bytes", "workers"})
@@ -181,6 +183,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         sqlite=sqlite,
         levels=levels,
         log_level=log_level,
+        spool=_load_spool(root.section("spool", required=False)),
     )
 
 
@@ -225,6 +228,17 @@ def _load_token(token: _Reader) -> TokenConfig:
         profile=token.string("profile", default="softhsm2") or "softhsm2",
         env=env,
     )
+
+
+def _load_spool(spool: _Reader) -> SpoolConfig | None:
+    """Read the optional [spool] section; without it local spool mode is off."""
+    spool.reject_unknown({"root", "workers"})
+    root = spool.path_value("root")
+    if root is None:
+        return None
+    if not root.is_dir():
+        raise spool.fail("root", f"{root} is not an existing folder")
+    return SpoolConfig(root=root, workers=spool.integer("workers", min(4, os.cpu_count() or 1), 1, 64))
 
 
 def _load_levels(levels: _Reader) -> dict[Level, LevelPolicy]:

@@ -40,6 +40,8 @@ METHOD_ROLES: Mapping[str, frozenset[str]] = {
     f"{_V1}AccessService/Deny": frozenset({"approver"}),
     f"{_V1}AccessService/ListPending": frozenset({"viewer", "approver"}),
     f"{_V1}AccessService/GetRequest": frozenset({"viewer", "approver"}),
+    f"{_V1}SpoolService/SealFile": frozenset({"scanner"}),
+    f"{_V1}SpoolService/OpenFile": frozenset({"viewer"}),
 }
 
 

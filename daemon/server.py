@@ -18,6 +18,7 @@ from niemphong.daemon.hsm import Pkcs11Token
 from niemphong.daemon.identity import AuthInterceptor
 from niemphong.daemon.services.access_service import AccessServicer
 from niemphong.daemon.services.envelope_service import EnvelopeServicer, KeyRing
+from niemphong.daemon.services.spool_service import SpoolServicer
 from niemphong.daemon.store import SqliteStore
 from niemphong.v1 import niemphong_pb2 as pb
 from niemphong.v1 import niemphong_pb2_grpc as pb_grpc
@@ -45,6 +46,7 @@ class Daemon:
         self._stopping = threading.Event()
         self._server: grpc.Server | None = None
         self._health_thread: threading.Thread | None = None
+        self._spool: SpoolServicer | None = None
 
     def start(self) -> None:
         config = self.config
@@ -57,9 +59,10 @@ class Daemon:
                 ("grpc.max_send_message_length", message_limit),
             ],
         )
-        pb_grpc.add_EnvelopeServiceServicer_to_server(
-            EnvelopeServicer(config, self.token, self.keys, self.access), server,
-        )
+        envelopes = EnvelopeServicer(config, self.token, self.keys, self.access)
+        pb_grpc.add_EnvelopeServiceServicer_to_server(envelopes, server)
+        self._spool = SpoolServicer(config.spool, envelopes)
+        pb_grpc.add_SpoolServiceServicer_to_server(self._spool, server)
         pb_grpc.add_AccessServiceServicer_to_server(AccessServicer(self.access), server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(
@@ -121,6 +124,8 @@ class Daemon:
         self.health.enter_graceful_shutdown()
         if self._server is not None:
             self._server.stop(grace).wait()
+        if self._spool is not None:
+            self._spool.close()
         self.token.close()
         self.store.close()
         if self.config.unix_socket is not None:

@@ -16,7 +16,7 @@ from niemphong.daemon.errors import ServiceError, TokenUnavailable, abort
 from niemphong.daemon.hsm import Pkcs11Token, UnwrapFailed
 from niemphong.daemon.identity import CallContext
 from niemphong.daemon.levels import Level
-from niemphong.daemon.store import ArtefactRecord
+from niemphong.daemon.store import ArtefactRecord, GrantRecord
 from niemphong.v1 import niemphong_pb2 as pb
 from niemphong.v1 import niemphong_pb2_grpc as pb_grpc
 
@@ -29,6 +29,18 @@ def _integrity_failure() -> ServiceError:
     # One error for every way an envelope can be wrong, so that a caller
     # probing with altered envelopes learns nothing about which check failed.
     return ServiceError("INTEGRITY_FAILURE", "envelope failed integrity check")
+
+
+@dataclass(frozen=True)
+class SealStart:
+    """A seal after its token call: the checked metadata, the key slot and the sealer."""
+
+    level: Level
+    metadata: dict[str, str]
+    slot: envelope.KeySlot
+    artefact_id: bytes
+    sealed_at: int
+    sealer: envelope.Sealer
 
 
 @dataclass
@@ -76,22 +88,8 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
         first = next(request_iterator, None)
         if first is None or first.WhichOneof("payload") != "metadata":
             raise ServiceError("PROTOCOL_VIOLATION", "the first Seal message must carry metadata")
-        level, metadata = self._check_seal_metadata(first.metadata, context)
-        policy = self.config.levels[level]
-        version = self.keys.sealing_versions.get(level)
-        if version is None:
-            raise ServiceError("KEY_UNAVAILABLE", f"no key {policy.key_id} for level {level.name} in the token")
-
-        try:
-            data_key, slot = self.token.new_data_key(policy.key_id, version)
-        except KeyError:
-            raise ServiceError("KEY_UNAVAILABLE", f"key {policy.key_id} v{version} not found in the token") from None
-        artefact_id = os.urandom(16)
-        sealed_at = int(time.time())
-        sealer = envelope.Sealer(
-            data_key, artefact_id=artefact_id, level=int(level), metadata=metadata, slots=[slot], sealed_at=sealed_at,
-        )
-        del data_key
+        start = self.begin_seal(first.metadata, context)
+        sealer = start.sealer
 
         digest = hashlib.sha256()
         plaintext_bytes = 0
@@ -116,10 +114,36 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
             plaintext_bytes += len(message.chunk)
             yield from emit(sealer.update(message.chunk))
         yield from emit(sealer.finalize())
+        yield pb.SealResponse(summary=self.finish_seal(start, plaintext_bytes, envelope_bytes, digest.hexdigest(), context))
 
+    def begin_seal(self, request: pb.SealMetadata, context: CallContext) -> SealStart:
+        """Check the metadata, draw and wrap a data key in the token, and build the sealer."""
+        level, metadata = self._check_seal_metadata(request, context)
+        policy = self.config.levels[level]
+        version = self.keys.sealing_versions.get(level)
+        if version is None:
+            raise ServiceError("KEY_UNAVAILABLE", f"no key {policy.key_id} for level {level.name} in the token")
+
+        try:
+            data_key, slot = self.token.new_data_key(policy.key_id, version)
+        except KeyError:
+            raise ServiceError("KEY_UNAVAILABLE", f"key {policy.key_id} v{version} not found in the token") from None
+        artefact_id = os.urandom(16)
+        sealed_at = int(time.time())
+        sealer = envelope.Sealer(
+            data_key, artefact_id=artefact_id, level=int(level), metadata=metadata, slots=[slot], sealed_at=sealed_at,
+        )
+        del data_key
+        return SealStart(level, metadata, slot, artefact_id, sealed_at, sealer)
+
+    def finish_seal(
+        self, start: SealStart, plaintext_bytes: int, envelope_bytes: int, envelope_sha256: str, context: CallContext,
+    ) -> pb.SealSummary:
+        """Register the artefact of a whole envelope and return the summary for the caller."""
+        level, metadata, slot = start.level, start.metadata, start.slot
         # The artefact enters the registry only once its envelope is whole;
         # a client that never receives the summary must discard what it got.
-        artefact_hex = artefact_id.hex()
+        artefact_hex = start.artefact_id.hex()
         context.facts.update(
             artefact_id=artefact_hex, plaintext_bytes=plaintext_bytes, envelope_bytes=envelope_bytes,
             key_id=slot.key_id, key_version=slot.key_version,
@@ -136,9 +160,9 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
             wrap_algorithm=slot.wrap_algorithm,
             plaintext_bytes=plaintext_bytes,
             envelope_bytes=envelope_bytes,
-            envelope_sha256=digest.hexdigest(),
+            envelope_sha256=envelope_sha256,
             sealed_by=context.identity.name,
-            sealed_at=sealed_at,
+            sealed_at=start.sealed_at,
         )
         with self.access.store.transaction() as tx:
             tx.insert_artefact(record)
@@ -148,14 +172,14 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
             context.request_id, artefact_hex, level.name, context.identity.name,
             plaintext_bytes, envelope_bytes, slot.key_id, slot.key_version,
         )
-        yield pb.SealResponse(summary=pb.SealSummary(
+        return pb.SealSummary(
             artefact_id=artefact_hex,
             level=int(level),
             key=pb.KeyRef(key_id=slot.key_id, version=slot.key_version, wrap_algorithm=slot.wrap_algorithm),
             plaintext_bytes=plaintext_bytes,
             envelope_bytes=envelope_bytes,
             envelope_sha256=record.envelope_sha256,
-        ))
+        )
 
     def _check_seal_metadata(self, metadata: pb.SealMetadata, context: CallContext) -> tuple[Level, dict[str, str]]:
         level = Level.from_proto(metadata.level)
@@ -203,6 +227,36 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
         chunks = self._chunks(request_iterator)
 
         header, rest = self._read_header(chunks)
+        opener, grant = self.begin_open(header, request_id, context)
+        artefact_id = header.artefact_id.hex()
+
+        plaintext_bytes = 0
+        try:
+            for data in _prepend(rest, chunks):
+                plain = opener.update(data)
+                plaintext_bytes += len(plain)
+                yield from self._plain_chunks(plain)
+            plain = opener.finalize()
+        except envelope.IntegrityError:
+            log.warning(
+                "request %s open of artefact %s failed integrity after %d plaintext bytes",
+                context.request_id, artefact_id, plaintext_bytes,
+            )
+            raise _integrity_failure() from None
+        plaintext_bytes += len(plain)
+        yield from self._plain_chunks(plain)
+        context.facts["plaintext_bytes"] = plaintext_bytes
+
+        yield pb.OpenResponse(summary=pb.OpenSummary(
+            artefact_id=artefact_id,
+            plaintext_bytes=plaintext_bytes,
+            opens_remaining=grant.opens_allowed - grant.opens_used,
+        ))
+
+    def begin_open(
+        self, header: envelope.Header, request_id: str | None, context: CallContext,
+    ) -> tuple[envelope.Opener, GrantRecord]:
+        """Check the registry and the grant, unwrap the data key, verify the header and count one open."""
         artefact_id = header.artefact_id.hex()
         viewer = context.identity
         context.facts["artefact_id"] = artefact_id
@@ -231,29 +285,7 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
             context.request_id, artefact_id, Level(artefact.level).name, viewer.name,
             grant.request_id, grant.opens_used, grant.opens_allowed,
         )
-
-        plaintext_bytes = 0
-        try:
-            for data in _prepend(rest, chunks):
-                plain = opener.update(data)
-                plaintext_bytes += len(plain)
-                yield from self._plain_chunks(plain)
-            plain = opener.finalize()
-        except envelope.IntegrityError:
-            log.warning(
-                "request %s open of artefact %s failed integrity after %d plaintext bytes",
-                context.request_id, artefact_id, plaintext_bytes,
-            )
-            raise _integrity_failure() from None
-        plaintext_bytes += len(plain)
-        yield from self._plain_chunks(plain)
-        context.facts["plaintext_bytes"] = plaintext_bytes
-
-        yield pb.OpenResponse(summary=pb.OpenSummary(
-            artefact_id=artefact_id,
-            plaintext_bytes=plaintext_bytes,
-            opens_remaining=grant.opens_allowed - grant.opens_used,
-        ))
+        return opener, grant
 
     def _chunks(self, request_iterator: Iterator[pb.OpenRequest]) -> Iterator[bytes]:
         for message in request_iterator:

@@ -34,6 +34,12 @@ REASON_TABLE = [
     ("TOKEN_UNAVAILABLE", grpc.StatusCode.UNAVAILABLE, 6),
     ("KEY_UNAVAILABLE", grpc.StatusCode.UNAVAILABLE, 6),
     ("INTERNAL", grpc.StatusCode.INTERNAL, 1),
+    ("SPOOL_DISABLED", grpc.StatusCode.FAILED_PRECONDITION, 1),
+    ("SPOOL_PATH_INVALID", grpc.StatusCode.INVALID_ARGUMENT, 2),
+    ("SPOOL_FILE_NOT_FOUND", grpc.StatusCode.NOT_FOUND, 2),
+    ("SPOOL_FILE_REJECTED", grpc.StatusCode.PERMISSION_DENIED, 4),
+    ("SPOOL_OUTPUT_EXISTS", grpc.StatusCode.ALREADY_EXISTS, 2),
+    ("SPOOL_IO_FAILED", grpc.StatusCode.INTERNAL, 1),
 ]
 
 # Metadata the daemon attaches to some reasons.
@@ -41,6 +47,8 @@ REASON_METADATA = {
     "INVALID_FIELD": {"field": "issued_on"},
     "FIELD_TOO_LONG": {"field": "title", "max": "512"},
     "ROLE_REQUIRED": {"required_role": "approver", "role": "viewer"},
+    "SPOOL_FILE_REJECTED": {"field": "source_path", "problem": "symlink"},
+    "SPOOL_PATH_INVALID": {"field": "envelope_path"},
 }
 
 

@@ -661,3 +661,69 @@ class GetRequestRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetRequestRequest: _TypeAlias = GetRequestRequest  # noqa: Y015
+
+@_typing.final
+class SealFileRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    METADATA_FIELD_NUMBER: _builtins.int
+    SOURCE_PATH_FIELD_NUMBER: _builtins.int
+    ENVELOPE_PATH_FIELD_NUMBER: _builtins.int
+    REPLACE_FIELD_NUMBER: _builtins.int
+    source_path: _builtins.str
+    """The document, relative to the caller's spool directory. At most 1,024
+    bytes of UTF-8, each component at most 255 bytes.
+    """
+    envelope_path: _builtins.str
+    """Where to write the envelope, same rules. Must not exist unless replace."""
+    replace: _builtins.bool
+    @_builtins.property
+    def metadata(self) -> Global___SealMetadata: ...
+    def __init__(
+        self,
+        *,
+        metadata: Global___SealMetadata | None = ...,
+        source_path: _builtins.str = ...,
+        envelope_path: _builtins.str = ...,
+        replace: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["metadata", b"metadata"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["envelope_path", b"envelope_path", "metadata", b"metadata", "replace", b"replace", "source_path", b"source_path"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SealFileRequest: _TypeAlias = SealFileRequest  # noqa: Y015
+
+@_typing.final
+class OpenFileRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    ENVELOPE_PATH_FIELD_NUMBER: _builtins.int
+    OUTPUT_PATH_FIELD_NUMBER: _builtins.int
+    REPLACE_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Optional: the request whose grant to use, 32 hex digits."""
+    envelope_path: _builtins.str
+    """The envelope, relative to the caller's spool directory, same rules as
+    SealFileRequest.source_path.
+    """
+    output_path: _builtins.str
+    """Where to write the plaintext. Must not exist unless replace."""
+    replace: _builtins.bool
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        envelope_path: _builtins.str = ...,
+        output_path: _builtins.str = ...,
+        replace: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["envelope_path", b"envelope_path", "output_path", b"output_path", "replace", b"replace", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OpenFileRequest: _TypeAlias = OpenFileRequest  # noqa: Y015

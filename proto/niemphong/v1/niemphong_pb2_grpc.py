@@ -448,3 +448,165 @@ class AccessService:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class SpoolServiceStub:
+    """---------------------------------------------------------------------------
+    Local spool mode.
+
+    A client on the daemon's own host names files inside its spool directory,
+    and the daemon reads the source and writes the result itself, so bulk data
+    never crosses the socket. Each identity has its own spool directory,
+    `<[spool] root>/<certificate common name>`. Paths are relative to it, use
+    `/` between components, and may not contain `.`, `..`, empty components or
+    symbolic links; every file the daemon reads must be a regular file with
+    one hard link, owned by the owner of the identity's spool directory or by
+    the daemon's own user. Results are written to a temporary file in the
+    same folder and renamed into place only when complete.
+    ---------------------------------------------------------------------------
+
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.SealFile = channel.unary_unary(
+                '/niemphong.v1.SpoolService/SealFile',
+                request_serializer=niemphong_dot_v1_dot_niemphong__pb2.SealFileRequest.SerializeToString,
+                response_deserializer=niemphong_dot_v1_dot_niemphong__pb2.SealSummary.FromString,
+                _registered_method=True)
+        self.OpenFile = channel.unary_unary(
+                '/niemphong.v1.SpoolService/OpenFile',
+                request_serializer=niemphong_dot_v1_dot_niemphong__pb2.OpenFileRequest.SerializeToString,
+                response_deserializer=niemphong_dot_v1_dot_niemphong__pb2.OpenSummary.FromString,
+                _registered_method=True)
+
+
+class SpoolServiceServicer:
+    """---------------------------------------------------------------------------
+    Local spool mode.
+
+    A client on the daemon's own host names files inside its spool directory,
+    and the daemon reads the source and writes the result itself, so bulk data
+    never crosses the socket. Each identity has its own spool directory,
+    `<[spool] root>/<certificate common name>`. Paths are relative to it, use
+    `/` between components, and may not contain `.`, `..`, empty components or
+    symbolic links; every file the daemon reads must be a regular file with
+    one hard link, owned by the owner of the identity's spool directory or by
+    the daemon's own user. Results are written to a temporary file in the
+    same folder and renamed into place only when complete.
+    ---------------------------------------------------------------------------
+
+    """
+
+    def SealFile(self, request, context):
+        """Seal a file of the caller's spool directory into an envelope beside it.
+        Scanner role only. The same checks and registry entry as Seal.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def OpenFile(self, request, context):
+        """Open an envelope of the caller's spool directory into a plaintext file
+        beside it. Viewer role only, with a grant, counting one open, as Open.
+        The output appears only after every segment verified.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_SpoolServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'SealFile': grpc.unary_unary_rpc_method_handler(
+                    servicer.SealFile,
+                    request_deserializer=niemphong_dot_v1_dot_niemphong__pb2.SealFileRequest.FromString,
+                    response_serializer=niemphong_dot_v1_dot_niemphong__pb2.SealSummary.SerializeToString,
+            ),
+            'OpenFile': grpc.unary_unary_rpc_method_handler(
+                    servicer.OpenFile,
+                    request_deserializer=niemphong_dot_v1_dot_niemphong__pb2.OpenFileRequest.FromString,
+                    response_serializer=niemphong_dot_v1_dot_niemphong__pb2.OpenSummary.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'niemphong.v1.SpoolService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('niemphong.v1.SpoolService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class SpoolService:
+    """---------------------------------------------------------------------------
+    Local spool mode.
+
+    A client on the daemon's own host names files inside its spool directory,
+    and the daemon reads the source and writes the result itself, so bulk data
+    never crosses the socket. Each identity has its own spool directory,
+    `<[spool] root>/<certificate common name>`. Paths are relative to it, use
+    `/` between components, and may not contain `.`, `..`, empty components or
+    symbolic links; every file the daemon reads must be a regular file with
+    one hard link, owned by the owner of the identity's spool directory or by
+    the daemon's own user. Results are written to a temporary file in the
+    same folder and renamed into place only when complete.
+    ---------------------------------------------------------------------------
+
+    """
+
+    @staticmethod
+    def SealFile(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/niemphong.v1.SpoolService/SealFile',
+            niemphong_dot_v1_dot_niemphong__pb2.SealFileRequest.SerializeToString,
+            niemphong_dot_v1_dot_niemphong__pb2.SealSummary.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def OpenFile(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/niemphong.v1.SpoolService/OpenFile',
+            niemphong_dot_v1_dot_niemphong__pb2.OpenFileRequest.SerializeToString,
+            niemphong_dot_v1_dot_niemphong__pb2.OpenSummary.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

@@ -210,3 +210,100 @@ class AccessServiceServicer(metaclass=_abc_1.ABCMeta):
         """Show one request. Approvers see any; viewers see their own."""
 
 def add_AccessServiceServicer_to_server(servicer: AccessServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
+
+class SpoolServiceStub:
+    """---------------------------------------------------------------------------
+    Local spool mode.
+
+    A client on the daemon's own host names files inside its spool directory,
+    and the daemon reads the source and writes the result itself, so bulk data
+    never crosses the socket. Each identity has its own spool directory,
+    `<[spool] root>/<certificate common name>`. Paths are relative to it, use
+    `/` between components, and may not contain `.`, `..`, empty components or
+    symbolic links; every file the daemon reads must be a regular file with
+    one hard link, owned by the owner of the identity's spool directory or by
+    the daemon's own user. Results are written to a temporary file in the
+    same folder and renamed into place only when complete.
+    ---------------------------------------------------------------------------
+    """
+
+    @_typing.overload
+    def __new__(cls, channel: _grpc.Channel) -> _Self: ...
+    @_typing.overload
+    def __new__(cls, channel: _aio.Channel) -> SpoolServiceAsyncStub: ...
+    SealFile: _grpc.UnaryUnaryMultiCallable[_niemphong_pb2.SealFileRequest, _niemphong_pb2.SealSummary]
+    """Seal a file of the caller's spool directory into an envelope beside it.
+    Scanner role only. The same checks and registry entry as Seal.
+    """
+    OpenFile: _grpc.UnaryUnaryMultiCallable[_niemphong_pb2.OpenFileRequest, _niemphong_pb2.OpenSummary]
+    """Open an envelope of the caller's spool directory into a plaintext file
+    beside it. Viewer role only, with a grant, counting one open, as Open.
+    The output appears only after every segment verified.
+    """
+
+@_typing.type_check_only
+class SpoolServiceAsyncStub(SpoolServiceStub):
+    """---------------------------------------------------------------------------
+    Local spool mode.
+
+    A client on the daemon's own host names files inside its spool directory,
+    and the daemon reads the source and writes the result itself, so bulk data
+    never crosses the socket. Each identity has its own spool directory,
+    `<[spool] root>/<certificate common name>`. Paths are relative to it, use
+    `/` between components, and may not contain `.`, `..`, empty components or
+    symbolic links; every file the daemon reads must be a regular file with
+    one hard link, owned by the owner of the identity's spool directory or by
+    the daemon's own user. Results are written to a temporary file in the
+    same folder and renamed into place only when complete.
+    ---------------------------------------------------------------------------
+    """
+
+    def __init__(self, channel: _aio.Channel) -> None: ...
+    SealFile: _aio.UnaryUnaryMultiCallable[_niemphong_pb2.SealFileRequest, _niemphong_pb2.SealSummary]  # type: ignore[assignment]
+    """Seal a file of the caller's spool directory into an envelope beside it.
+    Scanner role only. The same checks and registry entry as Seal.
+    """
+    OpenFile: _aio.UnaryUnaryMultiCallable[_niemphong_pb2.OpenFileRequest, _niemphong_pb2.OpenSummary]  # type: ignore[assignment]
+    """Open an envelope of the caller's spool directory into a plaintext file
+    beside it. Viewer role only, with a grant, counting one open, as Open.
+    The output appears only after every segment verified.
+    """
+
+class SpoolServiceServicer(metaclass=_abc_1.ABCMeta):
+    """---------------------------------------------------------------------------
+    Local spool mode.
+
+    A client on the daemon's own host names files inside its spool directory,
+    and the daemon reads the source and writes the result itself, so bulk data
+    never crosses the socket. Each identity has its own spool directory,
+    `<[spool] root>/<certificate common name>`. Paths are relative to it, use
+    `/` between components, and may not contain `.`, `..`, empty components or
+    symbolic links; every file the daemon reads must be a regular file with
+    one hard link, owned by the owner of the identity's spool directory or by
+    the daemon's own user. Results are written to a temporary file in the
+    same folder and renamed into place only when complete.
+    ---------------------------------------------------------------------------
+    """
+
+    @_abc_1.abstractmethod
+    def SealFile(
+        self,
+        request: _niemphong_pb2.SealFileRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_niemphong_pb2.SealSummary, _abc.Awaitable[_niemphong_pb2.SealSummary]]:
+        """Seal a file of the caller's spool directory into an envelope beside it.
+        Scanner role only. The same checks and registry entry as Seal.
+        """
+
+    @_abc_1.abstractmethod
+    def OpenFile(
+        self,
+        request: _niemphong_pb2.OpenFileRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_niemphong_pb2.OpenSummary, _abc.Awaitable[_niemphong_pb2.OpenSummary]]:
+        """Open an envelope of the caller's spool directory into a plaintext file
+        beside it. Viewer role only, with a grant, counting one open, as Open.
+        The output appears only after every segment verified.
+        """
+
+def add_SpoolServiceServicer_to_server(servicer: SpoolServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
