@@ -179,7 +179,7 @@ class Spool:
                     f"no spool directory {self.config.root / identity} for identity {identity}",
                 ) from None
             except OSError as exc:
-                raise _rejected_component(exc, field) from None
+                raise _rejected_component(exc, field, root_fd, identity) from None
         finally:
             os.close(root_fd)
         try:
@@ -203,7 +203,7 @@ class Spool:
                     except FileNotFoundError:
                         raise SpoolError("SPOOL_FILE_NOT_FOUND", field, f"{field}: a folder on the path does not exist") from None
                     except OSError as exc:
-                        raise _rejected_component(exc, field) from None
+                        raise _rejected_component(exc, field, current, component) from None
                     opened.append(current)
                     _check_directory(os.fstat(current), field)
                 yield current, components[-1], owner
@@ -224,7 +224,7 @@ class Spool:
             try:
                 fd = os.open(name, _READ_FLAGS, dir_fd=folder_fd)
             except OSError as exc:
-                raise _rejected_component(exc, field) from None
+                raise _rejected_component(exc, field, folder_fd, name) from None
         try:
             status = os.fstat(fd)
             if (status.st_dev, status.st_ino) != (before.st_dev, before.st_ino):
@@ -299,12 +299,17 @@ def _check_input(status: os.stat_result, owner: int, daemon_uid: int, field: str
         )
 
 
-def _rejected_component(exc: OSError, field: str) -> SpoolError:
-    # O_NOFOLLOW reports a symbolic link as ELOOP; O_DIRECTORY reports a
-    # file where a folder was expected as ENOTDIR.
-    if exc.errno == errno.ELOOP:
-        return SpoolError("SPOOL_FILE_REJECTED", field, f"{field} has a symbolic link on its path", "symlink")
-    if exc.errno == errno.ENOTDIR:
+def _rejected_component(exc: OSError, field: str, folder_fd: int, name: str) -> SpoolError:
+    # O_NOFOLLOW reports a symbolic link as ELOOP, but with O_DIRECTORY Linux
+    # reports it as ENOTDIR, as it does a file where a folder was expected.
+    # lstat tells the two apart.
+    if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+        try:
+            is_link = stat.S_ISLNK(os.stat(name, dir_fd=folder_fd, follow_symlinks=False).st_mode)
+        except OSError:
+            is_link = exc.errno == errno.ELOOP
+        if is_link:
+            return SpoolError("SPOOL_FILE_REJECTED", field, f"{field} has a symbolic link on its path", "symlink")
         return SpoolError("SPOOL_FILE_REJECTED", field, f"{field} has a file where a folder was expected", "not_regular")
-    name = errno.errorcode.get(exc.errno or 0, "EIO")
-    return SpoolError("SPOOL_IO_FAILED", field, f"cannot open {field}: {exc.strerror}", name)
+    errno_name = errno.errorcode.get(exc.errno or 0, "EIO")
+    return SpoolError("SPOOL_IO_FAILED", field, f"cannot open {field}: {exc.strerror}", errno_name)
