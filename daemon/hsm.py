@@ -38,10 +38,13 @@ from pkcs11 import exceptions as p11x
 from niemphong.daemon.config import TokenConfig
 from niemphong.daemon.envelope import KeySlot
 from niemphong.daemon.errors import TokenUnavailable
+from niemphong.daemon.pkcs11_direct import DirectCalls
 
 log = logging.getLogger(__name__)
 
 DATA_KEY_BITS = 256
+# An RFC 3394 or RFC 5649 wrap of a 32-byte key: the key plus one 8-byte block.
+WRAPPED_DATA_KEY_BYTES = DATA_KEY_BITS // 8 + 8
 SESSION_WAIT_SECONDS = 30.0
 
 # Wrapping mechanisms in order of preference, with the name recorded in the
@@ -112,6 +115,7 @@ class _InitializeArgs(ctypes.Structure):
 
 
 _libraries: dict[str, pkcs11.lib] = {}
+_direct_calls: dict[str, DirectCalls | None] = {}
 _libraries_lock = threading.Lock()
 
 
@@ -136,6 +140,11 @@ def _load_library(module: str) -> pkcs11.lib:
         result = handle.C_Initialize(ctypes.byref(_InitializeArgs(flags=CKF_OS_LOCKING_OK)))
         if result != CKR_OK:
             raise TokenUnavailable(f"C_Initialize of {module} failed with CKR 0x{result:x}")
+        try:
+            _direct_calls[module] = DirectCalls(handle)
+        except AttributeError:
+            # The module exports only C_GetFunctionList; use python-pkcs11's calls.
+            _direct_calls[module] = None
         _libraries[module] = library
         return library
 
@@ -182,6 +191,7 @@ class Pkcs11Token:
             os.environ[name] = value
         try:
             self._lib = _load_library(str(config.module))
+            self._direct = _direct_calls.get(str(config.module))
             self.token = self._find_token()
             self._anchor = self.token.open(rw=True, user_pin=pin)
             for _ in range(config.sessions):
@@ -311,7 +321,12 @@ class Pkcs11Token:
                 **_DATA_KEY_TEMPLATE,
             })
             try:
-                wrapped = kek.wrap_key(temporary, mechanism=self.wrap_mechanism)
+                if self._direct is not None:
+                    wrapped = self._direct.wrap_key(
+                        session, kek, temporary, self.wrap_mechanism, WRAPPED_DATA_KEY_BYTES,
+                    )
+                else:
+                    wrapped = kek.wrap_key(temporary, mechanism=self.wrap_mechanism)
                 self._count("wrap_key")
             finally:
                 temporary.destroy()
@@ -344,7 +359,10 @@ class Pkcs11Token:
                 # or CKR_ENCRYPTED_DATA_INVALID. All mean the same here.
                 raise UnwrapFailed(type(exc).__name__) from exc
             try:
-                data_key = bytes(key[Attribute.VALUE])
+                if self._direct is not None:
+                    data_key = self._direct.read_value(session, key, DATA_KEY_BITS // 8)
+                else:
+                    data_key = bytes(key[Attribute.VALUE])
             finally:
                 key.destroy()
 
