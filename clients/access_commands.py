@@ -116,11 +116,14 @@ def run_pending(args: argparse.Namespace, context: CommandContext) -> int:
         )
 
     if args.json:
-        console.json({"requests": [access_request_json(request) for request in response.requests]})
+        requests = [access_request_json(request) for request in response.requests]
+        console.json({"requests": requests, "truncated": response.truncated})
     elif not response.requests:
         console.say("pending.empty")
     else:
         console.data(render_request_table(response.requests, console.lang))
+        if response.truncated:
+            console.data(console.text("pending.truncated", count=format_count(len(response.requests), console.lang)))
     return ExitCode.OK
 
 

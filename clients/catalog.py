@@ -90,8 +90,8 @@ CATALOG: dict[str, dict[str, str]] = {
         "en": "print the result to stdout as JSON",
     },
     "help.force": {
-        "vi": "ghi đè tệp --out nếu tệp đã có",
-        "en": "overwrite the --out file if it exists",
+        "vi": "ghi đè tệp --out nếu tệp đã có (chỉ ghi đè tệp thường)",
+        "en": "overwrite the --out file if it exists (only a regular file is replaced)",
     },
     "help.envelope": {"vi": "tệp phong bì (tài liệu đã niêm phong)", "en": "envelope file (sealed document)"},
     "help.request_id": {"vi": "mã yêu cầu (32 chữ số hex)", "en": "request id (32 hex digits)"},
@@ -116,6 +116,11 @@ CATALOG: dict[str, dict[str, str]] = {
         "en": "issue date: YYYY-MM-DD or dd/mm/yyyy",
     },
     "help.scan.title": {"vi": "trích yếu (tối đa 512 ký tự)", "en": "title or subject (at most 512 characters)"},
+    "help.scan.source_name": {
+        "vi": "tên tệp gốc ghi vào phong bì (mặc định: tên của FILE; byte không phải UTF-8 thành �)",
+        "en": "source file name recorded in the envelope (default: the name of FILE; bytes that are not "
+        "UTF-8 become �)",
+    },
     "help.scan.out": {"vi": "tệp phong bì sẽ tạo", "en": "envelope file to create"},
     "help.inspect": {
         "vi": "đọc thông tin ở phần đầu phong bì (chưa được xác thực)",
@@ -181,6 +186,14 @@ CATALOG: dict[str, dict[str, str]] = {
         "vi": "ngày ban hành {value} sau ngày hôm nay ({today})",
         "en": "issue date {value} is after today ({today})",
     },
+    "arg.out_empty": {
+        "vi": "không được để trống; hãy cho đường dẫn tới tệp sẽ tạo",
+        "en": "must not be empty; give the path of the file to create",
+    },
+    "arg.out_trailing_slash": {
+        "vi": "{value} kết thúc bằng dấu /, tức là một thư mục; hãy cho đường dẫn tới một tệp",
+        "en": "{value} ends with /, so it names a folder; give a file path",
+    },
     "arg.empty": {"vi": "{field} không được để trống", "en": "{field} must not be empty"},
     "arg.request_id_invalid": {
         "vi": "mã yêu cầu không hợp lệ: {value}; mã yêu cầu gồm 32 chữ số hex, "
@@ -192,7 +205,7 @@ CATALOG: dict[str, dict[str, str]] = {
     "field.doc_number": {"vi": "số tài liệu (--doc-number)", "en": "document number (--doc-number)"},
     "field.issued_on": {"vi": "ngày ban hành (--issued)", "en": "issue date (--issued)"},
     "field.title": {"vi": "trích yếu (--title)", "en": "title (--title)"},
-    "field.source_name": {"vi": "tên tệp gốc", "en": "source file name"},
+    "field.source_name": {"vi": "tên tệp gốc (--source-name)", "en": "source file name (--source-name)"},
     "field.purpose": {"vi": "mục đích khai thác (--purpose)", "en": "purpose (--purpose)"},
     "field.reason": {"vi": "lý do (--reason)", "en": "reason (--reason)"},
     "field.artefact_id": {"vi": "mã tài liệu", "en": "artefact id"},
@@ -262,9 +275,27 @@ CATALOG: dict[str, dict[str, str]] = {
         "vi": "{path} là thư mục; --out phải là đường dẫn tới một tệp.",
         "en": "{path} is a folder; --out must be a file path.",
     },
+    "usage.out_not_regular": {
+        "vi": "{path} là {kind}, không phải tệp thường. --out chỉ ghi đè tệp thường, kể cả khi có --force; "
+        "hãy chọn tên khác cho --out.",
+        "en": "{path} is a {kind}, not a regular file. --out replaces only regular files, even with --force; "
+        "choose another name for --out.",
+    },
+    "file_kind.symlink": {"vi": "liên kết tượng trưng (symlink)", "en": "symbolic link"},
+    "file_kind.fifo": {"vi": "ống có tên (FIFO)", "en": "FIFO (named pipe)"},
+    "file_kind.character_device": {"vi": "thiết bị ký tự", "en": "character device"},
+    "file_kind.block_device": {"vi": "thiết bị khối", "en": "block device"},
+    "file_kind.socket": {"vi": "socket", "en": "socket"},
+    "file_kind.other": {"vi": "tệp đặc biệt", "en": "special file"},
     "usage.out_dir_missing": {
         "vi": "Thư mục {path} không tồn tại.",
         "en": "Folder {path} does not exist.",
+    },
+    "envelope.not_envelope": {
+        "vi": "{path} không phải là phong bì Niêm Phong: tệp không bắt đầu bằng dấu hiệu nhận dạng của phong bì. "
+        "Hãy kiểm tra lại tên tệp; lệnh này cần tệp do niemphong scan tạo ra, thường có đuôi .npe.",
+        "en": "{path} is not a Niêm Phong envelope: it does not start with the envelope signature. "
+        "Check the file name; this command needs a file made by niemphong scan, usually named *.npe.",
     },
     "error.io": {
         "vi": "Lỗi đọc/ghi {path}: {error}",
@@ -283,6 +314,14 @@ CATALOG: dict[str, dict[str, str]] = {
         "en": "Cannot connect to niemphongd at {server}. Check that niemphongd is running "
         "(niemphongd --config DIR/niemphongd.toml), the --server/NIEMPHONG_SERVER address and "
         "the --identity. Detail: {detail}",
+    },
+    "error.connection_lost": {
+        "vi": "Mất kết nối tới niemphongd tại {server} khi đang truyền dữ liệu, nên không có tệp kết quả nào "
+        "được giữ lại. Kiểm tra niemphongd còn chạy không (nhật ký của niemphongd cho biết lý do), rồi chạy "
+        "lại lệnh. Chi tiết: {detail}",
+        "en": "The connection to niemphongd at {server} was lost during the transfer, so no output file was "
+        "kept. Check that niemphongd is still running (its log says why it stopped), then run the command "
+        "again. Detail: {detail}",
     },
     "error.deadline": {
         "vi": "niemphongd tại {server} không trả lời trong thời hạn cho phép. Thử lại sau.",
@@ -344,10 +383,13 @@ CATALOG: dict[str, dict[str, str]] = {
     },
     "reason.NOT_APPROVED": {
         "vi": "Bạn chưa được phép mở tài liệu này: không có yêu cầu nào của bạn cho tài liệu này đã được "
-        "phê duyệt, còn hạn và còn lượt mở. Gửi yêu cầu bằng niemphong request PHONG_BÌ --purpose "
-        "\"...\" rồi chờ người phê duyệt.",
-        "en": "You may not open this document yet: none of your requests for it is approved, unexpired "
-        "and with opens left. Ask with niemphong request ENVELOPE --purpose \"...\" and wait for approval.",
+        "phê duyệt, còn hạn và còn lượt mở. Yêu cầu có thể vẫn đang chờ duyệt hoặc đã bị từ chối, hoặc quyền "
+        "mở đã dùng hết lượt hay đã hết hạn; xem trạng thái bằng niemphong show MÃ_YÊU_CẦU. Khi cần, gửi "
+        "yêu cầu mới bằng niemphong request PHONG_BÌ --purpose \"...\" rồi chờ người phê duyệt.",
+        "en": "You may not open this document now: none of your requests for it is approved, unexpired "
+        "and with opens left. A request may still be pending or may have been denied, or its grant may be "
+        "used up or expired; see its state with niemphong show REQUEST_ID. If needed, send a new request "
+        "with niemphong request ENVELOPE --purpose \"...\" and wait for approval.",
     },
     "reason.SELF_APPROVAL": {
         "vi": "Bạn không được tự phê duyệt yêu cầu của chính mình; một người phê duyệt khác phải làm việc này.",
@@ -368,6 +410,18 @@ CATALOG: dict[str, dict[str, str]] = {
         "Xem trạng thái bằng niemphong show MÃ_YÊU_CẦU.",
         "en": "This request is no longer pending (it was approved or denied). "
         "See its state with niemphong show REQUEST_ID.",
+    },
+    "reason.TOO_MANY_PENDING": {
+        "vi": "Bạn đã có {max} yêu cầu đang chờ duyệt, là mức tối đa. Hãy chờ người phê duyệt quyết định "
+        "một số yêu cầu (xem danh sách bằng niemphong pending) rồi gửi lại.",
+        "en": "You already have {max} pending requests, the maximum. Wait until approvers decide some of "
+        "them (list them with niemphong pending), then ask again.",
+    },
+    "reason.TOO_MANY_STREAMS": {
+        "vi": "niemphongd đang bận: định danh của bạn đã có {max} lượt truyền dữ liệu đang chạy, hoặc "
+        "niemphongd đã hết chỗ cho lượt mới. Chờ các lượt đang chạy xong rồi thử lại.",
+        "en": "niemphongd is busy: your identity already has {max} transfers in progress, or niemphongd "
+        "has no room for another. Wait for the running transfers to finish, then try again.",
     },
     "reason.REQUEST_NOT_FOUND": {
         "vi": "Không tìm thấy yêu cầu này. Kiểm tra mã yêu cầu, ví dụ bằng niemphong pending.",
@@ -516,6 +570,20 @@ CATALOG: dict[str, dict[str, str]] = {
         "en": "Sealed {source}: {level}, number {doc_number}; plaintext {plaintext}, envelope {envelope} → {out}",
     },
 
+    "scan.source_name_characters": {
+        "vi": "niemphongd từ chối tên tệp gốc \"{value}\" vì tên này chứa ký tự điều khiển hoặc ký tự "
+        "định dạng: {characters}. Đặt tên khác bằng --source-name TÊN, ví dụ --source-name bao-cao.pdf.",
+        "en": "niemphongd rejected the source file name \"{value}\" because it contains control or format "
+        "characters: {characters}. Set another name with --source-name NAME, for example "
+        "--source-name report.pdf.",
+    },
+    "scan.source_name_invalid": {
+        "vi": "niemphongd từ chối tên tệp gốc \"{value}\": tên tệp gốc phải là một tên tệp, không chứa / "
+        "hay \\, tối đa 255 ký tự. Đặt tên khác bằng --source-name TÊN.",
+        "en": "niemphongd rejected the source file name \"{value}\": it must be a file name without / or "
+        "\\, at most 255 characters. Set another name with --source-name NAME.",
+    },
+
     # inspect
     "inspect.artefact_id": {"vi": "Mã tài liệu", "en": "Artefact id"},
     "inspect.level": {"vi": "Độ mật", "en": "Level"},
@@ -536,6 +604,20 @@ CATALOG: dict[str, dict[str, str]] = {
     "inspect.format_value": {
         "vi": "phiên bản {version}, đoạn {segment}, phần đầu {header}",
         "en": "version {version}, segments of {segment}, header {header}",
+    },
+    "inspect.registry_mismatch": {
+        "vi": "!!! CẢNH BÁO: độ mật hoặc số tài liệu trong phần đầu phong bì KHÁC với sổ đăng ký của niemphongd "
+        "lúc niêm phong. Phần đầu phong bì đã bị sửa đổi; đừng tin các thông tin dưới đây và báo ngay cho "
+        "người đứng đầu cơ quan.",
+        "en": "!!! WARNING: the level or document number in the envelope header DIFFER from what niemphongd's "
+        "registry recorded at sealing. The header has been altered; do not trust the facts below, and report "
+        "it to the head of the agency at once.",
+    },
+    "inspect.registry_mismatch_warning": {
+        "vi": "phần đầu phong bì {envelope} đã bị sửa đổi: độ mật hoặc số tài liệu khác với sổ đăng ký của "
+        "niemphongd. Hãy báo ngay cho người đứng đầu cơ quan.",
+        "en": "the header of envelope {envelope} has been altered: its level or document number differ from "
+        "niemphongd's registry. Report it to the head of the agency at once.",
     },
     "inspect.unverified": {
         "vi": "Lưu ý: các thông tin trên được đọc từ phần đầu phong bì và chưa được xác thực "
@@ -560,6 +642,10 @@ CATALOG: dict[str, dict[str, str]] = {
     },
     "deny.done": {"vi": "Đã từ chối yêu cầu {request_id}.", "en": "Denied request {request_id}."},
     "pending.empty": {"vi": "Không có yêu cầu nào đang chờ duyệt.", "en": "No pending requests."},
+    "pending.truncated": {
+        "vi": "… và còn nữa: niemphongd chỉ liệt kê {count} yêu cầu cũ nhất đang chờ duyệt.",
+        "en": "… and more: niemphongd listed only the {count} oldest pending requests.",
+    },
     "column.request_id": {"vi": "Mã yêu cầu", "en": "Request id"},
     "column.level": {"vi": "Độ mật", "en": "Level"},
     "column.doc_number": {"vi": "Số tài liệu", "en": "Document number"},
@@ -596,6 +682,45 @@ CATALOG: dict[str, dict[str, str]] = {
         "en": "This file holds state secrets unencrypted: protect it as its level requires and delete it when done.",
     },
 
+    "view.open_may_be_counted": {
+        "vi": "niemphongd có thể đã tính một lượt mở cho lần mở này: lượt mở được tính ngay khi phần đầu "
+        "phong bì được xác thực và không được trả lại khi lỗi xảy ra sau đó. Xem số lượt còn lại bằng "
+        "niemphong show MÃ_YÊU_CẦU.",
+        "en": "niemphongd may have counted one open against your grant: an open is counted as soon as the "
+        "envelope header verifies and is not given back when a later step fails. See the opens left with "
+        "niemphong show REQUEST_ID.",
+    },
+    "not_approved.pending": {
+        "vi": "Yêu cầu {request_id} vẫn đang chờ duyệt: mới có {count}/{required} phê duyệt.",
+        "en": "Request {request_id} is still pending: {count} of {required} approvals so far.",
+    },
+    "not_approved.denied": {
+        "vi": "Yêu cầu {request_id} đã bị {denied_by} từ chối. Lý do: {reason}",
+        "en": "Request {request_id} was denied by {denied_by}. Reason: {reason}",
+    },
+    "not_approved.used_up": {
+        "vi": "Quyền mở của yêu cầu {request_id} đã dùng hết: {used}/{allowed} lượt mở. Hãy gửi yêu cầu mới.",
+        "en": "The grant of request {request_id} is used up: {used} of {allowed} opens. Send a new request.",
+    },
+    "not_approved.expired": {
+        "vi": "Quyền mở của yêu cầu {request_id} đã hết hạn lúc {expires_at}. Hãy gửi yêu cầu mới.",
+        "en": "The grant of request {request_id} expired at {expires_at}. Send a new request.",
+    },
+    "not_approved.other_document": {
+        "vi": "Yêu cầu {request_id} dành cho tài liệu khác (số {doc_number}), không phải tài liệu trong phong bì này.",
+        "en": "Request {request_id} is for another document (number {doc_number}), not the one in this envelope.",
+    },
+    "not_approved.none_pending": {
+        "vi": "Bạn không có yêu cầu nào đang chờ duyệt cho tài liệu này: có thể bạn chưa gửi yêu cầu, hoặc "
+        "yêu cầu trước đã bị từ chối, đã dùng hết lượt mở hay đã hết hạn.",
+        "en": "You have no pending request for this document: you may not have asked yet, or an earlier "
+        "request was denied, used up or expired.",
+    },
+    "not_approved.more_pending": {
+        "vi": "… và {count} yêu cầu khác của bạn cho tài liệu này cũng đang chờ duyệt.",
+        "en": "… and {count} more of your requests for this document are pending too.",
+    },
+
     # dev init and dev add-identity
     "dev.already_initialized": {
         "vi": "{path} đã có, nên thư mục này đã được khởi tạo trước đó. Chọn thư mục khác hoặc xóa thư mục cũ.",
@@ -612,8 +737,18 @@ CATALOG: dict[str, dict[str, str]] = {
         "Choose a folder with a shorter path, for example /tmp/np.",
     },
     "dev.bad_folder": {
-        "vi": "Đường dẫn thư mục {path} chứa ký tự xuống dòng; hãy chọn thư mục khác.",
-        "en": "Folder path {path} contains a line break; choose another folder.",
+        "vi": "Đường dẫn thư mục {path} chứa ký tự mà tệp cấu hình softhsm2.conf không ghi được ({characters}): "
+        "SoftHSM2 coi # là đầu chú thích, = là dấu tách khóa với giá trị và ký tự xuống dòng là hết một thiết lập. Hãy chọn thư mục khác, ví dụ /tmp/np.",
+        "en": "Folder path {path} contains characters that the softhsm2.conf configuration file cannot hold "
+        "({characters}): SoftHSM2 reads # as the start of a comment, = as the key-value separator and a line "
+        "break as the end of a setting. "
+        "Choose another folder, for example /tmp/np.",
+    },
+    "dev.folder_not_utf8": {
+        "vi": "Đường dẫn thư mục {path} có byte không phải UTF-8, nên không ghi được vào các tệp cấu hình. "
+        "Hãy chọn thư mục có tên UTF-8, ví dụ /tmp/np.",
+        "en": "Folder path {path} has bytes that are not UTF-8, so it cannot be written into the configuration "
+        "files. Choose a folder with a UTF-8 name, for example /tmp/np.",
     },
     "dev.not_folder": {
         "vi": "{path} đã có và không phải là thư mục.",
@@ -635,10 +770,10 @@ CATALOG: dict[str, dict[str, str]] = {
         "en": "NIEMPHONG_PKCS11_MODULE points to {path}, which does not exist.",
     },
     "dev.provision_failed": {
-        "vi": "Khởi tạo token thất bại (mã thoát {code}); thông báo của niemphongd ở trên. "
-        "Đã xóa những gì vừa tạo trong {dir}.",
-        "en": "Token provisioning failed (exit code {code}); niemphongd's output is above. "
-        "Removed what was just created in {dir}.",
+        "vi": "Khởi tạo token thất bại (niemphongd provision thoát với mã {code}): {detail}. "
+        "Đã xóa những gì vừa tạo trong {dir}. Chạy lại với --verbose để xem toàn bộ thông báo của niemphongd.",
+        "en": "Token provisioning failed (niemphongd provision exited with code {code}): {detail}. "
+        "Removed what was just created in {dir}. Run again with --verbose to see niemphongd's whole output.",
     },
     "dev.provision_timeout": {
         "vi": "Khởi tạo token không xong sau {seconds} giây. Đã xóa những gì vừa tạo trong {dir}.",
@@ -699,3 +834,8 @@ CATALOG: dict[str, dict[str, str]] = {
         "en": "Cannot create {path}: {error}",
     },
 }
+
+# Messages of the classification policy commands live in their own module.
+from niemphong.clients.catalog_policy import POLICY_CATALOG  # noqa: E402
+
+CATALOG.update(POLICY_CATALOG)

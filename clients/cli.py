@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
 from niemphong.clients.access_commands import run_approve, run_deny, run_pending, run_request, run_show
+from niemphong.clients.classification_args import add_classification_options
 from niemphong.clients.console import Console
 from niemphong.clients.context import CommandContext
 from niemphong.clients.devinit import run_add_identity, run_dev_init
@@ -33,6 +34,15 @@ from niemphong.clients.i18n import (
     today_in_vietnam,
     translate,
     translate_argparse_error,
+)
+from niemphong.clients.policy_commands import (
+    artefact_id_type,
+    date_type,
+    run_policy_check,
+    run_policy_due,
+    run_policy_extend,
+    run_policy_show,
+    within_type,
 )
 from niemphong.clients.protocol import parse_issued_date, parse_level, parse_request_id
 
@@ -100,6 +110,18 @@ def _issued_type(lang: Lang) -> Callable[[str], dt.date]:
     return parse
 
 
+def _output_path_type(lang: Lang) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        # Path("") is Path("."), so an empty --out would otherwise be reported as the current folder.
+        if not text:
+            raise argparse.ArgumentTypeError(translate(lang, "arg.out_empty"))
+        if text.endswith("/"):
+            raise argparse.ArgumentTypeError(translate(lang, "arg.out_trailing_slash", value=text))
+        return text
+
+    return parse
+
+
 def _request_id_type(lang: Lang) -> Callable[[str], str]:
     def parse(text: str) -> str:
         try:
@@ -133,11 +155,22 @@ def _add_common_options(parser: argparse.ArgumentParser, lang: Lang, *, top_leve
     )
 
 
-def _add_client_options(parser: argparse.ArgumentParser, lang: Lang, *, json_output: bool = True) -> None:
-    parser.add_argument("--server", metavar="ADDRESS", help=translate(lang, "help.server"))
-    parser.add_argument("--identity", metavar="DIR", help=translate(lang, "help.identity"))
-    if json_output:
-        parser.add_argument("--json", action="store_true", help=translate(lang, "help.json"))
+def _add_connection_options(parser: argparse.ArgumentParser, lang: Lang, *, top_level: bool) -> None:
+    # As for --lang: a subcommand suppresses its defaults, so that a value
+    # given before the subcommand is kept.
+    default_text = None if top_level else argparse.SUPPRESS
+    default_flag = False if top_level else argparse.SUPPRESS
+    parser.add_argument("--server", metavar="ADDRESS", default=default_text, help=translate(lang, "help.server"))
+    parser.add_argument("--identity", metavar="DIR", default=default_text, help=translate(lang, "help.identity"))
+    parser.add_argument("--json", action="store_true", default=default_flag, help=translate(lang, "help.json"))
+
+
+def _add_json_option(parser: argparse.ArgumentParser, lang: Lang) -> None:
+    parser.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help=translate(lang, "help.json"))
+
+
+def _add_client_options(parser: argparse.ArgumentParser, lang: Lang) -> None:
+    _add_connection_options(parser, lang, top_level=False)
     _add_common_options(parser, lang, top_level=False)
 
 
@@ -153,8 +186,9 @@ def _add_command(
 def _add_envelope_commands(commands: argparse._SubParsersAction, lang: Lang) -> None:
     scan = _add_command(commands, "scan", "help.scan", lang, run_scan)
     scan.add_argument("file", metavar="FILE", help=translate(lang, "help.scan.file"))
+    # Not required by argparse: --kind may give the level instead (checked in run_scan).
     scan.add_argument(
-        "--level", required=True, type=_level_type(lang), metavar="mat|toi-mat|tuyet-mat",
+        "--level", type=_level_type(lang), metavar="mat|toi-mat|tuyet-mat",
         help=translate(lang, "help.scan.level"),
     )
     scan.add_argument("--doc-number", required=True, metavar="NO", help=translate(lang, "help.scan.doc_number"))
@@ -163,9 +197,13 @@ def _add_envelope_commands(commands: argparse._SubParsersAction, lang: Lang) -> 
         help=translate(lang, "help.scan.issued"),
     )
     scan.add_argument("--title", default="", metavar="T", help=translate(lang, "help.scan.title"))
-    scan.add_argument("--out", required=True, metavar="ENVELOPE", help=translate(lang, "help.scan.out"))
+    scan.add_argument("--source-name", metavar="NAME", help=translate(lang, "help.scan.source_name"))
+    scan.add_argument(
+        "--out", required=True, type=_output_path_type(lang), metavar="ENVELOPE", help=translate(lang, "help.scan.out")
+    )
     scan.add_argument("--force", action="store_true", help=translate(lang, "help.force"))
     scan.add_argument("--spool", metavar="DIR", help=translate(lang, "help.spool"))
+    add_classification_options(scan, lang)
     _add_client_options(scan, lang)
 
     inspect = _add_command(commands, "inspect", "help.inspect", lang, run_inspect)
@@ -174,7 +212,9 @@ def _add_envelope_commands(commands: argparse._SubParsersAction, lang: Lang) -> 
 
     view = _add_command(commands, "view", "help.view", lang, run_view)
     view.add_argument("envelope", metavar="ENVELOPE", help=translate(lang, "help.envelope"))
-    view.add_argument("--out", required=True, metavar="FILE", help=translate(lang, "help.view.out"))
+    view.add_argument(
+        "--out", required=True, type=_output_path_type(lang), metavar="FILE", help=translate(lang, "help.view.out")
+    )
     view.add_argument(
         "--request", type=_request_id_type(lang), metavar="REQUEST_ID", help=translate(lang, "help.view.request")
     )
@@ -221,7 +261,7 @@ def _add_dev_commands(commands: argparse._SubParsersAction, lang: Lang) -> None:
 
     init = _add_command(dev_commands, "init", "help.dev.init", lang, run_dev_init)
     init.add_argument("dir", metavar="DIR", help=translate(lang, "help.dev.dir"))
-    init.add_argument("--json", action="store_true", help=translate(lang, "help.json"))
+    _add_json_option(init, lang)
     _add_common_options(init, lang, top_level=False)
 
     add_identity = _add_command(dev_commands, "add-identity", "help.dev.add_identity", lang, run_add_identity)
@@ -231,19 +271,52 @@ def _add_dev_commands(commands: argparse._SubParsersAction, lang: Lang) -> None:
         "--role", required=True, type=_roles_type(lang), metavar="ROLE[,ROLE...]",
         help=translate(lang, "help.dev.role", roles=", ".join(ROLES)),
     )
-    add_identity.add_argument("--json", action="store_true", help=translate(lang, "help.json"))
+    _add_json_option(add_identity, lang)
     _add_common_options(add_identity, lang, top_level=False)
+
+
+def _add_policy_commands(commands: argparse._SubParsersAction, lang: Lang) -> None:
+    policy_help = translate(lang, "help.policy")
+    policy = commands.add_parser("policy", help=policy_help, description=policy_help, lang=lang)
+    policy_commands = policy.add_subparsers(
+        title=translate(lang, "argparse.commands"), dest="policy_command", metavar="COMMAND", required=True
+    )
+
+    show = _add_command(policy_commands, "show", "help.policy.show", lang, run_policy_show)
+    _add_client_options(show, lang)
+
+    check = _add_command(policy_commands, "check", "help.policy.check", lang, run_policy_check)
+    check.add_argument("--manifest", required=True, metavar="CSV", help=translate(lang, "help.policy.manifest"))
+    check.add_argument("--date", type=date_type(lang), metavar="DATE", help=translate(lang, "help.policy.date"))
+    _add_client_options(check, lang)
+
+    due = _add_command(policy_commands, "due", "help.policy.due", lang, run_policy_due)
+    due.add_argument("--within", type=within_type(lang), default=90, metavar="90d", help=translate(lang, "help.policy.within"))
+    _add_client_options(due, lang)
+
+    extend = _add_command(policy_commands, "extend", "help.policy.extend", lang, run_policy_extend)
+    extend.add_argument(
+        "artefact_id", type=artefact_id_type(lang), metavar="ARTEFACT_ID", help=translate(lang, "help.policy.artefact_id")
+    )
+    extend.add_argument("--until", required=True, type=date_type(lang), metavar="DATE", help=translate(lang, "help.policy.until"))
+    extend.add_argument("--decision", required=True, metavar="TEXT", help=translate(lang, "help.policy.decision"))
+    extend.add_argument(
+        "--decided-on", required=True, type=date_type(lang), metavar="DATE", help=translate(lang, "help.policy.decided_on")
+    )
+    _add_client_options(extend, lang)
 
 
 def build_parser(lang: Lang) -> argparse.ArgumentParser:
     """Build the argument parser with help text in ``lang``."""
     parser = LocalizedParser(prog=PROG, description=translate(lang, "help.description"), lang=lang)
+    _add_connection_options(parser, lang, top_level=True)
     _add_common_options(parser, lang, top_level=True)
     commands = parser.add_subparsers(
         title=translate(lang, "argparse.commands"), dest="command", metavar="COMMAND", required=True
     )
     _add_envelope_commands(commands, lang)
     _add_access_commands(commands, lang)
+    _add_policy_commands(commands, lang)
     _add_dev_commands(commands, lang)
     return parser
 
@@ -271,11 +344,18 @@ def _configure_logging(verbose: bool) -> None:
 
 def _use_utf8_streams() -> None:
     # Vietnamese text must reach the terminal as UTF-8 whatever the locale's
-    # encoding, for example under LANG=vi_VN.TCVN.
-    for stream in (sys.stdout, sys.stderr):
-        encoding = (getattr(stream, "encoding", None) or "").lower().replace("-", "")
-        if isinstance(stream, io.TextIOWrapper) and encoding != "utf8":
-            stream.reconfigure(encoding="utf-8")
+    # encoding, for example under LANG=vi_VN.TCVN. Messages on stderr may
+    # quote file names that are not UTF-8 (legacy TCVN3 or VNI names), whose
+    # undecodable bytes Python holds as lone surrogates, so stderr writes
+    # them as backslash escapes instead of failing.
+    for stream, errors in ((sys.stdout, None), (sys.stderr, "backslashreplace")):
+        if not isinstance(stream, io.TextIOWrapper):
+            continue
+        encoding = (stream.encoding or "").lower().replace("-", "")
+        if encoding != "utf8":
+            stream.reconfigure(encoding="utf-8", errors=errors or "strict")
+        elif errors is not None and stream.errors != errors:
+            stream.reconfigure(errors=errors)
 
 
 class TerminatedBySignal(BaseException):

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
+from cryptography import x509
+from cryptography.x509.oid import NameOID
 
 from niemphong.clients.errors import ClientError, ExitCode
 
@@ -59,6 +61,18 @@ class Identity:
     private_key: bytes = field(repr=False)
     ca_certificates: bytes
     key_mode: int
+
+
+def identity_common_name(identity: Identity) -> str | None:
+    """Return the CN of the identity's certificate, the name niemphongd knows the caller by, or None."""
+    try:
+        certificate = x509.load_pem_x509_certificate(identity.certificate)
+    except ValueError:
+        return None
+    names = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    if len(names) != 1:
+        return None
+    return str(names[0].value)
 
 
 def check_unix_socket_path(path: str) -> None:

@@ -6,13 +6,14 @@ import argparse
 import os
 import stat
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
 import grpc
 
 from niemphong.clients.connection import (
+    Identity,
     ServerAddress,
     load_identity,
     open_channel,
@@ -21,6 +22,7 @@ from niemphong.clients.connection import (
 )
 from niemphong.clients.console import Console
 from niemphong.clients.errors import ClientError, ExitCode
+from niemphong.clients.protocol import starts_with_envelope_magic
 
 
 @dataclass
@@ -29,6 +31,8 @@ class CommandContext:
 
     console: Console
     environ: Mapping[str, str]
+    # The identity that connect() loaded; None before the first connect().
+    identity: Identity | None = field(default=None, init=False)
 
     def connect(self, args: argparse.Namespace) -> tuple[grpc.Channel, ServerAddress]:
         """Open the mTLS channel named by ``--server`` and ``--identity`` or their variables.
@@ -40,6 +44,7 @@ class CommandContext:
         if identity.key_mode & 0o077:
             key_path = identity.folder / "key.pem"
             self.console.warn("warning.key_permissions", path=str(key_path), mode=f"{identity.key_mode:04o}")
+        self.identity = identity
         return open_channel(server, identity, self.environ), server
 
 
@@ -64,3 +69,22 @@ def open_input_file(path: Path) -> tuple[BinaryIO, int]:
     except OSError as exc:
         raise ClientError(ExitCode.USAGE, "usage.input_unreadable", path=str(path), error=exc.strerror) from exc
     return handle, os.fstat(handle.fileno()).st_size
+
+
+def open_envelope_file(path: Path) -> tuple[BinaryIO, int]:
+    """Open an envelope for reading and return it with its size in bytes.
+
+    Raises ClientError (usage) as open_input_file does, and ClientError
+    (integrity failure) when the file does not start with the envelope
+    magic, such as a CSV or a PDF given by mistake.
+    """
+    handle, size = open_input_file(path)
+    try:
+        is_envelope = starts_with_envelope_magic(handle)
+    except OSError as exc:
+        handle.close()
+        raise ClientError(ExitCode.USAGE, "usage.input_unreadable", path=str(path), error=exc.strerror) from exc
+    if not is_envelope:
+        handle.close()
+        raise ClientError(ExitCode.INTEGRITY_FAILURE, "envelope.not_envelope", path=str(path))
+    return handle, size

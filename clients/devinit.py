@@ -9,6 +9,7 @@ because the client never imports the daemon or python-pkcs11.
 from __future__ import annotations
 
 import argparse
+import importlib.resources
 import importlib.util
 import logging
 import os
@@ -23,7 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from niemphong.clients.connection import UNIX_SOCKET_PATH_MAX
-from niemphong.clients.console import Console
 from niemphong.clients.context import CommandContext
 from niemphong.clients.devpki import (
     DEFAULT_IDENTITIES,
@@ -60,11 +60,16 @@ _IDENTITY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 # Per-level policy of the development configuration. Tối mật needs two
 # approvals and gets one open within 8 hours. Mật needs one approval and gets
-# three opens within 24 hours.
+# three opens within 24 hours. Protection periods are those of Article 19 of
+# the Law on Protection of State Secrets No. 29/2018/QH14.
 _LEVEL_SECTIONS = (
-    ("toi-mat", "niemphong-toi-mat", 2, 8, 1),
-    ("mat", "niemphong-mat", 1, 24, 3),
+    ("toi-mat", "niemphong-toi-mat", 2, 8, 1, 365, 20),
+    ("mat", "niemphong-mat", 1, 24, 3, 730, 10),
 )
+
+# The sample catalog of state secrets shipped with the client, marked as
+# sample data inside; niemphongd accepts it only in development mode.
+SAMPLE_CATALOG = "danh-muc-bmnn-mau.csv"
 
 
 @dataclass(frozen=True)
@@ -78,6 +83,14 @@ class DevLayout:
     @property
     def config(self) -> Path:
         return self.root / "niemphongd.toml"
+
+    @property
+    def policy(self) -> Path:
+        return self.root / "policy.toml"
+
+    @property
+    def catalog(self) -> Path:
+        return self.root / SAMPLE_CATALOG
 
     @property
     def softhsm_config(self) -> Path:
@@ -135,7 +148,7 @@ class DevLayout:
     def entries(self) -> tuple[Path, ...]:
         """Return every file and folder that `dev init` creates directly under the root."""
         folders = (self.pki, self.identities, self.tokens, self.secrets, self.state, self.run, self.spool)
-        return (self.config, self.softhsm_config, self.client_env, *folders)
+        return (self.config, self.policy, self.catalog, self.softhsm_config, self.client_env, *folders)
 
 
 def toml_string(value: str) -> str:
@@ -180,19 +193,58 @@ def render_config(layout: DevLayout, module_path: str, tcp_port: int) -> str:
         "[state]",
         f"sqlite = {toml_string(str(layout.sqlite))}",
         "",
+        "[policy]",
+        f"file = {toml_string(str(layout.policy))}",
+        "",
         "[spool]",
         f"root = {toml_string(str(layout.spool))}",
     ]
-    for level, key_id, approvals, grant_hours, grant_opens in _LEVEL_SECTIONS:
+    return "\n".join(lines) + "\n"
+
+
+def render_policy(layout: DevLayout) -> str:
+    """Return the text of policy.toml: development mode, the sample catalog and one sample standing decision."""
+    lines = [
+        "# Niêm Phong development policy, written by niemphong dev init.",
+        "# Development mode accepts a software token for Tối mật and the sample",
+        "# catalog; a policy for state secrets sets development = false.",
+        "development = true",
+        "require_basis = false",
+    ]
+    for level, key_id, approvals, grant_hours, grant_opens, rotation_days, years in _LEVEL_SECTIONS:
         lines += [
             "",
             f"[levels.{level}]",
             f"key_id = {toml_string(key_id)}",
+            'token_profiles = ["softhsm2"]',
             f"approvals = {approvals}",
             f"grant_hours = {grant_hours}",
             f"grant_opens = {grant_opens}",
+            "printing = false",
+            f"rotation_days = {rotation_days}",
+            f"protection_years = {years}",
         ]
+    lines += [
+        "",
+        "[catalog]",
+        f"files = [{toml_string(str(layout.catalog))}]",
+        'superseded = ["danh mục mẫu cũ"]',
+        "",
+        "# Sample standing decision for a recurring kind of electronic document.",
+        "[[standing_decisions]]",
+        'kind = "bao-cao-tuan"',
+        'name = "[Mẫu] Báo cáo tuần về một việc giả định"',
+        'level = "mat"',
+        'basis = "Điểm a Khoản 2 Điều 1 danh mục mẫu"',
+        'decision = "[Mẫu] Quyết định số 01/QĐ-MẪU"',
+        "decided_on = 2025-01-02",
+    ]
     return "\n".join(lines) + "\n"
+
+
+def sample_catalog_bytes() -> bytes:
+    """Return the sample catalog of state secrets shipped with the client."""
+    return (importlib.resources.files("niemphong.clients") / "data" / SAMPLE_CATALOG).read_bytes()
 
 
 def render_softhsm_config(layout: DevLayout) -> str:
@@ -246,10 +298,26 @@ def pick_free_tcp_port() -> int:
         return int(probe.getsockname()[1])
 
 
+# Characters that softhsm2.conf cannot hold in a path, because it has no
+# quoting: a line break ends the line, "#" starts a comment anywhere on a
+# line, and "=" splits the key from the value (checked with SoftHSM 2.6.1).
+_SOFTHSM_CONFIG_UNSAFE = {"\n": "\\n", "\r": "\\r", "#": "#", "=": "="}
+
+
+def _check_folder_characters(root: Path) -> None:
+    text = str(root)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        # The configuration files are UTF-8, so a folder name in a legacy encoding cannot be written into them.
+        raise ClientError(ExitCode.USAGE, "dev.folder_not_utf8", path=repr(text)) from exc
+    unsafe = sorted({_SOFTHSM_CONFIG_UNSAFE[char] for char in text if char in _SOFTHSM_CONFIG_UNSAFE})
+    if unsafe:
+        raise ClientError(ExitCode.USAGE, "dev.bad_folder", path=repr(text), characters=", ".join(unsafe))
+
+
 def _check_new_layout(layout: DevLayout) -> None:
-    if "\n" in str(layout.root) or "\r" in str(layout.root):
-        # softhsm2.conf has no quoting, so a line break would split its line.
-        raise ClientError(ExitCode.USAGE, "dev.bad_folder", path=repr(str(layout.root)))
+    _check_folder_characters(layout.root)
 
     socket_length = len(os.fsencode(str(layout.socket)))
     if socket_length > UNIX_SOCKET_PATH_MAX:
@@ -305,6 +373,8 @@ def write_dev_files(
 
     write_new_file(layout.softhsm_config, render_softhsm_config(layout).encode(), 0o600)
     write_new_file(layout.config, render_config(layout, module_path, tcp_port).encode(), 0o600)
+    write_new_file(layout.policy, render_policy(layout).encode(), 0o600)
+    write_new_file(layout.catalog, sample_catalog_bytes(), 0o600)
     write_new_file(layout.client_env, render_client_env(layout, tcp_port).encode(), 0o600)
     return ca
 
@@ -341,13 +411,14 @@ def prepare_dev_folder(
     return layout
 
 
-def provision_token(layout: DevLayout, console: Console, environ: Mapping[str, str]) -> None:
+def provision_token(layout: DevLayout, environ: Mapping[str, str]) -> None:
     """Run niemphongd's ``provision`` command on the layout's configuration.
 
     The daemon initializes the SoftHSM2 token, writes random PINs into the
     secrets folder with mode 0600 and creates the per-level keys. PINs never
     appear on a command line. Raises ClientError (unavailable) on failure,
-    after copying the subprocess's output to stderr.
+    naming the last line the subprocess wrote; its whole output goes to the
+    debug log (``--verbose``).
     """
     command = [
         sys.executable,
@@ -375,14 +446,23 @@ def provision_token(layout: DevLayout, console: Console, environ: Mapping[str, s
         ) from exc
 
     if completed.returncode != 0:
-        for output in (completed.stdout, completed.stderr):
-            text = output.decode("utf-8", errors="replace")
-            if text:
-                console.stderr.write(text if text.endswith("\n") else text + "\n")
+        streams = (completed.stdout, completed.stderr)
+        output = "\n".join(stream.decode("utf-8", errors="replace").strip() for stream in streams).strip()
+        log.debug("niemphongd provision output:\n%s", output)
         raise ClientError(
-            ExitCode.UNAVAILABLE, "dev.provision_failed", code=completed.returncode, dir=str(layout.root)
+            ExitCode.UNAVAILABLE,
+            "dev.provision_failed",
+            code=completed.returncode,
+            dir=str(layout.root),
+            detail=last_line(output) or "-",
         )
     log.info("token provisioned for %s", layout.root)
+
+
+def last_line(text: str) -> str:
+    """Return the last non-empty line of ``text``: for a Python traceback, the exception and its message."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else ""
 
 
 def add_identity(root: Path, name: str, role: str) -> Path:
@@ -437,7 +517,7 @@ def _next_steps(layout: DevLayout) -> dict[str, str]:
         "--issued",
         "2025-05-14",
         "--out",
-        "tai-lieu.pdf.niemphong",
+        "tai-lieu.pdf.npe",
     ]
     return {
         "daemon_command": shlex.join(["niemphongd", "--config", str(layout.config)]),
@@ -450,15 +530,17 @@ def run_dev_init(args: argparse.Namespace, context: CommandContext) -> int:
     """Create a development environment and provision its SoftHSM2 token."""
     console = context.console
     environ = context.environ
+    root = Path(args.dir)
+    # Checked first, so that a folder SoftHSM2 cannot use is reported before any other problem.
+    _check_folder_characters(Path(os.path.abspath(root.expanduser())))
     if importlib.util.find_spec("niemphong.daemon") is None:
         raise ClientError(ExitCode.UNAVAILABLE, "dev.daemon_missing")
     module_path = find_softhsm_module(environ)
 
-    root = Path(args.dir)
     created_root = not root.exists()
     layout = prepare_dev_folder(root, module_path=module_path)
     try:
-        provision_token(layout, console, environ)
+        provision_token(layout, environ)
     except BaseException:
         remove_dev_files(layout, remove_root=created_root)
         raise

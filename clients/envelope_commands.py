@@ -5,16 +5,31 @@ from __future__ import annotations
 import argparse
 import hashlib
 import logging
+import os
+import unicodedata
 from collections.abc import Iterable
 from pathlib import Path
 from typing import BinaryIO
 
+import grpc
+
 from niemphong.clients.atomic import atomic_output, check_output_path
+from niemphong.clients.classification_args import OptionMissing, classification_from_args, has_classification_facts
 from niemphong.clients.connection import CHUNK_BYTES, UNARY_TIMEOUT_SECONDS
-from niemphong.clients.context import CommandContext, open_input_file
-from niemphong.clients.errors import CatalogText, ClientError, ExitCode, rpc_errors_as_client_errors
+from niemphong.clients.connection import identity_common_name
+from niemphong.clients.context import CommandContext, open_envelope_file, open_input_file
+from niemphong.clients.errors import (
+    CatalogText,
+    ClientError,
+    ExitCode,
+    LocalizedText,
+    TransferProgress,
+    rpc_errors_as_client_errors,
+    track_requests,
+)
+from niemphong.clients.grant_status import explain_not_approved, find_artefact_id
 from niemphong.clients.i18n import format_bytes, format_count, format_date, today_in_vietnam
-from niemphong.clients.spool_commands import run_scan_spool, run_view_spool
+from niemphong.clients.spool_commands import run_view_spool, seal_in_spool
 from niemphong.clients.protocol import (
     EmptyFieldError,
     PROTECTION_YEARS,
@@ -24,10 +39,12 @@ from niemphong.clients.protocol import (
     iter_seal_requests,
     protection_end,
 )
+from niemphong.clients.policy_render import decision_json, explanation
 from niemphong.clients.render import (
     inspect_json,
     level_label,
     open_summary_json,
+    printable,
     render_inspect,
     seal_summary_json,
 )
@@ -42,8 +59,19 @@ def empty_field_error(exc: EmptyFieldError) -> ClientError:
     return ClientError(ExitCode.USAGE, "arg.empty", field=CatalogText(f"field.{exc.field}"))
 
 
+class NotSealedResponse(Exception):
+    """niemphongd declined to seal the document as not secret; carries its answer."""
+
+    def __init__(self, not_sealed: pb.NotSealed) -> None:
+        super().__init__(not_sealed.record_id)
+        self.not_sealed = not_sealed
+
+
 def _warn_about_level(args: argparse.Namespace, context: CommandContext) -> None:
     console = context.console
+    if args.level is None or has_classification_facts(args):
+        # The daemon decides from the facts given; a warning from the level alone could be wrong.
+        return
     if args.level == pb.LEVEL_TUYET_MAT:
         # The daemon is the authority and rejects the request with a reason;
         # sending it lets the daemon record the attempt.
@@ -60,19 +88,67 @@ def _warn_about_level(args: argparse.Namespace, context: CommandContext) -> None
         )
 
 
-def _receive_envelope(responses: Iterable[pb.SealResponse], handle: BinaryIO) -> tuple[pb.SealSummary, str, int]:
+# The daemon's rule for text fields (docs/api.md): control, format,
+# surrogate, private-use and unassigned characters, and line and paragraph
+# separators, are rejected.
+_REJECTED_TEXT_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+
+
+def source_name_of(path: Path) -> str:
+    """Return the file name to record as source_name.
+
+    Bytes that are not UTF-8, as in file names from legacy TCVN3 or VNI
+    systems, become U+FFFD, because the API's strings must be valid UTF-8.
+    """
+    return os.fsencode(path.name).decode("utf-8", errors="replace")
+
+
+def _escape_rejected(text: str) -> str:
+    return "".join(
+        f"\\u{ord(char):04X}" if unicodedata.category(char) in _REJECTED_TEXT_CATEGORIES else char for char in text
+    )
+
+
+def _describe_character(char: str) -> str:
+    name = unicodedata.name(char, "")
+    return f"U+{ord(char):04X} {name}" if name else f"U+{ord(char):04X}"
+
+
+def source_name_error(value: str) -> ClientError:
+    """Return the usage error for a source_name that niemphongd rejected as INVALID_FIELD."""
+    rejected = sorted({char for char in value if unicodedata.category(char) in _REJECTED_TEXT_CATEGORIES})
+    shown = _escape_rejected(value)
+    if rejected:
+        characters = ", ".join(_describe_character(char) for char in rejected)
+        return ClientError(
+            ExitCode.USAGE, "scan.source_name_characters", reason="INVALID_FIELD", value=shown, characters=characters
+        )
+    return ClientError(ExitCode.USAGE, "scan.source_name_invalid", reason="INVALID_FIELD", value=shown)
+
+
+def _is_source_name_error(error: ClientError) -> bool:
+    return error.reason == "INVALID_FIELD" and error.params.get("field") == CatalogText("field.source_name")
+
+
+def _receive_envelope(
+    responses: Iterable[pb.SealResponse], handle: BinaryIO, progress: TransferProgress
+) -> tuple[pb.SealSummary, str, int]:
     digest = hashlib.sha256()
     written = 0
     summary: pb.SealSummary | None = None
 
     for response in responses:
+        progress.started = True
         kind = response.WhichOneof("payload")
         if kind == "chunk" and summary is None:
+            progress.chunks_received += 1
             handle.write(response.chunk)
             digest.update(response.chunk)
             written += len(response.chunk)
         elif kind == "summary" and summary is None:
             summary = response.summary
+        elif kind == "not_sealed" and summary is None and written == 0:
+            raise NotSealedResponse(response.not_sealed)
         else:
             raise ClientError(ExitCode.FAILURE, "error.bad_stream")
 
@@ -83,29 +159,39 @@ def _receive_envelope(responses: Iterable[pb.SealResponse], handle: BinaryIO) ->
 
 def run_scan(args: argparse.Namespace, context: CommandContext) -> int:
     """Seal a scanned file into an envelope written atomically to ``--out``."""
-    console = context.console
+    if args.level is None and not args.kind:
+        raise ClientError(ExitCode.USAGE, "scan.level_or_kind")
     source = Path(args.file)
     out = Path(args.out)
+    source_name = args.source_name if args.source_name is not None else source_name_of(source)
+    level = args.level if args.level is not None else pb.LEVEL_UNSPECIFIED
     try:
-        metadata = build_seal_metadata(args.level, args.doc_number, args.issued, args.title or "", source.name)
+        metadata = build_seal_metadata(level, args.doc_number, args.issued, args.title or "", source_name)
+        metadata.classification.CopyFrom(classification_from_args(args))
     except EmptyFieldError as exc:
         raise empty_field_error(exc) from exc
+    except OptionMissing as exc:
+        raise ClientError(ExitCode.USAGE, "arg.option_needs", option=exc.option, needs=exc.needs) from exc
     if getattr(args, "spool", None):
         _warn_about_level(args, context)
-        return run_scan_spool(args, context, metadata)
+        response = seal_in_spool(args, context, metadata)
+        if response.WhichOneof("result") == "not_sealed":
+            return _report_not_sealed(response.not_sealed, source, args, context)
+        return _report_sealed(response.summary, metadata, source, out, args, context)
 
     check_output_path(out, force=args.force, inputs=[source])
     source_file, source_bytes = open_input_file(source)
     _warn_about_level(args, context)
 
     channel, server = context.connect(args)
+    progress = TransferProgress()
     with channel, source_file:
         stub = pb_grpc.EnvelopeServiceStub(channel)
         try:
-            with atomic_output(out, force=args.force) as handle, rpc_errors_as_client_errors(server.display):
-                responses = stub.Seal(iter_seal_requests(metadata, source_file, CHUNK_BYTES))
+            with atomic_output(out, force=args.force) as handle, rpc_errors_as_client_errors(server.display, progress):
+                responses = stub.Seal(track_requests(iter_seal_requests(metadata, source_file, CHUNK_BYTES), progress))
                 try:
-                    summary, sha256, written = _receive_envelope(responses, handle)
+                    summary, sha256, written = _receive_envelope(responses, handle, progress)
                 finally:
                     # Stops the request stream too when the response loop ends early.
                     responses.cancel()
@@ -119,9 +205,15 @@ def run_scan(args: argparse.Namespace, context: CommandContext) -> int:
                         reported=summary.envelope_bytes,
                     )
         except ClientError as exc:
-            if exc.reason == "LEVEL_NEVER_DIGITIZED":
+            # An empty file, such as the demo's stand-in for a Tuyệt mật
+            # document, holds no content to warn about.
+            if exc.reason == "LEVEL_NEVER_DIGITIZED" and source_bytes > 0:
                 exc.add_hint("scan.tuyet_mat_file_hint", path=str(source))
+            if _is_source_name_error(exc):
+                raise source_name_error(metadata.document.source_name) from exc
             raise
+        except NotSealedResponse as answer:
+            return _report_not_sealed(answer.not_sealed, source, args, context)
 
     log.info(
         "sealed artefact_id=%s level=%s plaintext_bytes=%d envelope_bytes=%d source_bytes=%d",
@@ -131,25 +223,57 @@ def run_scan(args: argparse.Namespace, context: CommandContext) -> int:
         summary.envelope_bytes,
         source_bytes,
     )
+    return _report_sealed(summary, metadata, source, out, args, context)
+
+
+def _report_sealed(
+    summary: pb.SealSummary, metadata: pb.SealMetadata, source: Path, out: Path,
+    args: argparse.Namespace, context: CommandContext,
+) -> int:
+    console = context.console
     console.say(
         "scan.done",
-        source=source.name,
+        source=printable(source_name_of(source)),
         level=level_label(summary.level or args.level, console.lang),
         doc_number=metadata.document.doc_number,
         plaintext=format_bytes(summary.plaintext_bytes, console.lang),
         envelope=format_bytes(summary.envelope_bytes, console.lang),
         out=str(out),
     )
+    if summary.HasField("decision"):
+        console.say("scan.decision", explanation=explanation(summary.decision, console.lang))
     if args.json:
-        console.json(seal_summary_json(summary, out, source))
+        result = seal_summary_json(summary, out, source)
+        if summary.HasField("decision"):
+            result["decision"] = decision_json(summary.decision, console.lang)
+        console.json(result)
     else:
         console.data(summary.artefact_id)
     return ExitCode.OK
 
 
+def _report_not_sealed(not_sealed: pb.NotSealed, source: Path, args: argparse.Namespace, context: CommandContext) -> int:
+    """Tell the clerk why nothing was sealed and what to stamp; exit 3 because no envelope exists."""
+    console = context.console
+    decision = not_sealed.decision
+    log.info("not sealed record_id=%s rule=%s code=%s", not_sealed.record_id, decision.rule, decision.code)
+    message = ClientError(
+        ExitCode.REFUSED_BY_POLICY, "scan.not_sealed", source=source.name, record_id=not_sealed.record_id,
+        explanation=LocalizedText(decision.explanation, decision.explanation_en or decision.explanation),
+    )
+    # Not an error message: the daemon decided, and the clerk has a next step.
+    print(message.localize(console.lang), file=console.stderr)
+    if args.json:
+        console.json({"record_id": not_sealed.record_id, "source": str(source)} | decision_json(decision, console.lang))
+    return ExitCode.REFUSED_BY_POLICY
+
+
 def read_inspect_request(envelope: Path) -> tuple[pb.InspectRequest, int]:
-    """Build the Inspect request for an envelope file and return it with the file size."""
-    envelope_file, envelope_bytes = open_input_file(envelope)
+    """Build the Inspect request for an envelope file and return it with the file size.
+
+    Raises ClientError (integrity failure) when the file is not an envelope.
+    """
+    envelope_file, envelope_bytes = open_envelope_file(envelope)
     with envelope_file:
         return build_inspect_request(envelope_file, envelope_bytes), envelope_bytes
 
@@ -162,6 +286,9 @@ def run_inspect(args: argparse.Namespace, context: CommandContext) -> int:
     with channel, rpc_errors_as_client_errors(server.display):
         response = pb_grpc.EnvelopeServiceStub(channel).Inspect(request, timeout=UNARY_TIMEOUT_SECONDS)
 
+    if response.registry_mismatch:
+        log.warning("artefact_id=%s: header level or document number differ from the registry", response.artefact_id)
+        context.console.warn("inspect.registry_mismatch_warning", envelope=args.envelope)
     if args.json:
         context.console.json(inspect_json(response, envelope_bytes))
     else:
@@ -169,13 +296,17 @@ def run_inspect(args: argparse.Namespace, context: CommandContext) -> int:
     return ExitCode.OK
 
 
-def _receive_plaintext(responses: Iterable[pb.OpenResponse], handle: BinaryIO) -> tuple[pb.OpenSummary, int]:
+def _receive_plaintext(
+    responses: Iterable[pb.OpenResponse], handle: BinaryIO, progress: TransferProgress
+) -> tuple[pb.OpenSummary, int]:
     written = 0
     summary: pb.OpenSummary | None = None
 
     for response in responses:
+        progress.started = True
         kind = response.WhichOneof("payload")
         if kind == "chunk" and summary is None:
+            progress.chunks_received += 1
             handle.write(response.chunk)
             written += len(response.chunk)
         elif kind == "summary" and summary is None:
@@ -186,6 +317,34 @@ def _receive_plaintext(responses: Iterable[pb.OpenResponse], handle: BinaryIO) -
     if summary is None:
         raise ClientError(ExitCode.FAILURE, "error.bad_stream")
     return summary, written
+
+
+def _add_view_failure_hints(
+    error: ClientError,
+    args: argparse.Namespace,
+    context: CommandContext,
+    channel: grpc.Channel,
+    envelope: tuple[BinaryIO, int],
+) -> None:
+    """Add what the viewer needs to know after a failed Open: request state, or a counted open."""
+    if error.reason == "NOT_APPROVED":
+        envelope_file, envelope_bytes = envelope
+        try:
+            envelope_file.seek(0)
+            inspect_request = build_inspect_request(envelope_file, envelope_bytes)
+        except OSError as exc:
+            log.debug("cannot reread the envelope to explain NOT_APPROVED: %s", exc)
+            return
+        artefact_id = find_artefact_id(channel, inspect_request)
+        viewer = identity_common_name(context.identity) if context.identity is not None else None
+        for message_id, params in explain_not_approved(
+            channel, request_id=args.request or "", artefact_id=artefact_id, viewer=viewer
+        ):
+            error.add_hint(message_id, **params)
+    elif error.reason == "INTEGRITY_FAILURE" or error.message_id == "error.connection_lost":
+        # The daemon counts the open once the header has verified, before it
+        # sends any plaintext, and does not give it back on a later failure.
+        error.add_hint("view.open_may_be_counted")
 
 
 def run_view(args: argparse.Namespace, context: CommandContext) -> int:
@@ -200,24 +359,30 @@ def run_view(args: argparse.Namespace, context: CommandContext) -> int:
     envelope = Path(args.envelope)
     out = Path(args.out)
     check_output_path(out, force=args.force, inputs=[envelope])
-    envelope_file, envelope_bytes = open_input_file(envelope)
+    envelope_file, envelope_bytes = open_envelope_file(envelope)
 
     channel, server = context.connect(args)
+    progress = TransferProgress()
     with channel, envelope_file:
         stub = pb_grpc.EnvelopeServiceStub(channel)
-        with atomic_output(out, force=args.force) as handle, rpc_errors_as_client_errors(server.display):
-            responses = stub.Open(iter_open_requests(args.request or "", envelope_file, CHUNK_BYTES))
-            try:
-                summary, written = _receive_plaintext(responses, handle)
-            finally:
-                responses.cancel()
-            if summary.plaintext_bytes != written:
-                raise ClientError(
-                    ExitCode.INTEGRITY_FAILURE,
-                    "error.size_mismatch",
-                    received=written,
-                    reported=summary.plaintext_bytes,
-                )
+        try:
+            with atomic_output(out, force=args.force) as handle, rpc_errors_as_client_errors(server.display, progress):
+                requests = iter_open_requests(args.request or "", envelope_file, CHUNK_BYTES)
+                responses = stub.Open(track_requests(requests, progress))
+                try:
+                    summary, written = _receive_plaintext(responses, handle, progress)
+                finally:
+                    responses.cancel()
+                if summary.plaintext_bytes != written:
+                    raise ClientError(
+                        ExitCode.INTEGRITY_FAILURE,
+                        "error.size_mismatch",
+                        received=written,
+                        reported=summary.plaintext_bytes,
+                    )
+        except ClientError as exc:
+            _add_view_failure_hints(exc, args, context, channel, (envelope_file, envelope_bytes))
+            raise
 
     log.info(
         "opened artefact_id=%s envelope_bytes=%d plaintext_bytes=%d opens_remaining=%d",

@@ -11,20 +11,22 @@ from __future__ import annotations
 
 import enum
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 import grpc
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from niemphong.clients.i18n import Lang, translate
+from niemphong.clients.i18n import Lang, format_timestamp, translate
 
 log = logging.getLogger(__name__)
 
 ERROR_DOMAIN = "niemphong.v1"
+
+T = TypeVar("T")
 
 
 class ExitCode(enum.IntEnum):
@@ -59,6 +61,26 @@ class RoleNames(NamedTuple):
         """Return the role labels in ``lang``, joined with the conjunction."""
         labels = [translate(lang, f"role.{name}") if name in _ROLE_LABELS else name for name in self.names]
         return translate(lang, self.conjunction_id).join(labels) or "?"
+
+
+class LocalTime(NamedTuple):
+    """A message parameter holding Unix seconds, shown as Vietnam local time in the user's language."""
+
+    unix_seconds: int
+
+    def localize(self, lang: Lang) -> str:
+        """Return the time formatted for ``lang``."""
+        return format_timestamp(self.unix_seconds, lang)
+
+
+class LocalizedText(NamedTuple):
+    """A message parameter that niemphongd already wrote in both languages."""
+
+    vi: str
+    en: str
+
+    def localize(self, lang: Lang) -> str:
+        return self.vi if lang == "vi" else self.en
 
 
 class ClientError(Exception):
@@ -97,7 +119,7 @@ class ClientError(Exception):
 
 def _translate_with_params(lang: Lang, message_id: str, params: Mapping[str, object]) -> str:
     resolved = {
-        name: value.localize(lang) if isinstance(value, (CatalogText, RoleNames)) else value
+        name: value.localize(lang) if isinstance(value, (CatalogText, RoleNames, LocalTime, LocalizedText)) else value
         for name, value in params.items()
     }
     return translate(lang, message_id, **resolved)
@@ -124,6 +146,8 @@ REASON_RULES: Mapping[str, ReasonRule] = {
     "NOT_YOUR_REQUEST": ReasonRule(grpc.StatusCode.PERMISSION_DENIED, ExitCode.NOT_AUTHORIZED),
     "ALREADY_APPROVED": ReasonRule(grpc.StatusCode.FAILED_PRECONDITION, ExitCode.REFUSED_BY_POLICY),
     "REQUEST_NOT_PENDING": ReasonRule(grpc.StatusCode.FAILED_PRECONDITION, ExitCode.REFUSED_BY_POLICY),
+    "TOO_MANY_PENDING": ReasonRule(grpc.StatusCode.RESOURCE_EXHAUSTED, ExitCode.REFUSED_BY_POLICY),
+    "TOO_MANY_STREAMS": ReasonRule(grpc.StatusCode.RESOURCE_EXHAUSTED, ExitCode.UNAVAILABLE),
     "REQUEST_NOT_FOUND": ReasonRule(grpc.StatusCode.NOT_FOUND, ExitCode.FAILURE),
     "ARTEFACT_NOT_FOUND": ReasonRule(grpc.StatusCode.NOT_FOUND, ExitCode.FAILURE),
     "INTEGRITY_FAILURE": ReasonRule(grpc.StatusCode.DATA_LOSS, ExitCode.INTEGRITY_FAILURE),
@@ -136,6 +160,8 @@ REASON_RULES: Mapping[str, ReasonRule] = {
     "SPOOL_FILE_REJECTED": ReasonRule(grpc.StatusCode.PERMISSION_DENIED, ExitCode.NOT_AUTHORIZED),
     "SPOOL_OUTPUT_EXISTS": ReasonRule(grpc.StatusCode.ALREADY_EXISTS, ExitCode.USAGE),
     "SPOOL_IO_FAILED": ReasonRule(grpc.StatusCode.INTERNAL, ExitCode.FAILURE),
+    "CLASSIFICATION_REFUSED": ReasonRule(grpc.StatusCode.FAILED_PRECONDITION, ExitCode.REFUSED_BY_POLICY),
+    "EXTENSION_REJECTED": ReasonRule(grpc.StatusCode.FAILED_PRECONDITION, ExitCode.REFUSED_BY_POLICY),
 }
 
 # Exit codes for a failure whose reason is missing or unknown.
@@ -163,8 +189,13 @@ _STATUS_MESSAGES: Mapping[grpc.StatusCode, str] = {
 
 _FIELD_LABELS = frozenset(
     {"doc_number", "issued_on", "title", "source_name", "purpose", "reason", "artefact_id", "request_id", "level",
+     "classification.basis", "classification.stamp.starts_on", "classification.stamp.ends_on",
+     "classification.extension.ends_on", "classification.extension.decision", "classification.extension.decided_on",
+     "classification.declassification.decision", "classification.declassification.decided_on",
+     "classification.standing_decision", "ends_on", "decided_on", "decision", "as_of", "within_days",
      "source_path", "envelope_path", "output_path"}
 )
+_EXTENSION_CODES = frozenset({"NOT_LATER", "DECIDED_AFTER_TODAY", "DECIDED_LATE"})
 _SPOOL_PROBLEMS = frozenset({"symlink", "not_regular", "owner", "hard_links", "writable_by_others", "changed"})
 _ROLE_LABELS = frozenset({"scanner", "viewer", "approver", "custodian", "auditor", "operator"})
 
@@ -206,7 +237,7 @@ def _error_from_reason(info: error_details_pb2.ErrorInfo, rule: ReasonRule) -> C
     params: dict[str, object] = {}
     if info.reason in ("INVALID_FIELD", "FIELD_TOO_LONG"):
         params["field"] = _field_param(metadata.get("field", ""))
-    if info.reason == "FIELD_TOO_LONG":
+    if info.reason in ("FIELD_TOO_LONG", "TOO_MANY_PENDING", "TOO_MANY_STREAMS"):
         params["max"] = metadata.get("max", "?")
     if info.reason.startswith("SPOOL_"):
         params["field"] = _field_param(metadata.get("field", ""))
@@ -216,17 +247,26 @@ def _error_from_reason(info: error_details_pb2.ErrorInfo, rule: ReasonRule) -> C
         # Any one of the required roles is enough, and the caller has all of the listed roles.
         params["required_role"] = _role_param(metadata.get("required_role", ""), "word.or")
         params["role"] = _role_param(metadata.get("role", ""), "word.and")
+    if info.reason == "CLASSIFICATION_REFUSED":
+        # niemphongd explains the refusal itself, citing the rule, in both languages.
+        params["explanation"] = LocalizedText(metadata.get("explanation", "?"), metadata.get("explanation_en", "?"))
+        params["code"] = metadata.get("code", "?")
+    if info.reason == "EXTENSION_REJECTED":
+        code = metadata.get("code", "")
+        params["why"] = CatalogText(f"extension.{code if code in _EXTENSION_CODES else 'OTHER'}")
 
     return ClientError(rule.exit_code, f"reason.{info.reason}", reason=info.reason, **params)
 
 
-def _error_from_status(code: grpc.StatusCode, detail: str, server: str) -> ClientError:
+def _error_from_status(code: grpc.StatusCode, detail: str, server: str, transfer_started: bool) -> ClientError:
     exit_code = STATUS_EXIT_CODES.get(code, ExitCode.FAILURE)
 
     if code == grpc.StatusCode.UNAVAILABLE:
-        # UNAVAILABLE without an ErrorInfo comes from the gRPC library itself,
-        # for example when no daemon listens on the socket or the TLS handshake fails.
-        return ClientError(exit_code, "error.connect", server=server, detail=detail)
+        # UNAVAILABLE without an ErrorInfo comes from the gRPC library itself:
+        # before the transfer started, no daemon listens on the socket or the
+        # TLS handshake failed; after it started, the connection broke.
+        message_id = "error.connection_lost" if transfer_started else "error.connect"
+        return ClientError(exit_code, message_id, server=server, detail=detail)
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
         return ClientError(exit_code, "error.deadline", server=server)
 
@@ -236,11 +276,12 @@ def _error_from_status(code: grpc.StatusCode, detail: str, server: str) -> Clien
     return ClientError(exit_code, message_id)
 
 
-def error_from_rpc(error: grpc.RpcError, server: str) -> ClientError:
+def error_from_rpc(error: grpc.RpcError, server: str, *, transfer_started: bool = False) -> ClientError:
     """Convert a failed gRPC call into a ClientError.
 
     ``server`` is the daemon address as the user gave it, for messages about
-    connection failures.
+    connection failures. ``transfer_started`` tells a connection lost during
+    a streamed transfer apart from a connection that never opened.
     """
     call: grpc.Call = error  # type: ignore[assignment]  # every RpcError that grpcio raises for a call is a Call
     code = call.code()
@@ -253,7 +294,7 @@ def error_from_rpc(error: grpc.RpcError, server: str) -> ClientError:
         if rule is not None:
             return _error_from_reason(info, rule)
         log.warning("unknown error reason %r with code %s; falling back on the code", info.reason, code.name)
-    return _error_from_status(code, detail, server)
+    return _error_from_status(code, detail, server, transfer_started)
 
 
 def describe_rpc_error(error: grpc.RpcError, lang: Lang, server: str) -> tuple[int, str]:
@@ -262,10 +303,35 @@ def describe_rpc_error(error: grpc.RpcError, lang: Lang, server: str) -> tuple[i
     return int(client_error.exit_code), client_error.localize(lang)
 
 
+@dataclass
+class TransferProgress:
+    """How far a streamed call got, so that its failure can be described."""
+
+    # The daemon has received the first request message or sent a response
+    # message, so the connection was open.
+    started: bool = False
+    # Response messages carrying data that were received.
+    chunks_received: int = 0
+
+
+def track_requests(requests: Iterable[T], progress: TransferProgress) -> Iterator[T]:
+    """Yield ``requests`` and mark ``progress`` started once the first one was sent.
+
+    grpcio asks the iterator for the next message only after the previous
+    one was sent, and with no connection it never sends the first, so a
+    request for the second message means that the stream was open.
+    """
+    for index, message in enumerate(requests):
+        if index > 0:
+            progress.started = True
+        yield message
+
+
 @contextmanager
-def rpc_errors_as_client_errors(server: str) -> Iterator[None]:
+def rpc_errors_as_client_errors(server: str, progress: TransferProgress | None = None) -> Iterator[None]:
     """Re-raise any grpc.RpcError in the block as a ClientError."""
     try:
         yield
     except grpc.RpcError as exc:
-        raise error_from_rpc(exc, server) from exc
+        started = progress is not None and progress.started
+        raise error_from_rpc(exc, server, transfer_started=started) from exc

@@ -21,6 +21,11 @@ from niemphong.v1 import niemphong_pb2 as pb
 # must contain the whole header.
 INSPECT_HEAD_BYTES = 80 * 1024
 
+# The first 8 bytes of every envelope, fixed by docs/format.md ("Preamble").
+# The client checks them itself so that a file of another kind gets a calm
+# "not an envelope" message instead of the daemon's integrity failure.
+ENVELOPE_MAGIC = b"\x89NPHONG\n"
+
 LEVEL_BY_NAME: dict[str, int] = {
     "mat": pb.LEVEL_MAT,
     "toi-mat": pb.LEVEL_TOI_MAT,
@@ -149,6 +154,13 @@ def iter_open_requests(request_id: str, envelope: BinaryIO, chunk_bytes: int) ->
     yield pb.OpenRequest(start=pb.OpenStart(request_id=request_id))
     while chunk := envelope.read(chunk_bytes):
         yield pb.OpenRequest(chunk=chunk)
+
+
+def starts_with_envelope_magic(envelope: BinaryIO) -> bool:
+    """Return whether the file starts with ENVELOPE_MAGIC, and seek back to its start."""
+    head = envelope.read(len(ENVELOPE_MAGIC))
+    envelope.seek(0)
+    return head == ENVELOPE_MAGIC
 
 
 def build_inspect_request(envelope: BinaryIO, envelope_bytes: int) -> pb.InspectRequest:

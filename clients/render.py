@@ -27,9 +27,39 @@ _STATE_NAMES = {
 }
 
 
+# Unicode categories that json.dumps(ensure_ascii=False) writes unescaped but
+# that must not reach a terminal: C1 controls and DEL (Cc), format characters
+# such as the bidi marks, embeddings, overrides and isolates (Cf), line and
+# paragraph separators (Zl, Zp), and the lone surrogates that stand for
+# undecodable bytes in file names (Cs). json.dumps itself escapes C0 controls.
+_JSON_ESCAPED_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
+
+
+def _json_escape(char: str) -> str:
+    code = ord(char)
+    if code <= 0xFFFF:
+        return f"\\u{code:04x}"
+    # JSON writes characters outside the Basic Multilingual Plane as a UTF-16 surrogate pair.
+    code -= 0x10000
+    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
+
+
 def dump_json(value: object) -> str:
-    """Serialize ``value`` as indented UTF-8 JSON, keeping Vietnamese letters readable."""
-    return json.dumps(value, ensure_ascii=False, indent=2, sort_keys=False)
+    """Serialize ``value`` as indented UTF-8 JSON, keeping Vietnamese letters readable.
+
+    Control, format and separator characters in strings are written as
+    \\uXXXX escapes, so that a forged envelope header cannot move the cursor
+    or reorder text on the terminal.
+    """
+    text = json.dumps(value, ensure_ascii=False, indent=2, sort_keys=False)
+    # Every character at or above U+007F of these categories is inside a
+    # string, because the JSON structure itself is ASCII.
+    return "".join(
+        _json_escape(char)
+        if ord(char) >= 0x7F and unicodedata.category(char) in _JSON_ESCAPED_CATEGORIES
+        else char
+        for char in text
+    )
 
 
 def level_label(level: int, lang: Lang) -> str:
@@ -63,13 +93,13 @@ def _key_json(key: pb.KeyRef) -> dict[str, object]:
 
 
 def printable(text: str) -> str:
-    """Replace control and format characters with U+FFFD.
+    """Replace control, format and separator characters and lone surrogates with U+FFFD.
 
     Strings from an envelope header or from another user (title, purpose,
     reason) reach the terminal. Escape sequences in them could rewrite the
     text shown to the user, and bidirectional overrides could reorder it.
     """
-    return "".join("\ufffd" if unicodedata.category(char) in ("Cc", "Cf") else char for char in text)
+    return "".join("\ufffd" if unicodedata.category(char) in _JSON_ESCAPED_CATEGORIES else char for char in text)
 
 
 def _labelled_lines(rows: Sequence[tuple[str, str]]) -> str:
@@ -116,6 +146,7 @@ def inspect_json(response: pb.InspectResponse, envelope_bytes: int) -> dict[str,
         "segment_bytes": response.segment_bytes,
         "header_bytes": response.header_bytes,
         "registered": response.registered,
+        "registry_mismatch": response.registry_mismatch,
         # The header is authenticated only when the envelope is opened.
         "verified": False,
     }
@@ -159,7 +190,10 @@ def render_inspect(response: pb.InspectResponse, envelope_bytes: int, lang: Lang
             ),
         ),
     ]
-    return _labelled_lines(rows) + "\n\n" + translate(lang, "inspect.unverified")
+    table = _labelled_lines(rows) + "\n\n" + translate(lang, "inspect.unverified")
+    if response.registry_mismatch:
+        return translate(lang, "inspect.registry_mismatch") + "\n\n" + table
+    return table
 
 
 def access_request_json(request: pb.AccessRequest) -> dict[str, object]:

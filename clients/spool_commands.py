@@ -17,7 +17,7 @@ from pathlib import Path
 from niemphong.clients.context import CommandContext
 from niemphong.clients.errors import ClientError, ExitCode, rpc_errors_as_client_errors
 from niemphong.clients.i18n import format_bytes, format_count
-from niemphong.clients.render import level_label, open_summary_json, seal_summary_json
+from niemphong.clients.render import open_summary_json
 from niemphong.v1 import niemphong_pb2 as pb
 from niemphong.v1 import niemphong_pb2_grpc as pb_grpc
 
@@ -47,9 +47,8 @@ def spool_relative(path: Path, spool: Path) -> str:
     return "/".join(relative.parts)
 
 
-def run_scan_spool(args: argparse.Namespace, context: CommandContext, metadata: pb.SealMetadata) -> int:
-    """Ask the daemon to seal ``args.file`` into ``args.out``, both inside ``args.spool``."""
-    console = context.console
+def seal_in_spool(args: argparse.Namespace, context: CommandContext, metadata: pb.SealMetadata) -> pb.SealFileResponse:
+    """Ask the daemon to seal ``args.file`` into ``args.out``, both inside ``args.spool``, and return its response."""
     spool = Path(args.spool)
     source, out = Path(args.file), Path(args.out)
     request = pb.SealFileRequest(
@@ -62,26 +61,17 @@ def run_scan_spool(args: argparse.Namespace, context: CommandContext, metadata: 
     channel, server = context.connect(args)
     with channel, rpc_errors_as_client_errors(server.display):
         # No deadline, as for the Seal stream: the time grows with the file's size.
-        summary = pb_grpc.SpoolServiceStub(channel).SealFile(request)
+        response = pb_grpc.SpoolServiceStub(channel).SealFile(request)
 
-    log.info(
-        "sealed in spool artefact_id=%s level=%s plaintext_bytes=%d envelope_bytes=%d",
-        summary.artefact_id, summary.level, summary.plaintext_bytes, summary.envelope_bytes,
-    )
-    console.say(
-        "scan.done",
-        source=source.name,
-        level=level_label(summary.level or args.level, console.lang),
-        doc_number=metadata.document.doc_number,
-        plaintext=format_bytes(summary.plaintext_bytes, console.lang),
-        envelope=format_bytes(summary.envelope_bytes, console.lang),
-        out=str(out),
-    )
-    if args.json:
-        console.json(seal_summary_json(summary, out, source))
-    else:
-        console.data(summary.artefact_id)
-    return ExitCode.OK
+    if response.WhichOneof("result") == "summary":
+        summary = response.summary
+        log.info(
+            "sealed in spool artefact_id=%s level=%s plaintext_bytes=%d envelope_bytes=%d",
+            summary.artefact_id, summary.level, summary.plaintext_bytes, summary.envelope_bytes,
+        )
+    elif response.WhichOneof("result") != "not_sealed":
+        raise ClientError(ExitCode.FAILURE, "error.bad_stream")
+    return response
 
 
 def run_view_spool(args: argparse.Namespace, context: CommandContext) -> int:

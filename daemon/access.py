@@ -34,6 +34,9 @@ log = logging.getLogger(__name__)
 
 PENDING, APPROVED, DENIED = "pending", "approved", "denied"
 MAX_LISTED_REQUESTS = 1000
+# A viewer with this many requests still pending must wait for decisions
+# before asking again, so one viewer cannot bury other requests.
+MAX_PENDING_PER_VIEWER = 50
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,13 @@ class AccessControl:
             artefact = tx.get_artefact(artefact_id)
             if artefact is None:
                 raise ServiceError("ARTEFACT_NOT_FOUND", f"artefact {artefact_id} is not in the registry")
+            pending = tx.list_requests(PENDING, viewer.name, MAX_PENDING_PER_VIEWER)
+            if len(pending) >= MAX_PENDING_PER_VIEWER:
+                raise ServiceError(
+                    "TOO_MANY_PENDING",
+                    f"{viewer.name} already has {MAX_PENDING_PER_VIEWER} pending requests",
+                    {"max": str(MAX_PENDING_PER_VIEWER)},
+                )
             policy = self.policies[Level(artefact.level)]
             request = RequestRecord(
                 request_id=uuid.uuid4().hex,
@@ -146,16 +156,18 @@ class AccessControl:
         log.info("request %s denied by %s", request_id, approver.name)
         return view
 
-    def list_pending(self, caller: Identity) -> list[RequestView]:
+    def list_pending(self, caller: Identity) -> tuple[list[RequestView], bool]:
+        """Return the oldest pending requests the caller may see, and whether more exist."""
         requester = None if caller.has_role("approver") else caller.name
 
         with self.store.transaction() as tx:
+            requests = tx.list_requests(PENDING, requester, MAX_LISTED_REQUESTS + 1)
             views = []
-            for request in tx.list_requests(PENDING, requester, MAX_LISTED_REQUESTS):
+            for request in requests[:MAX_LISTED_REQUESTS]:
                 artefact = tx.get_artefact(request.artefact_id)
                 assert artefact is not None  # a foreign key guarantees it
                 views.append(RequestView(request, artefact, tx.list_approvals(request.request_id), None))
-        return views
+        return views, len(requests) > MAX_LISTED_REQUESTS
 
     def get_request(self, caller: Identity, request_id: str) -> RequestView:
         with self.store.transaction() as tx:

@@ -12,21 +12,19 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from niemphong.daemon.errors import ConfigError
-from niemphong.daemon.levels import SEALABLE_LEVELS, Level
+from niemphong.daemon.levels import Level
 from niemphong.daemon.spool import SpoolConfig
+
+if TYPE_CHECKING:
+    from niemphong.daemon.policy.loader import Policy
 
 DEFAULT_CHUNK_BYTES = 1024 * 1024
 MAX_CHUNK_BYTES = 4 * 1024 * 1024
 DEFAULT_SESSIONS = 4
 MAX_SESSIONS = 64
-
-# Approvals default to two distinct approvers for Tối mật and one for Mật.
-DEFAULT_APPROVALS = {Level.TOI_MAT: 2, Level.MAT: 1}
-DEFAULT_GRANT_HOURS = {Level.TOI_MAT: 8, Level.MAT: 24}
-DEFAULT_GRANT_OPENS = {Level.TOI_MAT: 1, Level.MAT: 3}
 
 
 @dataclass(frozen=True)
@@ -43,11 +41,20 @@ class TokenConfig:
 
 @dataclass(frozen=True)
 class LevelPolicy:
+    """The key policy of one level, read from the policy file (see daemon/policy/loader.py)."""
+
     level: Level
     key_id: str
     approvals: int
     grant_seconds: int
     grant_opens: int
+    # Empty: any profile except a software one for Tối mật outside development mode.
+    token_profiles: tuple[str, ...] = ()
+    # NOTE: recorded and shown by `niemphong policy show`; no command prints yet.
+    printing: bool = False
+    # NOTE: recorded and shown; the daemon does not rotate keys on its own yet.
+    rotation_days: int = 365
+    protection_years: int = 10
 
 
 @dataclass(frozen=True)
@@ -65,6 +72,7 @@ class Config:
     levels: Mapping[Level, LevelPolicy]
     log_level: str = "info"
     extra: Mapping[str, Any] = field(default_factory=dict)
+    policy: Policy | None = None
     spool: SpoolConfig | None = None
 
 
@@ -134,7 +142,9 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
 
     root = _Reader(path, data)
-    root.reject_unknown({"server", "tls", "token", "state", "levels", "log", "spool"})
+    if "levels" in data:
+        raise root.fail("levels", "the key policy of each level is in the policy file named by [policy] file; move [levels.*] there")
+    root.reject_unknown({"server", "tls", "token", "state", "policy", "log", "spool"})
 
     server = root.section("server")
     server.reject_unknown({"unix_socket", "tcp", "chunk_bytes", "workers"})
@@ -162,7 +172,13 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     sqlite = state.path_value("sqlite", required=True)
     assert sqlite is not None
 
-    levels = _load_levels(root.section("levels"))
+    policy_section = root.section("policy")
+    policy_section.reject_unknown({"file"})
+    policy_path = policy_section.path_value("file", required=True)
+    assert policy_path is not None
+    from niemphong.daemon.policy.loader import load_policy  # imports this module
+
+    policy = load_policy(policy_path, token)
 
     log = root.section("log", required=False)
     log.reject_unknown({"level"})
@@ -181,8 +197,9 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         tls_key=tls_key,
         token=token,
         sqlite=sqlite,
-        levels=levels,
+        levels=policy.levels,
         log_level=log_level,
+        policy=policy,
         spool=_load_spool(root.section("spool", required=False)),
     )
 
@@ -239,36 +256,6 @@ def _load_spool(spool: _Reader) -> SpoolConfig | None:
     if not root.is_dir():
         raise spool.fail("root", f"{root} is not an existing folder")
     return SpoolConfig(root=root, workers=spool.integer("workers", min(4, os.cpu_count() or 1), 1, 64))
-
-
-def _load_levels(levels: _Reader) -> dict[Level, LevelPolicy]:
-    known = {level.config_name for level in SEALABLE_LEVELS}
-    for key in levels.table:
-        if key == Level.TUYET_MAT.config_name:
-            raise levels.fail(key, "Tuyệt mật is never digitized and can have no key policy")
-        if key not in known:
-            raise levels.fail(key, f"unknown level; expected one of {sorted(known)}")
-
-    policies: dict[Level, LevelPolicy] = {}
-    for level in SEALABLE_LEVELS:
-        section = levels.section(level.config_name)
-        section.reject_unknown({"key_id", "approvals", "grant_hours", "grant_opens"})
-        key_id = section.string("key_id", default=f"niemphong-{level.config_name}")
-        assert key_id is not None
-        if not key_id.isascii() or not key_id.isprintable() or len(key_id) > 64:
-            raise section.fail("key_id", "must be printable ASCII of at most 64 characters")
-        policies[level] = LevelPolicy(
-            level=level,
-            key_id=key_id,
-            approvals=section.integer("approvals", DEFAULT_APPROVALS[level], 1, 10),
-            grant_seconds=3600 * section.integer("grant_hours", DEFAULT_GRANT_HOURS[level], 1, 24 * 30),
-            grant_opens=section.integer("grant_opens", DEFAULT_GRANT_OPENS[level], 1, 100),
-        )
-
-    key_ids = [policy.key_id for policy in policies.values()]
-    if len(set(key_ids)) != len(key_ids):
-        raise levels.fail("toi-mat.key_id", "each level needs its own key; Tối mật and Mật share one")
-    return policies
 
 
 def read_pin(token: TokenConfig) -> str:

@@ -32,6 +32,8 @@ REASON_CODES: Mapping[str, grpc.StatusCode] = {
     "NOT_YOUR_REQUEST": grpc.StatusCode.PERMISSION_DENIED,
     "ALREADY_APPROVED": grpc.StatusCode.FAILED_PRECONDITION,
     "REQUEST_NOT_PENDING": grpc.StatusCode.FAILED_PRECONDITION,
+    "TOO_MANY_PENDING": grpc.StatusCode.RESOURCE_EXHAUSTED,
+    "TOO_MANY_STREAMS": grpc.StatusCode.RESOURCE_EXHAUSTED,
     "REQUEST_NOT_FOUND": grpc.StatusCode.NOT_FOUND,
     "ARTEFACT_NOT_FOUND": grpc.StatusCode.NOT_FOUND,
     "INTEGRITY_FAILURE": grpc.StatusCode.DATA_LOSS,
@@ -45,6 +47,9 @@ REASON_CODES: Mapping[str, grpc.StatusCode] = {
     "SPOOL_FILE_REJECTED": grpc.StatusCode.PERMISSION_DENIED,
     "SPOOL_OUTPUT_EXISTS": grpc.StatusCode.ALREADY_EXISTS,
     "SPOOL_IO_FAILED": grpc.StatusCode.INTERNAL,
+    # Classification policy: metadata "code" holds the decision code.
+    "CLASSIFICATION_REFUSED": grpc.StatusCode.FAILED_PRECONDITION,
+    "EXTENSION_REJECTED": grpc.StatusCode.FAILED_PRECONDITION,
 }
 
 

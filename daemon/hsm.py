@@ -171,6 +171,32 @@ def _parse_kek_label(label: str) -> tuple[str, int] | None:
     return key_id, int(version)
 
 
+# Attribute values every KEK must have. ALWAYS_SENSITIVE and NEVER_EXTRACTABLE
+# are set by the token itself and prove the value was never readable.
+_KEK_REQUIRED = {
+    Attribute.KEY_TYPE: KeyType.AES,
+    Attribute.VALUE_LEN: 32,
+    Attribute.SENSITIVE: True,
+    Attribute.ALWAYS_SENSITIVE: True,
+    Attribute.EXTRACTABLE: False,
+    Attribute.NEVER_EXTRACTABLE: True,
+    Attribute.ENCRYPT: False,
+    Attribute.DECRYPT: False,
+}
+
+
+def _kek_weakness(key: pkcs11.SecretKey) -> str | None:
+    """Return why ``key`` is unfit to be a KEK, or None when it is fit."""
+    for attribute, expected in _KEK_REQUIRED.items():
+        try:
+            actual = key[attribute]
+        except p11x.PKCS11Error:
+            return f"attribute {attribute.name} cannot be read"
+        if actual != expected:
+            return f"attribute {attribute.name} is {actual!r}, expected {expected!r}"
+    return None
+
+
 class Pkcs11Token:
     """A logged-in token with a pool of sessions.
 
@@ -268,13 +294,24 @@ class Pkcs11Token:
     # Keys ---------------------------------------------------------------
 
     def list_keks(self) -> list[KekInfo]:
-        """List the key-encryption keys in the token, by key id and version."""
+        """List the key-encryption keys in the token, by key id and version.
+
+        A key whose label looks like a KEK but whose attributes would let its
+        value leave the token, or let it encrypt data directly, is left out
+        and logged: someone with the PIN could plant such a key as a "newer
+        version" and decrypt every envelope sealed under it.
+        """
         found = []
         with self.session() as session:
             for key in session.get_objects({Attribute.CLASS: ObjectClass.SECRET_KEY, Attribute.TOKEN: True}):
                 parsed = _parse_kek_label(key.label or "")
-                if parsed is not None:
-                    found.append(KekInfo(parsed[0], parsed[1], key.label))
+                if parsed is None:
+                    continue
+                problem = _kek_weakness(key)
+                if problem is not None:
+                    log.error("ignoring key %s in token %s: %s", key.label, self.describe(), problem)
+                    continue
+                found.append(KekInfo(parsed[0], parsed[1], key.label))
         return sorted(found, key=lambda info: (info.key_id, info.version))
 
     def newest_version(self, key_id: str) -> int | None:
@@ -299,6 +336,10 @@ class Pkcs11Token:
                 key = session.get_key(object_class=ObjectClass.SECRET_KEY, label=kek_label(key_id, version))
             except (p11x.NoSuchKey, p11x.MultipleObjectsReturned) as exc:
                 raise KeyError(kek_label(key_id, version)) from exc
+            problem = _kek_weakness(key)
+            if problem is not None:
+                log.error("refusing key %s in token %s: %s", key.label, self.describe(), problem)
+                raise KeyError(kek_label(key_id, version))
             self._kek_cache[cache_key] = key
         return key
 

@@ -1,9 +1,9 @@
 """Who is calling: identities and roles from the mTLS client certificate.
 
 Every connection, TCP or unix socket, is mutual TLS against the agency CA
-configured in [tls] ca. A certificate's common name is the person or
-station (``approver-1``); each organizational unit (OU) attribute names one
-role. The role table below is checked in an interceptor before any handler
+configured in [tls] ca. A certificate's common name, case-folded, is the
+person or station (``approver-1``); each organizational unit (OU) attribute
+names one role. The role table below is checked in an interceptor before any handler
 runs, so a handler never sees a caller without the role its method needs.
 """
 
@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
+import unicodedata
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -42,6 +44,10 @@ METHOD_ROLES: Mapping[str, frozenset[str]] = {
     f"{_V1}AccessService/GetRequest": frozenset({"viewer", "approver"}),
     f"{_V1}SpoolService/SealFile": frozenset({"scanner"}),
     f"{_V1}SpoolService/OpenFile": frozenset({"viewer"}),
+    f"{_V1}PolicyService/GetPolicy": ROLES,
+    f"{_V1}PolicyService/Decide": ROLES,
+    f"{_V1}PolicyService/ListDue": frozenset({"approver", "custodian", "auditor"}),
+    f"{_V1}PolicyService/RecordExtension": frozenset({"approver"}),
 }
 
 
@@ -65,7 +71,12 @@ def identity_from_pem(pem: bytes) -> Identity | None:
     roles = frozenset(str(unit.value) for unit in units) & ROLES
     if len(names) != 1 or not roles:
         return None
-    return Identity(name=str(names[0].value), roles=roles)
+    # Names are compared case-insensitively and in one Unicode form, so that
+    # "Viewer" cannot approve what "viewer" asked for.
+    name = unicodedata.normalize("NFKC", str(names[0].value)).casefold()
+    if not name:
+        return None
+    return Identity(name=name, roles=roles)
 
 
 class CallContext:
@@ -94,8 +105,45 @@ def _peer_identity(context: grpc.ServicerContext) -> Identity | None:
     return identity_from_pem(certificates[0])
 
 
+class StreamLimiter:
+    """Bound the streaming calls in progress, per identity and in total.
+
+    A streamed call holds a server thread for as long as the client keeps it
+    open, so without a bound one caller could take every thread and starve
+    approvers' unary calls.
+    """
+
+    def __init__(self, per_identity: int, total: int) -> None:
+        self.per_identity = per_identity
+        self.total = total
+        self._lock = threading.Lock()
+        self._counts: dict[str, int] = {}
+
+    def acquire(self, name: str) -> bool:
+        with self._lock:
+            if sum(self._counts.values()) >= self.total or self._counts.get(name, 0) >= self.per_identity:
+                return False
+            self._counts[name] = self._counts.get(name, 0) + 1
+            return True
+
+    def release(self, name: str) -> None:
+        with self._lock:
+            remaining = self._counts[name] - 1
+            if remaining:
+                self._counts[name] = remaining
+            else:
+                del self._counts[name]
+
+
 class AuthInterceptor(grpc.ServerInterceptor):
-    """Authenticate the caller and check the role table before the handler runs."""
+    """Authenticate the caller and check the role table before the handler runs.
+
+    Args:
+        streams: the bound on streaming calls (Seal, Open) in progress.
+    """
+
+    def __init__(self, streams: StreamLimiter) -> None:
+        self.streams = streams
 
     def intercept_service(
         self,
@@ -133,11 +181,27 @@ class AuthInterceptor(grpc.ServerInterceptor):
                 if allowed is None:
                     # Health checking and reflection: any authenticated caller.
                     return behavior(request, context)
-                return behavior(request, CallContext(context, identity, request_id))
+                call = CallContext(context, identity, request_id)
+                if handler.stream_stream is not None:
+                    return self._limited(behavior, request, call)
+                return behavior(request, call)
 
             return guarded
 
         return _wrap_handler(handler, guard)
+
+    def _limited(self, behavior: Callable[..., Any], request: Any, call: CallContext) -> Any:
+        name = call.identity.name
+        if not self.streams.acquire(name):
+            log.warning("request %s refused: %s has too many streams open", call.request_id, name)
+            abort(call, ServiceError(
+                "TOO_MANY_STREAMS", f"{name} already has {self.streams.per_identity} transfers in progress, or the daemon is full",
+                {"max": str(self.streams.per_identity)},
+            ))
+        try:
+            yield from behavior(request, call)
+        finally:
+            self.streams.release(name)
 
 
 def _wrap_handler(

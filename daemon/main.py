@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -36,6 +37,9 @@ def _serve(config_path: str) -> int:
 
     config = load_config(config_path)
     _setup_logging(config.log_level)
+    # Everything the daemon creates (state database, sockets' folder) is for
+    # its own user only; the socket is opened to the group explicitly.
+    os.umask(0o077)
     daemon = Daemon(config)
     daemon.start()
 
@@ -88,6 +92,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_CONFIG
     except TokenUnavailable as exc:
         print(f"niemphongd: token unavailable: {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    except OSError as exc:
+        print(f"niemphongd: {exc}", file=sys.stderr)
         return EXIT_UNAVAILABLE
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
+import socket
 import stat
 import threading
 from concurrent import futures
@@ -15,9 +17,11 @@ from grpc_reflection.v1alpha import reflection
 from niemphong.daemon.access import AccessControl
 from niemphong.daemon.config import Config, read_pin
 from niemphong.daemon.hsm import Pkcs11Token
-from niemphong.daemon.identity import AuthInterceptor
+from niemphong.daemon.identity import AuthInterceptor, StreamLimiter
 from niemphong.daemon.services.access_service import AccessServicer
+from niemphong.daemon.services.classification import Classifier
 from niemphong.daemon.services.envelope_service import EnvelopeServicer, KeyRing
+from niemphong.daemon.services.policy_service import PolicyServicer
 from niemphong.daemon.services.spool_service import SpoolServicer
 from niemphong.daemon.store import SqliteStore
 from niemphong.v1 import niemphong_pb2 as pb
@@ -26,6 +30,10 @@ from niemphong.v1 import niemphong_pb2_grpc as pb_grpc
 log = logging.getLogger(__name__)
 
 HEALTH_INTERVAL_SECONDS = 5.0
+# Streamed transfers one identity may run at once, and server threads kept
+# free of streams for unary calls such as approvals and health checks.
+STREAMS_PER_IDENTITY = 8
+RESERVED_UNARY_WORKERS = 8
 # Room for a chunk plus the protobuf framing around it.
 MESSAGE_OVERHEAD_BYTES = 64 * 1024
 
@@ -37,6 +45,7 @@ class Daemon:
 
     def __init__(self, config: Config) -> None:
         self.config = config
+        self._state_lock = _lock_state(config.sqlite)
         self.token = Pkcs11Token(config.token, read_pin(config.token))
         self.store = SqliteStore(config.sqlite)
         self.access = AccessControl(self.store, config.levels)
@@ -53,17 +62,25 @@ class Daemon:
         message_limit = config.chunk_bytes + MESSAGE_OVERHEAD_BYTES
         server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="rpc"),
-            interceptors=[AuthInterceptor()],
+            interceptors=[AuthInterceptor(StreamLimiter(
+                per_identity=STREAMS_PER_IDENTITY, total=max(1, config.workers - RESERVED_UNARY_WORKERS),
+            ))],
             options=[
                 ("grpc.max_receive_message_length", message_limit),
                 ("grpc.max_send_message_length", message_limit),
+                # Without this a second daemon could bind the same TCP port.
+                ("grpc.so_reuseport", 0),
             ],
         )
-        envelopes = EnvelopeServicer(config, self.token, self.keys, self.access)
+        assert config.policy is not None
+        classifier = Classifier(config.policy)
+        envelopes = EnvelopeServicer(config, self.token, self.keys, self.access, classifier)
         pb_grpc.add_EnvelopeServiceServicer_to_server(envelopes, server)
         self._spool = SpoolServicer(config.spool, envelopes)
         pb_grpc.add_SpoolServiceServicer_to_server(self._spool, server)
         pb_grpc.add_AccessServiceServicer_to_server(AccessServicer(self.access), server)
+        pb_grpc.add_PolicyServiceServicer_to_server(PolicyServicer(config, self.store, classifier), server)
+        _log_policy(config)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(
             SERVICE_NAMES + (health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
@@ -128,12 +145,26 @@ class Daemon:
             self._spool.close()
         self.token.close()
         self.store.close()
+        os.close(self._state_lock)
         if self.config.unix_socket is not None:
             try:
                 os.unlink(self.config.unix_socket)
             except FileNotFoundError:
                 pass
         log.info("niemphongd stopped")
+
+
+def _log_policy(config: Config) -> None:
+    policy = config.policy
+    assert policy is not None
+    log.info(
+        "policy %s (sha256 %s): %d catalog items, %d superseded catalog decisions, %d standing decisions",
+        policy.path, policy.sha256, len(policy.catalog.items), len(policy.catalog.superseded),
+        len(policy.standing_decisions),
+    )
+    if policy.development:
+        log.warning("policy %s is in development mode: a software token and the sample catalog are accepted; "
+                    "never use it for state secrets", policy.path)
 
 
 def _prepare_socket_path(path: os.PathLike[str] | str) -> None:
@@ -145,5 +176,30 @@ def _prepare_socket_path(path: os.PathLike[str] | str) -> None:
         return
     if not stat.S_ISSOCK(mode):
         raise OSError(f"{path} exists and is not a socket; refusing to replace it")
-    # A socket left by a daemon that did not stop cleanly.
-    os.unlink(path)
+
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(os.fspath(path))
+    except OSError:
+        # Nobody listens: a socket left by a daemon that did not stop cleanly.
+        os.unlink(path)
+        return
+    finally:
+        probe.close()
+    raise OSError(f"another process is serving on {path}; stop it first")
+
+
+def _lock_state(sqlite_path: os.PathLike[str] | str) -> int:
+    """Take an exclusive lock beside the state database, so one daemon serves one configuration.
+
+    Returns the descriptor, which must stay open for the daemon's life.
+    """
+    lock_path = f"{os.fspath(sqlite_path)}.lock"
+    os.makedirs(os.path.dirname(lock_path), mode=0o700, exist_ok=True)
+    descriptor = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(descriptor)
+        raise OSError(f"another niemphongd already uses the state database {sqlite_path}; stop it first") from None
+    return descriptor

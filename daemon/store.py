@@ -68,6 +68,42 @@ CREATE TABLE IF NOT EXISTS grants (
     revoked       INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS grants_by_viewer ON grants (artefact_id, viewer);
+-- Classification decisions: one per sealed artefact (record_id = artefact_id)
+-- and one per document declined as not secret (artefact_id NULL).
+CREATE TABLE IF NOT EXISTS classifications (
+    record_id          TEXT PRIMARY KEY,
+    artefact_id        TEXT UNIQUE REFERENCES artefacts (artefact_id),
+    outcome            TEXT NOT NULL CHECK (outcome IN ('seal', 'not_secret')),
+    code               TEXT NOT NULL,
+    rule               TEXT,
+    stated_level       INTEGER,
+    level              INTEGER,
+    doc_number         TEXT NOT NULL,
+    issued_on          TEXT NOT NULL,
+    title              TEXT NOT NULL,
+    source_name        TEXT NOT NULL,
+    basis              TEXT NOT NULL,
+    catalog_item       TEXT NOT NULL,
+    facts_json         TEXT NOT NULL,
+    stamp_required     INTEGER NOT NULL,
+    protected_until    TEXT,
+    protection_source  TEXT,
+    extension_decision TEXT,
+    explanation        TEXT NOT NULL,
+    decided_on         TEXT NOT NULL,
+    decided_by         TEXT NOT NULL,
+    decided_at         INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS classifications_by_end ON classifications (outcome, protected_until);
+CREATE TABLE IF NOT EXISTS extensions (
+    artefact_id     TEXT NOT NULL REFERENCES artefacts (artefact_id),
+    previous_until  TEXT NOT NULL,
+    ends_on         TEXT NOT NULL,
+    decision        TEXT NOT NULL,
+    decided_on      TEXT NOT NULL,
+    recorded_by     TEXT NOT NULL,
+    recorded_at     INTEGER NOT NULL
+);
 """
 
 
@@ -125,6 +161,45 @@ class GrantRecord:
         return not self.revoked and now < self.expires_at and self.opens_used < self.opens_allowed
 
 
+@dataclass(frozen=True)
+class ClassificationRecord:
+    """The classification decision recorded for a sealed artefact or a declined document."""
+
+    record_id: str
+    artefact_id: str | None
+    outcome: str
+    code: str
+    rule: str | None
+    stated_level: int | None
+    level: int | None
+    doc_number: str
+    issued_on: str
+    title: str
+    source_name: str
+    basis: str
+    catalog_item: str
+    facts_json: str
+    stamp_required: bool
+    protected_until: str | None
+    protection_source: str | None
+    extension_decision: str | None
+    explanation: str
+    decided_on: str
+    decided_by: str
+    decided_at: int
+
+
+@dataclass(frozen=True)
+class ExtensionRecord:
+    artefact_id: str
+    previous_until: str
+    ends_on: str
+    decision: str
+    decided_on: str
+    recorded_by: str
+    recorded_at: int
+
+
 class StateTransaction(Protocol):
     """Reads and writes inside one serializable transaction."""
 
@@ -140,6 +215,11 @@ class StateTransaction(Protocol):
     def get_grant(self, request_id: str) -> GrantRecord | None: ...
     def list_grants(self, artefact_id: str, viewer: str) -> list[GrantRecord]: ...
     def count_open(self, request_id: str) -> None: ...
+    def insert_classification(self, record: ClassificationRecord) -> None: ...
+    def get_classification(self, artefact_id: str) -> ClassificationRecord | None: ...
+    def list_sealed_due(self, until: str, limit: int) -> list[ClassificationRecord]: ...
+    def list_unclassified_artefacts(self, limit: int) -> list[ArtefactRecord]: ...
+    def record_extension(self, record: ExtensionRecord) -> None: ...
 
 
 class StateStore(Protocol):
@@ -283,10 +363,54 @@ class _SqliteTransaction:
         if cursor.rowcount != 1:
             raise RuntimeError(f"grant {request_id} has no open left to count")
 
+    # Classification records -----------------------------------------------
+
+    def insert_classification(self, record: ClassificationRecord) -> None:
+        values = dict(record.__dict__)
+        values["stamp_required"] = int(record.stamp_required)
+        self._insert("classifications", values)
+
+    def get_classification(self, artefact_id: str) -> ClassificationRecord | None:
+        row = self._db.execute("SELECT * FROM classifications WHERE artefact_id = ?", (artefact_id,)).fetchone()
+        return _classification(row) if row else None
+
+    def list_sealed_due(self, until: str, limit: int) -> list[ClassificationRecord]:
+        # ISO dates compare correctly as text.
+        rows = self._db.execute(
+            "SELECT * FROM classifications WHERE outcome = 'seal' AND protected_until <= ? "
+            "ORDER BY protected_until, record_id LIMIT ?",
+            (until, limit),
+        )
+        return [_classification(row) for row in rows]
+
+    def list_unclassified_artefacts(self, limit: int) -> list[ArtefactRecord]:
+        rows = self._db.execute(
+            "SELECT a.* FROM artefacts a LEFT JOIN classifications c ON c.artefact_id = a.artefact_id "
+            "WHERE c.record_id IS NULL ORDER BY a.issued_on, a.artefact_id LIMIT ?",
+            (limit,),
+        )
+        return [ArtefactRecord(**row) for row in rows]
+
+    def record_extension(self, record: ExtensionRecord) -> None:
+        self._insert("extensions", record.__dict__)
+        cursor = self._db.execute(
+            "UPDATE classifications SET protected_until = ?, protection_source = 'extension', "
+            "extension_decision = ? WHERE artefact_id = ?",
+            (record.ends_on, record.decision, record.artefact_id),
+        )
+        if cursor.rowcount != 1:
+            raise RuntimeError(f"artefact {record.artefact_id} has no classification record to extend")
+
     def _insert(self, table: str, values: dict[str, object]) -> None:
         columns = ", ".join(values)
         marks = ", ".join("?" for _ in values)
         self._db.execute(f"INSERT INTO {table} ({columns}) VALUES ({marks})", tuple(values.values()))
+
+
+def _classification(row: sqlite3.Row) -> ClassificationRecord:
+    values = dict(row)
+    values["stamp_required"] = bool(values["stamp_required"])
+    return ClassificationRecord(**values)
 
 
 def _grant(row: sqlite3.Row) -> GrantRecord:

@@ -20,6 +20,10 @@ MAX_PURPOSE = 2000
 MAX_REASON = 2000
 
 _HEX_ID = re.compile(r"[0-9a-f]{32}")
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+# Control, format (bidi overrides, zero-width), surrogate, private-use,
+# unassigned, and line and paragraph separators (U+2028, U+2029).
+_REJECTED_CATEGORIES = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}
 
 
 def text(field: str, value: str, maximum: int, required: bool = True) -> str:
@@ -32,7 +36,7 @@ def text(field: str, value: str, maximum: int, required: bool = True) -> str:
             "FIELD_TOO_LONG", f"{field} has {len(normalized)} characters; the maximum is {maximum}",
             {"field": field, "max": str(maximum)},
         )
-    if any(unicodedata.category(ch) in {"Cc", "Cf", "Cs", "Co", "Cn"} for ch in normalized):
+    if any(unicodedata.category(ch) in _REJECTED_CATEGORIES for ch in normalized):
         raise ServiceError("INVALID_FIELD", f"{field} contains control or unassigned characters", {"field": field})
     return normalized
 
@@ -44,14 +48,23 @@ def source_name(value: str) -> str:
     return name
 
 
-def iso_date(field: str, value: str) -> str:
-    """Return ``value`` if it is a real calendar date written YYYY-MM-DD."""
-    try:
-        parsed = datetime.date.fromisoformat(value)
-    except ValueError:
-        parsed = None
-    if parsed is None or len(value) != 10:
+def iso_date(field: str, value: str, not_after: datetime.date | None = None) -> str:
+    """Return ``value`` if it is a real calendar date written YYYY-MM-DD, and not after ``not_after`` if given.
+
+    Pass today in Vietnam as ``not_after`` for dates that cannot lie in the
+    future, such as the issue date of a document being scanned.
+    """
+    parsed = None
+    if _ISO_DATE.fullmatch(value):
+        try:
+            parsed = datetime.date.fromisoformat(value)
+        except ValueError:
+            parsed = None
+    if parsed is None:
         raise ServiceError("INVALID_FIELD", f"{field} must be a date written YYYY-MM-DD", {"field": field})
+
+    if not_after is not None and parsed > not_after:
+        raise ServiceError("INVALID_FIELD", f"{field} {value} is after today ({not_after})", {"field": field})
     return parsed.isoformat()
 
 

@@ -59,7 +59,11 @@ class AccessServicer(pb_grpc.AccessServiceServicer):
                 context.request_id, operation, context.identity.name, error.reason, error.message,
             )
             abort(context, error)
-            raise AssertionError("unreachable") from None
+        except Exception:
+            context.facts["reason"] = "INTERNAL"
+            log.exception("request %s %s by %s failed unexpectedly", context.request_id, operation, context.identity.name)
+            abort(context, ServiceError("INTERNAL", f"internal error; see the daemon log for request {context.request_id}"))
+        raise AssertionError("unreachable")
 
     def RequestAccess(self, request: pb.RequestAccessRequest, context: CallContext) -> pb.AccessRequest:
         def action() -> pb.AccessRequest:
@@ -86,8 +90,8 @@ class AccessServicer(pb_grpc.AccessServiceServicer):
 
     def ListPending(self, request: pb.ListPendingRequest, context: CallContext) -> pb.ListPendingResponse:
         def action() -> pb.ListPendingResponse:
-            views = self.access.list_pending(context.identity)
-            return pb.ListPendingResponse(requests=[to_proto(view) for view in views])
+            views, truncated = self.access.list_pending(context.identity)
+            return pb.ListPendingResponse(requests=[to_proto(view) for view in views], truncated=truncated)
 
         return self._run(context, "list pending", action)
 

@@ -8,6 +8,7 @@ import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TypeVar
 
 from niemphong.daemon import envelope, validation
 from niemphong.daemon.access import AccessControl
@@ -16,6 +17,9 @@ from niemphong.daemon.errors import ServiceError, TokenUnavailable, abort
 from niemphong.daemon.hsm import Pkcs11Token, UnwrapFailed
 from niemphong.daemon.identity import CallContext
 from niemphong.daemon.levels import Level
+from niemphong.daemon.policy.decision import Outcome
+from niemphong.daemon.policy.periods import today_in_vietnam
+from niemphong.daemon.services.classification import Classifier, Verdict
 from niemphong.daemon.store import ArtefactRecord, GrantRecord
 from niemphong.v1 import niemphong_pb2 as pb
 from niemphong.v1 import niemphong_pb2_grpc as pb_grpc
@@ -23,6 +27,8 @@ from niemphong.v1 import niemphong_pb2_grpc as pb_grpc
 log = logging.getLogger(__name__)
 
 MAX_INSPECT_HEAD = 80 * 1024
+
+T = TypeVar("T")
 
 
 def _integrity_failure() -> ServiceError:
@@ -33,7 +39,7 @@ def _integrity_failure() -> ServiceError:
 
 @dataclass(frozen=True)
 class SealStart:
-    """A seal after its token call: the checked metadata, the key slot and the sealer."""
+    """A seal after its token call: the checked metadata, its verdict, the key slot and the sealer."""
 
     level: Level
     metadata: dict[str, str]
@@ -41,6 +47,7 @@ class SealStart:
     artefact_id: bytes
     sealed_at: int
     sealer: envelope.Sealer
+    verdict: Verdict
 
 
 @dataclass
@@ -65,30 +72,30 @@ class KeyRing:
 
 
 class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
-    def __init__(self, config: Config, token: Pkcs11Token, keys: KeyRing, access: AccessControl) -> None:
+    def __init__(
+        self, config: Config, token: Pkcs11Token, keys: KeyRing, access: AccessControl,
+        classifier: Classifier | None = None,
+    ) -> None:
         self.config = config
         self.token = token
         self.keys = keys
         self.access = access
+        assert config.policy is not None
+        self.classifier = classifier or Classifier(config.policy)
 
     # Seal -----------------------------------------------------------------
 
     def Seal(self, request_iterator: Iterator[pb.SealRequest], context: CallContext) -> Iterator[pb.SealResponse]:
-        try:
-            yield from self._seal(request_iterator, context)
-        except ServiceError as error:
-            context.facts["reason"] = error.reason
-            log.warning("request %s seal by %s refused: %s (%s)", context.request_id, context.identity.name, error.reason, error.message)
-            abort(context, error)
-        except TokenUnavailable as exc:
-            log.error("request %s seal failed: %s", context.request_id, exc)
-            abort(context, ServiceError("TOKEN_UNAVAILABLE", "the token is unavailable"))
+        return _guarded("seal", self._seal(request_iterator, context), context)
 
     def _seal(self, request_iterator: Iterator[pb.SealRequest], context: CallContext) -> Iterator[pb.SealResponse]:
         first = next(request_iterator, None)
         if first is None or first.WhichOneof("payload") != "metadata":
             raise ServiceError("PROTOCOL_VIOLATION", "the first Seal message must carry metadata")
         start = self.begin_seal(first.metadata, context)
+        if isinstance(start, pb.NotSealed):
+            yield pb.SealResponse(not_sealed=start)
+            return
         sealer = start.sealer
 
         digest = hashlib.sha256()
@@ -99,8 +106,8 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
             nonlocal envelope_bytes
             digest.update(data)
             envelope_bytes += len(data)
-            for start in range(0, len(data), self.config.chunk_bytes):
-                yield pb.SealResponse(chunk=data[start:start + self.config.chunk_bytes])
+            for offset in range(0, len(data), self.config.chunk_bytes):
+                yield pb.SealResponse(chunk=data[offset:offset + self.config.chunk_bytes])
 
         yield from emit(sealer.header_bytes)
         for message in request_iterator:
@@ -116,9 +123,28 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
         yield from emit(sealer.finalize())
         yield pb.SealResponse(summary=self.finish_seal(start, plaintext_bytes, envelope_bytes, digest.hexdigest(), context))
 
-    def begin_seal(self, request: pb.SealMetadata, context: CallContext) -> SealStart:
-        """Check the metadata, draw and wrap a data key in the token, and build the sealer."""
-        level, metadata = self._check_seal_metadata(request, context)
+    def begin_seal(self, request: pb.SealMetadata, context: CallContext) -> SealStart | pb.NotSealed:
+        """Check the metadata and decide under the classification rules, then draw and wrap a data key.
+
+        Returns the NotSealed record, already stored, when the rules find the
+        document not secret; nothing is sealed then and no token call is made.
+        Raises ServiceError when the rules refuse the document.
+        """
+        stated_level, metadata = self._check_seal_metadata(request, context)
+        # The classification rules decide; a refusal raises before anything is kept.
+        verdict = self.classifier.decide_seal(stated_level, metadata, request.classification, context)
+        if verdict.decision.outcome is Outcome.NOT_SECRET:
+            with self.access.store.transaction() as tx:
+                not_sealed = self.classifier.record_not_sealed(tx, verdict, metadata, context)
+            log.info(
+                "request %s declined to seal %s by %s: not secret under rule %s (%s), record %s",
+                context.request_id, metadata["doc_number"], context.identity.name, verdict.decision.rule,
+                verdict.decision.code, not_sealed.record_id,
+            )
+            return not_sealed
+
+        assert verdict.decision.level is not None
+        level = verdict.decision.level
         policy = self.config.levels[level]
         version = self.keys.sealing_versions.get(level)
         if version is None:
@@ -134,12 +160,12 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
             data_key, artefact_id=artefact_id, level=int(level), metadata=metadata, slots=[slot], sealed_at=sealed_at,
         )
         del data_key
-        return SealStart(level, metadata, slot, artefact_id, sealed_at, sealer)
+        return SealStart(level, metadata, slot, artefact_id, sealed_at, sealer, verdict)
 
     def finish_seal(
         self, start: SealStart, plaintext_bytes: int, envelope_bytes: int, envelope_sha256: str, context: CallContext,
     ) -> pb.SealSummary:
-        """Register the artefact of a whole envelope and return the summary for the caller."""
+        """Register the artefact of a whole envelope with its classification record and return the summary."""
         level, metadata, slot = start.level, start.metadata, start.slot
         # The artefact enters the registry only once its envelope is whole;
         # a client that never receives the summary must discard what it got.
@@ -164,8 +190,10 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
             sealed_by=context.identity.name,
             sealed_at=start.sealed_at,
         )
+        classification = start.verdict.record(artefact_hex, artefact_hex, metadata, context.identity.name, start.sealed_at)
         with self.access.store.transaction() as tx:
             tx.insert_artefact(record)
+            tx.insert_classification(classification)
 
         log.info(
             "request %s sealed artefact %s (%s) by %s: %d plaintext bytes, %d envelope bytes, key %s v%d",
@@ -178,25 +206,24 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
             key=pb.KeyRef(key_id=slot.key_id, version=slot.key_version, wrap_algorithm=slot.wrap_algorithm),
             plaintext_bytes=plaintext_bytes,
             envelope_bytes=envelope_bytes,
-            envelope_sha256=record.envelope_sha256,
+            envelope_sha256=envelope_sha256,
+            decision=start.verdict.to_proto(),
         )
 
-    def _check_seal_metadata(self, metadata: pb.SealMetadata, context: CallContext) -> tuple[Level, dict[str, str]]:
+    def _check_seal_metadata(
+        self, metadata: pb.SealMetadata, context: CallContext,
+    ) -> tuple[Level | None, dict[str, str]]:
         level = Level.from_proto(metadata.level)
-        if level is None:
+        # Without a level, only a standing decision for the kind can give one.
+        if level is None and not metadata.classification.standing_decision:
             raise ServiceError("LEVEL_MISSING", "the classification level is missing or unknown")
-        context.facts["level"] = level.config_name
-        if not level.sealable:
-            raise ServiceError(
-                "LEVEL_NEVER_DIGITIZED",
-                "Tuyệt mật documents are never digitized; keep the paper original",
-                {"level": level.config_name},
-            )
+        if level is not None:
+            context.facts["level"] = level.config_name
 
         document = metadata.document
         fields = {
             "doc_number": validation.text("doc_number", document.doc_number, validation.MAX_DOC_NUMBER),
-            "issued_on": validation.iso_date("issued_on", document.issued_on),
+            "issued_on": validation.iso_date("issued_on", document.issued_on, not_after=today_in_vietnam()),
         }
         title = validation.text("title", document.title, validation.MAX_TITLE, required=False)
         if title:
@@ -209,15 +236,7 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
     # Open -----------------------------------------------------------------
 
     def Open(self, request_iterator: Iterator[pb.OpenRequest], context: CallContext) -> Iterator[pb.OpenResponse]:
-        try:
-            yield from self._open(request_iterator, context)
-        except ServiceError as error:
-            context.facts["reason"] = error.reason
-            log.warning("request %s open by %s refused: %s (%s)", context.request_id, context.identity.name, error.reason, error.message)
-            abort(context, error)
-        except TokenUnavailable as exc:
-            log.error("request %s open failed: %s", context.request_id, exc)
-            abort(context, ServiceError("TOKEN_UNAVAILABLE", "the token is unavailable"))
+        return _guarded("open", self._open(request_iterator, context), context)
 
     def _open(self, request_iterator: Iterator[pb.OpenRequest], context: CallContext) -> Iterator[pb.OpenResponse]:
         first = next(request_iterator, None)
@@ -271,7 +290,7 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
         # Refuse before any token call when there is no grant at all.
         self.access.find_grant(viewer, artefact_id, request_id)
 
-        data_key = self._unwrap(header)
+        data_key = self._unwrap(header, artefact)
         try:
             opener = envelope.Opener(header, data_key)
         except envelope.IntegrityError:
@@ -317,9 +336,14 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
         except envelope.IntegrityError:
             raise _integrity_failure() from None
 
-    def _unwrap(self, header: envelope.Header) -> bytes:
-        policy = self.config.levels.get(Level(header.level))
-        slots = [slot for slot in header.slots if policy is not None and slot.key_id == policy.key_id]
+    def _unwrap(self, header: envelope.Header, artefact: ArtefactRecord) -> bytes:
+        # The header is not authenticated yet, so the slot to use is the one
+        # the registry recorded at sealing; a slot naming another key or
+        # version is an altered header, not a missing key.
+        slots = [
+            slot for slot in header.slots
+            if slot.key_id == artefact.key_id and slot.key_version == artefact.key_version
+        ]
         if not slots:
             raise _integrity_failure()
         try:
@@ -351,7 +375,12 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
 
         artefact_id = header.artefact_id.hex()
         with self.access.store.transaction() as tx:
-            registered = tx.get_artefact(artefact_id) is not None
+            artefact = tx.get_artefact(artefact_id)
+        registry_mismatch = artefact is not None and (
+            artefact.level != header.level or artefact.doc_number != header.metadata.get("doc_number")
+        )
+        if registry_mismatch:
+            log.warning("request %s inspect of artefact %s: header differs from the registry", context.request_id, artefact_id)
         plaintext = 0
         if request.envelope_bytes:
             plaintext = envelope.plaintext_length(request.envelope_bytes, header.header_len, header.segment_size) or 0
@@ -375,8 +404,30 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
             header_bytes=header.header_len,
             plaintext_bytes=plaintext,
             sealed_at=header.sealed_at,
-            registered=registered,
+            registered=artefact is not None,
+            registry_mismatch=registry_mismatch,
         )
+
+
+def _guarded(operation: str, responses: Iterator[T], context: CallContext) -> Iterator[T]:
+    """Stream ``responses``, turning every failure into one logged gRPC status."""
+    try:
+        yield from responses
+    except ServiceError as error:
+        context.facts["reason"] = error.reason
+        log.warning(
+            "request %s %s by %s refused: %s (%s)",
+            context.request_id, operation, context.identity.name, error.reason, error.message,
+        )
+        abort(context, error)
+    except TokenUnavailable as exc:
+        context.facts["reason"] = "TOKEN_UNAVAILABLE"
+        log.error("request %s %s by %s failed: %s", context.request_id, operation, context.identity.name, exc)
+        abort(context, ServiceError("TOKEN_UNAVAILABLE", "the token is unavailable"))
+    except Exception:
+        context.facts["reason"] = "INTERNAL"
+        log.exception("request %s %s by %s failed unexpectedly", context.request_id, operation, context.identity.name)
+        abort(context, ServiceError("INTERNAL", f"internal error; see the daemon log for request {context.request_id}"))
 
 
 def _prepend(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:

@@ -38,7 +38,7 @@ class SpoolServicer(pb_grpc.SpoolServiceServicer):
     def close(self) -> None:
         self._executor.shutdown(wait=True)
 
-    def SealFile(self, request: pb.SealFileRequest, context: CallContext) -> pb.SealSummary:
+    def SealFile(self, request: pb.SealFileRequest, context: CallContext) -> pb.SealFileResponse:
         return self._guard("seal", context, lambda: self._seal_file(request, context))
 
     def OpenFile(self, request: pb.OpenFileRequest, context: CallContext) -> pb.OpenSummary:
@@ -61,6 +61,9 @@ class SpoolServicer(pb_grpc.SpoolServiceServicer):
             name = errno.errorcode.get(exc.errno or 0, "EIO")
             log.error("request %s spool %s failed: %s", context.request_id, action, exc.strerror)
             error = ServiceError("SPOOL_IO_FAILED", f"spool file input or output failed: {exc.strerror}", {"problem": name})
+        except Exception:
+            log.exception("request %s spool %s by %s failed unexpectedly", context.request_id, action, context.identity.name)
+            error = ServiceError("INTERNAL", f"internal error; see the daemon log for request {context.request_id}")
         context.facts["reason"] = error.reason
         log.warning(
             "request %s spool %s by %s refused: %s (%s)",
@@ -74,7 +77,7 @@ class SpoolServicer(pb_grpc.SpoolServiceServicer):
             raise ServiceError("SPOOL_DISABLED", "local spool mode is not configured on this daemon ([spool] root)")
         return self.spool
 
-    def _seal_file(self, request: pb.SealFileRequest, context: CallContext) -> pb.SealSummary:
+    def _seal_file(self, request: pb.SealFileRequest, context: CallContext) -> pb.SealFileResponse:
         spool = self._require_spool()
         split_path(request.source_path, "source_path")
         split_path(request.envelope_path, "envelope_path")
@@ -85,6 +88,10 @@ class SpoolServicer(pb_grpc.SpoolServiceServicer):
                     identity, request.envelope_path, "envelope_path", replace=request.replace, not_same_as=source,
                 ) as output:
             start = self.envelopes.begin_seal(request.metadata, context)
+            if isinstance(start, pb.NotSealed):
+                # Not secret under the classification rules: the temporary
+                # output is removed on leaving, and nothing is written.
+                return pb.SealFileResponse(not_sealed=start)
             try:
                 result = envelope_file.seal_file(
                     start.sealer, source.fd, source.size, output.fd, executor=self._executor, workers=self.workers,
@@ -100,7 +107,7 @@ class SpoolServicer(pb_grpc.SpoolServiceServicer):
             )
             output.commit()
         context.facts["spool"] = 1
-        return summary
+        return pb.SealFileResponse(summary=summary)
 
     def _open_file(self, request: pb.OpenFileRequest, context: CallContext) -> pb.OpenSummary:
         spool = self._require_spool()

@@ -15,6 +15,7 @@ with `from conftest import ...`, and a second conftest module would shadow it.
 from __future__ import annotations
 
 import hashlib
+import unicodedata
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -33,7 +34,8 @@ from niemphong.v1 import niemphong_pb2 as pb
 from niemphong.v1 import niemphong_pb2_grpc as pb_grpc
 
 FAKE_MODULE = "/nonexistent/libsofthsm2.so"
-ENVELOPE_MAGIC = b"FAKE-NIEMPHONG-ENVELOPE\n"
+# The real envelope magic, which the client checks, then a mark of the fake.
+ENVELOPE_MAGIC = b"\x89NPHONG\nFAKE-ENVELOPE\n"
 TAMPER_MARK = b"TAMPERED"
 ARTEFACT_ID = "0123456789abcdef0123456789abcdef"
 REQUEST_ID = "fedcba9876543210fedcba9876543210"
@@ -65,9 +67,21 @@ class FakeState:
     deny_requests: list[pb.DenyRequest] = field(default_factory=list)
     wrong_sha256: bool = False
     deny_open: bool = False
+    # Stop the whole server after the first plaintext chunk of an Open, as if niemphongd died.
+    crash_during_open: bool = False
+    registry_mismatch: bool = False
+    # The title Inspect reports, as a forged header could carry it.
+    inspect_title: str = "Kế hoạch bảo vệ bí mật nhà nước năm 2025"
+    # What ListPending and GetRequest return; None means the sample request.
+    pending: list[pb.AccessRequest] | None = None
+    pending_truncated: bool = False
+    requests_by_id: dict[str, pb.AccessRequest] = field(default_factory=dict)
+    # The server itself, for crash_during_open.
+    server: grpc.Server | None = None
+    list_pending_calls: int = 0
 
 
-def _sample_request(state: int = pb.REQUEST_STATE_PENDING) -> pb.AccessRequest:
+def sample_request(state: int = pb.REQUEST_STATE_PENDING) -> pb.AccessRequest:
     return pb.AccessRequest(
         request_id=REQUEST_ID,
         artefact_id=ARTEFACT_ID,
@@ -95,6 +109,10 @@ class FakeEnvelopeService(pb_grpc.EnvelopeServiceServicer):
             )
         if metadata.level == pb.LEVEL_UNSPECIFIED:
             abort_with_reason(context, grpc.StatusCode.INVALID_ARGUMENT, "LEVEL_MISSING", "level missing")
+        if any(unicodedata.category(char) in ("Cc", "Cf") for char in metadata.document.source_name):
+            abort_with_reason(
+                context, grpc.StatusCode.INVALID_ARGUMENT, "INVALID_FIELD", "bad source_name", field="source_name"
+            )
 
         plaintext = bytearray()
         for request in request_iterator:
@@ -126,6 +144,11 @@ class FakeEnvelopeService(pb_grpc.EnvelopeServiceServicer):
 
         envelope = b"".join(request.chunk for request in request_iterator)
         plaintext = envelope.removeprefix(ENVELOPE_MAGIC)
+        if self.state.crash_during_open:
+            yield pb.OpenResponse(chunk=plaintext[:1024])
+            assert self.state.server is not None
+            self.state.server.stop(grace=None).wait()
+            return
         if TAMPER_MARK in plaintext:
             # Like the real daemon: plaintext before the damaged segment, then DATA_LOSS.
             yield pb.OpenResponse(chunk=plaintext[: plaintext.index(TAMPER_MARK)])
@@ -145,7 +168,7 @@ class FakeEnvelopeService(pb_grpc.EnvelopeServiceServicer):
             document=pb.DocumentMetadata(
                 doc_number="1479/UBND-NC",
                 issued_on="2025-05-14",
-                title="Kế hoạch bảo vệ bí mật nhà nước năm 2025",
+                title=self.state.inspect_title,
                 source_name="cong-van.pdf",
             ),
             keys=[pb.KeyRef(key_id="niemphong-toi-mat", version=3, wrap_algorithm="AES-KWP")],
@@ -154,6 +177,7 @@ class FakeEnvelopeService(pb_grpc.EnvelopeServiceServicer):
             plaintext_bytes=1234567,
             sealed_at=SEALED_AT,
             registered=True,
+            registry_mismatch=self.state.registry_mismatch,
         )
 
 
@@ -163,14 +187,14 @@ class FakeAccessService(pb_grpc.AccessServiceServicer):
 
     def RequestAccess(self, request, context):  # type: ignore[no-untyped-def]
         self.state.access_requests.append(request)
-        answer = _sample_request()
+        answer = sample_request()
         answer.purpose = request.purpose
         return answer
 
     def Approve(self, request, context):  # type: ignore[no-untyped-def]
         if request.request_id == SELF_REQUEST_ID:
             abort_with_reason(context, grpc.StatusCode.PERMISSION_DENIED, "SELF_APPROVAL", "own request")
-        answer = _sample_request(pb.REQUEST_STATE_APPROVED)
+        answer = sample_request(pb.REQUEST_STATE_APPROVED)
         answer.approvals.add(approver="approver-1", approved_at=SEALED_AT + 60)
         answer.approvals.add(approver="approver-2", approved_at=SEALED_AT + 120)
         answer.grant.CopyFrom(pb.Grant(expires_at=SEALED_AT + 8 * 3600, opens_allowed=1, opens_used=0))
@@ -178,18 +202,20 @@ class FakeAccessService(pb_grpc.AccessServiceServicer):
 
     def Deny(self, request, context):  # type: ignore[no-untyped-def]
         self.state.deny_requests.append(request)
-        answer = _sample_request(pb.REQUEST_STATE_DENIED)
+        answer = sample_request(pb.REQUEST_STATE_DENIED)
         answer.denied_by = "approver-1"
         answer.deny_reason = request.reason
         return answer
 
     def ListPending(self, request, context):  # type: ignore[no-untyped-def]
-        return pb.ListPendingResponse(requests=[_sample_request()])
+        self.state.list_pending_calls += 1
+        requests = [sample_request()] if self.state.pending is None else self.state.pending
+        return pb.ListPendingResponse(requests=requests, truncated=self.state.pending_truncated)
 
     def GetRequest(self, request, context):  # type: ignore[no-untyped-def]
         if request.request_id == MISSING_REQUEST_ID:
             abort_with_reason(context, grpc.StatusCode.NOT_FOUND, "REQUEST_NOT_FOUND", "no such request")
-        return _sample_request()
+        return self.state.requests_by_id.get(request.request_id) or sample_request()
 
 
 @dataclass
@@ -240,5 +266,6 @@ def fake_daemon(dev_layout: DevLayout) -> Iterator[FakeDaemon]:
     server.add_secure_port(address, credentials)
     tcp_port = server.add_secure_port("127.0.0.1:0", credentials)
     server.start()
+    state.server = server
     yield FakeDaemon(layout=dev_layout, state=state, server_address=address, tcp_address=f"127.0.0.1:{tcp_port}")
     server.stop(grace=None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import stat
@@ -182,3 +183,151 @@ def test_raise_on_termination_restores_handler() -> None:
         assert signal.getsignal(signal.SIGTERM) is not before
 
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_check_output_fifo_rejected_with_force(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+
+    with pytest.raises(ClientError) as excinfo:
+        check_output_path(fifo, force=True, inputs=[])
+
+    assert excinfo.value.exit_code == ExitCode.USAGE
+    assert excinfo.value.message_id == "usage.out_not_regular"
+    assert "FIFO" in excinfo.value.localize("en")
+    assert "FIFO" in excinfo.value.localize("vi")
+
+
+def test_check_output_symlink_rejected_with_force(tmp_path: Path) -> None:
+    target = tmp_path / "target.pdf"
+    target.write_bytes(b"kept")
+    link = tmp_path / "link.pdf"
+    link.symlink_to(target)
+
+    with pytest.raises(ClientError) as excinfo:
+        check_output_path(link, force=True, inputs=[])
+
+    assert excinfo.value.message_id == "usage.out_not_regular"
+    assert "symbolic link" in excinfo.value.localize("en")
+    assert str(link) in excinfo.value.localize("en")
+
+
+@pytest.mark.parametrize("target_kind", ["folder", "missing"])
+def test_check_output_symlink_to_folder_or_nothing_rejected(tmp_path: Path, target_kind: str) -> None:
+    target = tmp_path / "target"
+    if target_kind == "folder":
+        target.mkdir()
+    link = tmp_path / "link"
+    link.symlink_to(target)
+
+    with pytest.raises(ClientError) as excinfo:
+        check_output_path(link, force=True, inputs=[])
+
+    assert excinfo.value.message_id == "usage.out_not_regular"
+
+
+def test_atomic_output_force_keeps_fifo_created_meanwhile(tmp_path: Path) -> None:
+    out = tmp_path / "plain.pdf"
+
+    with pytest.raises(ClientError) as excinfo:
+        with atomic_output(out, force=True) as handle:
+            handle.write(b"secret")
+            os.mkfifo(out)
+
+    assert excinfo.value.message_id == "usage.out_not_regular"
+    assert stat.S_ISFIFO(os.lstat(out).st_mode)
+    assert leftovers(tmp_path) == ["plain.pdf"]
+
+
+def test_atomic_output_force_keeps_symlink_created_meanwhile(tmp_path: Path) -> None:
+    target = tmp_path / "target.pdf"
+    target.write_bytes(b"kept")
+    out = tmp_path / "plain.pdf"
+
+    with pytest.raises(ClientError) as excinfo:
+        with atomic_output(out, force=True) as handle:
+            handle.write(b"secret")
+            out.symlink_to(target)
+
+    assert excinfo.value.message_id == "usage.out_not_regular"
+    assert out.is_symlink()
+    assert target.read_bytes() == b"kept"
+    assert leftovers(tmp_path) == ["plain.pdf", "target.pdf"]
+
+
+def test_atomic_output_nameless_while_writing(tmp_path: Path) -> None:
+    out = tmp_path / "plain.pdf"
+
+    with atomic_output(out, force=False) as handle:
+        handle.write(b"secret")
+        handle.flush()
+        during = leftovers(tmp_path)
+
+    assert during == []
+    assert out.read_bytes() == b"secret"
+
+
+@pytest.fixture
+def without_tmpfile(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make open(O_TMPFILE) fail as on a file system without it."""
+    real_open = os.open
+
+    def fake_open(path, flags, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if flags & getattr(os, "O_TMPFILE", 0) == getattr(os, "O_TMPFILE", -1):
+            raise OSError(errno.EOPNOTSUPP, os.strerror(errno.EOPNOTSUPP))
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", fake_open)
+
+
+@pytest.mark.usefixtures("without_tmpfile")
+def test_atomic_output_fallback_writes_through_part_file(tmp_path: Path) -> None:
+    out = tmp_path / "plain.pdf"
+
+    with atomic_output(out, force=False) as handle:
+        handle.write(b"secret")
+        handle.flush()
+        during = leftovers(tmp_path)
+
+    assert len(during) == 1
+    assert during[0].startswith(".niemphong-") and during[0].endswith(".part")
+    assert out.read_bytes() == b"secret"
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    assert leftovers(tmp_path) == ["plain.pdf"]
+
+
+@pytest.mark.usefixtures("without_tmpfile")
+def test_atomic_output_fallback_failure_leaves_no_file(tmp_path: Path) -> None:
+    out = tmp_path / "plain.pdf"
+
+    with pytest.raises(RuntimeError):
+        with atomic_output(out, force=False) as handle:
+            handle.write(b"half of the plaintext")
+            raise RuntimeError("stream broke")
+
+    assert leftovers(tmp_path) == []
+
+
+@pytest.mark.usefixtures("without_tmpfile")
+def test_atomic_output_fallback_force_keeps_fifo(tmp_path: Path) -> None:
+    out = tmp_path / "plain.pdf"
+
+    with pytest.raises(ClientError):
+        with atomic_output(out, force=True) as handle:
+            handle.write(b"secret")
+            os.mkfifo(out)
+
+    assert stat.S_ISFIFO(os.lstat(out).st_mode)
+    assert leftovers(tmp_path) == ["plain.pdf"]
+
+
+@pytest.mark.usefixtures("without_tmpfile")
+def test_atomic_output_fallback_force_replaces(tmp_path: Path) -> None:
+    out = tmp_path / "plain.pdf"
+    out.write_bytes(b"old")
+
+    with atomic_output(out, force=True) as handle:
+        handle.write(b"new")
+
+    assert out.read_bytes() == b"new"
+    assert leftovers(tmp_path) == ["plain.pdf"]

@@ -15,11 +15,13 @@ from fake_niemphongd import (  # noqa: F401 (dev_layout, fake_daemon and short_t
     ENVELOPE_MAGIC,
     MISSING_REQUEST_ID,
     REQUEST_ID,
+    SEALED_AT,
     SELF_REQUEST_ID,
     TAMPER_MARK,
     FakeDaemon,
     dev_layout,
     fake_daemon,
+    sample_request,
     short_tmp,
 )
 from niemphong.clients.cli import main
@@ -324,7 +326,7 @@ def test_client_unix_uri_form_accepted(fake_daemon: FakeDaemon, capsys: pytest.C
 
 def test_inspect_table_in_vietnamese(fake_daemon: FakeDaemon, short_tmp: Path, capsys: pytest.CaptureFixture[str]) -> None:
     envelope = short_tmp / "e.np"
-    envelope.write_bytes(b"H" * (200 * 1024))
+    envelope.write_bytes(ENVELOPE_MAGIC + b"H" * (200 * 1024 - len(ENVELOPE_MAGIC)))
 
     code, stdout, _ = run(capsys, ["inspect", str(envelope)], fake_daemon.environ("viewer"))
 
@@ -345,7 +347,7 @@ def test_inspect_table_in_vietnamese(fake_daemon: FakeDaemon, short_tmp: Path, c
 
 def test_inspect_json_english_keys(fake_daemon: FakeDaemon, short_tmp: Path, capsys: pytest.CaptureFixture[str]) -> None:
     envelope = short_tmp / "e.np"
-    envelope.write_bytes(b"H" * 100)
+    envelope.write_bytes(ENVELOPE_MAGIC + b"H" * (100 - len(ENVELOPE_MAGIC)))
 
     code, stdout, _ = run(capsys, ["inspect", str(envelope), "--json"], fake_daemon.environ("viewer"))
 
@@ -364,7 +366,7 @@ def test_request_prints_only_request_id(
     fake_daemon: FakeDaemon, short_tmp: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     envelope = short_tmp / "e.np"
-    envelope.write_bytes(b"H" * 100)
+    envelope.write_bytes(ENVELOPE_MAGIC + b"H" * (100 - len(ENVELOPE_MAGIC)))
 
     code, stdout, stderr = run(
         capsys, ["request", str(envelope), "--purpose", nfd("Phục vụ thanh tra")], fake_daemon.environ("viewer")
@@ -381,7 +383,7 @@ def test_request_empty_purpose_exits_2_before_connecting(
     fake_daemon: FakeDaemon, short_tmp: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     envelope = short_tmp / "e.np"
-    envelope.write_bytes(b"H")
+    envelope.write_bytes(ENVELOPE_MAGIC)
 
     code, _, _ = run(capsys, ["request", str(envelope), "--purpose", "  "], fake_daemon.environ("viewer"))
 
@@ -508,3 +510,393 @@ def test_view_out_equal_envelope_exits_2(fake_daemon: FakeDaemon, short_tmp: Pat
     assert code == 2
     assert envelope.read_bytes() == ENVELOPE_MAGIC + b"data"
     assert fake_daemon.state.open_starts == []
+
+
+def test_view_out_fifo_with_force_exits_2(fake_daemon: FakeDaemon, short_tmp: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    envelope = short_tmp / "e.np"
+    envelope.write_bytes(ENVELOPE_MAGIC + b"data")
+    fifo = short_tmp / "pipe"
+    os.mkfifo(fifo)
+
+    code, _, stderr = run(
+        capsys, ["view", str(envelope), "--out", str(fifo), "--force", "--lang", "en"], fake_daemon.environ("viewer")
+    )
+
+    assert code == 2
+    assert "not a regular file" in stderr
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    assert fake_daemon.state.open_starts == []
+
+
+def test_scan_out_symlink_with_force_exits_2(
+    fake_daemon: FakeDaemon, scan_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = scan_file.with_name("target.txt")
+    target.write_bytes(b"kept")
+    link = scan_file.with_name("link.np")
+    link.symlink_to(target)
+
+    code, _, stderr = run(capsys, scan_argv(scan_file, link, "mat", "--force"), fake_daemon.environ())
+
+    assert code == 2
+    assert "liên kết tượng trưng" in stderr
+    assert link.is_symlink()
+    assert target.read_bytes() == b"kept"
+    assert fake_daemon.state.seal_metadata == []
+
+
+@pytest.mark.parametrize(("value", "expected"), [("", "must not be empty"), ("{tmp}/folder/", "ends with /")])
+def test_out_empty_or_folder_exits_2(
+    fake_daemon: FakeDaemon, short_tmp: Path, value: str, expected: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    envelope = short_tmp / "e.np"
+    envelope.write_bytes(ENVELOPE_MAGIC + b"data")
+    value = value.format(tmp=short_tmp)
+
+    code, _, stderr = run(capsys, ["view", str(envelope), "--out", value, "--lang", "en"], fake_daemon.environ("viewer"))
+
+    assert code == 2
+    assert expected in stderr
+    assert "is a folder" not in stderr
+    assert fake_daemon.state.open_starts == []
+    assert sorted(path.name for path in short_tmp.iterdir()) == ["dev", "e.np"]
+
+
+def test_scan_non_utf8_file_name_replaced(
+    fake_daemon: FakeDaemon, short_tmp: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # "Công văn" in TCVN3: bytes that are not valid UTF-8.
+    source = Path(os.fsdecode(bytes(short_tmp) + b"/C\xabng v\xb8n.pdf"))
+    source.write_bytes(b"%PDF-1.4 scan")
+    out = short_tmp / "e.np"
+
+    code, stdout, stderr = run(capsys, scan_argv(source, out, "mat", "--json"), fake_daemon.environ())
+
+    assert code == 0, stderr
+    assert fake_daemon.state.seal_metadata[0].document.source_name == "C\ufffdng v\ufffdn.pdf"
+    assert json.loads(stdout)["artefact_id"] == ARTEFACT_ID
+    assert out.exists()
+
+
+def test_scan_source_name_option_sent(fake_daemon: FakeDaemon, scan_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = scan_argv(scan_file, scan_file.with_name("e.np"), "mat", "--source-name", nfd("Công văn 12.pdf"))
+
+    code, _, stderr = run(capsys, argv, fake_daemon.environ())
+
+    assert code == 0, stderr
+    assert fake_daemon.state.seal_metadata[0].document.source_name == "Công văn 12.pdf"
+
+
+@pytest.mark.parametrize(("name", "shown", "character"), [
+    ("bao\tcao.pdf", "bao\\u0009cao.pdf", "U+0009"),
+    ("bao\u202ecao.pdf", "bao\\u202Ecao.pdf", "U+202E RIGHT-TO-LEFT OVERRIDE"),
+])
+def test_scan_rejected_source_name_explained(
+    fake_daemon: FakeDaemon, short_tmp: Path, name: str, shown: str, character: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = short_tmp / name
+    source.write_bytes(b"%PDF-1.4 scan")
+    out = short_tmp / "e.np"
+
+    code, _, stderr = run(capsys, scan_argv(source, out, "mat", "--lang", "en"), fake_daemon.environ())
+
+    assert code == 2
+    assert shown in stderr
+    assert character in stderr
+    assert "control or format characters" in stderr
+    assert "--source-name" in stderr
+    assert "\u202e" not in stderr and "\t" not in stderr
+    assert not out.exists()
+
+
+def test_scan_tuyet_mat_empty_file_no_content_hint(
+    fake_daemon: FakeDaemon, short_tmp: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    placeholder = short_tmp / "placeholder"
+    placeholder.write_bytes(b"")
+
+    code, _, stderr = run(capsys, scan_argv(placeholder, short_tmp / "e.np", "tuyet-mat"), fake_daemon.environ())
+
+    assert code == 3
+    assert "Tuyệt mật không được số hóa" in stderr
+    assert "chứa nội dung Tuyệt mật" not in stderr
+
+
+def test_inspect_json_escapes_terminal_controls(
+    fake_daemon: FakeDaemon, short_tmp: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    forged = "Kế hoạch\u009b31m \u202egnp.exe\u2066x\u2069\u200e\u200f\u202a\u202b\u202c\u202d\u2067\u2068"
+    fake_daemon.state.inspect_title = forged
+    envelope = short_tmp / "e.np"
+    envelope.write_bytes(ENVELOPE_MAGIC + b"H" * 100)
+
+    code, stdout, _ = run(capsys, ["inspect", str(envelope), "--json"], fake_daemon.environ("viewer"))
+
+    assert code == 0
+    assert json.loads(stdout)["document"]["title"] == forged
+    assert "Kế hoạch" in stdout
+    for char in forged:
+        if not char.isalnum() and char not in " .":
+            assert char not in stdout, f"U+{ord(char):04X} reached stdout unescaped"
+    assert "\\u009b" in stdout
+    assert "\\u202e" in stdout
+
+
+@pytest.mark.parametrize("command", [["pending"], ["show", REQUEST_ID]])
+def test_client_options_before_subcommand(
+    fake_daemon: FakeDaemon, command: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = [
+        "--server", fake_daemon.tcp_address,
+        "--identity", str(fake_daemon.layout.identity("approver-1")),
+        "--lang", "en",
+        "--json",
+        *command,
+    ]
+
+    code, stdout, stderr = run(capsys, argv, {})
+
+    assert code == 0, stderr
+    assert json.loads(stdout)
+
+
+def test_client_option_after_subcommand_wins(fake_daemon: FakeDaemon, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["--server", "unix:/nonexistent/np.sock", "pending", "--server", fake_daemon.server_address]
+
+    code, _, stderr = run(capsys, argv, fake_daemon.environ("approver-1"))
+
+    assert code == 0, stderr
+
+
+@pytest.mark.parametrize("command", ["inspect", "view", "request"])
+def test_not_an_envelope_exits_5_calmly(
+    fake_daemon: FakeDaemon, short_tmp: Path, command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    csv = short_tmp / "danh-muc.csv"
+    csv.write_text("STT;Số tài liệu;Độ mật\n1;12/UBND;Mật\n", encoding="utf-8")
+    argv = {
+        "inspect": ["inspect", str(csv)],
+        "view": ["view", str(csv), "--out", str(short_tmp / "p.pdf")],
+        "request": ["request", str(csv), "--purpose", "xem"],
+    }[command]
+
+    code, stdout, stderr = run(capsys, argv, fake_daemon.environ("viewer"))
+
+    assert code == 5
+    assert stdout == ""
+    assert "không phải là phong bì Niêm Phong" in stderr
+    assert "bị hỏng" not in stderr
+    assert "người đứng đầu" not in stderr
+    assert fake_daemon.state.inspect_requests == []
+    assert fake_daemon.state.open_starts == []
+    assert not (short_tmp / "p.pdf").exists()
+
+
+def test_inspect_short_file_not_an_envelope(fake_daemon: FakeDaemon, short_tmp: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    envelope = short_tmp / "e.np"
+    envelope.write_bytes(ENVELOPE_MAGIC[:5])
+
+    code, _, stderr = run(capsys, ["inspect", str(envelope), "--lang", "en"], fake_daemon.environ("viewer"))
+
+    assert code == 5
+    assert "is not a Niêm Phong envelope" in stderr
+
+
+def view_not_approved(
+    fake_daemon: FakeDaemon, short_tmp: Path, capsys: pytest.CaptureFixture[str], *extra: str
+) -> tuple[int, str]:
+    fake_daemon.state.deny_open = True
+    envelope = short_tmp / "e.np"
+    envelope.write_bytes(ENVELOPE_MAGIC + b"data")
+    argv = ["view", str(envelope), "--out", str(short_tmp / "p.pdf"), "--lang", "en", *extra]
+    code, _, stderr = run(capsys, argv, fake_daemon.environ("viewer"))
+    assert not (short_tmp / "p.pdf").exists()
+    return code, stderr
+
+
+def stored_request(fake_daemon: FakeDaemon, state: int) -> pb.AccessRequest:
+    request = sample_request(state)
+    fake_daemon.state.requests_by_id[request.request_id] = request
+    return request
+
+
+def test_view_not_approved_request_pending(fake_daemon: FakeDaemon, short_tmp: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    request = stored_request(fake_daemon, pb.REQUEST_STATE_PENDING)
+    request.approvals.add(approver="approver-1", approved_at=SEALED_AT)
+
+    code, stderr = view_not_approved(fake_daemon, short_tmp, capsys, "--request", REQUEST_ID)
+
+    assert code == 4
+    assert f"Request {REQUEST_ID} is still pending: 1 of 2 approvals so far." in stderr
+
+
+def test_view_not_approved_request_denied(fake_daemon: FakeDaemon, short_tmp: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    request = stored_request(fake_daemon, pb.REQUEST_STATE_DENIED)
+    request.denied_by = "approver-2"
+    request.deny_reason = "Không đủ căn cứ \x1b[2J"
+
+    code, stderr = view_not_approved(fake_daemon, short_tmp, capsys, "--request", REQUEST_ID)
+
+    assert code == 4
+    assert f"Request {REQUEST_ID} was denied by approver-2. Reason: Không đủ căn cứ" in stderr
+    assert "\x1b" not in stderr
+
+
+def test_view_not_approved_grant_used_up(fake_daemon: FakeDaemon, short_tmp: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    request = stored_request(fake_daemon, pb.REQUEST_STATE_APPROVED)
+    request.grant.CopyFrom(pb.Grant(expires_at=2**40, opens_allowed=1, opens_used=1))
+
+    code, stderr = view_not_approved(fake_daemon, short_tmp, capsys, "--request", REQUEST_ID)
+
+    assert code == 4
+    assert "is used up: 1 of 1 opens" in stderr
+
+
+def test_view_not_approved_grant_expired(fake_daemon: FakeDaemon, short_tmp: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    request = stored_request(fake_daemon, pb.REQUEST_STATE_APPROVED)
+    request.grant.CopyFrom(pb.Grant(expires_at=SEALED_AT + 3600, opens_allowed=3, opens_used=1))
+
+    code, stderr = view_not_approved(fake_daemon, short_tmp, capsys, "--request", REQUEST_ID)
+
+    assert code == 4
+    assert "expired at 2025-05-14 11:30:12" in stderr
+
+
+def test_view_not_approved_request_for_other_document(
+    fake_daemon: FakeDaemon, short_tmp: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    request = stored_request(fake_daemon, pb.REQUEST_STATE_APPROVED)
+    request.artefact_id = "9" * 32
+    request.doc_number = "77/QĐ-UBND"
+
+    code, stderr = view_not_approved(fake_daemon, short_tmp, capsys, "--request", REQUEST_ID)
+
+    assert code == 4
+    assert "is for another document (number 77/QĐ-UBND)" in stderr
+
+
+def test_view_not_approved_lists_own_pending(fake_daemon: FakeDaemon, short_tmp: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    own = sample_request()
+    other_viewer = sample_request()
+    other_viewer.request_id = "d" * 32
+    other_viewer.requester = "viewer-2"
+    other_document = sample_request()
+    other_document.request_id = "e" * 32
+    other_document.artefact_id = "9" * 32
+    fake_daemon.state.pending = [other_viewer, other_document, own]
+
+    code, stderr = view_not_approved(fake_daemon, short_tmp, capsys)
+
+    assert code == 4
+    assert f"Request {REQUEST_ID} is still pending: 0 of 2 approvals so far." in stderr
+    assert "d" * 32 not in stderr
+    assert "e" * 32 not in stderr
+
+
+def test_view_not_approved_none_pending(fake_daemon: FakeDaemon, short_tmp: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fake_daemon.state.pending = []
+
+    code, stderr = view_not_approved(fake_daemon, short_tmp, capsys)
+
+    assert code == 4
+    assert "You have no pending request for this document" in stderr
+    assert "niemphong request" in stderr
+
+
+def test_view_not_approved_message_covers_other_states(
+    fake_daemon: FakeDaemon, short_tmp: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, stderr = view_not_approved(fake_daemon, short_tmp, capsys, "--request", MISSING_REQUEST_ID)
+
+    assert code == 4
+    for words in ("pending", "denied", "used up or expired", "niemphong show"):
+        assert words in stderr
+
+
+def test_view_tampered_says_open_may_be_counted(
+    fake_daemon: FakeDaemon, short_tmp: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    envelope = short_tmp / "e.np"
+    envelope.write_bytes(ENVELOPE_MAGIC + b"A" * 5000 + TAMPER_MARK + b"B" * 5000)
+
+    code, _, stderr = run(capsys, ["view", str(envelope), "--out", str(short_tmp / "p.pdf")], fake_daemon.environ("viewer"))
+
+    assert code == 5
+    assert "có thể đã tính một lượt mở" in stderr
+
+
+def test_view_connection_lost_mid_transfer(fake_daemon: FakeDaemon, short_tmp: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fake_daemon.state.crash_during_open = True
+    envelope = short_tmp / "e.np"
+    envelope.write_bytes(ENVELOPE_MAGIC + os.urandom(3 * CHUNK_BYTES))
+
+    code, stdout, stderr = run(
+        capsys, ["view", str(envelope), "--out", str(short_tmp / "p.pdf"), "--lang", "en"], fake_daemon.environ("viewer")
+    )
+
+    assert code == 6
+    assert stdout == ""
+    assert "was lost during the transfer" in stderr
+    assert "Cannot connect" not in stderr
+    assert sorted(path.name for path in short_tmp.iterdir()) == ["dev", "e.np"]
+
+
+def test_client_refused_connection_says_cannot_connect(
+    dev_layout: DevLayout, short_tmp: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    envelope = short_tmp / "e.np"
+    envelope.write_bytes(ENVELOPE_MAGIC + os.urandom(3 * CHUNK_BYTES))
+    environ = {"NIEMPHONG_SERVER": f"unix:{dev_layout.socket}", "NIEMPHONG_IDENTITY": str(dev_layout.identity("viewer"))}
+
+    code, _, stderr = run(capsys, ["view", str(envelope), "--out", str(short_tmp / "p.pdf"), "--lang", "en"], environ)
+
+    assert code == 6
+    assert "Cannot connect" in stderr
+    assert "lost during the transfer" not in stderr
+
+
+def test_pending_truncated_says_more(fake_daemon: FakeDaemon, capsys: pytest.CaptureFixture[str]) -> None:
+    fake_daemon.state.pending_truncated = True
+
+    code, stdout, _ = run(capsys, ["pending"], fake_daemon.environ("approver-1"))
+
+    assert code == 0
+    assert REQUEST_ID in stdout
+    assert stdout.rstrip().endswith("niemphongd chỉ liệt kê 1 yêu cầu cũ nhất đang chờ duyệt.")
+    assert "… và còn nữa" in stdout
+
+
+def test_pending_json_truncated_flag(fake_daemon: FakeDaemon, capsys: pytest.CaptureFixture[str]) -> None:
+    for truncated in (False, True):
+        fake_daemon.state.pending_truncated = truncated
+
+        code, stdout, _ = run(capsys, ["pending", "--json"], fake_daemon.environ("approver-1"))
+
+        assert code == 0
+        assert json.loads(stdout)["truncated"] is truncated
+
+
+def test_inspect_registry_mismatch_warns(fake_daemon: FakeDaemon, short_tmp: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fake_daemon.state.registry_mismatch = True
+    envelope = short_tmp / "e.np"
+    envelope.write_bytes(ENVELOPE_MAGIC + b"H" * 100)
+
+    code, stdout, stderr = run(capsys, ["inspect", str(envelope), "--lang", "en"], fake_daemon.environ("viewer"))
+
+    assert code == 0
+    assert stdout.startswith("!!! WARNING: the level or document number in the envelope header DIFFER")
+    assert "has been altered" in stderr
+
+
+def test_inspect_json_registry_mismatch(fake_daemon: FakeDaemon, short_tmp: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    envelope = short_tmp / "e.np"
+    envelope.write_bytes(ENVELOPE_MAGIC + b"H" * 100)
+
+    for mismatch in (False, True):
+        fake_daemon.state.registry_mismatch = mismatch
+
+        code, stdout, stderr = run(capsys, ["inspect", str(envelope), "--json"], fake_daemon.environ("viewer"))
+
+        assert code == 0
+        assert json.loads(stdout)["registry_mismatch"] is mismatch
+        assert ("sửa đổi" in stderr) is mismatch

@@ -14,6 +14,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from niemphong.clients import devinit
 from niemphong.clients.cli import main
 from niemphong.clients.devinit import DevLayout, add_identity, prepare_dev_folder, toml_string
 from niemphong.clients.devpki import CA_COMMON_NAME, DEFAULT_IDENTITIES
@@ -139,10 +140,26 @@ def test_dev_config_parses_with_paths(dev_layout: DevLayout) -> None:
         "env": {"SOFTHSM2_CONF": f"{root}/softhsm2.conf"},
     }
     assert config["state"] == {"sqlite": f"{root}/state/niemphong.db"}
-    assert config["levels"]["toi-mat"] == {"key_id": "niemphong-toi-mat", "approvals": 2, "grant_hours": 8, "grant_opens": 1}
-    assert config["levels"]["mat"] == {"key_id": "niemphong-mat", "approvals": 1, "grant_hours": 24, "grant_opens": 3}
+    assert config["policy"] == {"file": f"{root}/policy.toml"}
+    assert "levels" not in config
     for value in (config["tls"]["ca"], config["token"]["pin_file"], config["state"]["sqlite"]):
         assert os.path.isabs(value)
+
+
+def test_dev_policy_holds_key_policy_and_sample_catalog(dev_layout: DevLayout) -> None:
+    with dev_layout.policy.open("rb") as handle:
+        policy = tomllib.load(handle)
+
+    assert policy["development"] is True
+    assert policy["levels"]["toi-mat"] == {
+        "key_id": "niemphong-toi-mat", "token_profiles": ["softhsm2"], "approvals": 2, "grant_hours": 8,
+        "grant_opens": 1, "printing": False, "rotation_days": 365, "protection_years": 20,
+    }
+    assert policy["levels"]["mat"]["key_id"] == "niemphong-mat"
+    assert policy["levels"]["mat"]["protection_years"] == 10
+    assert policy["catalog"]["files"] == [str(dev_layout.catalog)]
+    assert "niemphong:sample" in dev_layout.catalog.read_text(encoding="utf-8")
+    assert policy["standing_decisions"][0]["kind"] == "bao-cao-tuan"
 
 
 def test_dev_softhsm_config_points_at_tokens(dev_layout: DevLayout) -> None:
@@ -314,3 +331,63 @@ def test_dev_add_identity_corrupt_ca_key_rejected(dev_layout: DevLayout) -> None
 
     assert excinfo.value.message_id == "dev.ca_unreadable"
     assert not dev_layout.identity("viewer-2").exists()
+
+
+@pytest.mark.parametrize("name", ["a#b", "a=b", "line\nbreak"])
+def test_dev_init_folder_unsafe_for_softhsm_exits_2(short_tmp: Path, name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    root = short_tmp / name
+
+    code = main(["dev", "init", str(root)], {"LANG": "en_US.UTF-8"})
+
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "softhsm2.conf" in err
+    assert "Traceback" not in err
+    assert not root.exists()
+
+
+def test_dev_prepare_folder_with_hash_rejected(short_tmp: Path) -> None:
+    with pytest.raises(ClientError) as excinfo:
+        prepare_dev_folder(short_tmp / "dev#1", module_path=FAKE_MODULE)
+
+    assert excinfo.value.exit_code == ExitCode.USAGE
+    assert excinfo.value.message_id == "dev.bad_folder"
+    assert "#" in excinfo.value.localize("vi")
+
+
+def test_dev_init_folder_not_utf8_exits_2(short_tmp: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = Path(os.fsdecode(bytes(short_tmp) + b"/t\xe0i-li\xeau"))
+
+    code = main(["dev", "init", str(root)], {"LANG": "vi_VN.UTF-8"})
+
+    assert code == 2
+    assert "UTF-8" in capsys.readouterr().err
+    assert not root.exists()
+
+
+def test_dev_provision_failure_shows_last_line(dev_layout: DevLayout, monkeypatch: pytest.MonkeyPatch) -> None:
+    traceback_text = (
+        b"Traceback (most recent call last):\n"
+        b'  File "/work/main/daemon/provision.py", line 87, in _check\n'
+        b"RuntimeError: C_Initialize failed with CKR 0x5\n"
+    )
+
+    def failed_run(command: list[str], **kwargs: object) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.CompletedProcess(command, 1, stdout=b"", stderr=traceback_text)
+
+    monkeypatch.setattr(devinit.subprocess, "run", failed_run)
+
+    with pytest.raises(ClientError) as excinfo:
+        devinit.provision_token(dev_layout, {})
+
+    message = excinfo.value.localize("en")
+    assert excinfo.value.exit_code == ExitCode.UNAVAILABLE
+    assert "RuntimeError: C_Initialize failed with CKR 0x5" in message
+    assert "Traceback" not in message
+    assert "--verbose" in message
+
+
+def test_dev_next_steps_use_npe_extension(dev_layout: DevLayout) -> None:
+    steps = devinit._next_steps(dev_layout)
+
+    assert "--out tai-lieu.pdf.npe" in steps["scan_command"]

@@ -10,7 +10,15 @@ from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from niemphong.clients.errors import REASON_RULES, ClientError, ExitCode, describe_rpc_error, error_from_rpc
+from niemphong.clients.errors import (
+    REASON_RULES,
+    ClientError,
+    ExitCode,
+    TransferProgress,
+    describe_rpc_error,
+    error_from_rpc,
+    track_requests,
+)
 
 SERVER = "unix:/run/niemphong/niemphongd.sock"
 
@@ -28,6 +36,8 @@ REASON_TABLE = [
     ("NOT_YOUR_REQUEST", grpc.StatusCode.PERMISSION_DENIED, 4),
     ("ALREADY_APPROVED", grpc.StatusCode.FAILED_PRECONDITION, 3),
     ("REQUEST_NOT_PENDING", grpc.StatusCode.FAILED_PRECONDITION, 3),
+    ("TOO_MANY_PENDING", grpc.StatusCode.RESOURCE_EXHAUSTED, 3),
+    ("TOO_MANY_STREAMS", grpc.StatusCode.RESOURCE_EXHAUSTED, 6),
     ("REQUEST_NOT_FOUND", grpc.StatusCode.NOT_FOUND, 1),
     ("ARTEFACT_NOT_FOUND", grpc.StatusCode.NOT_FOUND, 1),
     ("INTEGRITY_FAILURE", grpc.StatusCode.DATA_LOSS, 5),
@@ -40,6 +50,8 @@ REASON_TABLE = [
     ("SPOOL_FILE_REJECTED", grpc.StatusCode.PERMISSION_DENIED, 4),
     ("SPOOL_OUTPUT_EXISTS", grpc.StatusCode.ALREADY_EXISTS, 2),
     ("SPOOL_IO_FAILED", grpc.StatusCode.INTERNAL, 1),
+    ("CLASSIFICATION_REFUSED", grpc.StatusCode.FAILED_PRECONDITION, 3),
+    ("EXTENSION_REJECTED", grpc.StatusCode.FAILED_PRECONDITION, 3),
 ]
 
 # Metadata the daemon attaches to some reasons.
@@ -49,6 +61,10 @@ REASON_METADATA = {
     "ROLE_REQUIRED": {"required_role": "approver", "role": "viewer"},
     "SPOOL_FILE_REJECTED": {"field": "source_path", "problem": "symlink"},
     "SPOOL_PATH_INVALID": {"field": "envelope_path"},
+    "TOO_MANY_PENDING": {"max": "50"},
+    "TOO_MANY_STREAMS": {"max": "8"},
+    "CLASSIFICATION_REFUSED": {"code": "ABOVE_CATALOG_LEVEL", "explanation": "Từ chối: …", "explanation_en": "Rejected: …"},
+    "EXTENSION_REJECTED": {"code": "NOT_LATER"},
 }
 
 
@@ -276,3 +292,38 @@ def test_role_required_several_roles_joined() -> None:
 
     assert "người phê duyệt (approver) hoặc người khai thác (viewer)" in vietnamese
     assert "approver or viewer" in english
+
+
+def test_connection_lost_after_transfer_started() -> None:
+    error = FakeRpcError(grpc.StatusCode.UNAVAILABLE, "Stream removed (Socket closed)")
+
+    client_error = error_from_rpc(error, SERVER, transfer_started=True)
+
+    assert client_error.exit_code == ExitCode.UNAVAILABLE
+    assert client_error.message_id == "error.connection_lost"
+    english = client_error.localize("en")
+    assert "lost during the transfer" in english
+    assert SERVER in english
+    assert "Socket closed" in english
+
+
+def test_track_requests_started_after_first_sent() -> None:
+    progress = TransferProgress()
+    messages = track_requests(iter(["start", "chunk-1", "chunk-2"]), progress)
+
+    assert next(messages) == "start"
+    assert progress.started is False
+    assert next(messages) == "chunk-1"
+    assert progress.started is True
+
+
+def test_too_many_pending_names_maximum() -> None:
+    error = rich_error(grpc.StatusCode.RESOURCE_EXHAUSTED, "TOO_MANY_PENDING", {"max": "50"})
+
+    code, vietnamese = describe_rpc_error(error, "vi", SERVER)
+    _, english = describe_rpc_error(error, "en", SERVER)
+
+    assert code == 3
+    assert "50 yêu cầu đang chờ duyệt" in vietnamese
+    assert "50 pending requests" in english
+    assert "niemphong pending" in english

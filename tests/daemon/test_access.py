@@ -184,8 +184,8 @@ def test_viewer_sees_only_own_requests(access: AccessControl) -> None:
     mine = access.request_access(VIEWER, MAT_ID, "x").request.request_id
     theirs = access.request_access(OTHER_VIEWER, MAT_ID, "y").request.request_id
 
-    assert [v.request.request_id for v in access.list_pending(VIEWER)] == [mine]
-    assert {v.request.request_id for v in access.list_pending(APPROVER_1)} == {mine, theirs}
+    assert [v.request.request_id for v in access.list_pending(VIEWER)[0]] == [mine]
+    assert {v.request.request_id for v in access.list_pending(APPROVER_1)[0]} == {mine, theirs}
     with pytest.raises(ServiceError) as excinfo:
         access.get_request(VIEWER, theirs)
     assert reason(excinfo) == "NOT_YOUR_REQUEST"
@@ -216,3 +216,31 @@ def test_concurrent_approvals_issue_one_grant(access: AccessControl) -> None:
     assert view.request.state == "approved"
     assert len(view.approvals) == 2
     assert view.grant is not None
+
+
+def test_request_limit_per_viewer(access: AccessControl) -> None:
+    from niemphong.daemon.access import MAX_PENDING_PER_VIEWER
+
+    for _ in range(MAX_PENDING_PER_VIEWER):
+        access.request_access(VIEWER, MAT_ID, "x")
+
+    with pytest.raises(ServiceError) as excinfo:
+        access.request_access(VIEWER, MAT_ID, "x")
+
+    assert reason(excinfo) == "TOO_MANY_PENDING"
+    access.request_access(OTHER_VIEWER, MAT_ID, "y")
+
+
+def test_list_pending_reports_truncation(access: AccessControl, monkeypatch: pytest.MonkeyPatch) -> None:
+    import niemphong.daemon.access as access_module
+
+    monkeypatch.setattr(access_module, "MAX_LISTED_REQUESTS", 2)
+    for viewer in (VIEWER, OTHER_VIEWER, VIEWER_AND_APPROVER):
+        access.request_access(viewer, MAT_ID, "x")
+
+    views, truncated = access.list_pending(APPROVER_1)
+
+    assert len(views) == 2
+    assert truncated
+    assert access.list_pending(VIEWER)[1] is False
+

@@ -28,16 +28,30 @@ pin_file = "secrets/token.pin"
 [state]
 sqlite = "state/np.db"
 
+[policy]
+file = "policy.toml"
+"""
+
+POLICY = """
+development = true
+
 [levels.toi-mat]
 approvals = 3
 
 [levels.mat]
+
+[catalog]
+files = ["catalog.csv"]
 """
 
+CATALOG = "Quyết định,Điều,Khoản,Điểm,Nội dung,Độ mật cao nhất\n1722/QĐ-TTg,1,1,a,Kế hoạch,Tối mật\n"
 
-def write(tmp_path: Path, text: str) -> Path:
+
+def write(tmp_path: Path, text: str, policy: str = POLICY) -> Path:
     path = tmp_path / "niemphongd.toml"
     path.write_text(text, encoding="utf-8")
+    (tmp_path / "policy.toml").write_text(policy, encoding="utf-8")
+    (tmp_path / "catalog.csv").write_text(CATALOG, encoding="utf-8")
     return path
 
 
@@ -53,17 +67,29 @@ def test_config_defaults_and_relative_paths(tmp_path: Path) -> None:
 
 def test_config_tuyet_mat_policy_rejected(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as excinfo:
-        load_config(write(tmp_path, BASE + "\n[levels.tuyet-mat]\napprovals = 5\n"))
+        load_config(write(tmp_path, BASE, POLICY + "\n[levels.tuyet-mat]\napprovals = 5\n"))
 
-    assert str(tmp_path / "niemphongd.toml") in str(excinfo.value)
+    assert str(tmp_path / "policy.toml") in str(excinfo.value)
     assert "levels.tuyet-mat" in str(excinfo.value)
 
 
 def test_config_shared_level_key_rejected(tmp_path: Path) -> None:
-    text = BASE.replace("[levels.mat]", '[levels.mat]\nkey_id = "niemphong-toi-mat"')
+    policy = POLICY.replace("[levels.mat]", '[levels.mat]\nkey_id = "niemphong-toi-mat"')
 
     with pytest.raises(ConfigError, match="own key"):
-        load_config(write(tmp_path, text))
+        load_config(write(tmp_path, BASE, policy))
+
+
+def test_config_levels_outside_policy_file_rejected(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="policy file") as excinfo:
+        load_config(write(tmp_path, BASE + "\n[levels.mat]\napprovals = 2\n"))
+
+    assert "'levels'" in str(excinfo.value)
+
+
+def test_config_policy_section_missing_rejected(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="'policy'"):
+        load_config(write(tmp_path, BASE.replace('[policy]\nfile = "policy.toml"', "")))
 
 
 def test_config_unknown_key_rejected(tmp_path: Path) -> None:
@@ -73,7 +99,7 @@ def test_config_unknown_key_rejected(tmp_path: Path) -> None:
 
 def test_config_approvals_out_of_range_rejected(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="levels.toi-mat.approvals"):
-        load_config(write(tmp_path, BASE.replace("approvals = 3", "approvals = 0")))
+        load_config(write(tmp_path, BASE, POLICY.replace("approvals = 3", "approvals = 0")))
 
 
 def test_config_missing_file_named(tmp_path: Path) -> None:

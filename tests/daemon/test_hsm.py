@@ -139,3 +139,23 @@ def test_token_unknown_label_unavailable(dev_env: DevEnvironment, tmp_path: Path
 
     assert result.returncode == 6
     assert "no token matches" in result.stderr
+
+
+def test_planted_extractable_key_ignored(token: Pkcs11Token) -> None:
+    # A key someone with the PIN created outside the daemon, readable and
+    # labelled as a newer version, must never be used to seal.
+    from pkcs11 import Attribute, KeyType
+
+    label = "niemphong-mat/v99"
+    with token.session() as session:
+        planted = session.generate_key(KeyType.AES, 256, label=label, store=True, template={
+            Attribute.SENSITIVE: False, Attribute.EXTRACTABLE: True, Attribute.WRAP: True, Attribute.UNWRAP: True,
+        })
+    try:
+        assert label not in {info.label for info in token.list_keks()}
+        assert token.newest_version("niemphong-mat") == 1
+        with pytest.raises(KeyError):
+            token.new_data_key("niemphong-mat", 99)
+    finally:
+        with token.session():
+            planted.destroy()

@@ -9,7 +9,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from niemphong.daemon.identity import METHOD_ROLES, ROLES, identity_from_pem
+from niemphong.daemon.identity import METHOD_ROLES, ROLES, StreamLimiter, identity_from_pem
 from niemphong.v1 import niemphong_pb2 as pb
 
 
@@ -63,3 +63,22 @@ def test_identity_without_known_role_rejected() -> None:
 
 def test_identity_without_common_name_rejected() -> None:
     assert identity_from_pem(certificate([], ["viewer"])) is None
+
+
+def test_identity_name_case_folded() -> None:
+    identity = identity_from_pem(certificate(["Viewer"], ["approver"]))
+
+    assert identity is not None
+    assert identity.name == "viewer"
+
+
+def test_stream_limiter_bounds_each_identity() -> None:
+    limiter = StreamLimiter(per_identity=2, total=3)
+
+    assert limiter.acquire("viewer")
+    assert limiter.acquire("viewer")
+    assert not limiter.acquire("viewer")
+    assert limiter.acquire("scanner")
+    assert not limiter.acquire("approver-1")
+    limiter.release("viewer")
+    assert limiter.acquire("approver-1")

@@ -114,7 +114,7 @@ def test_seal_level_missing_rejected(daemon: DaemonProcess, dev_env: DevEnvironm
     assert error_reason(error) == "LEVEL_MISSING"
 
 
-@pytest.mark.parametrize("issued_on", ["2025-02-30", "20/05/2025", ""])
+@pytest.mark.parametrize("issued_on", ["2025-02-30", "20/05/2025", "", "2025-W01-1", "9999-12-31"])
 def test_seal_bad_issue_date_rejected(daemon: DaemonProcess, dev_env: DevEnvironment, issued_on: str) -> None:
     error = rpc_error(seal_bytes, dev_env, b"x", issued_on=issued_on)
 
@@ -416,3 +416,28 @@ def test_unauthenticated_client_rejected(daemon: DaemonProcess, dev_env: DevEnvi
         error = rpc_error(pb_grpc.AccessServiceStub(channel).ListPending, pb.ListPendingRequest(), timeout=10)
 
     assert error.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.UNAUTHENTICATED)
+
+
+def test_open_slot_naming_other_key_version_rejected(dev_env: DevEnvironment, granted_envelope: tuple[bytes, bytes]) -> None:
+    # The key version is read before the header is authenticated; naming a
+    # version the token lacks is tampering, not a missing key.
+    data, sealed = granted_envelope
+    at = sealed.index(b"niemphong-mat", envelope.PREAMBLE_LEN) + len(b"niemphong-mat")
+    tampered = sealed[:at] + struct.pack(">I", 7) + sealed[at + 4:]
+
+    assert_integrity_failure(dev_env, tampered, data)
+
+
+def test_second_daemon_on_same_config_refused(daemon: DaemonProcess, dev_env: DevEnvironment) -> None:
+    import subprocess
+
+    from conftest import BIN
+
+    second = subprocess.run(
+        [str(BIN / "niemphongd"), "--config", str(dev_env.root / "niemphongd.toml")],
+        capture_output=True, text=True, timeout=60,
+    )
+
+    assert second.returncode != 0
+    assert "already uses the state database" in second.stderr
+    assert daemon.serving()

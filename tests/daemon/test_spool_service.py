@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import stat
 from pathlib import Path
@@ -30,13 +31,20 @@ def unique(name: str) -> str:
     return f"{os.urandom(6).hex()}-{name}"
 
 
-def seal_file(env: DevEnvironment, source: str, envelope: str, identity: str = "scanner",
-              replace: bool = False) -> pb.SealSummary:
+def seal_file_response(env: DevEnvironment, source: str, envelope: str, identity: str = "scanner",
+                       replace: bool = False, metadata: pb.SealMetadata = METADATA) -> pb.SealFileResponse:
     with env.channel(identity) as channel:
         return pb_grpc.SpoolServiceStub(channel).SealFile(
-            pb.SealFileRequest(metadata=METADATA, source_path=source, envelope_path=envelope, replace=replace),
+            pb.SealFileRequest(metadata=metadata, source_path=source, envelope_path=envelope, replace=replace),
             timeout=60,
         )
+
+
+def seal_file(env: DevEnvironment, source: str, envelope: str, identity: str = "scanner",
+              replace: bool = False) -> pb.SealSummary:
+    response = seal_file_response(env, source, envelope, identity, replace)
+    assert response.WhichOneof("result") == "summary"
+    return response.summary
 
 
 def open_file(env: DevEnvironment, envelope: str, output: str, identity: str = "viewer") -> pb.OpenSummary:
@@ -176,6 +184,61 @@ def test_seal_file_tuyet_mat_rejected(daemon: DaemonProcess, dev_env: DevEnviron
     assert not (spool_dir(dev_env, "scanner") / (name + ".npe")).exists()
 
 
+def test_seal_file_summary_carries_decision(daemon: DaemonProcess, dev_env: DevEnvironment) -> None:
+    _, summary = sealed_in_spool(dev_env, b"scan")
+
+    assert summary.decision.outcome == pb.DECISION_OUTCOME_SEAL
+    assert summary.decision.level == pb.LEVEL_MAT
+    # Mật: ten years from the issue date 2025-05-20.
+    assert summary.decision.protected_until == "2035-05-20"
+
+
+def test_seal_file_records_protection_period(daemon: DaemonProcess, dev_env: DevEnvironment) -> None:
+    _, summary = sealed_in_spool(dev_env, b"scan")
+
+    with dev_env.channel("approver-1") as channel:
+        due = pb_grpc.PolicyServiceStub(channel).ListDue(pb.ListDueRequest(within_days=3650), timeout=30)
+
+    listed = {artefact.artefact_id: artefact for artefact in due.artefacts}
+    assert listed[summary.artefact_id].protected_until == "2035-05-20"
+
+
+def test_seal_file_not_secret_writes_nothing(daemon: DaemonProcess, dev_env: DevEnvironment) -> None:
+    name = unique("scan.pdf")
+    scanner_dir = spool_dir(dev_env, "scanner")
+    (scanner_dir / name).write_bytes(b"scan")
+    metadata = pb.SealMetadata(
+        level=pb.LEVEL_MAT, document=METADATA.document,
+        classification=pb.ClassificationFacts(declassification=pb.Declassification(decision="Quyết định số 3/QĐ-UBND")),
+    )
+
+    response = seal_file_response(dev_env, name, name + ".npe", metadata=metadata)
+
+    assert response.WhichOneof("result") == "not_sealed"
+    assert response.not_sealed.decision.outcome == pb.DECISION_OUTCOME_NOT_SECRET
+    assert response.not_sealed.decision.rule == "e"
+    assert len(response.not_sealed.record_id) == 32
+    assert not (scanner_dir / (name + ".npe")).exists()
+    assert not list(scanner_dir.glob(".niemphong-*"))
+
+
+def test_seal_file_refused_by_policy_writes_nothing(daemon: DaemonProcess, dev_env: DevEnvironment) -> None:
+    name = unique("scan.pdf")
+    scanner_dir = spool_dir(dev_env, "scanner")
+    (scanner_dir / name).write_bytes(b"scan")
+    # The sample catalog puts this item at Mật, so Tối mật is above it.
+    metadata = pb.SealMetadata(
+        level=pb.LEVEL_TOI_MAT, document=METADATA.document,
+        classification=pb.ClassificationFacts(basis="Điểm a Khoản 2 Điều 1 danh mục mẫu"),
+    )
+
+    error = rpc_error(seal_file_response, dev_env, name, name + ".npe", metadata=metadata)
+
+    assert error_reason(error) == "CLASSIFICATION_REFUSED"
+    assert not (scanner_dir / (name + ".npe")).exists()
+    assert not list(scanner_dir.glob(".niemphong-*"))
+
+
 class _Context:
     request_id = "test"
     facts: dict[str, object] = {}
@@ -211,6 +274,22 @@ def test_cli_scan_view_spool(daemon: DaemonProcess, dev_env: DevEnvironment) -> 
 
     assert opened.returncode == 0, opened.stderr
     assert (viewer_dir / name).read_bytes() == (scanner_dir / name).read_bytes()
+
+
+def test_cli_scan_spool_not_secret_exits_3(daemon: DaemonProcess, dev_env: DevEnvironment) -> None:
+    scanner_dir = spool_dir(dev_env, "scanner")
+    name = unique("cu.pdf")
+    (scanner_dir / name).write_bytes(b"%PDF-1.4 old")
+
+    # A Mật document issued in 2011: its ten-year period has ended.
+    result = dev_env.cli("scanner", "scan", str(scanner_dir / name), "--level", "mat", "--doc-number", "3/UBND",
+                         "--issued", "2011-05-20", "--out", str(scanner_dir / (name + ".npe")),
+                         "--spool", str(scanner_dir), "--json")
+
+    assert result.returncode == 3, result.stderr
+    assert json.loads(result.stdout)["rule"] == "c"
+    assert "điểm c" in result.stderr
+    assert not (scanner_dir / (name + ".npe")).exists()
 
 
 def test_cli_scan_outside_spool_exits_2(daemon: DaemonProcess, dev_env: DevEnvironment, tmp_path: Path) -> None:

@@ -80,6 +80,31 @@ REQUEST_STATE_APPROVED: RequestState.ValueType  # 2
 REQUEST_STATE_DENIED: RequestState.ValueType  # 3
 Global___RequestState: _TypeAlias = RequestState  # noqa: Y015
 
+class _DecisionOutcome:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _DecisionOutcomeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_DecisionOutcome.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    DECISION_OUTCOME_UNSPECIFIED: _DecisionOutcome.ValueType  # 0
+    DECISION_OUTCOME_SEAL: _DecisionOutcome.ValueType  # 1
+    """Seal at the decision's level."""
+    DECISION_OUTCOME_NOT_SECRET: _DecisionOutcome.ValueType  # 2
+    """Not secret: digitize as an ordinary document (rule c, d, đ, e or g)."""
+    DECISION_OUTCOME_REFUSE: _DecisionOutcome.ValueType  # 3
+    """Refused: Tuyệt mật, or facts that contradict each other or the policy."""
+
+class DecisionOutcome(_DecisionOutcome, metaclass=_DecisionOutcomeEnumTypeWrapper): ...
+
+DECISION_OUTCOME_UNSPECIFIED: DecisionOutcome.ValueType  # 0
+DECISION_OUTCOME_SEAL: DecisionOutcome.ValueType  # 1
+"""Seal at the decision's level."""
+DECISION_OUTCOME_NOT_SECRET: DecisionOutcome.ValueType  # 2
+"""Not secret: digitize as an ordinary document (rule c, d, đ, e or g)."""
+DECISION_OUTCOME_REFUSE: DecisionOutcome.ValueType  # 3
+"""Refused: Tuyệt mật, or facts that contradict each other or the policy."""
+Global___DecisionOutcome: _TypeAlias = DecisionOutcome  # noqa: Y015
+
 @_typing.final
 class DocumentMetadata(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
@@ -118,18 +143,30 @@ class SealMetadata(_message.Message):
 
     LEVEL_FIELD_NUMBER: _builtins.int
     DOCUMENT_FIELD_NUMBER: _builtins.int
+    CLASSIFICATION_FIELD_NUMBER: _builtins.int
     level: Global___Level.ValueType
+    """The level stamped on the document. May be unspecified only when
+    classification.standing_decision names a kind, whose decision sets it.
+    """
     @_builtins.property
     def document(self) -> Global___DocumentMetadata: ...
+    @_builtins.property
+    def classification(self) -> Global___ClassificationFacts:
+        """What else the clerk knows about the document's classification. The
+        daemon decides from it whether to seal, at which level, or to decline;
+        see ClassificationDecision.
+        """
+
     def __init__(
         self,
         *,
         level: Global___Level.ValueType = ...,
         document: Global___DocumentMetadata | None = ...,
+        classification: Global___ClassificationFacts | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["document", b"document"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["classification", b"classification", "document", b"document"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["document", b"document", "level", b"level"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["classification", b"classification", "document", b"document", "level", b"level"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -198,6 +235,7 @@ class SealSummary(_message.Message):
     PLAINTEXT_BYTES_FIELD_NUMBER: _builtins.int
     ENVELOPE_BYTES_FIELD_NUMBER: _builtins.int
     ENVELOPE_SHA256_FIELD_NUMBER: _builtins.int
+    DECISION_FIELD_NUMBER: _builtins.int
     artefact_id: _builtins.str
     """32 lowercase hex digits."""
     level: Global___Level.ValueType
@@ -207,6 +245,10 @@ class SealSummary(_message.Message):
     """SHA-256 of the envelope, 64 lowercase hex digits."""
     @_builtins.property
     def key(self) -> Global___KeyRef: ...
+    @_builtins.property
+    def decision(self) -> Global___ClassificationDecision:
+        """Why the document was sealed at this level, and its last protected day."""
+
     def __init__(
         self,
         *,
@@ -216,10 +258,11 @@ class SealSummary(_message.Message):
         plaintext_bytes: _builtins.int = ...,
         envelope_bytes: _builtins.int = ...,
         envelope_sha256: _builtins.str = ...,
+        decision: Global___ClassificationDecision | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["key", b"key"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["decision", b"decision", "key", b"key"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["artefact_id", b"artefact_id", "envelope_bytes", b"envelope_bytes", "envelope_sha256", b"envelope_sha256", "key", b"key", "level", b"level", "plaintext_bytes", b"plaintext_bytes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["artefact_id", b"artefact_id", "decision", b"decision", "envelope_bytes", b"envelope_bytes", "envelope_sha256", b"envelope_sha256", "key", b"key", "level", b"level", "plaintext_bytes", b"plaintext_bytes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -231,21 +274,29 @@ class SealResponse(_message.Message):
 
     CHUNK_FIELD_NUMBER: _builtins.int
     SUMMARY_FIELD_NUMBER: _builtins.int
+    NOT_SEALED_FIELD_NUMBER: _builtins.int
     chunk: _builtins.bytes
     """At most the chunk bound."""
     @_builtins.property
     def summary(self) -> Global___SealSummary: ...
+    @_builtins.property
+    def not_sealed(self) -> Global___NotSealed:
+        """The document is not secret under the classification rules: nothing
+        is sealed, and this is the only message of the response.
+        """
+
     def __init__(
         self,
         *,
         chunk: _builtins.bytes = ...,
         summary: Global___SealSummary | None = ...,
+        not_sealed: Global___NotSealed | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["chunk", b"chunk", "payload", b"payload", "summary", b"summary"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["chunk", b"chunk", "not_sealed", b"not_sealed", "payload", b"payload", "summary", b"summary"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk", b"chunk", "payload", b"payload", "summary", b"summary"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk", b"chunk", "not_sealed", b"not_sealed", "payload", b"payload", "summary", b"summary"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["chunk", "summary"]  # noqa: Y015
+    _WhichOneofReturnType_payload: _TypeAlias = _typing.Literal["chunk", "summary", "not_sealed"]  # noqa: Y015
     _WhichOneofArgType_payload: _TypeAlias = _typing.Literal["payload", b"payload"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_payload) -> _WhichOneofReturnType_payload | None: ...
 
@@ -390,6 +441,7 @@ class InspectResponse(_message.Message):
     PLAINTEXT_BYTES_FIELD_NUMBER: _builtins.int
     SEALED_AT_FIELD_NUMBER: _builtins.int
     REGISTERED_FIELD_NUMBER: _builtins.int
+    REGISTRY_MISMATCH_FIELD_NUMBER: _builtins.int
     format_version: _builtins.int
     artefact_id: _builtins.str
     level: Global___Level.ValueType
@@ -401,6 +453,10 @@ class InspectResponse(_message.Message):
     """Seconds since the Unix epoch."""
     registered: _builtins.bool
     """Whether the daemon's registry knows this artefact."""
+    registry_mismatch: _builtins.bool
+    """Set when the registry knows the artefact but recorded another level or
+    document number at sealing: the header has been altered.
+    """
     @_builtins.property
     def document(self) -> Global___DocumentMetadata: ...
     @_builtins.property
@@ -420,10 +476,11 @@ class InspectResponse(_message.Message):
         plaintext_bytes: _builtins.int = ...,
         sealed_at: _builtins.int = ...,
         registered: _builtins.bool = ...,
+        registry_mismatch: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["document", b"document"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["artefact_id", b"artefact_id", "document", b"document", "format_version", b"format_version", "header_bytes", b"header_bytes", "keys", b"keys", "level", b"level", "plaintext_bytes", b"plaintext_bytes", "registered", b"registered", "sealed_at", b"sealed_at", "segment_bytes", b"segment_bytes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["artefact_id", b"artefact_id", "document", b"document", "format_version", b"format_version", "header_bytes", b"header_bytes", "keys", b"keys", "level", b"level", "plaintext_bytes", b"plaintext_bytes", "registered", b"registered", "registry_mismatch", b"registry_mismatch", "sealed_at", b"sealed_at", "segment_bytes", b"segment_bytes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -626,6 +683,9 @@ class ListPendingResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     REQUESTS_FIELD_NUMBER: _builtins.int
+    TRUNCATED_FIELD_NUMBER: _builtins.int
+    truncated: _builtins.bool
+    """More pending requests exist than are listed."""
     @_builtins.property
     def requests(self) -> _containers.RepeatedCompositeFieldContainer[Global___AccessRequest]:
         """At most 1,000 requests, oldest first."""
@@ -634,10 +694,11 @@ class ListPendingResponse(_message.Message):
         self,
         *,
         requests: _abc.Iterable[Global___AccessRequest] | None = ...,
+        truncated: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["requests", b"requests"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["requests", b"requests", "truncated", b"truncated"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -661,6 +722,626 @@ class GetRequestRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetRequestRequest: _TypeAlias = GetRequestRequest  # noqa: Y015
+
+@_typing.final
+class ProtectionStamp(_message.Message):
+    """A "Thời hạn bảo vệ BMNN" stamp: protected from starts_on (optional) through
+    ends_on.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STARTS_ON_FIELD_NUMBER: _builtins.int
+    ENDS_ON_FIELD_NUMBER: _builtins.int
+    starts_on: _builtins.str
+    ends_on: _builtins.str
+    def __init__(
+        self,
+        *,
+        starts_on: _builtins.str = ...,
+        ends_on: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ends_on", b"ends_on", "starts_on", b"starts_on"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ProtectionStamp: _TypeAlias = ProtectionStamp  # noqa: Y015
+
+@_typing.final
+class ProtectionExtension(_message.Message):
+    """An extension of the protection period by the originating agency."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENDS_ON_FIELD_NUMBER: _builtins.int
+    DECISION_FIELD_NUMBER: _builtins.int
+    DECIDED_ON_FIELD_NUMBER: _builtins.int
+    ends_on: _builtins.str
+    """Last protected day after the extension."""
+    decision: _builtins.str
+    """The extension decision as cited, e.g. "Quyết định số 12/QĐ-UBND". Optional."""
+    decided_on: _builtins.str
+    """Date of the extension decision. Optional."""
+    def __init__(
+        self,
+        *,
+        ends_on: _builtins.str = ...,
+        decision: _builtins.str = ...,
+        decided_on: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["decided_on", b"decided_on", "decision", b"decision", "ends_on", b"ends_on"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ProtectionExtension: _TypeAlias = ProtectionExtension  # noqa: Y015
+
+@_typing.final
+class Declassification(_message.Message):
+    """A declassification decision (quyết định giải mật)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DECISION_FIELD_NUMBER: _builtins.int
+    DECIDED_ON_FIELD_NUMBER: _builtins.int
+    decision: _builtins.str
+    """The decision as cited. Required."""
+    decided_on: _builtins.str
+    """Date of the decision. Optional."""
+    def __init__(
+        self,
+        *,
+        decision: _builtins.str = ...,
+        decided_on: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["decided_on", b"decided_on", "decision", b"decision"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Declassification: _TypeAlias = Declassification  # noqa: Y015
+
+@_typing.final
+class ClassificationFacts(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BASIS_FIELD_NUMBER: _builtins.int
+    STAMP_FIELD_NUMBER: _builtins.int
+    EXTENSION_FIELD_NUMBER: _builtins.int
+    DECLASSIFICATION_FIELD_NUMBER: _builtins.int
+    HISTORICAL_ARCHIVE_FIELD_NUMBER: _builtins.int
+    STANDING_DECISION_FIELD_NUMBER: _builtins.int
+    basis: _builtins.str
+    """Classification basis (căn cứ), e.g. "Điểm a Khoản 2 Điều 1 Quyết định
+    số 1722/QĐ-TTg". Optional unless the policy requires it.
+    """
+    historical_archive: _builtins.bool
+    """A historical archive holds the document and its originating agency
+    cannot be determined.
+    """
+    standing_decision: _builtins.str
+    """Kind of recurring electronic document whose standing decision applies,
+    as named in the policy (1 to 64 characters of a-z, 0-9 and "-").
+    """
+    @_builtins.property
+    def stamp(self) -> Global___ProtectionStamp: ...
+    @_builtins.property
+    def extension(self) -> Global___ProtectionExtension: ...
+    @_builtins.property
+    def declassification(self) -> Global___Declassification: ...
+    def __init__(
+        self,
+        *,
+        basis: _builtins.str = ...,
+        stamp: Global___ProtectionStamp | None = ...,
+        extension: Global___ProtectionExtension | None = ...,
+        declassification: Global___Declassification | None = ...,
+        historical_archive: _builtins.bool = ...,
+        standing_decision: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["declassification", b"declassification", "extension", b"extension", "stamp", b"stamp"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["basis", b"basis", "declassification", b"declassification", "extension", b"extension", "historical_archive", b"historical_archive", "stamp", b"stamp", "standing_decision", b"standing_decision"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ClassificationFacts: _TypeAlias = ClassificationFacts  # noqa: Y015
+
+@_typing.final
+class ClassificationDecision(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    LEVEL_FIELD_NUMBER: _builtins.int
+    RULE_FIELD_NUMBER: _builtins.int
+    CODE_FIELD_NUMBER: _builtins.int
+    DECLASSIFICATION_STAMP_REQUIRED_FIELD_NUMBER: _builtins.int
+    PROTECTED_UNTIL_FIELD_NUMBER: _builtins.int
+    EXPLANATION_FIELD_NUMBER: _builtins.int
+    EXPLANATION_EN_FIELD_NUMBER: _builtins.int
+    CATALOG_ITEM_FIELD_NUMBER: _builtins.int
+    DECIDED_ON_FIELD_NUMBER: _builtins.int
+    outcome: Global___DecisionOutcome.ValueType
+    level: Global___Level.ValueType
+    """SEAL: the level to seal at. Otherwise the stated level, if any."""
+    rule: _builtins.str
+    """NOT_SECRET: the rule, one of "c", "d", "đ", "e", "g". Empty otherwise."""
+    code: _builtins.str
+    """Stable machine-readable code, listed in docs/policy.md."""
+    declassification_stamp_required: _builtins.bool
+    """A "Giải mật" stamp must be put on the document before digitizing it."""
+    protected_until: _builtins.str
+    """SEAL: last protected day. Rules c and d: the day protection ended."""
+    explanation: _builtins.str
+    """The reason, citing the rule and the law: Vietnamese, and English."""
+    explanation_en: _builtins.str
+    catalog_item: _builtins.str
+    """The catalog items the basis matched, in the standard written form."""
+    decided_on: _builtins.str
+    """The date the decision was made for."""
+    def __init__(
+        self,
+        *,
+        outcome: Global___DecisionOutcome.ValueType = ...,
+        level: Global___Level.ValueType = ...,
+        rule: _builtins.str = ...,
+        code: _builtins.str = ...,
+        declassification_stamp_required: _builtins.bool = ...,
+        protected_until: _builtins.str = ...,
+        explanation: _builtins.str = ...,
+        explanation_en: _builtins.str = ...,
+        catalog_item: _builtins.str = ...,
+        decided_on: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["catalog_item", b"catalog_item", "code", b"code", "decided_on", b"decided_on", "declassification_stamp_required", b"declassification_stamp_required", "explanation", b"explanation", "explanation_en", b"explanation_en", "level", b"level", "outcome", b"outcome", "protected_until", b"protected_until", "rule", b"rule"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ClassificationDecision: _TypeAlias = ClassificationDecision  # noqa: Y015
+
+@_typing.final
+class NotSealed(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECORD_ID_FIELD_NUMBER: _builtins.int
+    DECISION_FIELD_NUMBER: _builtins.int
+    record_id: _builtins.str
+    """Identifier of the classification record, 32 lowercase hex digits."""
+    @_builtins.property
+    def decision(self) -> Global___ClassificationDecision: ...
+    def __init__(
+        self,
+        *,
+        record_id: _builtins.str = ...,
+        decision: Global___ClassificationDecision | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["decision", b"decision"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["decision", b"decision", "record_id", b"record_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___NotSealed: _TypeAlias = NotSealed  # noqa: Y015
+
+@_typing.final
+class GetPolicyRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetPolicyRequest: _TypeAlias = GetPolicyRequest  # noqa: Y015
+
+@_typing.final
+class LevelKeyPolicy(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LEVEL_FIELD_NUMBER: _builtins.int
+    KEY_ID_FIELD_NUMBER: _builtins.int
+    TOKEN_PROFILES_FIELD_NUMBER: _builtins.int
+    APPROVALS_FIELD_NUMBER: _builtins.int
+    GRANT_HOURS_FIELD_NUMBER: _builtins.int
+    GRANT_OPENS_FIELD_NUMBER: _builtins.int
+    PRINTING_FIELD_NUMBER: _builtins.int
+    ROTATION_DAYS_FIELD_NUMBER: _builtins.int
+    PROTECTION_YEARS_FIELD_NUMBER: _builtins.int
+    level: Global___Level.ValueType
+    key_id: _builtins.str
+    approvals: _builtins.int
+    grant_hours: _builtins.int
+    grant_opens: _builtins.int
+    printing: _builtins.bool
+    rotation_days: _builtins.int
+    protection_years: _builtins.int
+    @_builtins.property
+    def token_profiles(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Acceptable token profiles; empty means any hardware profile."""
+
+    def __init__(
+        self,
+        *,
+        level: Global___Level.ValueType = ...,
+        key_id: _builtins.str = ...,
+        token_profiles: _abc.Iterable[_builtins.str] | None = ...,
+        approvals: _builtins.int = ...,
+        grant_hours: _builtins.int = ...,
+        grant_opens: _builtins.int = ...,
+        printing: _builtins.bool = ...,
+        rotation_days: _builtins.int = ...,
+        protection_years: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["approvals", b"approvals", "grant_hours", b"grant_hours", "grant_opens", b"grant_opens", "key_id", b"key_id", "level", b"level", "printing", b"printing", "protection_years", b"protection_years", "rotation_days", b"rotation_days", "token_profiles", b"token_profiles"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LevelKeyPolicy: _TypeAlias = LevelKeyPolicy  # noqa: Y015
+
+@_typing.final
+class CatalogDecisionSummary(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DECISION_FIELD_NUMBER: _builtins.int
+    ITEMS_FIELD_NUMBER: _builtins.int
+    IN_FORCE_FIELD_NUMBER: _builtins.int
+    SAMPLE_FIELD_NUMBER: _builtins.int
+    decision: _builtins.str
+    """The catalog decision as cited by bases."""
+    items: _builtins.int
+    """Number of items; zero for a superseded decision."""
+    in_force: _builtins.bool
+    sample: _builtins.bool
+    """Whether the items come from the sample catalog."""
+    def __init__(
+        self,
+        *,
+        decision: _builtins.str = ...,
+        items: _builtins.int = ...,
+        in_force: _builtins.bool = ...,
+        sample: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["decision", b"decision", "in_force", b"in_force", "items", b"items", "sample", b"sample"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CatalogDecisionSummary: _TypeAlias = CatalogDecisionSummary  # noqa: Y015
+
+@_typing.final
+class StandingDecisionSummary(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    LEVEL_FIELD_NUMBER: _builtins.int
+    BASIS_FIELD_NUMBER: _builtins.int
+    DECISION_FIELD_NUMBER: _builtins.int
+    DECIDED_ON_FIELD_NUMBER: _builtins.int
+    kind: _builtins.str
+    name: _builtins.str
+    level: Global___Level.ValueType
+    basis: _builtins.str
+    decision: _builtins.str
+    decided_on: _builtins.str
+    def __init__(
+        self,
+        *,
+        kind: _builtins.str = ...,
+        name: _builtins.str = ...,
+        level: Global___Level.ValueType = ...,
+        basis: _builtins.str = ...,
+        decision: _builtins.str = ...,
+        decided_on: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["basis", b"basis", "decided_on", b"decided_on", "decision", b"decision", "kind", b"kind", "level", b"level", "name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StandingDecisionSummary: _TypeAlias = StandingDecisionSummary  # noqa: Y015
+
+@_typing.final
+class PolicySummary(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    POLICY_FILE_FIELD_NUMBER: _builtins.int
+    POLICY_SHA256_FIELD_NUMBER: _builtins.int
+    DEVELOPMENT_FIELD_NUMBER: _builtins.int
+    REQUIRE_BASIS_FIELD_NUMBER: _builtins.int
+    TOKEN_PROFILE_FIELD_NUMBER: _builtins.int
+    LEVELS_FIELD_NUMBER: _builtins.int
+    CATALOG_FIELD_NUMBER: _builtins.int
+    CATALOG_FILES_FIELD_NUMBER: _builtins.int
+    STANDING_DECISIONS_FIELD_NUMBER: _builtins.int
+    TODAY_FIELD_NUMBER: _builtins.int
+    policy_file: _builtins.str
+    """Path and SHA-256 (64 lowercase hex digits) of the policy file."""
+    policy_sha256: _builtins.str
+    development: _builtins.bool
+    """Development mode accepts a software token for Tối mật and the sample
+    catalog; never for state secrets.
+    """
+    require_basis: _builtins.bool
+    token_profile: _builtins.str
+    """The token profile set in niemphongd.toml."""
+    today: _builtins.str
+    """The daemon's date today."""
+    @_builtins.property
+    def levels(self) -> _containers.RepeatedCompositeFieldContainer[Global___LevelKeyPolicy]: ...
+    @_builtins.property
+    def catalog(self) -> _containers.RepeatedCompositeFieldContainer[Global___CatalogDecisionSummary]: ...
+    @_builtins.property
+    def catalog_files(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def standing_decisions(self) -> _containers.RepeatedCompositeFieldContainer[Global___StandingDecisionSummary]: ...
+    def __init__(
+        self,
+        *,
+        policy_file: _builtins.str = ...,
+        policy_sha256: _builtins.str = ...,
+        development: _builtins.bool = ...,
+        require_basis: _builtins.bool = ...,
+        token_profile: _builtins.str = ...,
+        levels: _abc.Iterable[Global___LevelKeyPolicy] | None = ...,
+        catalog: _abc.Iterable[Global___CatalogDecisionSummary] | None = ...,
+        catalog_files: _abc.Iterable[_builtins.str] | None = ...,
+        standing_decisions: _abc.Iterable[Global___StandingDecisionSummary] | None = ...,
+        today: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["catalog", b"catalog", "catalog_files", b"catalog_files", "development", b"development", "levels", b"levels", "policy_file", b"policy_file", "policy_sha256", b"policy_sha256", "require_basis", b"require_basis", "standing_decisions", b"standing_decisions", "today", b"today", "token_profile", b"token_profile"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PolicySummary: _TypeAlias = PolicySummary  # noqa: Y015
+
+@_typing.final
+class DocumentToDecide(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ROW_FIELD_NUMBER: _builtins.int
+    LEVEL_FIELD_NUMBER: _builtins.int
+    DOC_NUMBER_FIELD_NUMBER: _builtins.int
+    ISSUED_ON_FIELD_NUMBER: _builtins.int
+    CLASSIFICATION_FIELD_NUMBER: _builtins.int
+    row: _builtins.str
+    """The caller's label for the row, e.g. the handover list's STT. At most 32 characters."""
+    level: Global___Level.ValueType
+    doc_number: _builtins.str
+    """Document number, at most 128 characters; optional here."""
+    issued_on: _builtins.str
+    @_builtins.property
+    def classification(self) -> Global___ClassificationFacts: ...
+    def __init__(
+        self,
+        *,
+        row: _builtins.str = ...,
+        level: Global___Level.ValueType = ...,
+        doc_number: _builtins.str = ...,
+        issued_on: _builtins.str = ...,
+        classification: Global___ClassificationFacts | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["classification", b"classification"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["classification", b"classification", "doc_number", b"doc_number", "issued_on", b"issued_on", "level", b"level", "row", b"row"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DocumentToDecide: _TypeAlias = DocumentToDecide  # noqa: Y015
+
+@_typing.final
+class DecideRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DOCUMENTS_FIELD_NUMBER: _builtins.int
+    AS_OF_FIELD_NUMBER: _builtins.int
+    as_of: _builtins.str
+    """Decide as on this date instead of today. Optional."""
+    @_builtins.property
+    def documents(self) -> _containers.RepeatedCompositeFieldContainer[Global___DocumentToDecide]:
+        """At most 1,000 documents."""
+
+    def __init__(
+        self,
+        *,
+        documents: _abc.Iterable[Global___DocumentToDecide] | None = ...,
+        as_of: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "documents", b"documents"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DecideRequest: _TypeAlias = DecideRequest  # noqa: Y015
+
+@_typing.final
+class DecidedDocument(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ROW_FIELD_NUMBER: _builtins.int
+    DOC_NUMBER_FIELD_NUMBER: _builtins.int
+    DECISION_FIELD_NUMBER: _builtins.int
+    row: _builtins.str
+    doc_number: _builtins.str
+    @_builtins.property
+    def decision(self) -> Global___ClassificationDecision: ...
+    def __init__(
+        self,
+        *,
+        row: _builtins.str = ...,
+        doc_number: _builtins.str = ...,
+        decision: Global___ClassificationDecision | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["decision", b"decision"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["decision", b"decision", "doc_number", b"doc_number", "row", b"row"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DecidedDocument: _TypeAlias = DecidedDocument  # noqa: Y015
+
+@_typing.final
+class DecideResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DOCUMENTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def documents(self) -> _containers.RepeatedCompositeFieldContainer[Global___DecidedDocument]:
+        """One per document, in request order."""
+
+    def __init__(
+        self,
+        *,
+        documents: _abc.Iterable[Global___DecidedDocument] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["documents", b"documents"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DecideResponse: _TypeAlias = DecideResponse  # noqa: Y015
+
+@_typing.final
+class ListDueRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WITHIN_DAYS_FIELD_NUMBER: _builtins.int
+    within_days: _builtins.int
+    """Include artefacts whose protection ends within this many days from
+    today (0 to 3,650), and every one whose protection has ended.
+    """
+    def __init__(
+        self,
+        *,
+        within_days: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["within_days", b"within_days"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListDueRequest: _TypeAlias = ListDueRequest  # noqa: Y015
+
+@_typing.final
+class DueArtefact(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ARTEFACT_ID_FIELD_NUMBER: _builtins.int
+    LEVEL_FIELD_NUMBER: _builtins.int
+    DOC_NUMBER_FIELD_NUMBER: _builtins.int
+    ISSUED_ON_FIELD_NUMBER: _builtins.int
+    PROTECTED_UNTIL_FIELD_NUMBER: _builtins.int
+    DAYS_LEFT_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
+    BASIS_FIELD_NUMBER: _builtins.int
+    EXTENSION_DECISION_FIELD_NUMBER: _builtins.int
+    artefact_id: _builtins.str
+    level: Global___Level.ValueType
+    doc_number: _builtins.str
+    issued_on: _builtins.str
+    protected_until: _builtins.str
+    """Last protected day."""
+    days_left: _builtins.int
+    """Days from today to protected_until; negative once it has passed."""
+    source: _builtins.str
+    """What sets protected_until: "period", "stamp" or "extension"."""
+    basis: _builtins.str
+    extension_decision: _builtins.str
+    """The last extension decision recorded, if any."""
+    def __init__(
+        self,
+        *,
+        artefact_id: _builtins.str = ...,
+        level: Global___Level.ValueType = ...,
+        doc_number: _builtins.str = ...,
+        issued_on: _builtins.str = ...,
+        protected_until: _builtins.str = ...,
+        days_left: _builtins.int = ...,
+        source: _builtins.str = ...,
+        basis: _builtins.str = ...,
+        extension_decision: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["artefact_id", b"artefact_id", "basis", b"basis", "days_left", b"days_left", "doc_number", b"doc_number", "extension_decision", b"extension_decision", "issued_on", b"issued_on", "level", b"level", "protected_until", b"protected_until", "source", b"source"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DueArtefact: _TypeAlias = DueArtefact  # noqa: Y015
+
+@_typing.final
+class ListDueResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ARTEFACTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def artefacts(self) -> _containers.RepeatedCompositeFieldContainer[Global___DueArtefact]:
+        """At most 1,000 artefacts, soonest end first."""
+
+    def __init__(
+        self,
+        *,
+        artefacts: _abc.Iterable[Global___DueArtefact] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["artefacts", b"artefacts"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListDueResponse: _TypeAlias = ListDueResponse  # noqa: Y015
+
+@_typing.final
+class RecordExtensionRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ARTEFACT_ID_FIELD_NUMBER: _builtins.int
+    ENDS_ON_FIELD_NUMBER: _builtins.int
+    DECISION_FIELD_NUMBER: _builtins.int
+    DECIDED_ON_FIELD_NUMBER: _builtins.int
+    artefact_id: _builtins.str
+    ends_on: _builtins.str
+    """New last protected day; later than the current one."""
+    decision: _builtins.str
+    """The extension decision as cited. Required, at most 512 characters."""
+    decided_on: _builtins.str
+    """Date of the extension decision: not after today, and not after the
+    current last protected day.
+    """
+    def __init__(
+        self,
+        *,
+        artefact_id: _builtins.str = ...,
+        ends_on: _builtins.str = ...,
+        decision: _builtins.str = ...,
+        decided_on: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["artefact_id", b"artefact_id", "decided_on", b"decided_on", "decision", b"decision", "ends_on", b"ends_on"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordExtensionRequest: _TypeAlias = RecordExtensionRequest  # noqa: Y015
 
 @_typing.final
 class SealFileRequest(_message.Message):
@@ -694,6 +1375,32 @@ class SealFileRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SealFileRequest: _TypeAlias = SealFileRequest  # noqa: Y015
+
+@_typing.final
+class SealFileResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SUMMARY_FIELD_NUMBER: _builtins.int
+    NOT_SEALED_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def summary(self) -> Global___SealSummary: ...
+    @_builtins.property
+    def not_sealed(self) -> Global___NotSealed: ...
+    def __init__(
+        self,
+        *,
+        summary: Global___SealSummary | None = ...,
+        not_sealed: Global___NotSealed | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["not_sealed", b"not_sealed", "result", b"result", "summary", b"summary"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["not_sealed", b"not_sealed", "result", b"result", "summary", b"summary"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_result: _TypeAlias = _typing.Literal["summary", "not_sealed"]  # noqa: Y015
+    _WhichOneofArgType_result: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_result) -> _WhichOneofReturnType_result | None: ...
+
+Global___SealFileResponse: _TypeAlias = SealFileResponse  # noqa: Y015
 
 @_typing.final
 class OpenFileRequest(_message.Message):

@@ -450,6 +450,241 @@ class AccessService:
             _registered_method=True)
 
 
+class PolicyServiceStub:
+    """---------------------------------------------------------------------------
+    Classification policy: what is sealed, at which level, and why.
+
+    Dates are calendar dates written YYYY-MM-DD and read in Asia/Ho_Chi_Minh.
+    Free text is at most 512 characters after NFC normalization.
+    ---------------------------------------------------------------------------
+
+    The policy in force, its decisions and the protection periods of sealed
+    artefacts.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.GetPolicy = channel.unary_unary(
+                '/niemphong.v1.PolicyService/GetPolicy',
+                request_serializer=niemphong_dot_v1_dot_niemphong__pb2.GetPolicyRequest.SerializeToString,
+                response_deserializer=niemphong_dot_v1_dot_niemphong__pb2.PolicySummary.FromString,
+                _registered_method=True)
+        self.Decide = channel.unary_unary(
+                '/niemphong.v1.PolicyService/Decide',
+                request_serializer=niemphong_dot_v1_dot_niemphong__pb2.DecideRequest.SerializeToString,
+                response_deserializer=niemphong_dot_v1_dot_niemphong__pb2.DecideResponse.FromString,
+                _registered_method=True)
+        self.ListDue = channel.unary_unary(
+                '/niemphong.v1.PolicyService/ListDue',
+                request_serializer=niemphong_dot_v1_dot_niemphong__pb2.ListDueRequest.SerializeToString,
+                response_deserializer=niemphong_dot_v1_dot_niemphong__pb2.ListDueResponse.FromString,
+                _registered_method=True)
+        self.RecordExtension = channel.unary_unary(
+                '/niemphong.v1.PolicyService/RecordExtension',
+                request_serializer=niemphong_dot_v1_dot_niemphong__pb2.RecordExtensionRequest.SerializeToString,
+                response_deserializer=niemphong_dot_v1_dot_niemphong__pb2.DueArtefact.FromString,
+                _registered_method=True)
+
+
+class PolicyServiceServicer:
+    """---------------------------------------------------------------------------
+    Classification policy: what is sealed, at which level, and why.
+
+    Dates are calendar dates written YYYY-MM-DD and read in Asia/Ho_Chi_Minh.
+    Free text is at most 512 characters after NFC normalization.
+    ---------------------------------------------------------------------------
+
+    The policy in force, its decisions and the protection periods of sealed
+    artefacts.
+    """
+
+    def GetPolicy(self, request, context):
+        """Show the policy in force. Any role.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Decide(self, request, context):
+        """Decide documents without sealing anything, for example every row of a
+        handover list. Any role.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListDue(self, request, context):
+        """List sealed artefacts whose protection ends within a number of days,
+        or has ended. Approver, custodian or auditor.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordExtension(self, request, context):
+        """Record an extension of an artefact's protection period decided by the
+        originating agency. Approver only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_PolicyServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'GetPolicy': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPolicy,
+                    request_deserializer=niemphong_dot_v1_dot_niemphong__pb2.GetPolicyRequest.FromString,
+                    response_serializer=niemphong_dot_v1_dot_niemphong__pb2.PolicySummary.SerializeToString,
+            ),
+            'Decide': grpc.unary_unary_rpc_method_handler(
+                    servicer.Decide,
+                    request_deserializer=niemphong_dot_v1_dot_niemphong__pb2.DecideRequest.FromString,
+                    response_serializer=niemphong_dot_v1_dot_niemphong__pb2.DecideResponse.SerializeToString,
+            ),
+            'ListDue': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDue,
+                    request_deserializer=niemphong_dot_v1_dot_niemphong__pb2.ListDueRequest.FromString,
+                    response_serializer=niemphong_dot_v1_dot_niemphong__pb2.ListDueResponse.SerializeToString,
+            ),
+            'RecordExtension': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordExtension,
+                    request_deserializer=niemphong_dot_v1_dot_niemphong__pb2.RecordExtensionRequest.FromString,
+                    response_serializer=niemphong_dot_v1_dot_niemphong__pb2.DueArtefact.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'niemphong.v1.PolicyService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('niemphong.v1.PolicyService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class PolicyService:
+    """---------------------------------------------------------------------------
+    Classification policy: what is sealed, at which level, and why.
+
+    Dates are calendar dates written YYYY-MM-DD and read in Asia/Ho_Chi_Minh.
+    Free text is at most 512 characters after NFC normalization.
+    ---------------------------------------------------------------------------
+
+    The policy in force, its decisions and the protection periods of sealed
+    artefacts.
+    """
+
+    @staticmethod
+    def GetPolicy(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/niemphong.v1.PolicyService/GetPolicy',
+            niemphong_dot_v1_dot_niemphong__pb2.GetPolicyRequest.SerializeToString,
+            niemphong_dot_v1_dot_niemphong__pb2.PolicySummary.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Decide(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/niemphong.v1.PolicyService/Decide',
+            niemphong_dot_v1_dot_niemphong__pb2.DecideRequest.SerializeToString,
+            niemphong_dot_v1_dot_niemphong__pb2.DecideResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDue(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/niemphong.v1.PolicyService/ListDue',
+            niemphong_dot_v1_dot_niemphong__pb2.ListDueRequest.SerializeToString,
+            niemphong_dot_v1_dot_niemphong__pb2.ListDueResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordExtension(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/niemphong.v1.PolicyService/RecordExtension',
+            niemphong_dot_v1_dot_niemphong__pb2.RecordExtensionRequest.SerializeToString,
+            niemphong_dot_v1_dot_niemphong__pb2.DueArtefact.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
 class SpoolServiceStub:
     """---------------------------------------------------------------------------
     Local spool mode.
@@ -476,7 +711,7 @@ class SpoolServiceStub:
         self.SealFile = channel.unary_unary(
                 '/niemphong.v1.SpoolService/SealFile',
                 request_serializer=niemphong_dot_v1_dot_niemphong__pb2.SealFileRequest.SerializeToString,
-                response_deserializer=niemphong_dot_v1_dot_niemphong__pb2.SealSummary.FromString,
+                response_deserializer=niemphong_dot_v1_dot_niemphong__pb2.SealFileResponse.FromString,
                 _registered_method=True)
         self.OpenFile = channel.unary_unary(
                 '/niemphong.v1.SpoolService/OpenFile',
@@ -504,7 +739,9 @@ class SpoolServiceServicer:
 
     def SealFile(self, request, context):
         """Seal a file of the caller's spool directory into an envelope beside it.
-        Scanner role only. The same checks and registry entry as Seal.
+        Scanner role only. The same checks, classification decision and
+        registry entry as Seal; a document the rules find not secret gets
+        NotSealed and no envelope is written.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -525,7 +762,7 @@ def add_SpoolServiceServicer_to_server(servicer, server):
             'SealFile': grpc.unary_unary_rpc_method_handler(
                     servicer.SealFile,
                     request_deserializer=niemphong_dot_v1_dot_niemphong__pb2.SealFileRequest.FromString,
-                    response_serializer=niemphong_dot_v1_dot_niemphong__pb2.SealSummary.SerializeToString,
+                    response_serializer=niemphong_dot_v1_dot_niemphong__pb2.SealFileResponse.SerializeToString,
             ),
             'OpenFile': grpc.unary_unary_rpc_method_handler(
                     servicer.OpenFile,
@@ -573,7 +810,7 @@ class SpoolService:
             target,
             '/niemphong.v1.SpoolService/SealFile',
             niemphong_dot_v1_dot_niemphong__pb2.SealFileRequest.SerializeToString,
-            niemphong_dot_v1_dot_niemphong__pb2.SealSummary.FromString,
+            niemphong_dot_v1_dot_niemphong__pb2.SealFileResponse.FromString,
             options,
             channel_credentials,
             insecure,

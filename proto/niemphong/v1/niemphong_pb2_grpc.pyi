@@ -211,6 +211,118 @@ class AccessServiceServicer(metaclass=_abc_1.ABCMeta):
 
 def add_AccessServiceServicer_to_server(servicer: AccessServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 
+class PolicyServiceStub:
+    """---------------------------------------------------------------------------
+    Classification policy: what is sealed, at which level, and why.
+
+    Dates are calendar dates written YYYY-MM-DD and read in Asia/Ho_Chi_Minh.
+    Free text is at most 512 characters after NFC normalization.
+    ---------------------------------------------------------------------------
+
+    The policy in force, its decisions and the protection periods of sealed
+    artefacts.
+    """
+
+    @_typing.overload
+    def __new__(cls, channel: _grpc.Channel) -> _Self: ...
+    @_typing.overload
+    def __new__(cls, channel: _aio.Channel) -> PolicyServiceAsyncStub: ...
+    GetPolicy: _grpc.UnaryUnaryMultiCallable[_niemphong_pb2.GetPolicyRequest, _niemphong_pb2.PolicySummary]
+    """Show the policy in force. Any role."""
+    Decide: _grpc.UnaryUnaryMultiCallable[_niemphong_pb2.DecideRequest, _niemphong_pb2.DecideResponse]
+    """Decide documents without sealing anything, for example every row of a
+    handover list. Any role.
+    """
+    ListDue: _grpc.UnaryUnaryMultiCallable[_niemphong_pb2.ListDueRequest, _niemphong_pb2.ListDueResponse]
+    """List sealed artefacts whose protection ends within a number of days,
+    or has ended. Approver, custodian or auditor.
+    """
+    RecordExtension: _grpc.UnaryUnaryMultiCallable[_niemphong_pb2.RecordExtensionRequest, _niemphong_pb2.DueArtefact]
+    """Record an extension of an artefact's protection period decided by the
+    originating agency. Approver only.
+    """
+
+@_typing.type_check_only
+class PolicyServiceAsyncStub(PolicyServiceStub):
+    """---------------------------------------------------------------------------
+    Classification policy: what is sealed, at which level, and why.
+
+    Dates are calendar dates written YYYY-MM-DD and read in Asia/Ho_Chi_Minh.
+    Free text is at most 512 characters after NFC normalization.
+    ---------------------------------------------------------------------------
+
+    The policy in force, its decisions and the protection periods of sealed
+    artefacts.
+    """
+
+    def __init__(self, channel: _aio.Channel) -> None: ...
+    GetPolicy: _aio.UnaryUnaryMultiCallable[_niemphong_pb2.GetPolicyRequest, _niemphong_pb2.PolicySummary]  # type: ignore[assignment]
+    """Show the policy in force. Any role."""
+    Decide: _aio.UnaryUnaryMultiCallable[_niemphong_pb2.DecideRequest, _niemphong_pb2.DecideResponse]  # type: ignore[assignment]
+    """Decide documents without sealing anything, for example every row of a
+    handover list. Any role.
+    """
+    ListDue: _aio.UnaryUnaryMultiCallable[_niemphong_pb2.ListDueRequest, _niemphong_pb2.ListDueResponse]  # type: ignore[assignment]
+    """List sealed artefacts whose protection ends within a number of days,
+    or has ended. Approver, custodian or auditor.
+    """
+    RecordExtension: _aio.UnaryUnaryMultiCallable[_niemphong_pb2.RecordExtensionRequest, _niemphong_pb2.DueArtefact]  # type: ignore[assignment]
+    """Record an extension of an artefact's protection period decided by the
+    originating agency. Approver only.
+    """
+
+class PolicyServiceServicer(metaclass=_abc_1.ABCMeta):
+    """---------------------------------------------------------------------------
+    Classification policy: what is sealed, at which level, and why.
+
+    Dates are calendar dates written YYYY-MM-DD and read in Asia/Ho_Chi_Minh.
+    Free text is at most 512 characters after NFC normalization.
+    ---------------------------------------------------------------------------
+
+    The policy in force, its decisions and the protection periods of sealed
+    artefacts.
+    """
+
+    @_abc_1.abstractmethod
+    def GetPolicy(
+        self,
+        request: _niemphong_pb2.GetPolicyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_niemphong_pb2.PolicySummary, _abc.Awaitable[_niemphong_pb2.PolicySummary]]:
+        """Show the policy in force. Any role."""
+
+    @_abc_1.abstractmethod
+    def Decide(
+        self,
+        request: _niemphong_pb2.DecideRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_niemphong_pb2.DecideResponse, _abc.Awaitable[_niemphong_pb2.DecideResponse]]:
+        """Decide documents without sealing anything, for example every row of a
+        handover list. Any role.
+        """
+
+    @_abc_1.abstractmethod
+    def ListDue(
+        self,
+        request: _niemphong_pb2.ListDueRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_niemphong_pb2.ListDueResponse, _abc.Awaitable[_niemphong_pb2.ListDueResponse]]:
+        """List sealed artefacts whose protection ends within a number of days,
+        or has ended. Approver, custodian or auditor.
+        """
+
+    @_abc_1.abstractmethod
+    def RecordExtension(
+        self,
+        request: _niemphong_pb2.RecordExtensionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_niemphong_pb2.DueArtefact, _abc.Awaitable[_niemphong_pb2.DueArtefact]]:
+        """Record an extension of an artefact's protection period decided by the
+        originating agency. Approver only.
+        """
+
+def add_PolicyServiceServicer_to_server(servicer: PolicyServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
+
 class SpoolServiceStub:
     """---------------------------------------------------------------------------
     Local spool mode.
@@ -231,9 +343,11 @@ class SpoolServiceStub:
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> SpoolServiceAsyncStub: ...
-    SealFile: _grpc.UnaryUnaryMultiCallable[_niemphong_pb2.SealFileRequest, _niemphong_pb2.SealSummary]
+    SealFile: _grpc.UnaryUnaryMultiCallable[_niemphong_pb2.SealFileRequest, _niemphong_pb2.SealFileResponse]
     """Seal a file of the caller's spool directory into an envelope beside it.
-    Scanner role only. The same checks and registry entry as Seal.
+    Scanner role only. The same checks, classification decision and
+    registry entry as Seal; a document the rules find not secret gets
+    NotSealed and no envelope is written.
     """
     OpenFile: _grpc.UnaryUnaryMultiCallable[_niemphong_pb2.OpenFileRequest, _niemphong_pb2.OpenSummary]
     """Open an envelope of the caller's spool directory into a plaintext file
@@ -259,9 +373,11 @@ class SpoolServiceAsyncStub(SpoolServiceStub):
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
-    SealFile: _aio.UnaryUnaryMultiCallable[_niemphong_pb2.SealFileRequest, _niemphong_pb2.SealSummary]  # type: ignore[assignment]
+    SealFile: _aio.UnaryUnaryMultiCallable[_niemphong_pb2.SealFileRequest, _niemphong_pb2.SealFileResponse]  # type: ignore[assignment]
     """Seal a file of the caller's spool directory into an envelope beside it.
-    Scanner role only. The same checks and registry entry as Seal.
+    Scanner role only. The same checks, classification decision and
+    registry entry as Seal; a document the rules find not secret gets
+    NotSealed and no envelope is written.
     """
     OpenFile: _aio.UnaryUnaryMultiCallable[_niemphong_pb2.OpenFileRequest, _niemphong_pb2.OpenSummary]  # type: ignore[assignment]
     """Open an envelope of the caller's spool directory into a plaintext file
@@ -290,9 +406,11 @@ class SpoolServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _niemphong_pb2.SealFileRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_niemphong_pb2.SealSummary, _abc.Awaitable[_niemphong_pb2.SealSummary]]:
+    ) -> _typing.Union[_niemphong_pb2.SealFileResponse, _abc.Awaitable[_niemphong_pb2.SealFileResponse]]:
         """Seal a file of the caller's spool directory into an envelope beside it.
-        Scanner role only. The same checks and registry entry as Seal.
+        Scanner role only. The same checks, classification decision and
+        registry entry as Seal; a document the rules find not secret gets
+        NotSealed and no envelope is written.
         """
 
     @_abc_1.abstractmethod
