@@ -729,14 +729,27 @@ class Sealer:
         """
         if self._finalized:
             raise ValueError("sealer already finalized; create a new Sealer")
-        self._buffer += data
+        view = memoryview(data)
+        size = self._segment_size
 
+        # A segment is sealed only once a later byte shows it is not the
+        # last. First top up the segment buffered by the previous call.
         sealed = []
-        # Strictly greater: a buffer of exactly one segment may be the last.
-        while len(self._buffer) > self._segment_size:
-            segment = bytes(self._buffer[: self._segment_size])
-            del self._buffer[: self._segment_size]
-            sealed.append(self._seal_segment(segment, last=False))
+        if self._buffer:
+            take = min(len(view), size - len(self._buffer))
+            self._buffer += view[:take]
+            view = view[take:]
+            if not view:
+                return b""
+            sealed.append(self._seal_segment(bytes(self._buffer), last=False))
+            self._buffer = bytearray()
+
+        # Then whole segments straight from the caller's buffer, without
+        # copying them, keeping at least one byte back.
+        count = (len(view) - 1) // size if view else 0
+        for index in range(count):
+            sealed.append(self._seal_segment(view[index * size:(index + 1) * size], last=False))
+        self._buffer += view[count * size:]
         return b"".join(sealed)
 
     def finalize(self) -> bytes:
@@ -770,7 +783,7 @@ class Sealer:
         self._finalized = True
         return SegmentCipher(self._aead, self._aad, self._nonce_prefix, self._segment_size)
 
-    def _seal_segment(self, plaintext: bytes, *, last: bool) -> bytes:
+    def _seal_segment(self, plaintext: bytes | memoryview, *, last: bool) -> bytes:
         if self._index >= MAX_SEGMENTS:
             raise ValueError(f"plaintext needs more than {MAX_SEGMENTS} segments of {self._segment_size} bytes")
         nonce = _segment_nonce(self._nonce_prefix, self._index, last)

@@ -56,6 +56,7 @@ class Daemon:
         self._server: grpc.Server | None = None
         self._health_thread: threading.Thread | None = None
         self._spool: SpoolServicer | None = None
+        self._envelopes: EnvelopeServicer | None = None
 
     def start(self) -> None:
         config = self.config
@@ -75,6 +76,7 @@ class Daemon:
         assert config.policy is not None
         classifier = Classifier(config.policy)
         envelopes = EnvelopeServicer(config, self.token, self.keys, self.access, classifier)
+        self._envelopes = envelopes
         pb_grpc.add_EnvelopeServiceServicer_to_server(envelopes, server)
         self._spool = SpoolServicer(config.spool, envelopes)
         pb_grpc.add_SpoolServiceServicer_to_server(self._spool, server)
@@ -143,6 +145,8 @@ class Daemon:
             self._server.stop(grace).wait()
         if self._spool is not None:
             self._spool.close()
+        if self._envelopes is not None:
+            self._envelopes.close()
         self.token.close()
         self.store.close()
         os.close(self._state_lock)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import os
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -18,9 +20,10 @@ from niemphong.daemon.hsm import Pkcs11Token, UnwrapFailed
 from niemphong.daemon.identity import CallContext
 from niemphong.daemon.levels import Level
 from niemphong.daemon.policy.decision import Outcome
+from niemphong.daemon.prefetch import prefetched
 from niemphong.daemon.policy.periods import today_in_vietnam
 from niemphong.daemon.services.classification import Classifier, Verdict
-from niemphong.daemon.store import ArtefactRecord, GrantRecord
+from niemphong.daemon.store import ArtefactRecord, GrantRecord, StateTransaction
 from niemphong.v1 import niemphong_pb2 as pb
 from niemphong.v1 import niemphong_pb2_grpc as pb_grpc
 
@@ -82,6 +85,14 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
         self.access = access
         assert config.policy is not None
         self.classifier = classifier or Classifier(config.policy)
+        # One reader per streamed call in progress. The stream limit admits
+        # fewer calls than config.workers, so a reader waits for a thread
+        # only when readers of calls just ended have not yet stopped.
+        self._readers = ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="stream-reader")
+
+    def close(self) -> None:
+        """Stop the stream reader threads once the server has stopped."""
+        self._readers.shutdown(wait=True)
 
     # Seal -----------------------------------------------------------------
 
@@ -96,32 +107,18 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
         if isinstance(start, pb.NotSealed):
             yield pb.SealResponse(not_sealed=start)
             return
-        sealer = start.sealer
 
-        digest = hashlib.sha256()
-        plaintext_bytes = 0
+        body = _SealedBody(start.sealer, request_iterator, self.config.chunk_bytes)
+        # The body is read, sealed and hashed on a reader thread, so that the
+        # next request chunk arrives while this thread sends the last result.
+        envelope_pieces = itertools.chain([start.sealer.header_bytes], prefetched(iter(body), self._readers))
         envelope_bytes = 0
+        for chunk in _whole_chunks(envelope_pieces, self.config.chunk_bytes):
+            envelope_bytes += len(chunk)
+            yield pb.SealResponse(chunk=chunk)
 
-        def emit(data: bytes) -> Iterator[pb.SealResponse]:
-            nonlocal envelope_bytes
-            digest.update(data)
-            envelope_bytes += len(data)
-            for offset in range(0, len(data), self.config.chunk_bytes):
-                yield pb.SealResponse(chunk=data[offset:offset + self.config.chunk_bytes])
-
-        yield from emit(sealer.header_bytes)
-        for message in request_iterator:
-            if message.WhichOneof("payload") != "chunk":
-                raise ServiceError("PROTOCOL_VIOLATION", "only chunks may follow the Seal metadata")
-            if len(message.chunk) > self.config.chunk_bytes:
-                raise ServiceError(
-                    "FIELD_TOO_LONG", f"chunk of {len(message.chunk)} bytes exceeds {self.config.chunk_bytes}",
-                    {"field": "chunk", "max": str(self.config.chunk_bytes)},
-                )
-            plaintext_bytes += len(message.chunk)
-            yield from emit(sealer.update(message.chunk))
-        yield from emit(sealer.finalize())
-        yield pb.SealResponse(summary=self.finish_seal(start, plaintext_bytes, envelope_bytes, digest.hexdigest(), context))
+        summary = self.finish_seal(start, body.plaintext_bytes, envelope_bytes, body.envelope_sha256(), context)
+        yield pb.SealResponse(summary=summary)
 
     def begin_seal(self, request: pb.SealMetadata, context: CallContext) -> SealStart | pb.NotSealed:
         """Check the metadata and decide under the classification rules, then draw and wrap a data key.
@@ -191,9 +188,14 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
             sealed_at=start.sealed_at,
         )
         classification = start.verdict.record(artefact_hex, artefact_hex, metadata, context.identity.name, start.sealed_at)
-        with self.access.store.transaction() as tx:
+
+        def register(tx: StateTransaction) -> None:
             tx.insert_artefact(record)
             tx.insert_classification(classification)
+
+        # Registering reads nothing that another seal changes, so concurrent
+        # seals may share one commit and its disk flush.
+        self.access.store.write_grouped(register)
 
         log.info(
             "request %s sealed artefact %s (%s) by %s: %d plaintext bytes, %d envelope bytes, key %s v%d",
@@ -243,7 +245,7 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
         if first is None or first.WhichOneof("payload") != "start":
             raise ServiceError("PROTOCOL_VIOLATION", "the first Open message must be OpenStart")
         request_id = validation.hex_id("request_id", first.start.request_id) if first.start.request_id else None
-        chunks = self._chunks(request_iterator)
+        chunks = self._chunks(prefetched(request_iterator, self._readers))
 
         header, rest = self._read_header(chunks)
         opener, grant = self.begin_open(header, request_id, context)
@@ -428,6 +430,66 @@ def _guarded(operation: str, responses: Iterator[T], context: CallContext) -> It
         context.facts["reason"] = "INTERNAL"
         log.exception("request %s %s by %s failed unexpectedly", context.request_id, operation, context.identity.name)
         abort(context, ServiceError("INTERNAL", f"internal error; see the daemon log for request {context.request_id}"))
+
+
+class _SealedBody:
+    """The sealed body of a Seal stream, from its request chunks, and the SHA-256 of the whole envelope.
+
+    Iterate it once; plaintext_bytes and envelope_sha256() are final after
+    the iteration ends.
+    """
+
+    def __init__(self, sealer: envelope.Sealer, requests: Iterator[pb.SealRequest], chunk_bytes: int) -> None:
+        self._sealer = sealer
+        self._requests = requests
+        self._chunk_bytes = chunk_bytes
+        self._digest = hashlib.sha256(sealer.header_bytes)
+        self.plaintext_bytes = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        for message in self._requests:
+            if message.WhichOneof("payload") != "chunk":
+                raise ServiceError("PROTOCOL_VIOLATION", "only chunks may follow the Seal metadata")
+            if len(message.chunk) > self._chunk_bytes:
+                raise ServiceError(
+                    "FIELD_TOO_LONG", f"chunk of {len(message.chunk)} bytes exceeds {self._chunk_bytes}",
+                    {"field": "chunk", "max": str(self._chunk_bytes)},
+                )
+            self.plaintext_bytes += len(message.chunk)
+            sealed = self._sealer.update(message.chunk)
+            self._digest.update(sealed)
+            yield sealed
+        sealed = self._sealer.finalize()
+        self._digest.update(sealed)
+        yield sealed
+
+    def envelope_sha256(self) -> str:
+        return self._digest.hexdigest()
+
+
+def _whole_chunks(pieces: Iterator[bytes], chunk_bytes: int) -> Iterator[bytes]:
+    """Regroup ``pieces`` into chunks of ``chunk_bytes``, the last one shorter.
+
+    Each response message costs a round of flow control. A 1 MiB request
+    chunk gives 1 MiB plus the segment tags of envelope bytes, which would
+    otherwise be a second, tiny message, and a small document's header, body
+    and last segment go out as one message.
+    """
+    pending: list[bytes] = []
+    pending_bytes = 0
+    for piece in pieces:
+        pending.append(piece)
+        pending_bytes += len(piece)
+        if pending_bytes < chunk_bytes:
+            continue
+        joined = b"".join(pending)
+        whole = len(joined) - len(joined) % chunk_bytes
+        for offset in range(0, whole, chunk_bytes):
+            yield joined[offset:offset + chunk_bytes]
+        pending = [joined[whole:]]
+        pending_bytes = len(joined) - whole
+    if pending_bytes:
+        yield b"".join(pending)
 
 
 def _prepend(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:

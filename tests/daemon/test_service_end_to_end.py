@@ -441,3 +441,21 @@ def test_second_daemon_on_same_config_refused(daemon: DaemonProcess, dev_env: De
     assert second.returncode != 0
     assert "already uses the state database" in second.stderr
     assert daemon.serving()
+
+
+def test_seal_response_chunks_whole(daemon: DaemonProcess, dev_env: DevEnvironment) -> None:
+    chunk_bytes = dev_env.config["server"]["chunk_bytes"]
+    data = os.urandom(2 * chunk_bytes + 1000)
+    requests = [pb.SealRequest(metadata=pb.SealMetadata(level=pb.LEVEL_MAT, document=pb.DocumentMetadata(
+        doc_number="7/UBND", issued_on="2025-05-20", source_name="scan.pdf")))]
+    requests += [pb.SealRequest(chunk=data[start:start + chunk_bytes]) for start in range(0, len(data), chunk_bytes)]
+
+    with dev_env.channel("scanner") as channel:
+        responses = list(pb_grpc.EnvelopeServiceStub(channel).Seal(iter(requests), timeout=60))
+
+    sizes = [len(response.chunk) for response in responses if response.WhichOneof("payload") == "chunk"]
+    # Header and segment tags make the envelope a little longer than the
+    # plaintext; it still goes out in the fewest messages.
+    assert sizes[:-1] == [chunk_bytes] * (len(sizes) - 1)
+    assert len(sizes) == 3
+    assert sum(sizes) == responses[-1].summary.envelope_bytes

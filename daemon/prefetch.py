@@ -1,0 +1,70 @@
+"""Read a stream of request messages on a worker thread, a few messages ahead.
+
+gRPC Python runs a streaming handler on one thread that alternates between
+waiting for the next request message, working on it, and waiting until its
+response message is sent. Reading on a second thread lets the next message
+arrive while the handler seals the current one and sends the result, as a
+bare echo server cannot.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterator
+from concurrent.futures import Executor
+from typing import TypeVar
+
+T = TypeVar("T")
+
+# How long a blocked put waits before checking whether the consumer stopped.
+_POLL_SECONDS = 0.1
+
+
+class _End:
+    """The last queue entry: the source ended, with ``error`` if it raised."""
+
+    def __init__(self, error: BaseException | None) -> None:
+        self.error = error
+
+
+def prefetched(source: Iterator[T], executor: Executor, depth: int = 2) -> Iterator[T]:
+    """Yield the items of ``source``, read on an ``executor`` thread up to ``depth`` items ahead.
+
+    An exception raised by ``source`` is raised here, after the items before
+    it. When the consumer stops early, the reading thread stops at its next
+    item; a read blocked in ``source`` ends when gRPC ends the call.
+    """
+    buffer: queue.Queue[T | _End] = queue.Queue(depth)
+    stopped = threading.Event()
+
+    def put(entry: T | _End) -> bool:
+        while not stopped.is_set():
+            try:
+                buffer.put(entry, timeout=_POLL_SECONDS)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def pump() -> None:
+        try:
+            for item in source:
+                if not put(item):
+                    return
+        except BaseException as exc:
+            put(_End(exc))
+            return
+        put(_End(None))
+
+    executor.submit(pump)
+    try:
+        while True:
+            entry = buffer.get()
+            if isinstance(entry, _End):
+                if entry.error is not None:
+                    raise entry.error
+                return
+            yield entry
+    finally:
+        stopped.set()
