@@ -32,7 +32,7 @@ class Mode:
 
 
 MODES = {
-    "quick": Mode("quick", 16 * MIB, 16 * MIB, 1, 1.0, 5, (1, 4), 1.5, 64 * MIB, 1),
+    "quick": Mode("quick", 4 * MIB, 4 * MIB, 1, 0.5, 3, (1, 2), 0.5, 16 * MIB, 1),
     "standard": Mode("standard", 256 * MIB, 1024 * MIB, 3, 4.0, 40, (1, 2, 4, 8), 3.0, 1024 * MIB, 3),
     "full": Mode("full", 1024 * MIB, 1024 * MIB, 5, 8.0, 100, (1, 2, 4, 8, 16), 5.0, 4096 * MIB, 5),
 }
