@@ -350,6 +350,10 @@ def small_call_worker(arguments: tuple[str, str, int, int, float, int]) -> tuple
                 if kind == "echo":
                     unary = echo_unary(channel)
                     call = lambda: unary(pb.SealRequest(chunk=payload), timeout=60)  # noqa: E731
+                elif kind == "seal":
+                    seal_small = pb_grpc.EnvelopeServiceStub(channel).SealSmall
+                    request = pb.SealSmallRequest(metadata=METADATA, document=payload)
+                    call = lambda: seal_small(request, timeout=60)  # noqa: E731
                 else:
                     call = lambda: stream_seal(channel, iter([payload]), timeout=60)  # noqa: E731
                 call()  # connect and warm up outside the measured window
@@ -376,7 +380,11 @@ def small_call_worker(arguments: tuple[str, str, int, int, float, int]) -> tuple
 
 def run_small_calls(env: BenchEnv, kind: str, clients: int, seconds: float, size: int,
                     processes: int = 2) -> dict[str, float]:
-    """Measure calls per second and latency percentiles with ``clients`` concurrent clients."""
+    """Measure calls per second and latency percentiles with ``clients`` concurrent clients.
+
+    ``kind`` is "echo" (the unary echo server), "seal" (SealSmall) or
+    "seal-stream" (a Seal stream of one chunk).
+    """
     import multiprocessing
 
     if clients > SMALL_CLIENTS:

@@ -35,6 +35,7 @@ _V1 = "/niemphong.v1."
 # service descriptors); a method missing from it is refused.
 METHOD_ROLES: Mapping[str, frozenset[str]] = {
     f"{_V1}EnvelopeService/Seal": frozenset({"scanner"}),
+    f"{_V1}EnvelopeService/SealSmall": frozenset({"scanner"}),
     f"{_V1}EnvelopeService/Open": frozenset({"viewer"}),
     f"{_V1}EnvelopeService/Inspect": ROLES,
     f"{_V1}AccessService/RequestAccess": frozenset({"viewer"}),

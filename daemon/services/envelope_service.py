@@ -120,6 +120,30 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
         summary = self.finish_seal(start, body.plaintext_bytes, envelope_bytes, body.envelope_sha256(), context)
         yield pb.SealResponse(summary=summary)
 
+    def SealSmall(self, request: pb.SealSmallRequest, context: CallContext) -> pb.SealSmallResponse:
+        def respond() -> Iterator[pb.SealSmallResponse]:
+            yield self._seal_small(request, context)
+
+        return next(_guarded("seal", respond(), context))
+
+    def _seal_small(self, request: pb.SealSmallRequest, context: CallContext) -> pb.SealSmallResponse:
+        document = request.document
+        if len(document) > self.config.chunk_bytes:
+            raise ServiceError(
+                "FIELD_TOO_LONG", f"document of {len(document)} bytes exceeds {self.config.chunk_bytes}; use Seal",
+                {"field": "document", "max": str(self.config.chunk_bytes)},
+            )
+
+        start = self.begin_seal(request.metadata, context)
+        if isinstance(start, pb.NotSealed):
+            return pb.SealSmallResponse(not_sealed=start)
+
+        sealer = start.sealer
+        sealed = b"".join((sealer.header_bytes, sealer.update(document), sealer.finalize()))
+        sha256 = hashlib.sha256(sealed).hexdigest()
+        summary = self.finish_seal(start, len(document), len(sealed), sha256, context)
+        return pb.SealSmallResponse(sealed=pb.Sealed(envelope=sealed, summary=summary))
+
     def begin_seal(self, request: pb.SealMetadata, context: CallContext) -> SealStart | pb.NotSealed:
         """Check the metadata and decide under the classification rules, then draw and wrap a data key.
 

@@ -45,6 +45,11 @@ class EnvelopeServiceStub:
                 request_serializer=niemphong_dot_v1_dot_niemphong__pb2.OpenRequest.SerializeToString,
                 response_deserializer=niemphong_dot_v1_dot_niemphong__pb2.OpenResponse.FromString,
                 _registered_method=True)
+        self.SealSmall = channel.unary_unary(
+                '/niemphong.v1.EnvelopeService/SealSmall',
+                request_serializer=niemphong_dot_v1_dot_niemphong__pb2.SealSmallRequest.SerializeToString,
+                response_deserializer=niemphong_dot_v1_dot_niemphong__pb2.SealSmallResponse.FromString,
+                _registered_method=True)
         self.Inspect = channel.unary_unary(
                 '/niemphong.v1.EnvelopeService/Inspect',
                 request_serializer=niemphong_dot_v1_dot_niemphong__pb2.InspectRequest.SerializeToString,
@@ -77,6 +82,15 @@ class EnvelopeServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SealSmall(self, request, context):
+        """Seal a document of at most the chunk bound in one call: the same
+        checks, decision and registry entry as Seal, without a stream's cost.
+        Scanner role only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Inspect(self, request, context):
         """Report the header facts of an envelope without using any key. The facts
         are unauthenticated until the envelope is opened.
@@ -97,6 +111,11 @@ def add_EnvelopeServiceServicer_to_server(servicer, server):
                     servicer.Open,
                     request_deserializer=niemphong_dot_v1_dot_niemphong__pb2.OpenRequest.FromString,
                     response_serializer=niemphong_dot_v1_dot_niemphong__pb2.OpenResponse.SerializeToString,
+            ),
+            'SealSmall': grpc.unary_unary_rpc_method_handler(
+                    servicer.SealSmall,
+                    request_deserializer=niemphong_dot_v1_dot_niemphong__pb2.SealSmallRequest.FromString,
+                    response_serializer=niemphong_dot_v1_dot_niemphong__pb2.SealSmallResponse.SerializeToString,
             ),
             'Inspect': grpc.unary_unary_rpc_method_handler(
                     servicer.Inspect,
@@ -159,6 +178,33 @@ class EnvelopeService:
             '/niemphong.v1.EnvelopeService/Open',
             niemphong_dot_v1_dot_niemphong__pb2.OpenRequest.SerializeToString,
             niemphong_dot_v1_dot_niemphong__pb2.OpenResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SealSmall(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/niemphong.v1.EnvelopeService/SealSmall',
+            niemphong_dot_v1_dot_niemphong__pb2.SealSmallRequest.SerializeToString,
+            niemphong_dot_v1_dot_niemphong__pb2.SealSmallResponse.FromString,
             options,
             channel_credentials,
             insecure,

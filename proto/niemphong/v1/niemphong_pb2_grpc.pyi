@@ -58,6 +58,11 @@ class EnvelopeServiceStub:
     DATA_LOSS, and no plaintext from the failing segment onward is sent, so
     a client must discard everything it received.
     """
+    SealSmall: _grpc.UnaryUnaryMultiCallable[_niemphong_pb2.SealSmallRequest, _niemphong_pb2.SealSmallResponse]
+    """Seal a document of at most the chunk bound in one call: the same
+    checks, decision and registry entry as Seal, without a stream's cost.
+    Scanner role only.
+    """
     Inspect: _grpc.UnaryUnaryMultiCallable[_niemphong_pb2.InspectRequest, _niemphong_pb2.InspectResponse]
     """Report the header facts of an envelope without using any key. The facts
     are unauthenticated until the envelope is opened.
@@ -80,6 +85,11 @@ class EnvelopeServiceAsyncStub(EnvelopeServiceStub):
     envelope's artefact. On an integrity failure the stream ends with
     DATA_LOSS, and no plaintext from the failing segment onward is sent, so
     a client must discard everything it received.
+    """
+    SealSmall: _aio.UnaryUnaryMultiCallable[_niemphong_pb2.SealSmallRequest, _niemphong_pb2.SealSmallResponse]  # type: ignore[assignment]
+    """Seal a document of at most the chunk bound in one call: the same
+    checks, decision and registry entry as Seal, without a stream's cost.
+    Scanner role only.
     """
     Inspect: _aio.UnaryUnaryMultiCallable[_niemphong_pb2.InspectRequest, _niemphong_pb2.InspectResponse]  # type: ignore[assignment]
     """Report the header facts of an envelope without using any key. The facts
@@ -112,6 +122,17 @@ class EnvelopeServiceServicer(metaclass=_abc_1.ABCMeta):
         envelope's artefact. On an integrity failure the stream ends with
         DATA_LOSS, and no plaintext from the failing segment onward is sent, so
         a client must discard everything it received.
+        """
+
+    @_abc_1.abstractmethod
+    def SealSmall(
+        self,
+        request: _niemphong_pb2.SealSmallRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_niemphong_pb2.SealSmallResponse, _abc.Awaitable[_niemphong_pb2.SealSmallResponse]]:
+        """Seal a document of at most the chunk bound in one call: the same
+        checks, decision and registry entry as Seal, without a stream's cost.
+        Scanner role only.
         """
 
     @_abc_1.abstractmethod
