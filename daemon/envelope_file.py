@@ -14,6 +14,7 @@ At most ``2 * workers`` blocks are in flight, so memory stays near
 from __future__ import annotations
 
 import hashlib
+import queue
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
@@ -33,6 +34,14 @@ class SourceChanged(Exception):
 
 
 @dataclass(frozen=True)
+class _Block:
+    """A finished block: its buffer pair and the output bytes in it."""
+
+    pair: tuple[bytearray, bytearray]
+    data: memoryview
+
+
+@dataclass(frozen=True)
 class FileResult:
     plaintext_bytes: int
     envelope_bytes: int
@@ -43,14 +52,36 @@ def _segments_per_block(segment_size: int) -> int:
     return max(1, BLOCK_BYTES // segment_size)
 
 
-def _pread_exact(fd: int, length: int, offset: int) -> bytes:
-    data = os.pread(fd, length, offset)
-    while len(data) < length:
-        more = os.pread(fd, length - len(data), offset + len(data))
-        if not more:
+class _Buffers:
+    """Reusable input and output buffers, one pair per block in flight.
+
+    Allocating fresh 4 MiB buffers for every block costs page faults and
+    zero-filling that are a large part of sealing a file from the page cache.
+    """
+
+    def __init__(self, count: int, input_bytes: int, output_bytes: int) -> None:
+        self._free: queue.SimpleQueue[tuple[bytearray, bytearray]] = queue.SimpleQueue()
+        for _ in range(count):
+            self._free.put((bytearray(input_bytes), bytearray(output_bytes)))
+
+    def take(self) -> tuple[bytearray, bytearray]:
+        # A pair is always free: at most ``count`` blocks are in flight, and
+        # each gives its pair back before the next block is submitted.
+        return self._free.get_nowait()
+
+    def give_back(self, pair: tuple[bytearray, bytearray]) -> None:
+        self._free.put(pair)
+
+
+def _pread_into(fd: int, buffer: memoryview, offset: int) -> int:
+    """Fill ``buffer`` from ``fd`` at ``offset``; return the bytes read, fewer only at end of file."""
+    filled = 0
+    while filled < len(buffer):
+        count = os.preadv(fd, [buffer[filled:]], offset + filled)
+        if count == 0:
             break
-        data += more
-    return data
+        filled += count
+    return filled
 
 
 def _pwrite_all(fd: int, data: bytes | bytearray | memoryview, offset: int) -> None:
@@ -61,14 +92,14 @@ def _pwrite_all(fd: int, data: bytes | bytearray | memoryview, offset: int) -> N
         offset += written
 
 
-def _run_window(executor: Executor, tasks: list[Callable[[], bytearray | None]], workers: int,
-                consume: Callable[[bytearray | None], None]) -> None:
+def _run_window(executor: Executor, tasks: list[Callable[[], _Block]], workers: int,
+                consume: Callable[[_Block], None]) -> None:
     """Run ``tasks`` on the executor, at most ``2 * workers`` at a time, consuming results in order.
 
     On the first failure the tasks not yet started are cancelled, the running
     ones are waited for, and the exception propagates.
     """
-    pending: deque[Future[bytearray | None]] = deque()
+    pending: deque[Future[_Block]] = deque()
     next_task = 0
     try:
         while next_task < len(tasks) or pending:
@@ -98,31 +129,41 @@ def seal_file(sealer: envelope.Sealer, source_fd: int, size: int, target_fd: int
     per_block = _segments_per_block(segment_size)
     sealed_len = segment_size + envelope.TAG_LEN
 
-    def seal_block(first: int) -> bytearray:
+    buffers = _Buffers(2 * workers, per_block * segment_size, per_block * sealed_len)
+
+    def seal_block(first: int) -> _Block:
         last_index = min(first + per_block, segment_count)
         start = first * segment_size
         length = min(size, last_index * segment_size) - start
-        plaintext = _pread_exact(source_fd, length, start)
-        if len(plaintext) != length:
-            raise SourceChanged()
-        view = memoryview(plaintext)
-        out = bytearray(length + envelope.TAG_LEN * (last_index - first))
-        out_view = memoryview(out)
-        position = 0
-        for index in range(first, last_index):
-            chunk = view[(index - first) * segment_size:(index - first + 1) * segment_size]
-            end = position + len(chunk) + envelope.TAG_LEN
-            cipher.seal_into(index, chunk, out_view[position:end], last=index == segment_count - 1)
-            position = end
-        _pwrite_all(target_fd, out, len(header) + first * sealed_len)
-        return out
+        out_length = length + envelope.TAG_LEN * (last_index - first)
+        pair = buffers.take()
+        try:
+            view = memoryview(pair[0])[:length]
+            if _pread_into(source_fd, view, start) != length:
+                raise SourceChanged()
+            out_view = memoryview(pair[1])[:out_length]
+            position = 0
+            for index in range(first, last_index):
+                chunk = view[(index - first) * segment_size:(index - first + 1) * segment_size]
+                end = position + len(chunk) + envelope.TAG_LEN
+                cipher.seal_into(index, chunk, out_view[position:end], last=index == segment_count - 1)
+                position = end
+            _pwrite_all(target_fd, out_view, len(header) + first * sealed_len)
+        except BaseException:
+            buffers.give_back(pair)
+            raise
+        return _Block(pair, out_view)
+
+    def hash_block(block: _Block) -> None:
+        digest.update(block.data)
+        buffers.give_back(block.pair)
 
     digest = hashlib.sha256(header)
     _pwrite_all(target_fd, header, 0)
     tasks = [lambda first=first: seal_block(first) for first in range(0, segment_count, per_block)]
     # SHA-256 is sequential, so the handler thread hashes the blocks in order
     # while the workers seal the next ones.
-    _run_window(executor, tasks, workers, lambda out: digest.update(out or b""))
+    _run_window(executor, tasks, workers, hash_block)
 
     envelope_bytes = len(header) + size + envelope.TAG_LEN * segment_count
     return FileResult(size, envelope_bytes, digest.hexdigest())
@@ -149,25 +190,34 @@ def open_file(opener: envelope.Opener, source_fd: int, envelope_size: int, targe
     per_block = _segments_per_block(segment_size)
     sealed_len = segment_size + envelope.TAG_LEN
 
-    def open_block(first: int) -> None:
+    buffers = _Buffers(2 * workers, per_block * sealed_len, per_block * segment_size)
+
+    def open_block(first: int) -> _Block:
         last_index = min(first + per_block, segment_count)
         plain_start = first * segment_size
         plain_length = min(plaintext_bytes, last_index * segment_size) - plain_start
         length = plain_length + envelope.TAG_LEN * (last_index - first)
-        sealed = _pread_exact(source_fd, length, header_len + first * sealed_len)
-        if len(sealed) != length:
-            raise envelope.IntegrityError()
-        view = memoryview(sealed)
-        out = bytearray(plain_length)
-        out_view = memoryview(out)
-        position = 0
-        for index in range(first, last_index):
-            segment = view[(index - first) * sealed_len:(index - first + 1) * sealed_len]
-            end = position + len(segment) - envelope.TAG_LEN
-            cipher.open_into(index, segment, out_view[position:end], last=index == segment_count - 1)
-            position = end
-        _pwrite_all(target_fd, out, plain_start)
+        pair = buffers.take()
+        try:
+            view = memoryview(pair[0])[:length]
+            if _pread_into(source_fd, view, header_len + first * sealed_len) != length:
+                raise envelope.IntegrityError()
+            out_view = memoryview(pair[1])[:plain_length]
+            position = 0
+            for index in range(first, last_index):
+                segment = view[(index - first) * sealed_len:(index - first + 1) * sealed_len]
+                end = position + len(segment) - envelope.TAG_LEN
+                cipher.open_into(index, segment, out_view[position:end], last=index == segment_count - 1)
+                position = end
+            _pwrite_all(target_fd, out_view, plain_start)
+        except BaseException:
+            buffers.give_back(pair)
+            raise
+        return _Block(pair, out_view)
+
+    def release_block(block: _Block) -> None:
+        buffers.give_back(block.pair)
 
     tasks = [lambda first=first: open_block(first) for first in range(0, segment_count, per_block)]
-    _run_window(executor, tasks, workers, lambda _: None)
+    _run_window(executor, tasks, workers, release_block)
     return plaintext_bytes
