@@ -52,6 +52,8 @@ def machine() -> list[str]:
         f"- Memory: {memory_kib / 1024 / 1024:.1f} GiB",
         f"- Kernel: {platform.release()}; Python {platform.python_version()}; {packages}",
         f"- SoftHSM2 {version(['softhsm2-util', '--version'])}; age {version(['age', '--version'])}",
+        # Other work on the machine slows every figure; the ratios share it.
+        "- Load average at the end (1, 5, 15 min): " + ", ".join(f"{load:.1f}" for load in os.getloadavg()),
     ]
 
 
@@ -73,7 +75,7 @@ def main() -> int:
     size = parser.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="tiny sizes and one round: checks that the suite runs")
     size.add_argument("--full", action="store_true",
-                      help="1 GiB streams, 4 GiB memory test, 5 rounds (about 10 minutes on 2 cores)")
+                      help="1 GiB streams, 4 GiB memory test, 5 rounds (about 7 minutes on 2 cores)")
     parser.add_argument("--only", default=",".join(cases.CASES),
                         help=f"comma-separated benchmarks to run (default: all of {','.join(cases.CASES)})")
     parser.add_argument("--write", action="store_true", help="replace the results section of docs/benchmarks.md")
