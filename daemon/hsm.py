@@ -355,23 +355,29 @@ class Pkcs11Token:
             kek = self._kek(session, key_id, version)
             data_key = session.generate_random(DATA_KEY_BITS)
             self._count("generate_random")
-            temporary = session.create_object({
-                Attribute.CLASS: ObjectClass.SECRET_KEY,
-                Attribute.KEY_TYPE: KeyType.AES,
-                Attribute.VALUE: data_key,
-                **_DATA_KEY_TEMPLATE,
-            })
-            try:
-                if self._direct is not None:
-                    wrapped = self._direct.wrap_key(
-                        session, kek, temporary, self.wrap_mechanism, WRAPPED_DATA_KEY_BYTES,
-                    )
-                else:
+            if self._direct is not None:
+                wrapped = self._wrap_direct(self._direct, session, kek, data_key)
+            else:
+                temporary = session.create_object({
+                    Attribute.CLASS: ObjectClass.SECRET_KEY,
+                    Attribute.KEY_TYPE: KeyType.AES,
+                    Attribute.VALUE: data_key,
+                    **_DATA_KEY_TEMPLATE,
+                })
+                try:
                     wrapped = kek.wrap_key(temporary, mechanism=self.wrap_mechanism)
-                self._count("wrap_key")
-            finally:
-                temporary.destroy()
+                finally:
+                    temporary.destroy()
+            self._count("wrap_key")
         return data_key, KeySlot(key_id, version, self.wrap_algorithm, wrapped)
+
+    def _wrap_direct(self, direct: DirectCalls, session: pkcs11.Session, kek: pkcs11.SecretKey, data_key: bytes) -> bytes:
+        # Three calls: C_CreateObject, C_WrapKey, C_DestroyObject.
+        temporary = direct.create_data_key(session, data_key)
+        try:
+            return direct.wrap_key(session, kek, temporary, self.wrap_mechanism, WRAPPED_DATA_KEY_BYTES)
+        finally:
+            direct.destroy(session, temporary)
 
     def unwrap_data_key(self, slot: KeySlot) -> bytes:
         """Unwrap a data key inside the token and return its value.
@@ -386,30 +392,51 @@ class Pkcs11Token:
 
         with self.session() as session:
             kek = self._kek(session, slot.key_id, slot.key_version)
-            try:
-                key = kek.unwrap_key(
-                    ObjectClass.SECRET_KEY, KeyType.AES, slot.wrapped_key,
-                    mechanism=mechanism, store=False, template=_DATA_KEY_TEMPLATE,
-                )
-                self._count("unwrap_key")
-            except _TOKEN_GONE:
-                raise
-            except p11x.PKCS11Error as exc:
-                # SoftHSM2 2.6 reports a failed RFC 5649 integrity check as
-                # CKR_GENERAL_ERROR; other tokens use CKR_WRAPPED_KEY_INVALID
-                # or CKR_ENCRYPTED_DATA_INVALID. All mean the same here.
-                raise UnwrapFailed(type(exc).__name__) from exc
-            try:
-                if self._direct is not None:
-                    data_key = self._direct.read_value(session, key, DATA_KEY_BITS // 8)
-                else:
-                    data_key = bytes(key[Attribute.VALUE])
-            finally:
-                key.destroy()
+            if self._direct is not None:
+                data_key = self._unwrap_direct(self._direct, session, kek, mechanism, slot.wrapped_key)
+            else:
+                data_key = self._unwrap_python(kek, mechanism, slot.wrapped_key)
 
         if len(data_key) != DATA_KEY_BITS // 8:
             raise UnwrapFailed(f"unwrapped key has {len(data_key)} bytes")
         return data_key
+
+    def _unwrap_direct(
+        self, direct: DirectCalls, session: pkcs11.Session, kek: pkcs11.SecretKey,
+        mechanism: Mechanism, wrapped: bytes,
+    ) -> bytes:
+        # Three calls: C_UnwrapKey, C_GetAttributeValue, C_DestroyObject.
+        try:
+            temporary = direct.unwrap_data_key(session, kek, mechanism, wrapped)
+            self._count("unwrap_key")
+        except _TOKEN_GONE:
+            raise
+        except p11x.PKCS11Error as exc:
+            # SoftHSM2 2.6 reports a failed RFC 5649 integrity check as
+            # CKR_GENERAL_ERROR; other tokens use CKR_WRAPPED_KEY_INVALID
+            # or CKR_ENCRYPTED_DATA_INVALID. All mean the same here.
+            raise UnwrapFailed(type(exc).__name__) from exc
+        try:
+            return direct.read_value(session, temporary, DATA_KEY_BITS // 8)
+        finally:
+            direct.destroy(session, temporary)
+
+    def _unwrap_python(self, kek: pkcs11.SecretKey, mechanism: Mechanism, wrapped: bytes) -> bytes:
+        try:
+            key = kek.unwrap_key(
+                ObjectClass.SECRET_KEY, KeyType.AES, wrapped,
+                mechanism=mechanism, store=False, template=_DATA_KEY_TEMPLATE,
+            )
+            self._count("unwrap_key")
+        except _TOKEN_GONE:
+            raise
+        except p11x.PKCS11Error as exc:
+            # The same failures as in _unwrap_direct.
+            raise UnwrapFailed(type(exc).__name__) from exc
+        try:
+            return bytes(key[Attribute.VALUE])
+        finally:
+            key.destroy()
 
     def check_alive(self) -> bool:
         """Return whether the token still completes a call on the login session."""

@@ -1,16 +1,18 @@
-"""Single PKCS#11 calls where python-pkcs11 makes two.
+"""Single PKCS#11 calls where python-pkcs11 makes several.
 
 python-pkcs11 0.10 asks the module for the output length first (a call with
 a NULL buffer) and then calls again for the data, in ``wrap_key`` and in
-reading an attribute. On a USB token each call can be a round trip to the
-device, and some modules run the whole operation to answer the length
-query. The lengths needed here are known in advance (an AES key wrap of a
-32-byte key is 40 bytes, RFC 3394 and RFC 5649; a data key is 32 bytes), so
-these functions pass a buffer of that size and make one call. If the module
-answers CKR_BUFFER_TOO_SMALL, they fall back on python-pkcs11's two calls.
+reading an attribute, and it reads the class and key type of every object
+it creates or unwraps to build its Python object. On a USB token each call
+can be a round trip to the device, and some modules run the whole operation
+to answer the length query. The lengths needed here are known in advance
+(an AES key wrap of a 32-byte key is 40 bytes, RFC 3394 and RFC 5649; a data
+key is 32 bytes) and the daemon needs only object handles, so these
+functions pass a buffer of that size and make one call each. If the module
+answers CKR_BUFFER_TOO_SMALL, they call once more with the length it asked for.
 
 The calls go through the functions the module exports, as the re-initialize
-step in hsm.py does, with the session and object handles python-pkcs11 holds.
+step in hsm.py does, with the session and key handles python-pkcs11 holds.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from __future__ import annotations
 import ctypes
 
 import pkcs11
-from pkcs11 import Attribute
+from pkcs11 import Attribute, KeyType, ObjectClass
 from pkcs11 import exceptions as p11x
 
 CKR_OK = 0x000
@@ -55,8 +57,43 @@ def _error(result: int) -> p11x.PKCS11Error:
     return _ERRORS.get(result, p11x.PKCS11Error)(f"CKR 0x{result:x}")
 
 
+class _DataKeyTemplate:
+    """The attributes of a temporary AES data key: a session object whose value can be read.
+
+    The ctypes buffers live as long as this object, so the template stays
+    valid for the call that uses it.
+    """
+
+    def __init__(self, value: bytes | None = None) -> None:
+        self._class = ctypes.c_ulong(int(ObjectClass.SECRET_KEY))
+        self._key_type = ctypes.c_ulong(int(KeyType.AES))
+        self._false = ctypes.c_ubyte(0)
+        self._true = ctypes.c_ubyte(1)
+        entries: list[tuple[int, object, int]] = [
+            (int(Attribute.CLASS), self._class, ctypes.sizeof(ctypes.c_ulong)),
+            (int(Attribute.KEY_TYPE), self._key_type, ctypes.sizeof(ctypes.c_ulong)),
+            (int(Attribute.TOKEN), self._false, 1),
+            (int(Attribute.SENSITIVE), self._false, 1),
+            (int(Attribute.EXTRACTABLE), self._true, 1),
+        ]
+        if value is not None:
+            self._value = ctypes.create_string_buffer(value, len(value))
+            entries.append((int(Attribute.VALUE), self._value, len(value)))
+        self.attributes = (_Attribute * len(entries))(*(
+            _Attribute(kind, ctypes.cast(ctypes.pointer(buffer), ctypes.c_void_p), size)  # type: ignore[arg-type]
+            for kind, buffer, size in entries
+        ))
+        self.count = len(entries)
+
+
 class DirectCalls:
-    """The module's exported C_WrapKey and C_GetAttributeValue, called with sized buffers."""
+    """The module's exported key functions, called with sized buffers and by object handle.
+
+    Each method makes one PKCS#11 call, or two when the module returns
+    CKR_BUFFER_TOO_SMALL. python-pkcs11 makes two or more for the same work,
+    because it also reads the class and key type of every object it creates
+    or unwraps.
+    """
 
     def __init__(self, module: ctypes.CDLL) -> None:
         self._wrap = module.C_WrapKey
@@ -65,35 +102,84 @@ class DirectCalls:
             ctypes.c_char_p, ctypes.POINTER(ctypes.c_ulong),
         ]
         self._wrap.restype = ctypes.c_ulong
+        self._unwrap = module.C_UnwrapKey
+        self._unwrap.argtypes = [
+            ctypes.c_ulong, ctypes.POINTER(_Mechanism), ctypes.c_ulong, ctypes.c_char_p, ctypes.c_ulong,
+            ctypes.POINTER(_Attribute), ctypes.c_ulong, ctypes.POINTER(ctypes.c_ulong),
+        ]
+        self._unwrap.restype = ctypes.c_ulong
+        self._create = module.C_CreateObject
+        self._create.argtypes = [
+            ctypes.c_ulong, ctypes.POINTER(_Attribute), ctypes.c_ulong, ctypes.POINTER(ctypes.c_ulong),
+        ]
+        self._create.restype = ctypes.c_ulong
+        self._destroy = module.C_DestroyObject
+        self._destroy.argtypes = [ctypes.c_ulong, ctypes.c_ulong]
+        self._destroy.restype = ctypes.c_ulong
         self._get_attribute = module.C_GetAttributeValue
         self._get_attribute.argtypes = [
             ctypes.c_ulong, ctypes.c_ulong, ctypes.POINTER(_Attribute), ctypes.c_ulong,
         ]
         self._get_attribute.restype = ctypes.c_ulong
 
+    def create_data_key(self, session: pkcs11.Session, value: bytes) -> int:
+        """Import ``value`` as a temporary AES session key in one C_CreateObject call; return its handle."""
+        template = _DataKeyTemplate(value)
+        handle = ctypes.c_ulong(0)
+        result = self._create(session.handle, template.attributes, template.count, ctypes.byref(handle))
+        if result != CKR_OK:
+            raise _error(result)
+        return handle.value
+
+    def unwrap_data_key(
+        self, session: pkcs11.Session, kek: pkcs11.SecretKey, mechanism: pkcs11.Mechanism, wrapped: bytes,
+    ) -> int:
+        """Unwrap ``wrapped`` under ``kek`` into a temporary AES session key in one C_UnwrapKey call."""
+        template = _DataKeyTemplate()
+        handle = ctypes.c_ulong(0)
+        mech = _Mechanism(int(mechanism), None, 0)
+        result = self._unwrap(
+            session.handle, ctypes.byref(mech), kek.handle, wrapped, len(wrapped),
+            template.attributes, template.count, ctypes.byref(handle),
+        )
+        if result != CKR_OK:
+            raise _error(result)
+        return handle.value
+
+    def destroy(self, session: pkcs11.Session, handle: int) -> None:
+        """Destroy the session object ``handle`` in one C_DestroyObject call."""
+        result = self._destroy(session.handle, handle)
+        if result != CKR_OK:
+            raise _error(result)
+
     def wrap_key(
-        self, session: pkcs11.Session, kek: pkcs11.SecretKey, key: pkcs11.SecretKey,
+        self, session: pkcs11.Session, kek: pkcs11.SecretKey, key: int,
         mechanism: pkcs11.Mechanism, expected_len: int,
     ) -> bytes:
-        """Wrap ``key`` under ``kek`` with a parameterless mechanism in one C_WrapKey call."""
+        """Wrap the key with handle ``key`` under ``kek`` with a parameterless mechanism in one C_WrapKey call."""
+        mech = _Mechanism(int(mechanism), None, 0)
         buffer = ctypes.create_string_buffer(expected_len)
         length = ctypes.c_ulong(expected_len)
-        mech = _Mechanism(int(mechanism), None, 0)
         # ctypes releases the GIL for the duration of the call.
-        result = self._wrap(session.handle, ctypes.byref(mech), kek.handle, key.handle, buffer, ctypes.byref(length))
+        result = self._wrap(session.handle, ctypes.byref(mech), kek.handle, key, buffer, ctypes.byref(length))
         if result == CKR_BUFFER_TOO_SMALL:
-            return kek.wrap_key(key, mechanism=mechanism)
+            # The module set length to what it needs.
+            buffer = ctypes.create_string_buffer(length.value)
+            result = self._wrap(session.handle, ctypes.byref(mech), kek.handle, key, buffer, ctypes.byref(length))
         if result != CKR_OK:
             raise _error(result)
         return buffer.raw[: length.value]
 
-    def read_value(self, session: pkcs11.Session, key: pkcs11.SecretKey, expected_len: int) -> bytes:
-        """Read CKA_VALUE of ``key`` in one C_GetAttributeValue call."""
+    def read_value(self, session: pkcs11.Session, key: int, expected_len: int) -> bytes:
+        """Read CKA_VALUE of the key with handle ``key`` in one C_GetAttributeValue call."""
         buffer = ctypes.create_string_buffer(expected_len)
         attribute = _Attribute(int(Attribute.VALUE), ctypes.cast(buffer, ctypes.c_void_p), expected_len)
-        result = self._get_attribute(session.handle, key.handle, ctypes.byref(attribute), 1)
+        result = self._get_attribute(session.handle, key, ctypes.byref(attribute), 1)
         if result == CKR_BUFFER_TOO_SMALL:
-            return bytes(key[Attribute.VALUE])
+            # ulValueLen now holds the length the value needs.
+            buffer = ctypes.create_string_buffer(attribute.ulValueLen)
+            attribute = _Attribute(int(Attribute.VALUE), ctypes.cast(buffer, ctypes.c_void_p), attribute.ulValueLen)
+            result = self._get_attribute(session.handle, key, ctypes.byref(attribute), 1)
         if result != CKR_OK:
             raise _error(result)
         return buffer.raw[: attribute.ulValueLen]
