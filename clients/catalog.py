@@ -445,6 +445,10 @@ CATALOG: dict[str, dict[str, str]] = {
         "vi": "Khóa cần cho tài liệu này không có trên token. Hãy báo người quản lý khóa (custodian).",
         "en": "The key this document needs is not on the token. Tell the key custodian.",
     },
+    "reason.DAEMON_STOPPING": {
+        "vi": "niemphongd đang dừng (khởi động lại hoặc bảo trì) nên đã ngắt yêu cầu này trước khi xong; không có gì được lưu. Hãy chạy lại lệnh sau ít phút.",
+        "en": "niemphongd is stopping (restart or maintenance) and ended this request before it finished; nothing was saved. Run the command again in a few minutes.",
+    },
     "reason.INTERNAL": {
         "vi": "niemphongd gặp lỗi nội bộ. Thử lại; nếu lỗi lặp lại, báo người vận hành kèm thời điểm xảy ra.",
         "en": "niemphongd had an internal error. Try again; if it repeats, tell the operator when it happened.",

@@ -79,6 +79,8 @@ class DevLayout:
     root: Path
     # The TCP port written to the configuration; 0 until it is chosen.
     tcp_port: int = 0
+    # The loopback port of the Prometheus metrics listener; 0 until it is chosen.
+    metrics_port: int = 0
 
     @property
     def config(self) -> Path:
@@ -198,7 +200,15 @@ def render_config(layout: DevLayout, module_path: str, tcp_port: int) -> str:
         "",
         "[spool]",
         f"root = {toml_string(str(layout.spool))}",
+        "",
+        "[metrics]",
+        f'listen = "127.0.0.1:{layout.metrics_port}"',
     ]
+    if os.geteuid() == 0:
+        # niemphongd refuses to run as root unless allowed, and whoever ran
+        # dev init as root will run the development daemon as root too.
+        server_end = lines.index("")
+        lines.insert(server_end, "allow_root = true")
     return "\n".join(lines) + "\n"
 
 
@@ -271,6 +281,7 @@ def render_client_env(layout: DevLayout, tcp_port: int) -> str:
         f"export NIEMPHONG_SERVER={_shell_quote('unix:' + str(layout.socket))}\n"
         f"export NIEMPHONG_SERVER_TCP={_shell_quote(f'127.0.0.1:{tcp_port}')}\n"
         f"export NIEMPHONG_IDENTITY_DIR={_shell_quote(str(layout.identities))}\n"
+        f"export NIEMPHONG_METRICS_URL={_shell_quote(f'http://127.0.0.1:{layout.metrics_port}/metrics')}\n"
     )
 
 
@@ -394,7 +405,10 @@ def prepare_dev_folder(
     path too long for a Unix socket. On any failure it removes what it created.
     """
     port = tcp_port if tcp_port is not None else pick_free_tcp_port()
-    layout = DevLayout(Path(os.path.abspath(root.expanduser())), tcp_port=port)
+    metrics_port = pick_free_tcp_port()
+    while metrics_port == port:
+        metrics_port = pick_free_tcp_port()
+    layout = DevLayout(Path(os.path.abspath(root.expanduser())), tcp_port=port, metrics_port=metrics_port)
     _check_new_layout(layout)
 
     created_root = not layout.root.exists()
@@ -565,6 +579,7 @@ def run_dev_init(args: argparse.Namespace, context: CommandContext) -> int:
                 "client_env": str(layout.client_env),
                 "unix_socket": str(layout.socket),
                 "tcp": f"127.0.0.1:{layout.tcp_port}",
+                "metrics_url": f"http://127.0.0.1:{layout.metrics_port}/metrics",
                 "identities": {name: str(layout.identity(name)) for name in DEFAULT_IDENTITIES},
             }
         )

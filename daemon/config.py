@@ -7,6 +7,8 @@ names where to read it (a file, or a systemd credential).
 
 from __future__ import annotations
 
+import grp
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
@@ -25,6 +27,11 @@ DEFAULT_CHUNK_BYTES = 1024 * 1024
 MAX_CHUNK_BYTES = 4 * 1024 * 1024
 DEFAULT_SESSIONS = 4
 MAX_SESSIONS = 64
+# How long in-flight calls may run after SIGTERM; keep the unit's
+# TimeoutStopSec= above it.
+DEFAULT_DRAIN_SECONDS = 30
+DEFAULT_METRICS_LISTEN = "127.0.0.1:9464"
+LOG_FORMATS = ("auto", "journal", "text")
 
 
 @dataclass(frozen=True)
@@ -52,9 +59,21 @@ class LevelPolicy:
     token_profiles: tuple[str, ...] = ()
     # NOTE: recorded and shown by `niemphong policy show`; no command prints yet.
     printing: bool = False
-    # NOTE: recorded and shown; the daemon does not rotate keys on its own yet.
+    # NOTE: the daemon does not rotate keys on its own yet. The period sets
+    # when the metric niemphong_key_rotation_due turns to 1.
     rotation_days: int = 365
     protection_years: int = 10
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    """The Prometheus listener: ``host`` and ``port``, with TLS when not on loopback."""
+
+    host: str
+    port: int
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_ca: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -73,6 +92,13 @@ class Config:
     log_level: str = "info"
     extra: Mapping[str, Any] = field(default_factory=dict)
     policy: Policy | None = None
+    # Operations: see docs/operations.md.
+    drain_seconds: int = DEFAULT_DRAIN_SECONDS
+    allow_root: bool = False
+    # Group given the unix socket; None keeps the daemon's own group.
+    unix_socket_group: str | None = None
+    metrics: MetricsConfig | None = None
+    log_format: str = "auto"
     spool: SpoolConfig | None = None
 
 
@@ -115,6 +141,12 @@ class _Reader:
             raise self.fail(key, f"must be between {minimum} and {maximum}, got {value}")
         return value
 
+    def boolean(self, key: str, default: bool) -> bool:
+        value = self.table.get(key, default)
+        if not isinstance(value, bool):
+            raise self.fail(key, "must be true or false")
+        return value
+
     def path_value(self, key: str, required: bool = False) -> Path | None:
         value = self.string(key, required=required)
         if value is None:
@@ -144,10 +176,12 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     root = _Reader(path, data)
     if "levels" in data:
         raise root.fail("levels", "the key policy of each level is in the policy file named by [policy] file; move [levels.*] there")
-    root.reject_unknown({"server", "tls", "token", "state", "policy", "log", "spool"})
+    root.reject_unknown({"server", "tls", "token", "state", "policy", "log", "metrics", "spool"})
 
     server = root.section("server")
-    server.reject_unknown({"unix_socket", "tcp", "chunk_bytes", "workers"})
+    server.reject_unknown(
+        {"unix_socket", "unix_socket_group", "tcp", "chunk_bytes", "workers", "drain_seconds", "allow_root"}
+    )
     unix_socket = server.path_value("unix_socket")
     tcp = server.string("tcp")
     if unix_socket is None and tcp is None:
@@ -157,6 +191,14 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         raise server.fail("unix_socket", "path is longer than the 107 bytes a unix socket allows")
     chunk_bytes = server.integer("chunk_bytes", DEFAULT_CHUNK_BYTES, 4096, MAX_CHUNK_BYTES)
     workers = server.integer("workers", 32, 2, 1024)
+    drain_seconds = server.integer("drain_seconds", DEFAULT_DRAIN_SECONDS, 0, 600)
+    allow_root = server.boolean("allow_root", False)
+    unix_socket_group = server.string("unix_socket_group")
+    if unix_socket_group is not None:
+        try:
+            grp.getgrnam(unix_socket_group)
+        except KeyError:
+            raise server.fail("unix_socket_group", f"no group named {unix_socket_group!r} on this host") from None
 
     tls = root.section("tls")
     tls.reject_unknown({"ca", "cert", "key"})
@@ -181,10 +223,15 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     policy = load_policy(policy_path, token)
 
     log = root.section("log", required=False)
-    log.reject_unknown({"level"})
+    log.reject_unknown({"level", "format"})
     log_level = log.string("level", default="info") or "info"
     if log_level not in {"debug", "info", "warning", "error"}:
         raise log.fail("level", "must be debug, info, warning or error")
+    log_format = log.string("format", default="auto") or "auto"
+    if log_format not in LOG_FORMATS:
+        raise log.fail("format", f"must be one of {', '.join(LOG_FORMATS)}")
+
+    metrics = _load_metrics(root.section("metrics", required=False))
 
     return Config(
         path=path,
@@ -200,8 +247,52 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         levels=policy.levels,
         log_level=log_level,
         policy=policy,
+        drain_seconds=drain_seconds,
+        allow_root=allow_root,
+        unix_socket_group=unix_socket_group,
+        metrics=metrics,
+        log_format=log_format,
         spool=_load_spool(root.section("spool", required=False)),
     )
+
+
+def _load_metrics(metrics: _Reader) -> MetricsConfig | None:
+    metrics.reject_unknown({"enabled", "listen", "tls_cert", "tls_key", "tls_ca"})
+    if not metrics.boolean("enabled", True):
+        return None
+    listen = metrics.string("listen", default=DEFAULT_METRICS_LISTEN)
+    assert listen is not None
+    host, port = _split_host_port(metrics, "listen", listen)
+    tls_cert = metrics.path_value("tls_cert")
+    tls_key = metrics.path_value("tls_key")
+    tls_ca = metrics.path_value("tls_ca")
+    if (tls_cert is None) != (tls_key is None):
+        raise metrics.fail("tls_cert", "set both tls_cert and tls_key, or neither")
+    if tls_ca is not None and tls_cert is None:
+        raise metrics.fail("tls_ca", "client certificates need tls_cert and tls_key too")
+    # Counts of opens per level say how busy the archive is; off the host
+    # they travel only under TLS.
+    if tls_cert is None and not _is_loopback(host):
+        raise metrics.fail("listen", f"{host} is not a loopback address; set tls_cert and tls_key to listen on it")
+    return MetricsConfig(host=host, port=port, tls_cert=tls_cert, tls_key=tls_key, tls_ca=tls_ca)
+
+
+def _split_host_port(reader: _Reader, key: str, value: str) -> tuple[str, int]:
+    host, colon, port = value.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not colon or not host or not port.isdigit() or int(port) > 65535:
+        raise reader.fail(key, f"must be HOST:PORT, e.g. {DEFAULT_METRICS_LISTEN}; got {value!r}")
+    return host, int(port)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _load_token(token: _Reader) -> TokenConfig:

@@ -27,14 +27,16 @@ import logging
 import os
 import queue
 import threading
-from collections import Counter
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import date, datetime, timezone
 
 import pkcs11
 from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
 from pkcs11 import exceptions as p11x
 
+from niemphong.daemon import metrics
 from niemphong.daemon.config import TokenConfig
 from niemphong.daemon.envelope import KeySlot
 from niemphong.daemon.errors import TokenUnavailable
@@ -158,6 +160,28 @@ class KekInfo:
     key_id: str
     version: int
     label: str
+    # CKA_START_DATE, set when the daemon created the key; None when the
+    # token has no date for it (keys created by other tools).
+    created_on: date | None = None
+
+
+def _mechanism_label(mechanism: Mechanism | None) -> str:
+    return f"CKM_{mechanism.name}" if mechanism is not None else metrics.NONE
+
+
+@contextlib.contextmanager
+def _token_call(function: str, mechanism: Mechanism | None = None) -> Iterator[None]:
+    """Count and time one PKCS#11 call; ``function`` is its C_ name, e.g. ``C_WrapKey``."""
+    label = _mechanism_label(mechanism)
+    started = time.monotonic()
+    try:
+        yield
+    except p11x.PKCS11Error as exc:
+        metrics.TOKEN_CALL_ERRORS.labels(function, label, type(exc).__name__).inc()
+        raise
+    finally:
+        metrics.TOKEN_CALLS.labels(function, label).inc()
+        metrics.TOKEN_CALL_DURATION.labels(function, label).observe(time.monotonic() - started)
 
 
 def kek_label(key_id: str, version: int) -> str:
@@ -207,8 +231,6 @@ class Pkcs11Token:
 
     def __init__(self, config: TokenConfig, pin: str) -> None:
         self.config = config
-        self.calls: Counter[str] = Counter()
-        self._calls_lock = threading.Lock()
         self._pool: queue.Queue[pkcs11.Session] = queue.Queue()
         self._sessions: list[pkcs11.Session] = []
         self._kek_cache: dict[tuple[int, str, int], pkcs11.SecretKey] = {}
@@ -224,6 +246,7 @@ class Pkcs11Token:
                 session = self.token.open(rw=True)
                 self._sessions.append(session)
                 self._pool.put(session)
+            metrics.TOKEN_SESSIONS.set(len(self._sessions))
         except p11x.PinIncorrect as exc:
             raise TokenUnavailable(f"login to token {self.describe()} failed: incorrect PIN") from exc
         except p11x.PKCS11Error as exc:
@@ -272,24 +295,29 @@ class Pkcs11Token:
             self._anchor.close()
         self._sessions.clear()
         self._kek_cache.clear()
-
-    def _count(self, name: str) -> None:
-        with self._calls_lock:
-            self.calls[name] += 1
+        metrics.TOKEN_SESSIONS.set(0)
 
     @contextlib.contextmanager
     def session(self) -> Iterator[pkcs11.Session]:
         """Borrow a session for one operation; map a vanished token to TokenUnavailable."""
+        started = time.monotonic()
+        metrics.TOKEN_SESSIONS_WAITING.inc()
         try:
             session = self._pool.get(timeout=SESSION_WAIT_SECONDS)
         except queue.Empty:
+            metrics.TOKEN_SESSION_TIMEOUTS.inc()
             raise TokenUnavailable(f"no token session free after {SESSION_WAIT_SECONDS:.0f} s") from None
+        finally:
+            metrics.TOKEN_SESSIONS_WAITING.dec()
+        metrics.TOKEN_SESSION_WAIT.observe(time.monotonic() - started)
+        metrics.TOKEN_SESSIONS_IN_USE.inc()
         try:
             yield session
         except _TOKEN_GONE as exc:
             raise TokenUnavailable(f"token {self.describe()} failed: {type(exc).__name__}") from exc
         finally:
             self._pool.put(session)
+            metrics.TOKEN_SESSIONS_IN_USE.dec()
 
     # Keys ---------------------------------------------------------------
 
@@ -302,7 +330,7 @@ class Pkcs11Token:
         version" and decrypt every envelope sealed under it.
         """
         found = []
-        with self.session() as session:
+        with self.session() as session, _token_call("C_FindObjects"):
             for key in session.get_objects({Attribute.CLASS: ObjectClass.SECRET_KEY, Attribute.TOKEN: True}):
                 parsed = _parse_kek_label(key.label or "")
                 if parsed is None:
@@ -311,7 +339,7 @@ class Pkcs11Token:
                 if problem is not None:
                     log.error("ignoring key %s in token %s: %s", key.label, self.describe(), problem)
                     continue
-                found.append(KekInfo(parsed[0], parsed[1], key.label))
+                found.append(KekInfo(parsed[0], parsed[1], key.label, _start_date(key)))
         return sorted(found, key=lambda info: (info.key_id, info.version))
 
     def newest_version(self, key_id: str) -> int | None:
@@ -321,19 +349,22 @@ class Pkcs11Token:
     def create_kek(self, key_id: str, version: int) -> KekInfo:
         """Generate an AES-256 KEK in the token: sensitive, non-extractable, wrap and unwrap only."""
         label = kek_label(key_id, version)
-        with self.session() as session:
-            session.generate_key(
-                KeyType.AES, 256, label=label, id=label.encode("ascii"), store=True, template=_KEK_TEMPLATE,
-            )
+        # The creation date, for key age and rotation metrics; PKCS#11 keeps
+        # no creation time of its own.
+        today = datetime.now(timezone.utc).date()
+        template = {**_KEK_TEMPLATE, Attribute.START_DATE: today}
+        with self.session() as session, _token_call("C_GenerateKey", Mechanism.AES_KEY_GEN):
+            session.generate_key(KeyType.AES, 256, label=label, id=label.encode("ascii"), store=True, template=template)
         log.info("created key-encryption key %s in token %s", label, self.describe())
-        return KekInfo(key_id, version, label)
+        return KekInfo(key_id, version, label, today)
 
     def _kek(self, session: pkcs11.Session, key_id: str, version: int) -> pkcs11.SecretKey:
         cache_key = (id(session), key_id, version)
         key = self._kek_cache.get(cache_key)
         if key is None:
             try:
-                key = session.get_key(object_class=ObjectClass.SECRET_KEY, label=kek_label(key_id, version))
+                with _token_call("C_FindObjects"):
+                    key = session.get_key(object_class=ObjectClass.SECRET_KEY, label=kek_label(key_id, version))
             except (p11x.NoSuchKey, p11x.MultipleObjectsReturned) as exc:
                 raise KeyError(kek_label(key_id, version)) from exc
             problem = _kek_weakness(key)
@@ -353,31 +384,39 @@ class Pkcs11Token:
         """
         with self.session() as session:
             kek = self._kek(session, key_id, version)
-            data_key = session.generate_random(DATA_KEY_BITS)
-            self._count("generate_random")
+            with _token_call("C_GenerateRandom"):
+                data_key = session.generate_random(DATA_KEY_BITS)
             if self._direct is not None:
                 wrapped = self._wrap_direct(self._direct, session, kek, data_key)
             else:
-                temporary = session.create_object({
-                    Attribute.CLASS: ObjectClass.SECRET_KEY,
-                    Attribute.KEY_TYPE: KeyType.AES,
-                    Attribute.VALUE: data_key,
-                    **_DATA_KEY_TEMPLATE,
-                })
-                try:
-                    wrapped = kek.wrap_key(temporary, mechanism=self.wrap_mechanism)
-                finally:
-                    temporary.destroy()
-            self._count("wrap_key")
+                wrapped = self._wrap_python(session, kek, data_key)
         return data_key, KeySlot(key_id, version, self.wrap_algorithm, wrapped)
 
     def _wrap_direct(self, direct: DirectCalls, session: pkcs11.Session, kek: pkcs11.SecretKey, data_key: bytes) -> bytes:
-        # Three calls: C_CreateObject, C_WrapKey, C_DestroyObject.
-        temporary = direct.create_data_key(session, data_key)
+        # One call each, where python-pkcs11 also reads the new object's class and key type.
+        with _token_call("C_CreateObject"):
+            temporary = direct.create_data_key(session, data_key)
         try:
-            return direct.wrap_key(session, kek, temporary, self.wrap_mechanism, WRAPPED_DATA_KEY_BYTES)
+            with _token_call("C_WrapKey", self.wrap_mechanism):
+                return direct.wrap_key(session, kek, temporary, self.wrap_mechanism, WRAPPED_DATA_KEY_BYTES)
         finally:
-            direct.destroy(session, temporary)
+            with _token_call("C_DestroyObject"):
+                direct.destroy(session, temporary)
+
+    def _wrap_python(self, session: pkcs11.Session, kek: pkcs11.SecretKey, data_key: bytes) -> bytes:
+        with _token_call("C_CreateObject"):
+            temporary = session.create_object({
+                Attribute.CLASS: ObjectClass.SECRET_KEY,
+                Attribute.KEY_TYPE: KeyType.AES,
+                Attribute.VALUE: data_key,
+                **_DATA_KEY_TEMPLATE,
+            })
+        try:
+            with _token_call("C_WrapKey", self.wrap_mechanism):
+                return kek.wrap_key(temporary, mechanism=self.wrap_mechanism)
+        finally:
+            with _token_call("C_DestroyObject"):
+                temporary.destroy()
 
     def unwrap_data_key(self, slot: KeySlot) -> bytes:
         """Unwrap a data key inside the token and return its value.
@@ -405,10 +444,9 @@ class Pkcs11Token:
         self, direct: DirectCalls, session: pkcs11.Session, kek: pkcs11.SecretKey,
         mechanism: Mechanism, wrapped: bytes,
     ) -> bytes:
-        # Three calls: C_UnwrapKey, C_GetAttributeValue, C_DestroyObject.
         try:
-            temporary = direct.unwrap_data_key(session, kek, mechanism, wrapped)
-            self._count("unwrap_key")
+            with _token_call("C_UnwrapKey", mechanism):
+                temporary = direct.unwrap_data_key(session, kek, mechanism, wrapped)
         except _TOKEN_GONE:
             raise
         except p11x.PKCS11Error as exc:
@@ -417,31 +455,49 @@ class Pkcs11Token:
             # or CKR_ENCRYPTED_DATA_INVALID. All mean the same here.
             raise UnwrapFailed(type(exc).__name__) from exc
         try:
-            return direct.read_value(session, temporary, DATA_KEY_BITS // 8)
+            with _token_call("C_GetAttributeValue"):
+                return direct.read_value(session, temporary, DATA_KEY_BITS // 8)
         finally:
-            direct.destroy(session, temporary)
+            with _token_call("C_DestroyObject"):
+                direct.destroy(session, temporary)
 
     def _unwrap_python(self, kek: pkcs11.SecretKey, mechanism: Mechanism, wrapped: bytes) -> bytes:
         try:
-            key = kek.unwrap_key(
-                ObjectClass.SECRET_KEY, KeyType.AES, wrapped,
-                mechanism=mechanism, store=False, template=_DATA_KEY_TEMPLATE,
-            )
-            self._count("unwrap_key")
+            with _token_call("C_UnwrapKey", mechanism):
+                key = kek.unwrap_key(
+                    ObjectClass.SECRET_KEY, KeyType.AES, wrapped,
+                    mechanism=mechanism, store=False, template=_DATA_KEY_TEMPLATE,
+                )
         except _TOKEN_GONE:
             raise
         except p11x.PKCS11Error as exc:
             # The same failures as in _unwrap_direct.
             raise UnwrapFailed(type(exc).__name__) from exc
         try:
-            return bytes(key[Attribute.VALUE])
+            with _token_call("C_GetAttributeValue"):
+                return bytes(key[Attribute.VALUE])
         finally:
-            key.destroy()
+            with _token_call("C_DestroyObject"):
+                key.destroy()
 
     def check_alive(self) -> bool:
         """Return whether the token still completes a call on the login session."""
         try:
-            self._anchor.generate_random(64)
+            with _token_call("C_GenerateRandom"):
+                self._anchor.generate_random(64)
         except p11x.PKCS11Error:
+            metrics.TOKEN_PRESENT.set(0)
             return False
+        metrics.TOKEN_PRESENT.set(1)
         return True
+
+
+def _start_date(key: pkcs11.SecretKey) -> date | None:
+    """Return a key's CKA_START_DATE, or None when it is empty or unreadable."""
+    try:
+        with _token_call("C_GetAttributeValue"):
+            value = key[Attribute.START_DATE]
+    except (p11x.PKCS11Error, ValueError):
+        # python-pkcs11 raises ValueError parsing an empty date.
+        return None
+    return value if isinstance(value, date) else None

@@ -93,7 +93,10 @@ class CallContext:
         self._context = context
         self.identity = identity
         self.request_id = request_id
-        self.facts: dict[str, str | int] = {}
+        # Share the facts dict of a wrapper outside this one (observe.py), so
+        # that it reads what the handler recorded.
+        outer_facts = getattr(context, "facts", None)
+        self.facts: dict[str, str | int] = outer_facts if isinstance(outer_facts, dict) else {}
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._context, name)
@@ -162,7 +165,7 @@ class AuthInterceptor(grpc.ServerInterceptor):
 
         def guard(behavior: Callable[..., Any]) -> Callable[..., Any]:
             def guarded(request: Any, context: grpc.ServicerContext) -> Any:
-                request_id = uuid.uuid4().hex[:16]
+                request_id = getattr(context, "request_id", None) or uuid.uuid4().hex[:16]
                 context.set_trailing_metadata((("x-request-id", request_id),))
                 identity = _peer_identity(context)
                 if identity is None:

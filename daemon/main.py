@@ -17,40 +17,37 @@ import threading
 
 from niemphong.daemon.config import load_config
 from niemphong.daemon.errors import ConfigError, TokenUnavailable
+from niemphong.daemon.logs import setup_logging
 
 log = logging.getLogger("niemphong.daemon")
 
+EXIT_FAILURE = 1
 EXIT_CONFIG = 2
 EXIT_UNAVAILABLE = 6
 
 
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper()),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-
-
 def _serve(config_path: str) -> int:
+    from niemphong.daemon.hardening import check_user, harden_process
     from niemphong.daemon.server import Daemon
 
     config = load_config(config_path)
-    _setup_logging(config.log_level)
-    # Everything the daemon creates (state database, sockets' folder) is for
-    # its own user only; the socket is opened to the group explicitly.
-    os.umask(0o077)
-    daemon = Daemon(config)
-    daemon.start()
-
+    setup_logging(config.log_level, config.log_format)
+    check_user(config.allow_root)
+    # Before the PIN is read, so that no core dump can ever hold it.
+    harden_process()
     stop = threading.Event()
 
     def request_stop(signum: int, _frame: object) -> None:
+        if stop.is_set():
+            log.info("received %s again; still draining", signal.Signals(signum).name)
+            return
         log.info("received %s; draining", signal.Signals(signum).name)
         stop.set()
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
+    daemon = Daemon(config)
+    daemon.start()
     stop.wait()
     daemon.stop()
     return 0
@@ -60,7 +57,7 @@ def _provision(config_path: str, init_softhsm: bool) -> int:
     from niemphong.daemon import provision
 
     config = load_config(config_path)
-    _setup_logging(config.log_level)
+    setup_logging(config.log_level, config.log_format)
     if init_softhsm:
         provision.init_softhsm_token(config)
     for label in provision.create_level_keys(config):
@@ -95,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_UNAVAILABLE
     except OSError as exc:
         print(f"niemphongd: {exc}", file=sys.stderr)
-        return EXIT_UNAVAILABLE
+        return EXIT_FAILURE
 
 
 if __name__ == "__main__":

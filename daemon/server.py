@@ -3,33 +3,47 @@
 from __future__ import annotations
 
 import fcntl
+import grp
 import logging
 import os
 import socket
 import stat
-import threading
+import time
 from concurrent import futures
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from niemphong.daemon import metrics
 from niemphong.daemon.access import AccessControl
 from niemphong.daemon.config import Config, read_pin
+from niemphong.daemon.health import HealthCheck, HealthMonitor, path_writable
 from niemphong.daemon.hsm import Pkcs11Token
 from niemphong.daemon.identity import AuthInterceptor, StreamLimiter
+from niemphong.daemon.levels import Level
+from niemphong.daemon.observe import ObservingInterceptor
 from niemphong.daemon.services.access_service import AccessServicer
 from niemphong.daemon.services.classification import Classifier
 from niemphong.daemon.services.envelope_service import EnvelopeServicer, KeyRing
 from niemphong.daemon.services.policy_service import PolicyServicer
 from niemphong.daemon.services.spool_service import SpoolServicer
 from niemphong.daemon.store import SqliteStore
+from niemphong.daemon.systemd import Notifier
 from niemphong.v1 import niemphong_pb2 as pb
 from niemphong.v1 import niemphong_pb2_grpc as pb_grpc
 
 log = logging.getLogger(__name__)
 
-HEALTH_INTERVAL_SECONDS = 5.0
+# After a drain's grace period, how long request streams get to reach their
+# next message and end with DAEMON_STOPPING before gRPC cancels them.
+STREAM_STOP_SECONDS = 5.0
+LINGER_SECONDS = 0.5
+# How long a listing of the token's keys serves the key metrics.
+KEY_LISTING_SECONDS = 60.0
+# After that, how long cancelled handlers get to unwind before the token and
+# the store close under them.
+HANDLER_EXIT_SECONDS = 5.0
 # Streamed transfers one identity may run at once, and server threads kept
 # free of streams for unary calls such as approvals and health checks.
 STREAMS_PER_IDENTITY = 8
@@ -51,10 +65,26 @@ class Daemon:
         self.access = AccessControl(self.store, config.levels)
         self.keys = KeyRing(self.token, config)
         self.health = health.HealthServicer()
+        self.notifier = Notifier()
+        self.observer = ObservingInterceptor()
+        self.health_monitor = HealthMonitor(
+            self.health,
+            ("",) + SERVICE_NAMES,
+            [
+                HealthCheck("token", self.token.check_alive),
+                HealthCheck("state_store", lambda: self.store.check_writable() and path_writable(config.sqlite)),
+            ],
+            self.notifier,
+        )
+        self.metrics_listener = metrics.MetricsListener(config.metrics) if config.metrics else None
+        self._keks = metrics.TimedCache(self.token.list_keks, KEY_LISTING_SECONDS)
+        self.state_collector = metrics.StateCollector(
+            self._level_counts,
+            self._key_versions,
+            {level: 86400 * policy.rotation_days for level, policy in config.levels.items()},
+        )
         self.tcp_port: int | None = None
-        self._stopping = threading.Event()
         self._server: grpc.Server | None = None
-        self._health_thread: threading.Thread | None = None
         self._spool: SpoolServicer | None = None
         self._envelopes: EnvelopeServicer | None = None
 
@@ -63,7 +93,9 @@ class Daemon:
         message_limit = config.chunk_bytes + MESSAGE_OVERHEAD_BYTES
         server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="rpc"),
-            interceptors=[AuthInterceptor(StreamLimiter(
+            # The observer goes first so that it also counts calls that
+            # authentication or the stream limit rejects.
+            interceptors=[self.observer, AuthInterceptor(StreamLimiter(
                 per_identity=STREAMS_PER_IDENTITY, total=max(1, config.workers - RESERVED_UNARY_WORKERS),
             ))],
             options=[
@@ -102,14 +134,21 @@ class Daemon:
             if self.tcp_port == 0:
                 raise OSError(f"cannot listen on {config.tcp}")
 
+        if self.metrics_listener is not None:
+            metrics.set_build_info()
+            metrics.REGISTRY.register(self.state_collector)
+            self.metrics_listener.start()
+
         server.start()
         if config.unix_socket is not None:
-            # Owner and group only: local clients are in the service's group.
+            # Owner and group only: local clients are in the socket's group.
+            if config.unix_socket_group is not None:
+                os.chown(config.unix_socket, -1, grp.getgrnam(config.unix_socket_group).gr_gid)
             os.chmod(config.unix_socket, 0o660)
         self._server = server
-        self._update_health()
-        self._health_thread = threading.Thread(target=self._watch_health, name="health", daemon=True)
-        self._health_thread.start()
+        self.health_monitor.run_checks()
+        self.health_monitor.start()
+        self.notifier.ready(self.health_monitor.describe())
         log.info(
             "niemphongd serving on %s",
             ", ".join(filter(None, [
@@ -118,35 +157,78 @@ class Daemon:
             ])),
         )
 
-    def _update_health(self) -> None:
-        healthy = self.token.check_alive() and self.store.check_writable()
-        status = health_pb2.HealthCheckResponse.SERVING if healthy else health_pb2.HealthCheckResponse.NOT_SERVING
-        for name in ("",) + SERVICE_NAMES:
-            self.health.set(name, status)
+    def _level_counts(self) -> list[metrics.LevelAccessState]:
+        with self.store.transaction() as tx:
+            counts = {Level(row.level): row for row in tx.level_counts(int(time.time()))}
+        states = []
+        for level in self.config.levels:
+            row = counts.get(level)
+            states.append(metrics.LevelAccessState(
+                level=level,
+                pending=row.pending if row else 0,
+                oldest_pending_created_at=row.oldest_pending_created_at if row else None,
+                active_grants=row.active_grants if row else 0,
+            ))
+        return states
 
-    def _watch_health(self) -> None:
-        was_healthy = True
-        while not self._stopping.wait(HEALTH_INTERVAL_SECONDS):
-            self._update_health()
-            healthy = self.token.check_alive()
-            if healthy != was_healthy:
-                log.warning("token is %s", "available again" if healthy else "not answering")
-                was_healthy = healthy
+    def _key_versions(self) -> list[metrics.KeyVersionState]:
+        levels_by_key = {policy.key_id: level for level, policy in self.config.levels.items()}
+        keks = [info for info in self._keks.get() if info.key_id in levels_by_key]
+        with self.store.transaction() as tx:
+            first_seals = tx.first_seal_times()
+        states = []
+        for info in keks:
+            # NOTE: SoftHSM2 2.6 cannot read CKA_START_DATE back from a
+            # private key, so there the age counts from the key's first seal.
+            if info.created_on is not None:
+                created_at: float | None = metrics.date_timestamp(info.created_on)
+            else:
+                first_seal = first_seals.get((info.key_id, info.version))
+                created_at = float(first_seal) if first_seal is not None else None
+            states.append(metrics.KeyVersionState(levels_by_key[info.key_id], info.version, created_at))
+        return states
 
     def wait(self) -> None:
         assert self._server is not None
         self._server.wait_for_termination()
 
-    def stop(self, grace: float = 30.0) -> None:
-        """Refuse new calls, let running ones finish within ``grace`` seconds, then close the token."""
-        self._stopping.set()
-        self.health.enter_graceful_shutdown()
+    def stop(self, grace: float | None = None) -> None:
+        """Drain: refuse new calls, let running ones finish within ``grace`` seconds, then close.
+
+        ``grace`` defaults to ``[server] drain_seconds``. New calls fail at
+        once with DAEMON_STOPPING while health checks report NOT_SERVING. A
+        request stream still open when the grace period ends is ended at its
+        next message with DAEMON_STOPPING, and gRPC cancels whatever still
+        runs after STREAM_STOP_SECONDS more. A seal ended either way
+        registers no artefact.
+        """
+        grace = self.config.drain_seconds if grace is None else grace
+        in_flight = self.observer.in_flight
+        log.info("draining: %d calls in flight, up to %.0f s to finish", in_flight, grace)
+        self.notifier.stopping(f"draining {in_flight} calls")
+        self.observer.begin_drain()
+        self.health_monitor.begin_drain()
+        if not self.observer.wait_idle(grace):
+            log.warning("%d calls still running after %.0f s; ending their streams", self.observer.in_flight, grace)
+            self.observer.stop_streams()
+            self.observer.wait_idle(STREAM_STOP_SECONDS)
         if self._server is not None:
-            self._server.stop(grace).wait()
+            # A handler that has returned may still be sending its last
+            # messages and status, and a client may still be sending on a
+            # call that ended with DAEMON_STOPPING. Closing the connections
+            # at once would leave either client with only a broken pipe.
+            time.sleep(LINGER_SECONDS)
+            self._server.stop(LINGER_SECONDS).wait()
         if self._spool is not None:
             self._spool.close()
         if self._envelopes is not None:
             self._envelopes.close()
+        if not self.observer.wait_idle(HANDLER_EXIT_SECONDS):
+            log.warning("%d calls still unwinding after the drain; closing the token under them", self.observer.in_flight)
+        if self.metrics_listener is not None:
+            self.metrics_listener.stop()
+            metrics.REGISTRY.unregister(self.state_collector)
+        self.health_monitor.stop()
         self.token.close()
         self.store.close()
         os.close(self._state_lock)

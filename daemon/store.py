@@ -164,6 +164,16 @@ class GrantRecord:
 
 
 @dataclass(frozen=True)
+class LevelCounts:
+    """Operational counts for one level, for metrics."""
+
+    level: int
+    pending: int
+    oldest_pending_created_at: int | None
+    active_grants: int
+
+
+@dataclass(frozen=True)
 class ClassificationRecord:
     """The classification decision recorded for a sealed artefact or a declined document."""
 
@@ -217,6 +227,9 @@ class StateTransaction(Protocol):
     def get_grant(self, request_id: str) -> GrantRecord | None: ...
     def list_grants(self, artefact_id: str, viewer: str) -> list[GrantRecord]: ...
     def count_open(self, request_id: str) -> None: ...
+    def level_counts(self, now: int) -> list[LevelCounts]: ...
+    def first_seal_times(self) -> dict[tuple[str, int], int]: ...
+
     def insert_classification(self, record: ClassificationRecord) -> None: ...
     def get_classification(self, artefact_id: str) -> ClassificationRecord | None: ...
     def list_sealed_due(self, until: str, limit: int) -> list[ClassificationRecord]: ...
@@ -430,6 +443,32 @@ class _SqliteTransaction:
         )
         if cursor.rowcount != 1:
             raise RuntimeError(f"grant {request_id} has no open left to count")
+
+    def level_counts(self, now: int) -> list[LevelCounts]:
+        """Count pending requests and usable grants per level; levels with neither are left out."""
+        counts: dict[int, list[int | None]] = {}
+        pending_rows = self._db.execute(
+            "SELECT a.level, COUNT(*), MIN(r.created_at) FROM requests r "
+            "JOIN artefacts a ON a.artefact_id = r.artefact_id WHERE r.state = 'pending' GROUP BY a.level"
+        )
+        for level, pending, oldest in pending_rows:
+            counts[level] = [pending, oldest, 0]
+        grant_rows = self._db.execute(
+            "SELECT a.level, COUNT(*) FROM grants g JOIN artefacts a ON a.artefact_id = g.artefact_id "
+            "WHERE g.revoked = 0 AND g.expires_at > ? AND g.opens_used < g.opens_allowed GROUP BY a.level",
+            (now,),
+        )
+        for level, active in grant_rows:
+            counts.setdefault(level, [0, None, 0])[2] = active
+        return [
+            LevelCounts(level, int(pending or 0), oldest, int(active or 0))
+            for level, (pending, oldest, active) in sorted(counts.items())
+        ]
+
+    def first_seal_times(self) -> dict[tuple[str, int], int]:
+        """Return the time of the first seal under each (key id, version) in the registry."""
+        rows = self._db.execute("SELECT key_id, key_version, MIN(sealed_at) FROM artefacts GROUP BY key_id, key_version")
+        return {(key_id, version): first for key_id, version, first in rows}
 
     # Classification records -----------------------------------------------
 

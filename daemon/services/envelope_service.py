@@ -402,13 +402,19 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
         artefact_id = header.artefact_id.hex()
         with self.access.store.transaction() as tx:
             artefact = tx.get_artefact(artefact_id)
+        # A copy whose size differs from the registered envelope was cut off
+        # (a seal interrupted after registration) or extended: it does not
+        # count as the registered envelope.
+        size_differs = artefact is not None and bool(request.envelope_bytes) and (
+            request.envelope_bytes != artefact.envelope_bytes
+        )
         registry_mismatch = artefact is not None and (
             artefact.level != header.level or artefact.doc_number != header.metadata.get("doc_number")
         )
         if registry_mismatch:
             log.warning("request %s inspect of artefact %s: header differs from the registry", context.request_id, artefact_id)
         plaintext = 0
-        if request.envelope_bytes:
+        if request.envelope_bytes and not size_differs:
             plaintext = envelope.plaintext_length(request.envelope_bytes, header.header_len, header.segment_size) or 0
 
         metadata = header.metadata
@@ -430,7 +436,7 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
             header_bytes=header.header_len,
             plaintext_bytes=plaintext,
             sealed_at=header.sealed_at,
-            registered=artefact is not None,
+            registered=artefact is not None and not size_differs,
             registry_mismatch=registry_mismatch,
         )
 

@@ -141,6 +141,8 @@ def test_dev_config_parses_with_paths(dev_layout: DevLayout) -> None:
     }
     assert config["state"] == {"sqlite": f"{root}/state/niemphong.db"}
     assert config["policy"] == {"file": f"{root}/policy.toml"}
+    assert config["metrics"] == {"listen": f"127.0.0.1:{dev_layout.metrics_port}"}
+    assert dev_layout.metrics_port not in (0, dev_layout.tcp_port)
     assert "levels" not in config
     for value in (config["tls"]["ca"], config["token"]["pin_file"], config["state"]["sqlite"]):
         assert os.path.isabs(value)
@@ -171,7 +173,10 @@ def test_dev_softhsm_config_points_at_tokens(dev_layout: DevLayout) -> None:
 
 
 def test_dev_client_env_sets_variables_in_shell(dev_layout: DevLayout) -> None:
-    script = f'. "$1" && printf "%s\\n" "$NIEMPHONG_SERVER" "$NIEMPHONG_SERVER_TCP" "$NIEMPHONG_IDENTITY_DIR"'
+    script = (
+        '. "$1" && printf "%s\\n" "$NIEMPHONG_SERVER" "$NIEMPHONG_SERVER_TCP" "$NIEMPHONG_IDENTITY_DIR" '
+        '"$NIEMPHONG_METRICS_URL"'
+    )
 
     result = subprocess.run(
         ["sh", "-c", script, "sh", str(dev_layout.client_env)], capture_output=True, text=True, check=True
@@ -181,6 +186,7 @@ def test_dev_client_env_sets_variables_in_shell(dev_layout: DevLayout) -> None:
         f"unix:{dev_layout.socket}",
         f"127.0.0.1:{dev_layout.tcp_port}",
         str(dev_layout.identities),
+        f"http://127.0.0.1:{dev_layout.metrics_port}/metrics",
     ]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import grp
 from pathlib import Path
 
 import pytest
@@ -140,3 +141,74 @@ def test_read_pin_missing_file_message_has_no_pin(tmp_path: Path) -> None:
 
     with pytest.raises(ConfigError, match="cannot read the token PIN"):
         read_pin(config.token)
+
+
+def test_config_operations_defaults(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, BASE))
+
+    assert config.drain_seconds == 30
+    assert config.allow_root is False
+    assert config.unix_socket_group is None
+    assert config.metrics is not None
+    assert (config.metrics.host, config.metrics.port) == ("127.0.0.1", 9464)
+    assert config.log_format == "auto"
+
+
+@pytest.mark.parametrize(
+    ("section", "line", "key"),
+    [
+        ("server", "drain_seconds = 601", "server.drain_seconds"),
+        ("server", 'allow_root = "yes"', "server.allow_root"),
+        ("server", 'unix_socket_group = "no-such-group-np"', "server.unix_socket_group"),
+        ("log", 'format = "json"', "log.format"),
+        ("metrics", 'listen = "9464"', "metrics.listen"),
+        ("metrics", 'listen = "127.0.0.1:70000"', "metrics.listen"),
+        ("metrics", 'listen = "0.0.0.0:9464"', "metrics.listen"),
+        ("metrics", 'tls_cert = "tls/m.pem"', "metrics.tls_cert"),
+        ("metrics", 'tls_ca = "tls/ca.pem"', "metrics.tls_ca"),
+        ("metrics", "enabled = 1", "metrics.enabled"),
+    ],
+)
+def test_config_operations_invalid_rejected(tmp_path: Path, section: str, line: str, key: str) -> None:
+    text = BASE.replace(f"[{section}]\n", f"[{section}]\n{line}\n") if f"[{section}]\n" in BASE else BASE + f"\n[{section}]\n{line}\n"
+
+    with pytest.raises(ConfigError) as excinfo:
+        load_config(write(tmp_path, text))
+
+    assert f"key '{key}'" in str(excinfo.value)
+
+
+def test_config_metrics_off_loopback_with_tls(tmp_path: Path) -> None:
+    text = BASE + '\n[metrics]\nlisten = "[::]:9464"\ntls_cert = "tls/m.pem"\ntls_key = "tls/m.key"\n'
+
+    config = load_config(write(tmp_path, text))
+
+    assert config.metrics is not None
+    assert config.metrics.host == "::"
+    assert config.metrics.tls_key == tmp_path / "tls/m.key"
+
+
+def test_config_metrics_disabled(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, BASE + "\n[metrics]\nenabled = false\n"))
+
+    assert config.metrics is None
+
+
+def test_config_example_files_load(tmp_path: Path) -> None:
+    examples = Path(__file__).resolve().parents[2] / "deploy" / "systemd"
+    text = (examples / "niemphongd.toml.example").read_text(encoding="utf-8")
+    if "niemphong-clients" not in {group.gr_name for group in grp.getgrall()}:
+        # The example names the group that sysusers creates on a real host.
+        text = text.replace('unix_socket_group = "niemphong-clients"\n', "")
+    policy = (examples / "policy.toml.example").read_text(encoding="utf-8")
+    (tmp_path / "danh-muc-bmnn.csv").write_text(CATALOG, encoding="utf-8")
+
+    config = load_config(write(tmp_path, text, policy))
+
+    assert config.token.pin_credential == "token-pin"
+    assert config.metrics is not None
+    assert config.metrics.host == "127.0.0.1"
+    assert config.policy is not None
+    assert config.policy.development is False
+    assert config.levels[Level.TOI_MAT].rotation_days == 365
+    assert config.levels[Level.MAT].rotation_days == 730

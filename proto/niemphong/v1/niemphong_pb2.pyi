@@ -528,11 +528,16 @@ class InspectResponse(_message.Message):
     segment_bytes: _builtins.int
     header_bytes: _builtins.int
     plaintext_bytes: _builtins.int
-    """Zero when envelope_bytes was not given or does not fit the format."""
+    """Zero when envelope_bytes was not given, does not fit the format, or
+    differs from the registered envelope's size.
+    """
     sealed_at: _builtins.int
     """Seconds since the Unix epoch."""
     registered: _builtins.bool
-    """Whether the daemon's registry knows this artefact."""
+    """Whether the daemon's registry knows this artefact and, when
+    envelope_bytes is given, registered an envelope of that size. A copy
+    cut off during a seal is therefore never reported as registered.
+    """
     registry_mismatch: _builtins.bool
     """Set when the registry knows the artefact but recorded another level or
     document number at sealing: the header has been altered.
