@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Executor
 from typing import TypeVar
 
@@ -28,18 +28,23 @@ class _End:
         self.error = error
 
 
-def prefetched(source: Iterator[T], executor: Executor, depth: int = 2) -> Iterator[T]:
+def prefetched(
+    source: Iterator[T], executor: Executor, depth: int = 2, alive: Callable[[], bool] = lambda: True,
+) -> Iterator[T]:
     """Yield the items of ``source``, read on an ``executor`` thread up to ``depth`` items ahead.
 
     An exception raised by ``source`` is raised here, after the items before
-    it. When the consumer stops early, the reading thread stops at its next
-    item; a read blocked in ``source`` ends when gRPC ends the call.
+    it. The reading thread stops at its next item when the consumer stops
+    early or ``alive()`` turns false; pass the gRPC context's ``is_active``,
+    because a generator that gRPC drops may be closed only much later, by
+    the garbage collector. A read blocked in ``source`` ends when gRPC ends
+    the call.
     """
     buffer: queue.Queue[T | _End] = queue.Queue(depth)
     stopped = threading.Event()
 
     def put(entry: T | _End) -> bool:
-        while not stopped.is_set():
+        while not stopped.is_set() and alive():
             try:
                 buffer.put(entry, timeout=_POLL_SECONDS)
                 return True

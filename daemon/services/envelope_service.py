@@ -111,7 +111,7 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
         body = _SealedBody(start.sealer, request_iterator, self.config.chunk_bytes)
         # The body is read, sealed and hashed on a reader thread, so that the
         # next request chunk arrives while this thread sends the last result.
-        envelope_pieces = itertools.chain([start.sealer.header_bytes], prefetched(iter(body), self._readers))
+        envelope_pieces = itertools.chain([start.sealer.header_bytes], prefetched(iter(body), self._readers, alive=context.is_active))
         envelope_bytes = 0
         for chunk in _whole_chunks(envelope_pieces, self.config.chunk_bytes):
             envelope_bytes += len(chunk)
@@ -269,7 +269,7 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
         if first is None or first.WhichOneof("payload") != "start":
             raise ServiceError("PROTOCOL_VIOLATION", "the first Open message must be OpenStart")
         request_id = validation.hex_id("request_id", first.start.request_id) if first.start.request_id else None
-        chunks = self._chunks(prefetched(request_iterator, self._readers))
+        chunks = self._chunks(prefetched(request_iterator, self._readers, alive=context.is_active))
 
         header, rest = self._read_header(chunks)
         opener, grant = self.begin_open(header, request_id, context)

@@ -70,3 +70,20 @@ def test_prefetched_consumer_stop_ends_reader(executor: ThreadPoolExecutor) -> N
     assert finished.wait(5)
     # The reader is at most the queue depth and one blocked put ahead.
     assert len(produced) <= 5
+
+
+def test_prefetched_stops_when_call_ends() -> None:
+    active = threading.Event()
+    active.set()
+
+    with ThreadPoolExecutor(1) as single:
+        stream = prefetched(iter(range(1000)), single, depth=1, alive=active.is_set)
+        assert next(stream) == 0
+        # The consumer is neither closed nor read again, as when gRPC drops it.
+        active.clear()
+
+        try:
+            # The reading thread gives up and is free for the next task.
+            assert single.submit(lambda: "free").result(timeout=5) == "free"
+        finally:
+            stream.close()
