@@ -154,6 +154,49 @@ CATALOG: dict[str, dict[str, str]] = {
         "vi": "dùng quyền mở của yêu cầu này (mặc định: quyền còn hiệu lực được cấp sớm nhất)",
         "en": "use the grant of this request (default: the oldest usable grant)",
     },
+    "help.audit": {
+        "vi": "kiểm tra và xuất nhật ký kiểm toán (vai trò auditor)",
+        "en": "check and export the audit log (auditor role)",
+    },
+    "help.audit.verify": {
+        "vi": "kiểm tra toàn bộ nhật ký kiểm toán: mã băm, liên kết giữa các mục và các mốc xác thực; "
+        "mã thoát 5 nếu nhật ký đã bị sửa",
+        "en": "check the whole audit log: hashes, links between entries and authenticated checkpoints; "
+        "exit code 5 when it was altered",
+    },
+    "help.audit.export": {
+        "vi": "xuất các bản ghi của nhật ký kiểm toán trong một khoảng thời gian",
+        "en": "export the audit records of a time range",
+    },
+    "help.audit.since": {
+        "vi": "từ thời điểm này (tính cả): YYYY-MM-DD hoặc dd/mm/yyyy (đầu ngày, giờ Việt Nam), "
+        "hoặc YYYY-MM-DDTHH:MM:SS; mặc định: từ đầu nhật ký",
+        "en": "from this time, inclusive: YYYY-MM-DD or dd/mm/yyyy (start of the day, Vietnam time), "
+        "or YYYY-MM-DDTHH:MM:SS; default: the start of the log",
+    },
+    "help.audit.until": {
+        "vi": "đến thời điểm này: một ngày thì tính trọn ngày đó, một thời điểm thì không tính chính nó; "
+        "mặc định: đến hiện tại",
+        "en": "until this time: a date includes that whole day, a date-time excludes itself; default: now",
+    },
+    "help.audit.format": {
+        "vi": "định dạng: csv (tên cột tiếng Việt, mặc định) hoặc jsonl (mỗi dòng một bản ghi như trong nhật ký, "
+        "khóa tiếng Anh)",
+        "en": "format: csv (Vietnamese column names, the default) or jsonl (one record per line as stored "
+        "in the log, English keys)",
+    },
+    "help.audit.out": {
+        "vi": "tệp kết quả (quyền 0600); không có tùy chọn này thì ghi ra stdout",
+        "en": "output file (mode 0600); without this option the export goes to stdout",
+    },
+    "help.audit.show": {
+        "vi": "xem lịch sử của một tài liệu: niêm phong, yêu cầu khai thác, phê duyệt, từ chối và các lần mở",
+        "en": "show the history of one document: its seal, access requests, approvals, denials and opens",
+    },
+    "help.audit.artefact": {
+        "vi": "mã tài liệu (32 chữ số hex) hoặc tệp phong bì",
+        "en": "artefact id (32 hex digits) or envelope file",
+    },
     "help.dev": {"vi": "công cụ cho môi trường phát triển", "en": "development environment tools"},
     "help.dev.init": {
         "vi": "tạo token SoftHSM2, khóa theo độ mật, PKI thử nghiệm và cấu hình niemphongd trong DIR",
@@ -200,6 +243,10 @@ CATALOG: dict[str, dict[str, str]] = {
         "như lệnh niemphong request đã in ra",
         "en": "invalid request id: {value}; a request id is 32 hex digits, as printed by niemphong request",
     },
+    "arg.time_invalid": {
+        "vi": "thời điểm không hợp lệ: {value}; dùng YYYY-MM-DD, dd/mm/yyyy hoặc YYYY-MM-DDTHH:MM:SS",
+        "en": "invalid time: {value}; use YYYY-MM-DD, dd/mm/yyyy or YYYY-MM-DDTHH:MM:SS",
+    },
 
     # Field and role names used inside messages.
     "field.doc_number": {"vi": "số tài liệu (--doc-number)", "en": "document number (--doc-number)"},
@@ -211,6 +258,8 @@ CATALOG: dict[str, dict[str, str]] = {
     "field.artefact_id": {"vi": "mã tài liệu", "en": "artefact id"},
     "field.request_id": {"vi": "mã yêu cầu", "en": "request id"},
     "field.level": {"vi": "độ mật (--level)", "en": "level (--level)"},
+    "field.since": {"vi": "thời điểm bắt đầu (--since)", "en": "start time (--since)"},
+    "field.until": {"vi": "thời điểm kết thúc (--until)", "en": "end time (--until)"},
     "role.scanner": {"vi": "người số hóa (scanner)", "en": "scanner"},
     "role.viewer": {"vi": "người khai thác (viewer)", "en": "viewer"},
     "role.approver": {"vi": "người phê duyệt (approver)", "en": "approver"},
@@ -444,6 +493,14 @@ CATALOG: dict[str, dict[str, str]] = {
     "reason.KEY_UNAVAILABLE": {
         "vi": "Khóa cần cho tài liệu này không có trên token. Hãy báo người quản lý khóa (custodian).",
         "en": "The key this document needs is not on the token. Tell the key custodian.",
+    },
+    "reason.AUDIT_UNAVAILABLE": {
+        "vi": "niemphongd không ghi được nhật ký kiểm toán nên đã từ chối thao tác và không trả ra dữ liệu nào. "
+        "Báo người vận hành kiểm tra ổ đĩa hoặc token giữ nhật ký; thao tác sẽ thực hiện được khi nhật ký "
+        "ghi được trở lại, không cần khởi động lại niemphongd.",
+        "en": "niemphongd cannot write its audit log, so it refused the operation and released nothing. "
+        "Tell the operator to check the disk or token the log depends on; the operation works again once "
+        "the log can be written, without restarting niemphongd.",
     },
     "reason.DAEMON_STOPPING": {
         "vi": "niemphongd đang dừng (khởi động lại hoặc bảo trì) nên đã ngắt yêu cầu này trước khi xong; không có gì được lưu. Hãy chạy lại lệnh sau ít phút.",
@@ -724,6 +781,129 @@ CATALOG: dict[str, dict[str, str]] = {
         "vi": "… và {count} yêu cầu khác của bạn cho tài liệu này cũng đang chờ duyệt.",
         "en": "… and {count} more of your requests for this document are pending too.",
     },
+
+    # audit verify, export and show
+    "audit.verify.intact": {
+        "vi": "Nhật ký kiểm toán nguyên vẹn: mọi mã băm, liên kết và mốc xác thực đều khớp.",
+        "en": "The audit log is intact: every hash, link and checkpoint verifies.",
+    },
+    "audit.verify.not_intact": {
+        "vi": "Nhật ký kiểm toán KHÔNG nguyên vẹn. {problem}",
+        "en": "The audit log is NOT intact. {problem}",
+    },
+    "audit.verify.counts": {
+        "vi": "Đã kiểm tra {entries} mục ({records} bản ghi, {checkpoints} mốc xác thực); mốc xác thực cuối "
+        "ở mục số {last_checkpoint}; mã nhật ký {log_id}.",
+        "en": "Checked {entries} entries ({records} records, {checkpoints} checkpoints); last checkpoint "
+        "at entry {last_checkpoint}; log id {log_id}.",
+    },
+    "audit.verify.advice": {
+        "vi": "Giữ nguyên tệp nhật ký, không sửa hay xóa gì, và báo ngay cho người đứng đầu cơ quan.",
+        "en": "Keep the log file as it is, change or delete nothing, and report this to the head of the agency at once.",
+    },
+    "audit.verify.warning": {"vi": "Lưu ý: {message}", "en": "Note: {message}"},
+    "audit.problem.EDITED": {
+        "vi": "Mục số {seq} (dòng {line}) đã bị sửa: nội dung không còn khớp với mã băm của nó "
+        "hoặc với liên kết ở mục sau nó.",
+        "en": "Entry {seq} (line {line}) was edited: its content no longer matches its hash "
+        "or the link in the entry after it.",
+    },
+    "audit.problem.REMOVED": {
+        "vi": "Các mục từ số {seq} đến số {end} đã bị xóa (chỗ của chúng là ngay trước dòng {line}).",
+        "en": "Entries {seq} to {end} were removed (they belong just before line {line}).",
+    },
+    "audit.problem.REORDERED": {
+        "vi": "Các mục bị đảo thứ tự: dòng {line} chứa mục số {seq}, nhưng chỗ đó là của mục số {expected}, "
+        "mục này nằm ở phía sau.",
+        "en": "Entries were reordered: line {line} holds entry {seq}, but entry {expected} belongs there "
+        "and comes later.",
+    },
+    "audit.problem.DUPLICATED": {
+        "vi": "Mục số {seq} bị chép thêm một lần ở dòng {line}.",
+        "en": "Entry {seq} appears a second time, on line {line}.",
+    },
+    "audit.problem.TRUNCATED": {
+        "vi": "Nhật ký bị cắt mất phần cuối: thiếu các mục từ số {seq} đến số {end} (từ dòng {line}).",
+        "en": "The log was cut off: entries {seq} to {end} are missing (from line {line}).",
+    },
+    "audit.problem.TRUNCATED_LINE": {
+        "vi": "Nhật ký bị cắt giữa chừng: dòng {line} (mục số {seq}) không trọn vẹn.",
+        "en": "The log was cut off in the middle of line {line} (entry {seq}).",
+    },
+    "audit.problem.FORGED_TAIL": {
+        "vi": "Phần cuối nhật ký là giả mạo: từ mục số {seq} (dòng {line}) trở đi không phải do niemphongd ghi.",
+        "en": "The end of the log is forged: the entries from {seq} (line {line}) on were not written by niemphongd.",
+    },
+    "audit.problem.FORGED_CHECKPOINT": {
+        "vi": "Mốc xác thực ở mục số {seq} (dòng {line}) không khớp với khóa trong token: các mục từ số "
+        "{expected} đến số {seq} đã bị viết lại.",
+        "en": "The checkpoint at entry {seq} (line {line}) does not verify with the key in the token: "
+        "entries {expected} to {seq} were rewritten.",
+    },
+    "audit.problem.UNAUTHENTICATED_TAIL": {
+        "vi": "các mục từ số {seq} đến số {end} nằm sau mốc xác thực cuối cùng nên chưa được xác thực.",
+        "en": "entries {seq} to {end} follow the last checkpoint, so nothing authenticates them yet.",
+    },
+    "audit.problem.RECOVERED_AFTER_CRASH": {
+        "vi": "các mục từ số {seq} đến số {end} được ghi trước khi niemphongd dừng đột ngột và chỉ được "
+        "một mốc xác thực bao phủ khi khởi động lại.",
+        "en": "entries {seq} to {end} were written before niemphongd stopped abruptly and were covered "
+        "by a checkpoint only at restart.",
+    },
+    "audit.problem.OTHER": {
+        "vi": "Vấn đề {kind} ở mục số {seq}, dòng {line}.",
+        "en": "Problem {kind} at entry {seq}, line {line}.",
+    },
+    "audit.since_after_until": {
+        "vi": "--since phải là thời điểm trước --until.",
+        "en": "--since must be earlier than --until.",
+    },
+    "audit.exported_file": {
+        "vi": "Đã xuất {count} bản ghi vào {out}.",
+        "en": "Exported {count} records to {out}.",
+    },
+    "audit.exported_stdout": {
+        "vi": "Đã xuất {count} bản ghi ra stdout.",
+        "en": "Exported {count} records to stdout.",
+    },
+    "audit.history_empty": {
+        "vi": "Nhật ký kiểm toán không có bản ghi nào về tài liệu {artefact_id}.",
+        "en": "The audit log has no record about document {artefact_id}.",
+    },
+    "audit.classification.seal": {"vi": "Niêm phong", "en": "seal"},
+    "audit.classification.not_secret": {"vi": "Không chứa BMNN", "en": "not secret"},
+    "audit.classification.refuse": {"vi": "Từ chối", "en": "rejected"},
+    "audit.decision.allowed": {"vi": "Cho phép", "en": "allowed"},
+    "audit.decision.refused": {"vi": "Từ chối", "en": "refused"},
+    "audit.decision.failed": {"vi": "Lỗi", "en": "failed"},
+    "audit.column.seq": {"vi": "Số TT", "en": "Seq"},
+    "audit.column.time": {"vi": "Thời gian (giờ Việt Nam)", "en": "Time (Vietnam)"},
+    "audit.column.operation": {"vi": "Thao tác", "en": "Operation"},
+    "audit.column.identity": {"vi": "Người thực hiện", "en": "Identity"},
+    "audit.column.decision": {"vi": "Quyết định", "en": "Decision"},
+    "audit.column.reason": {"vi": "Lý do", "en": "Reason"},
+    "audit.column.detail": {"vi": "Chi tiết", "en": "Detail"},
+    "audit.detail.purpose": {"vi": "mục đích: {purpose}", "en": "purpose: {purpose}"},
+    "audit.detail.deny_reason": {"vi": "lý do từ chối: {reason}", "en": "reason for denial: {reason}"},
+    "audit.detail.approvals": {"vi": "phê duyệt {count}/{required}", "en": "approvals {count}/{required}"},
+    "audit.detail.opens": {"vi": "lượt mở {used}/{allowed}", "en": "opens {used}/{allowed}"},
+    "audit.detail.request": {"vi": "yêu cầu {request_id}…", "en": "request {request_id}…"},
+    "audit.detail.doc_number": {"vi": "số {doc_number}", "en": "number {doc_number}"},
+    "audit.op.EnvelopeService/Seal": {"vi": "Niêm phong", "en": "Seal"},
+    "audit.op.EnvelopeService/Open": {"vi": "Mở tài liệu", "en": "Open"},
+    "audit.op.EnvelopeService/Inspect": {"vi": "Xem thông tin phong bì", "en": "Inspect"},
+    "audit.op.AccessService/RequestAccess": {"vi": "Xin khai thác", "en": "Request access"},
+    "audit.op.AccessService/Approve": {"vi": "Phê duyệt", "en": "Approve"},
+    "audit.op.AccessService/Deny": {"vi": "Từ chối yêu cầu", "en": "Deny"},
+    "audit.op.AccessService/ListPending": {"vi": "Xem yêu cầu chờ duyệt", "en": "List pending requests"},
+    "audit.op.AccessService/GetRequest": {"vi": "Xem một yêu cầu", "en": "Show request"},
+    "audit.op.AuditService/Verify": {"vi": "Kiểm tra nhật ký kiểm toán", "en": "Verify audit log"},
+    "audit.op.AuditService/Export": {"vi": "Xuất nhật ký kiểm toán", "en": "Export audit log"},
+    "audit.op.AuditService/ArtefactHistory": {"vi": "Xem lịch sử tài liệu", "en": "Show document history"},
+    "audit.op.PolicyService/GetPolicy": {"vi": "Xem chính sách", "en": "Show policy"},
+    "audit.op.PolicyService/Decide": {"vi": "Kiểm tra phân loại", "en": "Check classification"},
+    "audit.op.PolicyService/ListDue": {"vi": "Xem tài liệu sắp hết hạn bảo vệ", "en": "List documents due"},
+    "audit.op.PolicyService/RecordExtension": {"vi": "Ghi gia hạn bảo vệ", "en": "Record extension"},
 
     # dev init and dev add-identity
     "dev.already_initialized": {

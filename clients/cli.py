@@ -19,6 +19,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
 from niemphong.clients.access_commands import run_approve, run_deny, run_pending, run_request, run_show
+from niemphong.clients.audit_commands import run_audit_export, run_audit_show, run_audit_verify
+from niemphong.clients.audit_render import parse_time_bound
 from niemphong.clients.classification_args import add_classification_options
 from niemphong.clients.console import Console
 from niemphong.clients.context import CommandContext
@@ -252,6 +254,47 @@ def _add_access_commands(commands: argparse._SubParsersAction, lang: Lang) -> No
     _add_client_options(show, lang)
 
 
+def _time_bound_type(lang: Lang, *, end_of_day: bool) -> Callable[[str], dt.datetime]:
+    def parse(text: str) -> dt.datetime:
+        try:
+            return parse_time_bound(text, end_of_day=end_of_day)
+        except ValueError:
+            raise argparse.ArgumentTypeError(translate(lang, "arg.time_invalid", value=text)) from None
+
+    return parse
+
+
+def _add_audit_commands(commands: argparse._SubParsersAction, lang: Lang) -> None:
+    audit_help = translate(lang, "help.audit")
+    audit = commands.add_parser("audit", help=audit_help, description=audit_help, lang=lang)
+    audit_commands = audit.add_subparsers(
+        title=translate(lang, "argparse.commands"), dest="audit_command", metavar="COMMAND", required=True
+    )
+
+    verify = _add_command(audit_commands, "verify", "help.audit.verify", lang, run_audit_verify)
+    _add_client_options(verify, lang)
+
+    export = _add_command(audit_commands, "export", "help.audit.export", lang, run_audit_export)
+    export.add_argument(
+        "--since", type=_time_bound_type(lang, end_of_day=False), metavar="TIME",
+        help=translate(lang, "help.audit.since"),
+    )
+    export.add_argument(
+        "--until", type=_time_bound_type(lang, end_of_day=True), metavar="TIME",
+        help=translate(lang, "help.audit.until"),
+    )
+    export.add_argument(
+        "--format", choices=("csv", "jsonl"), default="csv", help=translate(lang, "help.audit.format"),
+    )
+    export.add_argument("--out", metavar="FILE", help=translate(lang, "help.audit.out"))
+    export.add_argument("--force", action="store_true", help=translate(lang, "help.force"))
+    _add_client_options(export, lang)
+
+    show = _add_command(audit_commands, "show", "help.audit.show", lang, run_audit_show)
+    show.add_argument("artefact", metavar="ARTEFACT", help=translate(lang, "help.audit.artefact"))
+    _add_client_options(show, lang)
+
+
 def _add_dev_commands(commands: argparse._SubParsersAction, lang: Lang) -> None:
     dev_help = translate(lang, "help.dev")
     dev = commands.add_parser("dev", help=dev_help, description=dev_help, lang=lang)
@@ -316,6 +359,7 @@ def build_parser(lang: Lang) -> argparse.ArgumentParser:
     )
     _add_envelope_commands(commands, lang)
     _add_access_commands(commands, lang)
+    _add_audit_commands(commands, lang)
     _add_policy_commands(commands, lang)
     _add_dev_commands(commands, lang)
     return parser

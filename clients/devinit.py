@@ -44,6 +44,9 @@ log = logging.getLogger(__name__)
 TOKEN_LABEL = "niemphong-dev"
 TOKEN_SESSIONS = 4
 CHUNK_BYTES = 1024 * 1024
+# The daemon's defaults, written out so that the file shows the settings.
+AUDIT_CHECKPOINT_RECORDS = 100
+AUDIT_CHECKPOINT_SECONDS = 60
 
 # Install locations of SoftHSM2's PKCS#11 module in the Debian and Ubuntu
 # packages. NIEMPHONG_PKCS11_MODULE overrides the search.
@@ -123,6 +126,10 @@ class DevLayout:
         return self.root / "state"
 
     @property
+    def audit_log(self) -> Path:
+        return self.state / "audit.jsonl"
+
+    @property
     def run(self) -> Path:
         return self.root / "run"
 
@@ -194,6 +201,11 @@ def render_config(layout: DevLayout, module_path: str, tcp_port: int) -> str:
         "",
         "[state]",
         f"sqlite = {toml_string(str(layout.sqlite))}",
+        "",
+        "[audit]",
+        f"path = {toml_string(str(layout.audit_log))}",
+        f"checkpoint_records = {AUDIT_CHECKPOINT_RECORDS}",
+        f"checkpoint_seconds = {AUDIT_CHECKPOINT_SECONDS}",
         "",
         "[policy]",
         f"file = {toml_string(str(layout.policy))}",

@@ -153,6 +153,7 @@ REASON_RULES: Mapping[str, ReasonRule] = {
     "INTEGRITY_FAILURE": ReasonRule(grpc.StatusCode.DATA_LOSS, ExitCode.INTEGRITY_FAILURE),
     "TOKEN_UNAVAILABLE": ReasonRule(grpc.StatusCode.UNAVAILABLE, ExitCode.UNAVAILABLE),
     "KEY_UNAVAILABLE": ReasonRule(grpc.StatusCode.UNAVAILABLE, ExitCode.UNAVAILABLE),
+    "AUDIT_UNAVAILABLE": ReasonRule(grpc.StatusCode.UNAVAILABLE, ExitCode.UNAVAILABLE),
     "DAEMON_STOPPING": ReasonRule(grpc.StatusCode.UNAVAILABLE, ExitCode.UNAVAILABLE),
     "INTERNAL": ReasonRule(grpc.StatusCode.INTERNAL, ExitCode.FAILURE),
     "SPOOL_DISABLED": ReasonRule(grpc.StatusCode.FAILED_PRECONDITION, ExitCode.FAILURE),
@@ -193,7 +194,7 @@ _FIELD_LABELS = frozenset(
      "classification.basis", "classification.stamp.starts_on", "classification.stamp.ends_on",
      "classification.extension.ends_on", "classification.extension.decision", "classification.extension.decided_on",
      "classification.declassification.decision", "classification.declassification.decided_on",
-     "classification.standing_decision", "ends_on", "decided_on", "decision", "as_of", "within_days",
+     "classification.standing_decision", "ends_on", "decided_on", "decision", "as_of", "within_days", "since", "until",
      "source_path", "envelope_path", "output_path"}
 )
 _EXTENSION_CODES = frozenset({"NOT_LATER", "DECIDED_AFTER_TODAY", "DECIDED_LATE"})

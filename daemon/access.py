@@ -49,6 +49,10 @@ class RequestView:
     grant: GrantRecord | None
 
 
+# Runs inside the transaction that changes a request; when it raises, the change rolls back.
+BeforeCommit = Callable[[RequestView], None]
+
+
 class AccessControl:
     """Apply the access rules against a state store.
 
@@ -71,7 +75,14 @@ class AccessControl:
     def _now(self) -> int:
         return int(self.clock())
 
-    def request_access(self, viewer: Identity, artefact_id: str, purpose: str) -> RequestView:
+    def request_access(
+        self, viewer: Identity, artefact_id: str, purpose: str, before_commit: BeforeCommit | None = None,
+    ) -> RequestView:
+        """Record a pending request of ``viewer`` to open ``artefact_id``.
+
+        ``before_commit`` runs inside the transaction with the new request;
+        when it raises, nothing is recorded. ``approve`` and ``deny`` take it too.
+        """
         now = self._now()
 
         with self.store.transaction() as tx:
@@ -97,6 +108,8 @@ class AccessControl:
             )
             tx.insert_request(request)
             view = RequestView(request, artefact, [], None)
+            if before_commit is not None:
+                before_commit(view)
 
         log.info(
             "access request %s by %s for artefact %s (%s), %d approvals needed",
@@ -104,7 +117,7 @@ class AccessControl:
         )
         return view
 
-    def approve(self, approver: Identity, request_id: str) -> RequestView:
+    def approve(self, approver: Identity, request_id: str, before_commit: BeforeCommit | None = None) -> RequestView:
         now = self._now()
 
         with self.store.transaction() as tx:
@@ -132,6 +145,8 @@ class AccessControl:
                 )
                 tx.insert_grant(grant)
             view = RequestView(request, artefact, approvals, grant)
+            if before_commit is not None:
+                before_commit(view)
 
         log.info(
             "request %s approved by %s (%d of %d)%s",
@@ -140,7 +155,9 @@ class AccessControl:
         )
         return view
 
-    def deny(self, approver: Identity, request_id: str, reason: str) -> RequestView:
+    def deny(
+        self, approver: Identity, request_id: str, reason: str, before_commit: BeforeCommit | None = None,
+    ) -> RequestView:
         now = self._now()
 
         with self.store.transaction() as tx:
@@ -152,6 +169,8 @@ class AccessControl:
             request = _replace_state(request, DENIED, now, denied_by=approver.name, deny_reason=reason)
             tx.update_request(request)
             view = RequestView(request, artefact, tx.list_approvals(request_id), None)
+            if before_commit is not None:
+                before_commit(view)
 
         log.info("request %s denied by %s", request_id, approver.name)
         return view
@@ -181,13 +200,25 @@ class AccessControl:
         with self.store.transaction() as tx:
             return self._usable_grant(tx, viewer, artefact_id, request_id, self._now())
 
-    def count_open(self, viewer: Identity, artefact_id: str, request_id: str | None) -> GrantRecord:
-        """Count one open against a usable grant, atomically, and return the grant after it."""
+    def count_open(
+        self,
+        viewer: Identity,
+        artefact_id: str,
+        request_id: str | None,
+        before_commit: Callable[[GrantRecord], None] | None = None,
+    ) -> GrantRecord:
+        """Count one open against a usable grant, atomically, and return the grant after it.
+
+        ``before_commit`` runs inside the transaction with the updated grant;
+        when it raises, the open is not counted.
+        """
         with self.store.transaction() as tx:
             grant = self._usable_grant(tx, viewer, artefact_id, request_id, self._now())
             tx.count_open(grant.request_id)
             updated = tx.get_grant(grant.request_id)
-        assert updated is not None
+            assert updated is not None
+            if before_commit is not None:
+                before_commit(updated)
         return updated
 
     @staticmethod

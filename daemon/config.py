@@ -33,6 +33,11 @@ DEFAULT_DRAIN_SECONDS = 30
 DEFAULT_METRICS_LISTEN = "127.0.0.1:9464"
 LOG_FORMATS = ("auto", "journal", "text")
 
+# Audit checkpoints: records between checkpoints are protected by the hash
+# chain alone, so these bound what an unclean stop leaves without a MAC.
+DEFAULT_CHECKPOINT_RECORDS = 100
+DEFAULT_CHECKPOINT_SECONDS = 60
+
 
 @dataclass(frozen=True)
 class TokenConfig:
@@ -66,6 +71,15 @@ class LevelPolicy:
 
 
 @dataclass(frozen=True)
+class AuditSettings:
+    """The [audit] section: where the audit log is and how often it gets a checkpoint."""
+
+    path: Path
+    checkpoint_records: int
+    checkpoint_seconds: float
+
+
+@dataclass(frozen=True)
 class MetricsConfig:
     """The Prometheus listener: ``host`` and ``port``, with TLS when not on loopback."""
 
@@ -89,6 +103,7 @@ class Config:
     token: TokenConfig
     sqlite: Path
     levels: Mapping[Level, LevelPolicy]
+    audit: AuditSettings
     log_level: str = "info"
     extra: Mapping[str, Any] = field(default_factory=dict)
     policy: Policy | None = None
@@ -176,7 +191,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     root = _Reader(path, data)
     if "levels" in data:
         raise root.fail("levels", "the key policy of each level is in the policy file named by [policy] file; move [levels.*] there")
-    root.reject_unknown({"server", "tls", "token", "state", "policy", "log", "metrics", "spool"})
+    root.reject_unknown({"server", "tls", "token", "state", "policy", "audit", "log", "metrics", "spool"})
 
     server = root.section("server")
     server.reject_unknown(
@@ -221,6 +236,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     from niemphong.daemon.policy.loader import load_policy  # imports this module
 
     policy = load_policy(policy_path, token)
+    audit = _load_audit(root.section("audit"))
 
     log = root.section("log", required=False)
     log.reject_unknown({"level", "format"})
@@ -245,6 +261,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         token=token,
         sqlite=sqlite,
         levels=policy.levels,
+        audit=audit,
         log_level=log_level,
         policy=policy,
         drain_seconds=drain_seconds,
@@ -347,6 +364,17 @@ def _load_spool(spool: _Reader) -> SpoolConfig | None:
     if not root.is_dir():
         raise spool.fail("root", f"{root} is not an existing folder")
     return SpoolConfig(root=root, workers=spool.integer("workers", min(4, os.cpu_count() or 1), 1, 64))
+
+
+def _load_audit(audit: _Reader) -> AuditSettings:
+    audit.reject_unknown({"path", "checkpoint_records", "checkpoint_seconds"})
+    path = audit.path_value("path", required=True)
+    assert path is not None
+    return AuditSettings(
+        path=path,
+        checkpoint_records=audit.integer("checkpoint_records", DEFAULT_CHECKPOINT_RECORDS, 1, 1_000_000),
+        checkpoint_seconds=audit.integer("checkpoint_seconds", DEFAULT_CHECKPOINT_SECONDS, 1, 24 * 3600),
+    )
 
 
 def read_pin(token: TokenConfig) -> str:

@@ -8,6 +8,7 @@ English ``message`` is for logs and engineers and never holds secrets.
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Mapping
 
 import grpc
@@ -39,6 +40,7 @@ REASON_CODES: Mapping[str, grpc.StatusCode] = {
     "INTEGRITY_FAILURE": grpc.StatusCode.DATA_LOSS,
     "TOKEN_UNAVAILABLE": grpc.StatusCode.UNAVAILABLE,
     "KEY_UNAVAILABLE": grpc.StatusCode.UNAVAILABLE,
+    "AUDIT_UNAVAILABLE": grpc.StatusCode.UNAVAILABLE,
     "DAEMON_STOPPING": grpc.StatusCode.UNAVAILABLE,
     "INTERNAL": grpc.StatusCode.INTERNAL,
     # Local spool mode.
@@ -96,5 +98,22 @@ def to_rpc_status(error: ServiceError) -> grpc.Status:
 
 
 def abort(context: grpc.ServicerContext, error: ServiceError) -> None:
-    """Abort the current call with ``error``; never returns."""
-    context.abort_with_status(to_rpc_status(error))
+    """Abort the current call with ``error``; never returns.
+
+    On a call context with ``facts`` the reason is recorded there too, for
+    the audit trail wrapped around the call.
+    """
+    facts = getattr(context, "facts", None)
+    if isinstance(facts, dict):
+        facts["reason"] = error.reason
+    status = to_rpc_status(error)
+    request_id = getattr(context, "request_id", None)
+    if isinstance(request_id, str):
+        # abort_with_status replaces the trailing metadata, so the request id
+        # that names this call in the logs and the audit trail goes in again.
+        status = _Status(status.code, status.details, (*status.trailing_metadata, ("x-request-id", request_id)))
+    context.abort_with_status(status)
+
+
+class _Status(collections.namedtuple("_Status", ("code", "details", "trailing_metadata")), grpc.Status):
+    """A gRPC status with trailing metadata, as grpc_status.rpc_status builds it."""

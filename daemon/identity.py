@@ -45,6 +45,9 @@ METHOD_ROLES: Mapping[str, frozenset[str]] = {
     f"{_V1}AccessService/GetRequest": frozenset({"viewer", "approver"}),
     f"{_V1}SpoolService/SealFile": frozenset({"scanner"}),
     f"{_V1}SpoolService/OpenFile": frozenset({"viewer"}),
+    f"{_V1}AuditService/Verify": frozenset({"auditor"}),
+    f"{_V1}AuditService/Export": frozenset({"auditor"}),
+    f"{_V1}AuditService/ArtefactHistory": frozenset({"auditor"}),
     f"{_V1}PolicyService/GetPolicy": ROLES,
     f"{_V1}PolicyService/Decide": ROLES,
     f"{_V1}PolicyService/ListDue": frozenset({"approver", "custodian", "auditor"}),
@@ -102,11 +105,32 @@ class CallContext:
         return getattr(self._context, name)
 
 
-def _peer_identity(context: grpc.ServicerContext) -> Identity | None:
+@functools.lru_cache(maxsize=1024)
+def _common_name(pem: bytes) -> str:
+    names = x509.load_pem_x509_certificate(pem).subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    if len(names) != 1:
+        return ""
+    # The same form as identity_from_pem gives, so that records name one person one way.
+    return unicodedata.normalize("NFKC", str(names[0].value)).casefold()
+
+
+def peer_identity(context: grpc.ServicerContext) -> Identity:
+    """Return the caller's identity; its roles are empty when the certificate names no known role."""
     certificates = context.auth_context().get("x509_pem_cert")
     if not certificates:
-        return None
-    return identity_from_pem(certificates[0])
+        return Identity(name="", roles=frozenset())
+    return identity_from_pem(certificates[0]) or Identity(name=_common_name(certificates[0]), roles=frozenset())
+
+
+def begin_call(context: grpc.ServicerContext) -> tuple[Identity, str]:
+    """Return the caller's identity and the call's request id, which is also sent as the x-request-id trailer.
+
+    The request id is the one the observing wrapper gave the call, so that
+    logs, metrics and the audit record name it alike; a new one otherwise.
+    """
+    request_id = getattr(context, "request_id", None) or uuid.uuid4().hex[:16]
+    context.set_trailing_metadata((("x-request-id", request_id),))
+    return peer_identity(context), request_id
 
 
 class StreamLimiter:
@@ -165,19 +189,22 @@ class AuthInterceptor(grpc.ServerInterceptor):
 
         def guard(behavior: Callable[..., Any]) -> Callable[..., Any]:
             def guarded(request: Any, context: grpc.ServicerContext) -> Any:
-                request_id = getattr(context, "request_id", None) or uuid.uuid4().hex[:16]
-                context.set_trailing_metadata((("x-request-id", request_id),))
-                identity = _peer_identity(context)
-                if identity is None:
+                if isinstance(context, CallContext):
+                    # An outer wrapper (the audit trail) has named the call already.
+                    call = context
+                else:
+                    call = CallContext(context, *begin_call(context))
+                identity, request_id = call.identity, call.request_id
+                if not identity.roles:
                     log.warning("request %s to %s refused: certificate names no role", request_id, method)
-                    abort(context, ServiceError("UNKNOWN_IDENTITY", "client certificate names no known role"))
+                    abort(call, ServiceError("UNKNOWN_IDENTITY", "client certificate names no known role"))
                     raise AssertionError("unreachable")
                 if allowed is not None and not (identity.roles & allowed):
                     log.warning(
                         "request %s to %s refused: %s has roles %s, needs one of %s",
                         request_id, method, identity.name, sorted(identity.roles), sorted(allowed),
                     )
-                    abort(context, ServiceError(
+                    abort(call, ServiceError(
                         "ROLE_REQUIRED",
                         f"{method.rsplit('/', 1)[-1]} needs role {' or '.join(sorted(allowed))}",
                         {"required_role": ",".join(sorted(allowed)), "role": ",".join(sorted(identity.roles))},
@@ -185,7 +212,6 @@ class AuthInterceptor(grpc.ServerInterceptor):
                 if allowed is None:
                     # Health checking and reflection: any authenticated caller.
                     return behavior(request, context)
-                call = CallContext(context, identity, request_id)
                 if handler.stream_stream is not None:
                     return self._limited(behavior, request, call)
                 return behavior(request, call)

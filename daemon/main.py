@@ -4,6 +4,8 @@
     niemphongd provision --config FILE [--init-softhsm]
                                                      create missing level keys
                                                      (and a development token)
+    niemphongd audit verify --config FILE [--log PATH] [--json]
+                                                     check the audit log offline
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import sys
 import threading
 
 from niemphong.daemon.config import load_config
+from niemphong.daemon.audit.log import AuditLogError
+from niemphong.daemon.audit.token_key import CheckpointKeyError
 from niemphong.daemon.errors import ConfigError, TokenUnavailable
 from niemphong.daemon.logs import setup_logging
 
@@ -23,6 +27,7 @@ log = logging.getLogger("niemphong.daemon")
 
 EXIT_FAILURE = 1
 EXIT_CONFIG = 2
+EXIT_INTEGRITY = 5
 EXIT_UNAVAILABLE = 6
 
 
@@ -62,7 +67,26 @@ def _provision(config_path: str, init_softhsm: bool) -> int:
         provision.init_softhsm_token(config)
     for label in provision.create_level_keys(config):
         log.info("created level key %s", label)
+    if not provision.create_audit_checkpoint_key(config):
+        log.info("the token already has the audit checkpoint key")
     return 0
+
+
+def _audit_verify(config_path: str, log_path: str | None, as_json: bool) -> int:
+    from pathlib import Path
+
+    from niemphong.daemon.audit import offline
+
+    config = load_config(config_path)
+    setup_logging(config.log_level, config.log_format)
+    path = Path(log_path) if log_path else config.audit.path
+    try:
+        report = offline.verify_offline(config, path)
+    except OSError as exc:
+        print(f"niemphongd: cannot read audit log {path}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    print(offline.report_json(report) if as_json else offline.report_text(report, path))
+    return 0 if report.intact else EXIT_INTEGRITY
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -76,6 +100,17 @@ def main(argv: list[str] | None = None) -> int:
         )
         options = parser.parse_args(args[1:])
         action = lambda: _provision(options.config, options.init_softhsm)  # noqa: E731
+    elif args and args[0] == "audit":
+        parser = argparse.ArgumentParser(prog="niemphongd audit", description="Audit log tools for the custody host.")
+        commands = parser.add_subparsers(dest="command", required=True)
+        verify = commands.add_parser(
+            "verify", help="check the whole audit log with the token's key; exit 5 when it was altered",
+        )
+        verify.add_argument("--config", required=True, help="path of niemphongd.toml")
+        verify.add_argument("--log", help="log file to check instead of [audit] path, such as a copy")
+        verify.add_argument("--json", action="store_true", help="print the report as JSON")
+        options = parser.parse_args(args[1:])
+        action = lambda: _audit_verify(options.config, options.log, options.json)  # noqa: E731
     else:
         parser = argparse.ArgumentParser(prog="niemphongd", description="Niêm Phong key-custody daemon.")
         parser.add_argument("--config", required=True, help="path of niemphongd.toml")
@@ -89,6 +124,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_CONFIG
     except TokenUnavailable as exc:
         print(f"niemphongd: token unavailable: {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    except (AuditLogError, CheckpointKeyError) as exc:
+        print(f"niemphongd: audit log unavailable: {exc}", file=sys.stderr)
         return EXIT_UNAVAILABLE
     except OSError as exc:
         print(f"niemphongd: {exc}", file=sys.stderr)

@@ -146,11 +146,19 @@ BUILD_INFO = Info("niemphong_build", "Version of the running niemphongd.")
 
 # Audit -----------------------------------------------------------------------
 
-# Incremented by the audit log whenever a record cannot be made durable; the
-# operation it describes is then refused.
+# Incremented by the audit log whenever an entry cannot be made durable; the
+# operation it describes is then refused. The log line names the cause.
 AUDIT_WRITE_FAILURES = Counter(
     "niemphong_audit_write_failures",
-    "Audit records that could not be made durable (the operation was refused).",
+    "Audit log entries that could not be made durable (the operation was refused).",
+)
+AUDIT_WRITABLE = Gauge(
+    "niemphong_audit_writable",
+    "1 while the audit log accepts entries, 0 while audited calls are refused.",
+)
+AUDIT_RECORDS = Counter("niemphong_audit_records", "Audit records made durable, one per audited call outcome.")
+AUDIT_CHECKPOINTS = Counter(
+    "niemphong_audit_checkpoints", "Audit log checkpoints made durable, each authenticated by the token.",
 )
 
 # Collected at scrape time (see StateCollector) -------------------------------

@@ -84,10 +84,20 @@ class _Call:
         self.outcome: str | None = None
 
 
-class ObservingInterceptor(grpc.ServerInterceptor):
-    """Give every call a request id, count and time it, and track calls in flight."""
+# Called with the method and the call's context when a drain refuses a call,
+# so that the audit trail, which sits inside this wrapper, can record it.
+DrainRefusalHook = Callable[[str, "ObservedContext", ServiceError], None]
 
-    def __init__(self) -> None:
+
+class ObservingInterceptor(grpc.ServerInterceptor):
+    """Give every call a request id, count and time it, and track calls in flight.
+
+    Args:
+        on_drain_refusal: called for each call refused with DAEMON_STOPPING.
+    """
+
+    def __init__(self, on_drain_refusal: DrainRefusalHook | None = None) -> None:
+        self._on_drain_refusal = on_drain_refusal
         self._in_flight = 0
         self._idle = threading.Condition()
         self._draining = threading.Event()
@@ -143,7 +153,7 @@ class ObservingInterceptor(grpc.ServerInterceptor):
                 request = self._until_stopped(request)
             try:
                 try:
-                    self._refuse_while_draining(method)
+                    self._refuse_while_draining(method, call.context)
                     return behavior(request, call.context)
                 except ServiceError as error:
                     abort(call.context, error)
@@ -165,7 +175,7 @@ class ObservingInterceptor(grpc.ServerInterceptor):
                 request = self._until_stopped(request)
             try:
                 try:
-                    self._refuse_while_draining(method)
+                    self._refuse_while_draining(method, call.context)
                     yield from behavior(request, call.context)
                 except ServiceError as error:
                     # A handler that lets DAEMON_STOPPING (or any reason)
@@ -182,9 +192,12 @@ class ObservingInterceptor(grpc.ServerInterceptor):
 
         return observed
 
-    def _refuse_while_draining(self, method: str) -> None:
+    def _refuse_while_draining(self, method: str, context: ObservedContext) -> None:
         if self._draining.is_set() and method.startswith(_API_PREFIX):
-            raise ServiceError("DAEMON_STOPPING", "niemphongd is stopping and accepts no new calls")
+            error = ServiceError("DAEMON_STOPPING", "niemphongd is stopping and accepts no new calls")
+            if self._on_drain_refusal is not None:
+                self._on_drain_refusal(method, context, error)
+            raise error
 
     def _until_stopped(self, requests: Iterator[Any]) -> Iterator[Any]:
         for message in requests:

@@ -1,4 +1,4 @@
-"""Provision a token: initialize a SoftHSM2 token for development, create level keys.
+"""Provision a token: initialize a SoftHSM2 token for development, create level keys and the audit key.
 
 python-pkcs11 has no binding for C_InitToken, and softhsm2-util takes PINs
 only on its command line or from a terminal, so the development token is
@@ -101,3 +101,14 @@ def create_level_keys(config: Config) -> list[str]:
     finally:
         token.close()
     return created
+
+
+def create_audit_checkpoint_key(config: Config) -> bool:
+    """Create the audit log's checkpoint key where the token has none; return whether it was created."""
+    from niemphong.daemon.audit.token_key import create_audit_key
+
+    token = Pkcs11Token(config.token, read_pin(config.token))
+    try:
+        return create_audit_key(token)
+    finally:
+        token.close()

@@ -17,6 +17,10 @@ from grpc_reflection.v1alpha import reflection
 
 from niemphong.daemon import metrics
 from niemphong.daemon.access import AccessControl
+from niemphong.daemon.api import api_services
+from niemphong.daemon.audit.log import AuditLog
+from niemphong.daemon.audit.token_key import TokenCheckpointKey
+from niemphong.daemon.audit.trail import AuditInterceptor, AuditTrail
 from niemphong.daemon.config import Config, read_pin
 from niemphong.daemon.health import HealthCheck, HealthMonitor, path_writable
 from niemphong.daemon.hsm import Pkcs11Token
@@ -24,12 +28,14 @@ from niemphong.daemon.identity import AuthInterceptor, StreamLimiter
 from niemphong.daemon.levels import Level
 from niemphong.daemon.observe import ObservingInterceptor
 from niemphong.daemon.services.access_service import AccessServicer
+from niemphong.daemon.services.audit_service import AuditServicer
 from niemphong.daemon.services.classification import Classifier
 from niemphong.daemon.services.envelope_service import EnvelopeServicer, KeyRing
 from niemphong.daemon.services.policy_service import PolicyServicer
 from niemphong.daemon.services.spool_service import SpoolServicer
 from niemphong.daemon.store import SqliteStore
 from niemphong.daemon.systemd import Notifier
+from niemphong.v1 import audit_pb2_grpc
 from niemphong.v1 import niemphong_pb2 as pb
 from niemphong.v1 import niemphong_pb2_grpc as pb_grpc
 
@@ -51,7 +57,7 @@ RESERVED_UNARY_WORKERS = 8
 # Room for a chunk plus the protobuf framing around it.
 MESSAGE_OVERHEAD_BYTES = 64 * 1024
 
-SERVICE_NAMES = tuple(service.full_name for service in pb.DESCRIPTOR.services_by_name.values())
+SERVICE_NAMES = tuple(service.full_name for service in api_services())
 
 
 class Daemon:
@@ -64,15 +70,21 @@ class Daemon:
         self.store = SqliteStore(config.sqlite)
         self.access = AccessControl(self.store, config.levels)
         self.keys = KeyRing(self.token, config)
+        self.audit_key = TokenCheckpointKey(self.token)
+        self.audit_log = AuditLog(config.audit, self.audit_key)
+        self.audit = AuditTrail(self.audit_log)
         self.health = health.HealthServicer()
         self.notifier = Notifier()
-        self.observer = ObservingInterceptor()
+        # Calls a drain refuses never reach the audit interceptor, so the observer reports them.
+        self.observer = ObservingInterceptor(on_drain_refusal=self.audit.record_refusal)
         self.health_monitor = HealthMonitor(
             self.health,
             ("",) + SERVICE_NAMES,
             [
                 HealthCheck("token", self.token.check_alive),
                 HealthCheck("state_store", lambda: self.store.check_writable() and path_writable(config.sqlite)),
+                # Also retries a failed audit log, at most once a second.
+                HealthCheck("audit_log", lambda: self.audit_log.writable() and path_writable(config.audit.path)),
             ],
             self.notifier,
         )
@@ -90,14 +102,21 @@ class Daemon:
 
     def start(self) -> None:
         config = self.config
+        self.audit_log.open()
         message_limit = config.chunk_bytes + MESSAGE_OVERHEAD_BYTES
         server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="rpc"),
             # The observer goes first so that it also counts calls that
-            # authentication or the stream limit rejects.
-            interceptors=[self.observer, AuthInterceptor(StreamLimiter(
-                per_identity=STREAMS_PER_IDENTITY, total=max(1, config.workers - RESERVED_UNARY_WORKERS),
-            ))],
+            # authentication or the stream limit rejects, and so that a drain
+            # waits for their audit records. The audit trail comes next, so
+            # that it records refusals by the role check too.
+            interceptors=[
+                self.observer,
+                AuditInterceptor(self.audit),
+                AuthInterceptor(StreamLimiter(
+                    per_identity=STREAMS_PER_IDENTITY, total=max(1, config.workers - RESERVED_UNARY_WORKERS),
+                )),
+            ],
             options=[
                 ("grpc.max_receive_message_length", message_limit),
                 ("grpc.max_send_message_length", message_limit),
@@ -107,13 +126,14 @@ class Daemon:
         )
         assert config.policy is not None
         classifier = Classifier(config.policy)
-        envelopes = EnvelopeServicer(config, self.token, self.keys, self.access, classifier)
+        envelopes = EnvelopeServicer(config, self.token, self.keys, self.access, self.audit, classifier)
         self._envelopes = envelopes
         pb_grpc.add_EnvelopeServiceServicer_to_server(envelopes, server)
         self._spool = SpoolServicer(config.spool, envelopes)
         pb_grpc.add_SpoolServiceServicer_to_server(self._spool, server)
-        pb_grpc.add_AccessServiceServicer_to_server(AccessServicer(self.access), server)
-        pb_grpc.add_PolicyServiceServicer_to_server(PolicyServicer(config, self.store, classifier), server)
+        pb_grpc.add_AccessServiceServicer_to_server(AccessServicer(self.access, self.audit), server)
+        audit_pb2_grpc.add_AuditServiceServicer_to_server(AuditServicer(self.audit_log, self.audit_key), server)
+        pb_grpc.add_PolicyServiceServicer_to_server(PolicyServicer(config, self.store, self.audit, classifier), server)
         _log_policy(config)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(
@@ -229,6 +249,8 @@ class Daemon:
             self.metrics_listener.stop()
             metrics.REGISTRY.unregister(self.state_collector)
         self.health_monitor.stop()
+        # After the last handler: nothing may follow the shutdown checkpoint.
+        self.audit_log.close()
         self.token.close()
         self.store.close()
         os.close(self._state_lock)

@@ -8,8 +8,10 @@ from typing import TypeVar
 
 from niemphong.daemon import validation
 from niemphong.daemon.access import APPROVED, DENIED, PENDING, AccessControl, RequestView
+from niemphong.daemon.audit.trail import AuditTrail
 from niemphong.daemon.errors import ServiceError, abort
 from niemphong.daemon.identity import CallContext
+from niemphong.daemon.levels import Level
 from niemphong.v1 import niemphong_pb2 as pb
 from niemphong.v1 import niemphong_pb2_grpc as pb_grpc
 
@@ -45,13 +47,40 @@ def to_proto(view: RequestView) -> pb.AccessRequest:
     return message
 
 
+def _request_facts(request: pb.AccessRequest) -> dict[str, str | int]:
+    """Return what the audit record of a call needs to know about the request it touched."""
+    level = Level.from_proto(request.level)
+    facts: dict[str, str | int] = {
+        "access_request_id": request.request_id,
+        "artefact_id": request.artefact_id,
+        "state": pb.RequestState.Name(request.state).removeprefix("REQUEST_STATE_").lower(),
+        "approvals": len(request.approvals),
+        "approvals_required": request.approvals_required,
+    }
+    if level is not None:
+        facts["level"] = level.config_name
+    if request.HasField("grant"):
+        facts.update(grant_expires_at=request.grant.expires_at, opens_allowed=request.grant.opens_allowed)
+    return facts
+
+
 class AccessServicer(pb_grpc.AccessServiceServicer):
-    def __init__(self, access: AccessControl) -> None:
+    def __init__(self, access: AccessControl, audit: AuditTrail) -> None:
         self.access = access
+        self.audit = audit
+
+    def _record(self, context: CallContext) -> Callable[[RequestView], None]:
+        """Return the hook that makes the call's audit record durable before its change commits."""
+        def record(view: RequestView) -> None:
+            # Fail closed: without a durable record the change rolls back.
+            context.facts.update(_request_facts(to_proto(view)))
+            self.audit.record_decision(context)
+
+        return record
 
     def _run(self, context: CallContext, operation: str, action: Callable[[], T]) -> T:
         try:
-            return action()
+            result = action()
         except ServiceError as error:
             context.facts["reason"] = error.reason
             log.warning(
@@ -59,24 +88,29 @@ class AccessServicer(pb_grpc.AccessServiceServicer):
                 context.request_id, operation, context.identity.name, error.reason, error.message,
             )
             abort(context, error)
+            raise AssertionError("unreachable") from None
         except Exception:
             context.facts["reason"] = "INTERNAL"
             log.exception("request %s %s by %s failed unexpectedly", context.request_id, operation, context.identity.name)
             abort(context, ServiceError("INTERNAL", f"internal error; see the daemon log for request {context.request_id}"))
-        raise AssertionError("unreachable")
+            raise AssertionError("unreachable") from None
+        if isinstance(result, pb.AccessRequest):
+            context.facts.update(_request_facts(result))
+        return result
 
     def RequestAccess(self, request: pb.RequestAccessRequest, context: CallContext) -> pb.AccessRequest:
         def action() -> pb.AccessRequest:
             artefact_id = validation.hex_id("artefact_id", request.artefact_id)
             purpose = validation.text("purpose", request.purpose, validation.MAX_PURPOSE)
-            return to_proto(self.access.request_access(context.identity, artefact_id, purpose))
+            context.facts["purpose"] = purpose
+            return to_proto(self.access.request_access(context.identity, artefact_id, purpose, self._record(context)))
 
         return self._run(context, "access request", action)
 
     def Approve(self, request: pb.ApproveRequest, context: CallContext) -> pb.AccessRequest:
         def action() -> pb.AccessRequest:
             request_id = validation.hex_id("request_id", request.request_id)
-            return to_proto(self.access.approve(context.identity, request_id))
+            return to_proto(self.access.approve(context.identity, request_id, self._record(context)))
 
         return self._run(context, "approval", action)
 
@@ -84,7 +118,8 @@ class AccessServicer(pb_grpc.AccessServiceServicer):
         def action() -> pb.AccessRequest:
             request_id = validation.hex_id("request_id", request.request_id)
             reason = validation.text("reason", request.reason, validation.MAX_REASON)
-            return to_proto(self.access.deny(context.identity, request_id, reason))
+            context.facts["deny_reason"] = reason
+            return to_proto(self.access.deny(context.identity, request_id, reason, self._record(context)))
 
         return self._run(context, "denial", action)
 

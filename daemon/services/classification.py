@@ -127,6 +127,13 @@ class Classifier:
         context.facts.update(decision=decision.outcome.value, decision_code=decision.code)
         if decision.rule:
             context.facts["rule"] = decision.rule
+        # The grounds the clerk stated, for the audit trail.
+        if facts.basis:
+            context.facts["basis"] = facts.basis
+        if facts.standing_decision:
+            context.facts["standing_decision"] = facts.standing_decision
+        if facts.declassification is not None:
+            context.facts["declassification_decision"] = facts.declassification.decision
         if decision.level is not None:
             context.facts["level"] = decision.level.config_name
 

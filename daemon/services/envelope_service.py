@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import itertools
 import logging
 import os
 import time
@@ -14,6 +13,7 @@ from typing import TypeVar
 
 from niemphong.daemon import envelope, validation
 from niemphong.daemon.access import AccessControl
+from niemphong.daemon.audit.trail import AuditTrail
 from niemphong.daemon.config import Config
 from niemphong.daemon.errors import ServiceError, TokenUnavailable, abort
 from niemphong.daemon.hsm import Pkcs11Token, UnwrapFailed
@@ -76,13 +76,14 @@ class KeyRing:
 
 class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
     def __init__(
-        self, config: Config, token: Pkcs11Token, keys: KeyRing, access: AccessControl,
+        self, config: Config, token: Pkcs11Token, keys: KeyRing, access: AccessControl, audit: AuditTrail,
         classifier: Classifier | None = None,
     ) -> None:
         self.config = config
         self.token = token
         self.keys = keys
         self.access = access
+        self.audit = audit
         assert config.policy is not None
         self.classifier = classifier or Classifier(config.policy)
         # One reader per streamed call in progress. The stream limit admits
@@ -108,12 +109,17 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
             yield pb.SealResponse(not_sealed=start)
             return
 
+        # The header goes out at once: it tells the client that the checks
+        # before any token call passed, before it sends the document.
+        header = start.sealer.header_bytes
+        yield pb.SealResponse(chunk=header)
+        envelope_bytes = len(header)
+
         body = _SealedBody(start.sealer, request_iterator, self.config.chunk_bytes)
         # The body is read, sealed and hashed on a reader thread, so that the
         # next request chunk arrives while this thread sends the last result.
-        envelope_pieces = itertools.chain([start.sealer.header_bytes], prefetched(iter(body), self._readers, alive=context.is_active))
-        envelope_bytes = 0
-        for chunk in _whole_chunks(envelope_pieces, self.config.chunk_bytes):
+        sealed_pieces = prefetched(iter(body), self._readers, alive=context.is_active)
+        for chunk in _whole_chunks(sealed_pieces, self.config.chunk_bytes):
             envelope_bytes += len(chunk)
             yield pb.SealResponse(chunk=chunk)
 
@@ -157,6 +163,9 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
         if verdict.decision.outcome is Outcome.NOT_SECRET:
             with self.access.store.transaction() as tx:
                 not_sealed = self.classifier.record_not_sealed(tx, verdict, metadata, context)
+                context.facts["doc_number"] = metadata["doc_number"]
+                # Fail closed: without a durable audit record the decision rolls back.
+                self.audit.record_decision(context)
             log.info(
                 "request %s declined to seal %s by %s: not secret under rule %s (%s), record %s",
                 context.request_id, metadata["doc_number"], context.identity.name, verdict.decision.rule,
@@ -192,8 +201,8 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
         # a client that never receives the summary must discard what it got.
         artefact_hex = start.artefact_id.hex()
         context.facts.update(
-            artefact_id=artefact_hex, plaintext_bytes=plaintext_bytes, envelope_bytes=envelope_bytes,
-            key_id=slot.key_id, key_version=slot.key_version,
+            artefact_id=artefact_hex, doc_number=metadata["doc_number"], plaintext_bytes=plaintext_bytes,
+            envelope_bytes=envelope_bytes, key_id=slot.key_id, key_version=slot.key_version,
         )
         record = ArtefactRecord(
             artefact_id=artefact_hex,
@@ -216,9 +225,13 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
         def register(tx: StateTransaction) -> None:
             tx.insert_artefact(record)
             tx.insert_classification(classification)
+            # Fail closed: without a durable audit record the registration
+            # rolls back and no summary is sent.
+            self.audit.record_decision(context)
 
         # Registering reads nothing that another seal changes, so concurrent
-        # seals may share one commit and its disk flush.
+        # seals may share one SQLite commit and its disk flush. Each audit
+        # record is still made durable on its own, inside its seal's savepoint.
         self.access.store.write_grouped(register)
 
         log.info(
@@ -305,6 +318,8 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
         artefact_id = header.artefact_id.hex()
         viewer = context.identity
         context.facts["artefact_id"] = artefact_id
+        if request_id:
+            context.facts["access_request_id"] = request_id
 
         # An envelope this daemon never sealed, or whose level disagrees with
         # the registry, is not ours: the same error as any altered byte.
@@ -324,7 +339,16 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
         finally:
             del data_key
 
-        grant = self.access.count_open(viewer, artefact_id, request_id)
+        def record_open(grant: GrantRecord) -> None:
+            # Runs inside the transaction that counts the open: without a
+            # durable audit record the open is not counted and no plaintext leaves.
+            context.facts.update(
+                access_request_id=grant.request_id, opens_used=grant.opens_used,
+                opens_allowed=grant.opens_allowed, plaintext_bytes=artefact.plaintext_bytes,
+            )
+            self.audit.record_decision(context)
+
+        grant = self.access.count_open(viewer, artefact_id, request_id, before_commit=record_open)
         log.info(
             "request %s open of artefact %s (%s) by %s under grant %s (%d of %d opens)",
             context.request_id, artefact_id, Level(artefact.level).name, viewer.name,
@@ -400,6 +424,7 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
             raise AssertionError("unreachable")
 
         artefact_id = header.artefact_id.hex()
+        context.facts["artefact_id"] = artefact_id
         with self.access.store.transaction() as tx:
             artefact = tx.get_artefact(artefact_id)
         # A copy whose size differs from the registered envelope was cut off
@@ -502,8 +527,8 @@ def _whole_chunks(pieces: Iterator[bytes], chunk_bytes: int) -> Iterator[bytes]:
 
     Each response message costs a round of flow control. A 1 MiB request
     chunk gives 1 MiB plus the segment tags of envelope bytes, which would
-    otherwise be a second, tiny message, and a small document's header, body
-    and last segment go out as one message.
+    otherwise be a second, tiny message, and a small document's segments
+    go out as one message.
     """
     pending: list[bytes] = []
     pending_bytes = 0

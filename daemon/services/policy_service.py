@@ -6,6 +6,7 @@ import datetime as dt
 import logging
 
 from niemphong.daemon import validation
+from niemphong.daemon.audit.trail import AuditTrail
 from niemphong.daemon.config import Config
 from niemphong.daemon.errors import ServiceError, abort
 from niemphong.daemon.identity import CallContext
@@ -27,11 +28,14 @@ MAX_DUE_ARTEFACTS = 1000
 
 
 class PolicyServicer(pb_grpc.PolicyServiceServicer):
-    def __init__(self, config: Config, store: StateStore, classifier: Classifier | None = None) -> None:
+    def __init__(
+        self, config: Config, store: StateStore, audit: AuditTrail, classifier: Classifier | None = None,
+    ) -> None:
         assert config.policy is not None
         self.config = config
         self.policy = config.policy
         self.store = store
+        self.audit = audit
         self.classifier = classifier or Classifier(config.policy)
 
     # GetPolicy ------------------------------------------------------------
@@ -238,9 +242,14 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
                 recorded_at=now,
             ))
             updated = tx.get_classification(artefact_id)
+            context.facts.update(
+                level=Level(artefact.level).config_name, previous_until=current.isoformat(),
+                protected_until=ends_on.isoformat(), extension_decision=decision, decided_on=decided_on.isoformat(),
+            )
+            # Fail closed: without a durable audit record the extension rolls back.
+            self.audit.record_decision(context)
         assert updated is not None
 
-        context.facts.update(protected_until=ends_on.isoformat(), level=Level(artefact.level).config_name)
         log.info(
             "request %s extended protection of artefact %s from %s to %s, recorded by %s",
             context.request_id, artefact_id, current.isoformat(), ends_on.isoformat(), context.identity.name,

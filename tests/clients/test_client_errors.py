@@ -43,6 +43,7 @@ REASON_TABLE = [
     ("INTEGRITY_FAILURE", grpc.StatusCode.DATA_LOSS, 5),
     ("TOKEN_UNAVAILABLE", grpc.StatusCode.UNAVAILABLE, 6),
     ("KEY_UNAVAILABLE", grpc.StatusCode.UNAVAILABLE, 6),
+    ("AUDIT_UNAVAILABLE", grpc.StatusCode.UNAVAILABLE, 6),
     ("DAEMON_STOPPING", grpc.StatusCode.UNAVAILABLE, 6),
     ("INTERNAL", grpc.StatusCode.INTERNAL, 1),
     ("SPOOL_DISABLED", grpc.StatusCode.FAILED_PRECONDITION, 1),

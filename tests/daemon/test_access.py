@@ -244,3 +244,50 @@ def test_list_pending_reports_truncation(access: AccessControl, monkeypatch: pyt
     assert truncated
     assert access.list_pending(VIEWER)[1] is False
 
+
+
+class RecordFailed(Exception):
+    """Stands for an audit record that could not be made durable."""
+
+
+def fail_record(view: object) -> None:
+    raise RecordFailed
+
+
+def test_request_not_stored_when_record_fails(access: AccessControl) -> None:
+    with pytest.raises(RecordFailed):
+        access.request_access(VIEWER, MAT_ID, "x", before_commit=fail_record)
+
+    assert access.list_pending(VIEWER) == ([], False)
+
+
+def test_approval_rolled_back_when_record_fails(access: AccessControl) -> None:
+    request_id = access.request_access(VIEWER, MAT_ID, "x").request.request_id
+
+    with pytest.raises(RecordFailed):
+        access.approve(APPROVER_1, request_id, before_commit=fail_record)
+    view = access.get_request(APPROVER_1, request_id)
+
+    assert view.request.state == "pending"
+    assert view.approvals == []
+    assert view.grant is None
+
+
+def test_denial_rolled_back_when_record_fails(access: AccessControl) -> None:
+    request_id = access.request_access(VIEWER, MAT_ID, "x").request.request_id
+
+    with pytest.raises(RecordFailed):
+        access.deny(APPROVER_1, request_id, "không cần", before_commit=fail_record)
+
+    assert access.get_request(APPROVER_1, request_id).request.state == "pending"
+
+
+def test_open_not_counted_when_record_fails(access: AccessControl) -> None:
+    request_id = access.request_access(VIEWER, MAT_ID, "x").request.request_id
+    access.approve(APPROVER_1, request_id)
+
+    with pytest.raises(RecordFailed):
+        access.count_open(VIEWER, MAT_ID, request_id, before_commit=fail_record)
+    grant = access.find_grant(VIEWER, MAT_ID, request_id)
+
+    assert grant.opens_used == 0

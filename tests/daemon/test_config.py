@@ -29,6 +29,9 @@ pin_file = "secrets/token.pin"
 [state]
 sqlite = "state/np.db"
 
+[audit]
+path = "state/audit.jsonl"
+
 [policy]
 file = "policy.toml"
 """

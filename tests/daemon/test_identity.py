@@ -9,16 +9,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from niemphong.daemon.api import api_methods
 from niemphong.daemon.identity import METHOD_ROLES, ROLES, StreamLimiter, identity_from_pem
-from niemphong.v1 import niemphong_pb2 as pb
 
 
 def service_methods() -> set[str]:
-    return {
-        f"/{service.full_name}/{method.name}"
-        for service in pb.DESCRIPTOR.services_by_name.values()
-        for method in service.methods
-    }
+    return set(api_methods())
 
 
 def test_role_table_covers_every_rpc() -> None:

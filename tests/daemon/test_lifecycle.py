@@ -6,6 +6,7 @@ stops it with SIGTERM or runs it with a different configuration.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -200,6 +201,14 @@ def test_new_calls_refused_while_draining(own_env: DevEnvironment, tmp_path: Pat
     assert "niemphong_serving 0.0" in scrape
     assert 'niemphong_rpc_in_flight{rpc="EnvelopeService/Seal"} 1.0' in scrape
     assert seal.summary is not None
+    # The refusal is on record, and the shutdown checkpoint comes after every record.
+    request_id = dict(excinfo.value.trailing_metadata() or ())["x-request-id"]
+    entries = [json.loads(line) for line in Path(own_env.config["audit"]["path"]).read_bytes().splitlines()]
+    refused = [entry for entry in entries if entry.get("request_id") == request_id]
+    assert [(entry["operation"], entry["decision"], entry["reason"]) for entry in refused] == [
+        ("EnvelopeService/Inspect", "failed", "DAEMON_STOPPING"),
+    ]
+    assert (entries[-1]["kind"], entries[-1]["reason"]) == ("checkpoint", "shutdown")
 
 
 def test_cli_scan_interrupted_leaves_no_output(own_env: DevEnvironment, tmp_path: Path) -> None:
