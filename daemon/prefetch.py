@@ -12,7 +12,6 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import Executor
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -28,10 +27,11 @@ class _End:
         self.error = error
 
 
-def prefetched(
-    source: Iterator[T], executor: Executor, depth: int = 2, alive: Callable[[], bool] = lambda: True,
-) -> Iterator[T]:
-    """Yield the items of ``source``, read on an ``executor`` thread up to ``depth`` items ahead.
+def prefetched(source: Iterator[T], depth: int = 2, alive: Callable[[], bool] = lambda: True) -> Iterator[T]:
+    """Yield the items of ``source``, read on a thread of its own up to ``depth`` items ahead.
+
+    The thread is a daemon thread, so that a read still blocked when the
+    daemon stops can never hold up the process's exit.
 
     An exception raised by ``source`` is raised here, after the items before
     it. The reading thread stops at its next item when the consumer stops
@@ -62,7 +62,7 @@ def prefetched(
             return
         put(_End(None))
 
-    executor.submit(pump)
+    threading.Thread(target=pump, name="stream-reader", daemon=True).start()
     try:
         while True:
             entry = buffer.get()

@@ -98,7 +98,6 @@ class Daemon:
         self.tcp_port: int | None = None
         self._server: grpc.Server | None = None
         self._spool: SpoolServicer | None = None
-        self._envelopes: EnvelopeServicer | None = None
 
     def start(self) -> None:
         config = self.config
@@ -127,7 +126,6 @@ class Daemon:
         assert config.policy is not None
         classifier = Classifier(config.policy)
         envelopes = EnvelopeServicer(config, self.token, self.keys, self.access, self.audit, classifier)
-        self._envelopes = envelopes
         pb_grpc.add_EnvelopeServiceServicer_to_server(envelopes, server)
         self._spool = SpoolServicer(config.spool, envelopes)
         pb_grpc.add_SpoolServiceServicer_to_server(self._spool, server)
@@ -241,8 +239,6 @@ class Daemon:
             self._server.stop(LINGER_SECONDS).wait()
         if self._spool is not None:
             self._spool.close()
-        if self._envelopes is not None:
-            self._envelopes.close()
         if not self.observer.wait_idle(HANDLER_EXIT_SECONDS):
             log.warning("%d calls still unwinding after the drain; closing the token under them", self.observer.in_flight)
         if self.metrics_listener is not None:

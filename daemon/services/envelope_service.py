@@ -7,7 +7,6 @@ import logging
 import os
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -86,14 +85,6 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
         self.audit = audit
         assert config.policy is not None
         self.classifier = classifier or Classifier(config.policy)
-        # One reader per streamed call in progress. The stream limit admits
-        # fewer calls than config.workers, so a reader waits for a thread
-        # only when readers of calls just ended have not yet stopped.
-        self._readers = ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="stream-reader")
-
-    def close(self) -> None:
-        """Stop the stream reader threads once the server has stopped."""
-        self._readers.shutdown(wait=True)
 
     # Seal -----------------------------------------------------------------
 
@@ -118,7 +109,7 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
         body = _SealedBody(start.sealer, request_iterator, self.config.chunk_bytes)
         # The body is read, sealed and hashed on a reader thread, so that the
         # next request chunk arrives while this thread sends the last result.
-        sealed_pieces = prefetched(iter(body), self._readers, alive=context.is_active)
+        sealed_pieces = prefetched(iter(body), alive=context.is_active)
         for chunk in _whole_chunks(sealed_pieces, self.config.chunk_bytes):
             envelope_bytes += len(chunk)
             yield pb.SealResponse(chunk=chunk)
@@ -282,7 +273,7 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
         if first is None or first.WhichOneof("payload") != "start":
             raise ServiceError("PROTOCOL_VIOLATION", "the first Open message must be OpenStart")
         request_id = validation.hex_id("request_id", first.start.request_id) if first.start.request_id else None
-        chunks = self._chunks(prefetched(request_iterator, self._readers, alive=context.is_active))
+        chunks = self._chunks(prefetched(request_iterator, alive=context.is_active))
 
         header, rest = self._read_header(chunks)
         opener, grant = self.begin_open(header, request_id, context)

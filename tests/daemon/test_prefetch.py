@@ -1,31 +1,37 @@
-"""prefetched: a request stream read on a worker thread."""
+"""prefetched: a request stream read on a thread of its own."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from niemphong.daemon.prefetch import prefetched
 
 
-@pytest.fixture
-def executor() -> Iterator[ThreadPoolExecutor]:
-    with ThreadPoolExecutor(2) as pool:
-        yield pool
+def reader_threads() -> list[threading.Thread]:
+    return [thread for thread in threading.enumerate() if thread.name == "stream-reader"]
 
 
-def test_prefetched_yields_all_in_order(executor: ThreadPoolExecutor) -> None:
-    assert list(prefetched(iter(range(100)), executor, depth=3)) == list(range(100))
+def wait_for_no_readers(seconds: float = 5) -> bool:
+    done = threading.Event()
+    for _ in range(int(seconds / 0.01)):
+        if not reader_threads():
+            return True
+        done.wait(0.01)
+    return False
 
 
-def test_prefetched_empty_source(executor: ThreadPoolExecutor) -> None:
-    assert list(prefetched(iter([]), executor)) == []
+def test_prefetched_yields_all_in_order() -> None:
+    assert list(prefetched(iter(range(100)), depth=3)) == list(range(100))
 
 
-def test_prefetched_raises_after_earlier_items(executor: ThreadPoolExecutor) -> None:
+def test_prefetched_empty_source() -> None:
+    assert list(prefetched(iter([]))) == []
+
+
+def test_prefetched_raises_after_earlier_items() -> None:
     def source() -> Iterator[int]:
         yield 1
         yield 2
@@ -33,25 +39,26 @@ def test_prefetched_raises_after_earlier_items(executor: ThreadPoolExecutor) -> 
 
     received = []
     with pytest.raises(ValueError, match="stream broken"):
-        for item in prefetched(source(), executor):
+        for item in prefetched(source()):
             received.append(item)
 
     assert received == [1, 2]
 
 
-def test_prefetched_runs_source_on_worker(executor: ThreadPoolExecutor) -> None:
+def test_prefetched_reads_on_daemon_thread() -> None:
     threads = []
 
     def source() -> Iterator[int]:
         threads.append(threading.current_thread())
         yield 1
 
-    list(prefetched(source(), executor))
+    list(prefetched(source()))
 
-    assert threads != [threading.current_thread()]
+    assert threads[0] is not threading.current_thread()
+    assert threads[0].daemon
 
 
-def test_prefetched_consumer_stop_ends_reader(executor: ThreadPoolExecutor) -> None:
+def test_prefetched_consumer_stop_ends_reader() -> None:
     produced = []
     finished = threading.Event()
 
@@ -63,7 +70,7 @@ def test_prefetched_consumer_stop_ends_reader(executor: ThreadPoolExecutor) -> N
         finally:
             finished.set()
 
-    stream = prefetched(source(), executor, depth=2)
+    stream = prefetched(source(), depth=2)
     assert next(stream) == 0
     stream.close()
 
@@ -76,14 +83,12 @@ def test_prefetched_stops_when_call_ends() -> None:
     active = threading.Event()
     active.set()
 
-    with ThreadPoolExecutor(1) as single:
-        stream = prefetched(iter(range(1000)), single, depth=1, alive=active.is_set)
-        assert next(stream) == 0
-        # The consumer is neither closed nor read again, as when gRPC drops it.
-        active.clear()
+    stream = prefetched(iter(range(1000)), depth=1, alive=active.is_set)
+    assert next(stream) == 0
+    # The consumer is neither closed nor read again, as when gRPC drops it.
+    active.clear()
 
-        try:
-            # The reading thread gives up and is free for the next task.
-            assert single.submit(lambda: "free").result(timeout=5) == "free"
-        finally:
-            stream.close()
+    try:
+        assert wait_for_no_readers()
+    finally:
+        stream.close()
