@@ -35,7 +35,9 @@ def main() -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    stop.wait()
+    # Timed waits, so that a signal delivered to another thread still runs its handler.
+    while not stop.wait(timeout=0.5):
+        pass
     daemon.stop(grace=5)
     return 0
 

@@ -53,7 +53,11 @@ def _serve(config_path: str) -> int:
     signal.signal(signal.SIGINT, request_stop)
     daemon = Daemon(config)
     daemon.start()
-    stop.wait()
+    # A signal that the kernel delivers to another thread does not interrupt
+    # a wait without timeout, and Python runs handlers only in the main
+    # thread: waking twice a second lets a pending handler run.
+    while not stop.wait(timeout=0.5):
+        pass
     daemon.stop()
     return 0
 
