@@ -27,11 +27,6 @@ CALLS_PER_METHOD = {
     "unwrap_key": 3,
     "destroy": 1,
     "read_attribute": 2,
-    "direct_wrap_key": 1,
-    "direct_read_value": 1,
-    "direct_create_data_key": 1,
-    "direct_unwrap_data_key": 1,
-    "direct_destroy": 1,
 }
 
 
@@ -93,28 +88,6 @@ class SlowSession(_Proxy):
         return SlowKey(self._inner.get_key(**kwargs), self._device)
 
 
-class SlowDirectCalls(_Proxy):
-    def wrap_key(self, session: Any, kek: Any, key: int, mechanism: Any, expected_len: int) -> bytes:
-        self._device.delay("direct_wrap_key")
-        return self._inner.wrap_key(_inner(session), _inner(kek), key, mechanism, expected_len)
-
-    def read_value(self, session: Any, key: int, expected_len: int) -> bytes:
-        self._device.delay("direct_read_value")
-        return self._inner.read_value(_inner(session), key, expected_len)
-
-    def create_data_key(self, session: Any, value: bytes) -> int:
-        self._device.delay("direct_create_data_key")
-        return self._inner.create_data_key(_inner(session), value)
-
-    def unwrap_data_key(self, session: Any, kek: Any, mechanism: Any, wrapped: bytes) -> int:
-        self._device.delay("direct_unwrap_data_key")
-        return self._inner.unwrap_data_key(_inner(session), _inner(kek), mechanism, wrapped)
-
-    def destroy(self, session: Any, handle: int) -> None:
-        self._device.delay("direct_destroy")
-        self._inner.destroy(_inner(session), handle)
-
-
 def slow_down(token: Any, device: SlowDevice) -> None:
     """Replace the pool sessions of a Pkcs11Token with slow ones; the login session stays fast."""
     sessions = []
@@ -122,6 +95,4 @@ def slow_down(token: Any, device: SlowDevice) -> None:
         sessions.append(token._pool.get_nowait())
     for session in sessions:
         token._pool.put(SlowSession(session, device))
-    if token._direct is not None:
-        token._direct = SlowDirectCalls(token._direct, device)
     token._kek_cache.clear()

@@ -11,7 +11,7 @@ from niemphong.clients.context import CommandContext
 from niemphong.clients.envelope_commands import empty_field_error, read_inspect_request
 from niemphong.clients.errors import ExitCode, rpc_errors_as_client_errors
 from niemphong.clients.i18n import format_count, format_timestamp
-from niemphong.clients.protocol import EmptyFieldError, build_deny, build_request_access
+from niemphong.clients.protocol import EmptyFieldError, build_deny, build_request_access, normalize_text
 from niemphong.clients.render import (
     access_request_json,
     level_label,
@@ -33,6 +33,8 @@ def run_request(args: argparse.Namespace, context: CommandContext) -> int:
         message = build_request_access("", args.purpose)
     except EmptyFieldError as exc:
         raise empty_field_error(exc) from exc
+    message.copies = getattr(args, "copies", 0) or 0
+    message.recipient = normalize_text(getattr(args, "recipient", "") or "")
 
     inspect_request, _ = read_inspect_request(Path(args.envelope))
 
@@ -76,6 +78,10 @@ def run_approve(args: argparse.Namespace, context: CommandContext) -> int:
             opens=format_count(request.grant.opens_allowed, console.lang),
             expires=format_timestamp(request.grant.expires_at, console.lang),
         )
+        if request.grant.copies_allowed:
+            console.say("approve.copies", copies=format_count(request.grant.copies_allowed, console.lang))
+    elif request.awaiting_head and len(request.approvals) >= request.approvals_required:
+        console.say("approve.awaiting_head", request_id=request.request_id, recipient=printable(request.recipient))
     else:
         console.say(
             "approve.partial",

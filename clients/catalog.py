@@ -1022,7 +1022,16 @@ CATALOG: dict[str, dict[str, str]] = {
     },
 }
 
+# Batch scanning, batches, printed copies and incidents.
+from niemphong.clients.catalog_archive import ARCHIVE_CATALOG  # noqa: E402
+
+CATALOG.update(ARCHIVE_CATALOG)
 # Messages of the classification policy commands live in their own module.
 from niemphong.clients.catalog_policy import POLICY_CATALOG  # noqa: E402
 
 CATALOG.update(POLICY_CATALOG)
+
+# Messages of the `niemphong hsm` commands live in their own module.
+from niemphong.clients.catalog_token import TOKEN_CATALOG  # noqa: E402
+
+CATALOG.update(TOKEN_CATALOG)

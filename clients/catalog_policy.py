@@ -139,30 +139,13 @@ POLICY_CATALOG: dict[str, dict[str, str]] = {
     },
 
     # policy check: the handover list.
-    "manifest.not_utf8": {
-        "vi": "Tệp {path} không phải UTF-8. Trong Excel, lưu bằng \"CSV UTF-8 (Comma delimited)\".",
-        "en": "File {path} is not UTF-8. In Excel, save it as \"CSV UTF-8 (Comma delimited)\".",
-    },
-    "manifest.empty": {"vi": "Tệp {path} không có dòng nào.", "en": "File {path} has no rows."},
-    "manifest.missing_columns": {
-        "vi": "Tệp {path} thiếu cột: {columns}.",
-        "en": "File {path} is missing the column(s): {columns}.",
-    },
-    "manifest.bad_date": {
-        "vi": "ngày không hợp lệ: \"{value}\"; dùng dd/mm/yyyy hoặc YYYY-MM-DD",
-        "en": "invalid date: \"{value}\"; use dd/mm/yyyy or YYYY-MM-DD",
-    },
-    "manifest.bad_level": {
-        "vi": "độ mật không hợp lệ: \"{value}\"; dùng Mật, Tối mật hoặc Tuyệt mật",
-        "en": "invalid level: \"{value}\"; use Mật, Tối mật or Tuyệt mật",
-    },
     "manifest.bad_flag": {
         "vi": "giá trị không hợp lệ: \"{value}\"; dùng \"có\" hoặc để trống",
         "en": "invalid value: \"{value}\"; use \"có\" or leave it empty",
     },
     "manifest.row_problem": {
-        "vi": "Từ chối: cột \"{column}\": {detail}. Sửa danh mục rồi xét lại.",
-        "en": "Rejected: column \"{column}\": {detail}. Correct the list and check it again.",
+        "vi": "Từ chối: {problem}. Sửa danh mục rồi xét lại.",
+        "en": "Rejected: {problem}. Correct the list and check it again.",
     },
     "decision.seal": {"vi": "Niêm phong ({level})", "en": "Seal ({level})"},
     "decision.not_secret": {"vi": "Không chứa BMNN (điểm {rule})", "en": "Not secret (rule {rule})"},
@@ -204,6 +187,9 @@ POLICY_CATALOG: dict[str, dict[str, str]] = {
     "policy.col.rotation": {"vi": "Đổi khóa sau", "en": "Rotation"},
     "policy.col.years": {"vi": "Thời hạn bảo vệ", "en": "Protection"},
     "policy.any_hardware": {"vi": "mọi token phần cứng", "en": "any hardware token"},
+    "policy.col.encryption": {"vi": "Mã hóa", "en": "Encryption"},
+    "policy.encryption.host": {"vi": "trên máy chủ", "en": "on the host"},
+    "policy.encryption.token": {"vi": "trong token", "en": "in the token"},
     "policy.grant_value": {"vi": "{opens} lượt trong {hours} giờ", "en": "{opens} open(s) within {hours} h"},
     "policy.days": {"vi": "{days} ngày", "en": "{days} days"},
     "policy.years": {"vi": "{years} năm", "en": "{years} years"},

@@ -26,7 +26,15 @@ from niemphong.clients.console import Console
 from niemphong.clients.context import CommandContext
 from niemphong.clients.devinit import run_add_identity, run_dev_init
 from niemphong.clients.devpki import ROLES, parse_roles
-from niemphong.clients.envelope_commands import run_inspect, run_scan, run_view
+from niemphong.clients.archive_cli import (
+    add_archive_commands,
+    add_batch_scan_options,
+    add_request_options,
+    check_scan_arguments,
+    run_scan_command,
+)
+from niemphong.clients.archive_commands import parse_hex_id
+from niemphong.clients.envelope_commands import run_inspect, run_view
 from niemphong.clients.errors import ClientError, ExitCode
 from niemphong.clients.i18n import (
     LANGUAGES,
@@ -37,6 +45,7 @@ from niemphong.clients.i18n import (
     translate,
     translate_argparse_error,
 )
+from niemphong.clients.hsm_commands import run_hsm_probe
 from niemphong.clients.policy_commands import (
     artefact_id_type,
     date_type,
@@ -134,6 +143,16 @@ def _request_id_type(lang: Lang) -> Callable[[str], str]:
     return parse
 
 
+def _hex_id_type(lang: Lang) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        try:
+            return parse_hex_id(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(translate(lang, "arg.hex_id_invalid", value=text)) from None
+
+    return parse
+
+
 def _roles_type(lang: Lang) -> Callable[[str], str]:
     def parse(text: str) -> str:
         try:
@@ -186,26 +205,26 @@ def _add_command(
 
 
 def _add_envelope_commands(commands: argparse._SubParsersAction, lang: Lang) -> None:
-    scan = _add_command(commands, "scan", "help.scan", lang, run_scan)
-    scan.add_argument("file", metavar="FILE", help=translate(lang, "help.scan.file"))
+    scan = _add_command(commands, "scan", "help.scan", lang, run_scan_command)
+    scan.add_argument("file", metavar="FILE", nargs="?", help=translate(lang, "help.scan.file"))
     # Not required by argparse: --kind may give the level instead (checked in run_scan).
     scan.add_argument(
         "--level", type=_level_type(lang), metavar="mat|toi-mat|tuyet-mat",
         help=translate(lang, "help.scan.level"),
     )
-    scan.add_argument("--doc-number", required=True, metavar="NO", help=translate(lang, "help.scan.doc_number"))
+    scan.add_argument("--doc-number", metavar="NO", help=translate(lang, "help.scan.doc_number"))
     scan.add_argument(
-        "--issued", required=True, type=_issued_type(lang), metavar="YYYY-MM-DD",
+        "--issued", type=_issued_type(lang), metavar="YYYY-MM-DD",
         help=translate(lang, "help.scan.issued"),
     )
     scan.add_argument("--title", default="", metavar="T", help=translate(lang, "help.scan.title"))
     scan.add_argument("--source-name", metavar="NAME", help=translate(lang, "help.scan.source_name"))
-    scan.add_argument(
-        "--out", required=True, type=_output_path_type(lang), metavar="ENVELOPE", help=translate(lang, "help.scan.out")
-    )
+    scan.add_argument("--out", type=_output_path_type(lang), metavar="ENVELOPE", help=translate(lang, "help.scan.out"))
     scan.add_argument("--force", action="store_true", help=translate(lang, "help.force"))
     scan.add_argument("--spool", metavar="DIR", help=translate(lang, "help.spool"))
     add_classification_options(scan, lang)
+    add_batch_scan_options(scan, lang, _hex_id_type(lang))
+    scan.set_defaults(check_arguments=lambda args: check_scan_arguments(scan, args))
     _add_client_options(scan, lang)
 
     inspect = _add_command(commands, "inspect", "help.inspect", lang, run_inspect)
@@ -235,6 +254,7 @@ def _add_access_commands(commands: argparse._SubParsersAction, lang: Lang) -> No
     request = _add_command(commands, "request", "help.request", lang, run_request)
     request.add_argument("envelope", metavar="ENVELOPE", help=translate(lang, "help.envelope"))
     request.add_argument("--purpose", required=True, metavar="TEXT", help=translate(lang, "help.request.purpose"))
+    add_request_options(request, lang)
     _add_client_options(request, lang)
 
     approve = _add_command(commands, "approve", "help.approve", lang, run_approve)
@@ -314,6 +334,8 @@ def _add_dev_commands(commands: argparse._SubParsersAction, lang: Lang) -> None:
         "--role", required=True, type=_roles_type(lang), metavar="ROLE[,ROLE...]",
         help=translate(lang, "help.dev.role", roles=", ".join(ROLES)),
     )
+    add_identity.add_argument("--full-name", default="", metavar="NAME", help=translate(lang, "help.dev.full_name"))
+    add_identity.add_argument("--title", default="", metavar="TITLE", help=translate(lang, "help.dev.title"))
     _add_json_option(add_identity, lang)
     _add_common_options(add_identity, lang, top_level=False)
 
@@ -349,6 +371,17 @@ def _add_policy_commands(commands: argparse._SubParsersAction, lang: Lang) -> No
     _add_client_options(extend, lang)
 
 
+def _add_hsm_commands(commands: argparse._SubParsersAction, lang: Lang) -> None:
+    hsm_help = translate(lang, "help.hsm")
+    hsm = commands.add_parser("hsm", help=hsm_help, description=hsm_help, lang=lang)
+    hsm_commands = hsm.add_subparsers(
+        title=translate(lang, "argparse.commands"), dest="hsm_command", metavar="COMMAND", required=True
+    )
+    probe = _add_command(hsm_commands, "probe", "help.hsm.probe", lang, run_hsm_probe)
+    probe.add_argument("--profile", metavar="PROFILE", help=translate(lang, "help.hsm.profile"))
+    _add_client_options(probe, lang)
+
+
 def build_parser(lang: Lang) -> argparse.ArgumentParser:
     """Build the argument parser with help text in ``lang``."""
     parser = LocalizedParser(prog=PROG, description=translate(lang, "help.description"), lang=lang)
@@ -361,6 +394,11 @@ def build_parser(lang: Lang) -> argparse.ArgumentParser:
     _add_access_commands(commands, lang)
     _add_audit_commands(commands, lang)
     _add_policy_commands(commands, lang)
+    add_archive_commands(
+        commands, lang, _add_command, _add_client_options, _hex_id_type(lang), _request_id_type(lang),
+        _output_path_type(lang),
+    )
+    _add_hsm_commands(commands, lang)
     _add_dev_commands(commands, lang)
     return parser
 
@@ -447,6 +485,10 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     parser = build_parser(lang)
     try:
         args = parser.parse_args(arguments)
+        # Checks across options that argparse cannot express, such as scan's two forms.
+        check = getattr(args, "check_arguments", None)
+        if check is not None:
+            check(args)
     except SystemExit as exc:
         return _exit_status(exc.code)
 

@@ -27,6 +27,7 @@ from niemphong.clients.connection import UNIX_SOCKET_PATH_MAX
 from niemphong.clients.context import CommandContext
 from niemphong.clients.devpki import (
     DEFAULT_IDENTITIES,
+    DEV_PEOPLE,
     ROLES,
     CertificateAuthority,
     create_ca,
@@ -242,7 +243,8 @@ def render_policy(layout: DevLayout) -> str:
             f"approvals = {approvals}",
             f"grant_hours = {grant_hours}",
             f"grant_opens = {grant_opens}",
-            "printing = false",
+            "# Grants at this level may allow printed copies.",
+            "printing = true",
             f"rotation_days = {rotation_days}",
             f"protection_years = {years}",
         ]
@@ -391,7 +393,8 @@ def write_dev_files(
     write_ca(layout.pki, ca)
     write_server_identity(layout.pki, ca)
     for name, role in identities.items():
-        write_client_identity(layout.identity(name), name, role, ca)
+        full_name, title = DEV_PEOPLE.get(name, ("", ""))
+        write_client_identity(layout.identity(name), name, role, ca, full_name=full_name, title=title)
         (layout.spool / name).mkdir(mode=0o700)
 
     write_new_file(layout.softhsm_config, render_softhsm_config(layout).encode(), 0o600)
@@ -491,10 +494,11 @@ def last_line(text: str) -> str:
     return lines[-1] if lines else ""
 
 
-def add_identity(root: Path, name: str, role: str) -> Path:
+def add_identity(root: Path, name: str, role: str, full_name: str = "", title: str = "") -> Path:
     """Issue one more identity signed by the dev CA under ``root`` and return its folder.
 
-    ``role`` is one role of devpki.ROLES or a comma-separated list of them.
+    ``role`` is one role of devpki.ROLES or a comma-separated list of them;
+    ``full_name`` and ``title`` are optional and go into the certificate.
     Raises ClientError (usage) for an invalid name or role, a missing CA or
     an identity that exists already.
     """
@@ -517,7 +521,7 @@ def add_identity(root: Path, name: str, role: str) -> Path:
         raise ClientError(ExitCode.FAILURE, "dev.ca_unreadable", path=str(layout.pki), error=str(exc)) from exc
 
     try:
-        write_client_identity(folder, name, role, ca)
+        write_client_identity(folder, name, role, ca, full_name=full_name, title=title)
         if layout.spool.is_dir():
             (layout.spool / name).mkdir(mode=0o700, exist_ok=True)
     except BaseException as exc:
@@ -601,7 +605,10 @@ def run_dev_init(args: argparse.Namespace, context: CommandContext) -> int:
 def run_add_identity(args: argparse.Namespace, context: CommandContext) -> int:
     """Issue an extra identity from the dev CA of ``args.dir``."""
     console = context.console
-    folder = add_identity(Path(args.dir), args.name, args.role)
+    folder = add_identity(
+        Path(args.dir), args.name, args.role,
+        full_name=getattr(args, "full_name", "") or "", title=getattr(args, "title", "") or "",
+    )
 
     console.say("dev.identity_created", name=args.name, role=args.role, path=str(folder))
     if args.json:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import os
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-ROLES = ("scanner", "viewer", "approver", "custodian", "auditor", "operator")
+ROLES = ("scanner", "viewer", "approver", "head", "custodian", "auditor", "operator")
 
 # Identities that `niemphong dev init` creates, by name, with their roles.
 DEFAULT_IDENTITIES: dict[str, str] = {
@@ -29,9 +30,18 @@ DEFAULT_IDENTITIES: dict[str, str] = {
     "viewer": "viewer",
     "approver-1": "approver",
     "approver-2": "approver",
+    "head": "approver,head",
     "custodian": "custodian",
     "auditor": "auditor",
     "operator": "operator",
+}
+
+# Made-up full names and titles (chức vụ) of the dev identities that approve,
+# printed on copy stamps and handover minutes.
+DEV_PEOPLE: dict[str, tuple[str, str]] = {
+    "approver-1": ("Trần Thị Bình", "Phó Chánh Văn phòng"),
+    "approver-2": ("Lê Văn Cường", "Phó Giám đốc"),
+    "head": ("Nguyễn Văn An", "Giám đốc"),
 }
 
 CA_COMMON_NAME = "Niêm Phong dev CA"
@@ -169,15 +179,29 @@ def parse_roles(text: str) -> tuple[str, ...]:
 
 
 def issue_client_certificate(
-    ca: CertificateAuthority, name: str, role: str, now: dt.datetime | None = None
+    ca: CertificateAuthority,
+    name: str,
+    role: str,
+    now: dt.datetime | None = None,
+    full_name: str = "",
+    title: str = "",
 ) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
     """Issue a client certificate with subject CN=name and one OU per role.
 
     ``role`` is one role or a comma-separated list, such as "viewer,approver".
-    Raises ValueError for an unknown role.
+    A ``full_name`` goes into the surname (first word) and given name (the
+    rest) attributes, a ``title`` into the title attribute. Raises ValueError
+    for an unknown role.
     """
     attributes = [x509.NameAttribute(NameOID.COMMON_NAME, name)]
     attributes += [x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, each) for each in parse_roles(role)]
+    surname, _, given_name = unicodedata.normalize("NFC", full_name).strip().partition(" ")
+    if surname:
+        attributes.append(x509.NameAttribute(NameOID.SURNAME, surname))
+    if given_name.strip():
+        attributes.append(x509.NameAttribute(NameOID.GIVEN_NAME, given_name.strip()))
+    if title.strip():
+        attributes.append(x509.NameAttribute(NameOID.TITLE, unicodedata.normalize("NFC", title).strip()))
     return _issue(ca, x509.Name(attributes), ExtendedKeyUsageOID.CLIENT_AUTH, now)
 
 
@@ -235,12 +259,14 @@ def write_server_identity(pki_folder: Path, ca: CertificateAuthority) -> None:
     write_private_key(pki_folder / SERVER_KEY_FILE, key)
 
 
-def write_client_identity(folder: Path, name: str, role: str, ca: CertificateAuthority) -> Path:
+def write_client_identity(
+    folder: Path, name: str, role: str, ca: CertificateAuthority, full_name: str = "", title: str = ""
+) -> Path:
     """Issue a client identity and write cert.pem, key.pem and ca.pem into the new ``folder``.
 
     Raises FileExistsError if ``folder`` exists, and ValueError for an unknown role.
     """
-    certificate, key = issue_client_certificate(ca, name, role)
+    certificate, key = issue_client_certificate(ca, name, role, full_name=full_name, title=title)
     folder.mkdir(mode=0o700)
     write_certificate(folder / "cert.pem", certificate)
     write_private_key(folder / "key.pem", key)

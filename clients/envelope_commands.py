@@ -7,7 +7,7 @@ import hashlib
 import logging
 import os
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -28,6 +28,8 @@ from niemphong.clients.errors import (
     track_requests,
 )
 from niemphong.clients.grant_status import explain_not_approved, find_artefact_id
+from niemphong.clients.hygiene import verify_and_remove
+from niemphong.clients.interrupts import deferred_interrupts
 from niemphong.clients.i18n import format_bytes, format_count, format_date, today_in_vietnam
 from niemphong.clients.spool_commands import run_view_spool, seal_in_spool
 from niemphong.clients.protocol import (
@@ -131,13 +133,17 @@ def _is_source_name_error(error: ClientError) -> bool:
 
 
 def _receive_envelope(
-    responses: Iterable[pb.SealResponse], handle: BinaryIO, progress: TransferProgress
+    responses: Iterable[pb.SealResponse],
+    handle: BinaryIO,
+    progress: TransferProgress,
+    check_interrupt: Callable[[], None] = lambda: None,
 ) -> tuple[pb.SealSummary, str, int]:
     digest = hashlib.sha256()
     written = 0
     summary: pb.SealSummary | None = None
 
     for response in responses:
+        check_interrupt()
         progress.started = True
         kind = response.WhichOneof("payload")
         if kind == "chunk" and summary is None:
@@ -155,6 +161,60 @@ def _receive_envelope(
     if summary is None:
         raise ClientError(ExitCode.FAILURE, "error.bad_stream")
     return summary, digest.hexdigest(), written
+
+
+class _HashingReader:
+    """A binary file wrapper that hashes what is read through it."""
+
+    def __init__(self, handle: BinaryIO) -> None:
+        self._handle = handle
+        self.digest = hashlib.sha256()
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._handle.read(size)
+        self.digest.update(data)
+        return data
+
+
+def seal_to_file(
+    stub: pb_grpc.EnvelopeServiceStub,
+    metadata: pb.SealMetadata,
+    source_file: BinaryIO,
+    out: Path,
+    *,
+    force: bool,
+    server: str,
+) -> tuple[pb.SealSummary, str]:
+    """Seal ``source_file`` into ``out``, which appears whole or not at all.
+
+    Returns the daemon's summary and the SHA-256 of the bytes sent. Raises
+    ClientError when the daemon refuses or the envelope received does not
+    match the summary, and NotSealedResponse when the classification rules
+    found the document not secret (nothing is written then). Ctrl+C during
+    the stream is deferred to the next response, so that the call is
+    cancelled cleanly and the partial output removed.
+    """
+    reader = _HashingReader(source_file)
+    progress = TransferProgress()
+    with atomic_output(out, force=force) as handle, rpc_errors_as_client_errors(server, progress):
+        with deferred_interrupts() as interrupts:
+            requests = track_requests(iter_seal_requests(metadata, reader, CHUNK_BYTES), progress)  # type: ignore[arg-type]
+            responses = stub.Seal(requests)
+            try:
+                summary, sha256, written = _receive_envelope(responses, handle, progress, interrupts.check)
+            finally:
+                # Stops the request stream too when the response loop ends early.
+                responses.cancel()
+        if summary.envelope_sha256.lower() != sha256:
+            raise ClientError(ExitCode.INTEGRITY_FAILURE, "error.sha256_mismatch")
+        if summary.envelope_bytes != written:
+            raise ClientError(
+                ExitCode.INTEGRITY_FAILURE,
+                "error.size_mismatch",
+                received=written,
+                reported=summary.envelope_bytes,
+            )
+    return summary, reader.digest.hexdigest()
 
 
 def run_scan(args: argparse.Namespace, context: CommandContext) -> int:
@@ -184,26 +244,10 @@ def run_scan(args: argparse.Namespace, context: CommandContext) -> int:
     _warn_about_level(args, context)
 
     channel, server = context.connect(args)
-    progress = TransferProgress()
     with channel, source_file:
         stub = pb_grpc.EnvelopeServiceStub(channel)
         try:
-            with atomic_output(out, force=args.force) as handle, rpc_errors_as_client_errors(server.display, progress):
-                responses = stub.Seal(track_requests(iter_seal_requests(metadata, source_file, CHUNK_BYTES), progress))
-                try:
-                    summary, sha256, written = _receive_envelope(responses, handle, progress)
-                finally:
-                    # Stops the request stream too when the response loop ends early.
-                    responses.cancel()
-                if summary.envelope_sha256.lower() != sha256:
-                    raise ClientError(ExitCode.INTEGRITY_FAILURE, "error.sha256_mismatch")
-                if summary.envelope_bytes != written:
-                    raise ClientError(
-                        ExitCode.INTEGRITY_FAILURE,
-                        "error.size_mismatch",
-                        received=written,
-                        reported=summary.envelope_bytes,
-                    )
+            summary, source_sha256 = seal_to_file(stub, metadata, source_file, out, force=args.force, server=server.display)
         except ClientError as exc:
             # An empty file, such as the demo's stand-in for a Tuyệt mật
             # document, holds no content to warn about.
@@ -214,6 +258,8 @@ def run_scan(args: argparse.Namespace, context: CommandContext) -> int:
             raise
         except NotSealedResponse as answer:
             return _report_not_sealed(answer.not_sealed, source, args, context)
+        if args.remove_source:
+            verify_and_remove(stub, out, source, source_sha256, server.display, console)
 
     log.info(
         "sealed artefact_id=%s level=%s plaintext_bytes=%d envelope_bytes=%d source_bytes=%d",
@@ -297,12 +343,16 @@ def run_inspect(args: argparse.Namespace, context: CommandContext) -> int:
 
 
 def _receive_plaintext(
-    responses: Iterable[pb.OpenResponse], handle: BinaryIO, progress: TransferProgress
+    responses: Iterable[pb.OpenResponse],
+    handle: BinaryIO,
+    progress: TransferProgress,
+    check_interrupt: Callable[[], None] = lambda: None,
 ) -> tuple[pb.OpenSummary, int]:
     written = 0
     summary: pb.OpenSummary | None = None
 
     for response in responses:
+        check_interrupt()
         progress.started = True
         kind = response.WhichOneof("payload")
         if kind == "chunk" and summary is None:
@@ -368,11 +418,12 @@ def run_view(args: argparse.Namespace, context: CommandContext) -> int:
         try:
             with atomic_output(out, force=args.force) as handle, rpc_errors_as_client_errors(server.display, progress):
                 requests = iter_open_requests(args.request or "", envelope_file, CHUNK_BYTES)
-                responses = stub.Open(track_requests(requests, progress))
-                try:
-                    summary, written = _receive_plaintext(responses, handle, progress)
-                finally:
-                    responses.cancel()
+                with deferred_interrupts() as interrupts:
+                    responses = stub.Open(track_requests(requests, progress))
+                    try:
+                        summary, written = _receive_plaintext(responses, handle, progress, interrupts.check)
+                    finally:
+                        responses.cancel()
                 if summary.plaintext_bytes != written:
                     raise ClientError(
                         ExitCode.INTEGRITY_FAILURE,

@@ -21,6 +21,7 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 from niemphong.clients.i18n import Lang, format_timestamp, translate
+from niemphong.clients.render import printable
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +154,7 @@ REASON_RULES: Mapping[str, ReasonRule] = {
     "INTEGRITY_FAILURE": ReasonRule(grpc.StatusCode.DATA_LOSS, ExitCode.INTEGRITY_FAILURE),
     "TOKEN_UNAVAILABLE": ReasonRule(grpc.StatusCode.UNAVAILABLE, ExitCode.UNAVAILABLE),
     "KEY_UNAVAILABLE": ReasonRule(grpc.StatusCode.UNAVAILABLE, ExitCode.UNAVAILABLE),
+    "UNKNOWN_PROFILE": ReasonRule(grpc.StatusCode.INVALID_ARGUMENT, ExitCode.USAGE),
     "AUDIT_UNAVAILABLE": ReasonRule(grpc.StatusCode.UNAVAILABLE, ExitCode.UNAVAILABLE),
     "DAEMON_STOPPING": ReasonRule(grpc.StatusCode.UNAVAILABLE, ExitCode.UNAVAILABLE),
     "INTERNAL": ReasonRule(grpc.StatusCode.INTERNAL, ExitCode.FAILURE),
@@ -162,6 +164,20 @@ REASON_RULES: Mapping[str, ReasonRule] = {
     "SPOOL_FILE_REJECTED": ReasonRule(grpc.StatusCode.PERMISSION_DENIED, ExitCode.NOT_AUTHORIZED),
     "SPOOL_OUTPUT_EXISTS": ReasonRule(grpc.StatusCode.ALREADY_EXISTS, ExitCode.USAGE),
     "SPOOL_IO_FAILED": ReasonRule(grpc.StatusCode.INTERNAL, ExitCode.FAILURE),
+    # Handover batches, printed copies and incidents.
+    "BATCH_NOT_FOUND": ReasonRule(grpc.StatusCode.NOT_FOUND, ExitCode.FAILURE),
+    "BATCH_NOT_APPROVED": ReasonRule(grpc.StatusCode.PERMISSION_DENIED, ExitCode.NOT_AUTHORIZED),
+    "BATCH_STATE_CONFLICT": ReasonRule(grpc.StatusCode.FAILED_PRECONDITION, ExitCode.REFUSED_BY_POLICY),
+    "NOT_IN_BATCH": ReasonRule(grpc.StatusCode.FAILED_PRECONDITION, ExitCode.REFUSED_BY_POLICY),
+    "ALREADY_SEALED": ReasonRule(grpc.StatusCode.FAILED_PRECONDITION, ExitCode.REFUSED_BY_POLICY),
+    "NOT_YOUR_ARTEFACT": ReasonRule(grpc.StatusCode.PERMISSION_DENIED, ExitCode.NOT_AUTHORIZED),
+    "PRINTING_NOT_ALLOWED": ReasonRule(grpc.StatusCode.FAILED_PRECONDITION, ExitCode.REFUSED_BY_POLICY),
+    "NOT_APPROVED_FOR_PRINTING": ReasonRule(grpc.StatusCode.PERMISSION_DENIED, ExitCode.NOT_AUTHORIZED),
+    "UNPRINTABLE_DOCUMENT": ReasonRule(grpc.StatusCode.FAILED_PRECONDITION, ExitCode.REFUSED_BY_POLICY),
+    "RENDERER_UNAVAILABLE": ReasonRule(grpc.StatusCode.UNAVAILABLE, ExitCode.UNAVAILABLE),
+    "SUSPENDED_BY_INCIDENT": ReasonRule(grpc.StatusCode.PERMISSION_DENIED, ExitCode.NOT_AUTHORIZED),
+    "INCIDENT_NOT_FOUND": ReasonRule(grpc.StatusCode.NOT_FOUND, ExitCode.FAILURE),
+    "INCIDENT_CLOSED": ReasonRule(grpc.StatusCode.FAILED_PRECONDITION, ExitCode.REFUSED_BY_POLICY),
     "CLASSIFICATION_REFUSED": ReasonRule(grpc.StatusCode.FAILED_PRECONDITION, ExitCode.REFUSED_BY_POLICY),
     "EXTENSION_REJECTED": ReasonRule(grpc.StatusCode.FAILED_PRECONDITION, ExitCode.REFUSED_BY_POLICY),
 }
@@ -191,6 +207,7 @@ _STATUS_MESSAGES: Mapping[grpc.StatusCode, str] = {
 
 _FIELD_LABELS = frozenset(
     {"doc_number", "issued_on", "title", "source_name", "purpose", "reason", "artefact_id", "request_id", "level",
+     "copies", "recipient", "handed_over_by", "note", "text", "resolution", "batch_id", "documents",
      "classification.basis", "classification.stamp.starts_on", "classification.stamp.ends_on",
      "classification.extension.ends_on", "classification.extension.decision", "classification.extension.decided_on",
      "classification.declassification.decision", "classification.declassification.decided_on",
@@ -199,7 +216,7 @@ _FIELD_LABELS = frozenset(
 )
 _EXTENSION_CODES = frozenset({"NOT_LATER", "DECIDED_AFTER_TODAY", "DECIDED_LATE"})
 _SPOOL_PROBLEMS = frozenset({"symlink", "not_regular", "owner", "hard_links", "writable_by_others", "changed"})
-_ROLE_LABELS = frozenset({"scanner", "viewer", "approver", "custodian", "auditor", "operator"})
+_ROLE_LABELS = frozenset({"scanner", "viewer", "approver", "head", "custodian", "auditor", "operator"})
 
 
 def read_error_info(error: grpc.Call) -> error_details_pb2.ErrorInfo | None:
@@ -253,6 +270,8 @@ def _error_from_reason(info: error_details_pb2.ErrorInfo, rule: ReasonRule) -> C
         # niemphongd explains the refusal itself, citing the rule, in both languages.
         params["explanation"] = LocalizedText(metadata.get("explanation", "?"), metadata.get("explanation_en", "?"))
         params["code"] = metadata.get("code", "?")
+    if info.reason == "UNKNOWN_PROFILE":
+        params["profile"] = printable(metadata.get("profile", "?"))
     if info.reason == "EXTENSION_REJECTED":
         code = metadata.get("code", "")
         params["why"] = CatalogText(f"extension.{code if code in _EXTENSION_CODES else 'OTHER'}")

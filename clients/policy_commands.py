@@ -107,7 +107,7 @@ def _decide_rows(stub: pb_grpc.PolicyServiceStub, rows: Sequence[ManifestRow], a
 def run_policy_check(args: argparse.Namespace, context: CommandContext) -> int:
     """Decide every row of a handover list without sealing anything, and print the decisions."""
     console = context.console
-    rows = read_manifest(Path(args.manifest))
+    rows = read_manifest(Path(args.manifest)).rows
     as_of = args.date.isoformat() if args.date else ""
 
     channel, server = context.connect(args)

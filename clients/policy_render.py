@@ -11,7 +11,7 @@ import datetime as dt
 from collections.abc import Sequence
 
 from niemphong.clients.i18n import Lang, format_date, translate
-from niemphong.clients.manifest import ManifestRow, row_number
+from niemphong.clients.manifest import ManifestRow, describe_problem, row_number
 from niemphong.clients.protocol import level_name
 from niemphong.clients.render import level_label, printable
 from niemphong.v1 import niemphong_pb2 as pb
@@ -69,8 +69,7 @@ def decision_json(decision: pb.ClassificationDecision, lang: Lang) -> dict[str, 
 
 def _problem_text(row: ManifestRow, lang: Lang) -> str:
     assert row.problem is not None
-    detail = translate(lang, row.problem.message_id, value=printable(row.problem.value))
-    return translate(lang, "manifest.row_problem", column=printable(row.problem.column), detail=detail)
+    return translate(lang, "manifest.row_problem", problem=describe_problem(row.problem, lang))
 
 
 def row_json(row: ManifestRow, decided: pb.DecidedDocument | None, lang: Lang) -> dict[str, object]:
@@ -135,6 +134,7 @@ def policy_json(summary: pb.PolicySummary) -> dict[str, object]:
                 "token_profiles": list(level.token_profiles), "approvals": level.approvals,
                 "grant_hours": level.grant_hours, "grant_opens": level.grant_opens, "printing": level.printing,
                 "rotation_days": level.rotation_days, "protection_years": level.protection_years,
+                "encryption": level.encryption or "host",
             }
             for level in summary.levels
         ],
@@ -170,7 +170,7 @@ def render_policy(summary: pb.PolicySummary, lang: Lang) -> str:
         translate(lang, "policy.col.level"), translate(lang, "policy.col.key"), translate(lang, "policy.col.profiles"),
         translate(lang, "policy.col.approvals"), translate(lang, "policy.col.grant"),
         translate(lang, "policy.col.printing"), translate(lang, "policy.col.rotation"),
-        translate(lang, "policy.col.years"),
+        translate(lang, "policy.col.years"), translate(lang, "policy.col.encryption"),
     ]
     rows = [
         [
@@ -179,6 +179,7 @@ def render_policy(summary: pb.PolicySummary, lang: Lang) -> str:
             translate(lang, "policy.grant_value", hours=level.grant_hours, opens=level.grant_opens),
             yes_no[level.printing], translate(lang, "policy.days", days=level.rotation_days),
             translate(lang, "policy.years", years=level.protection_years),
+            translate(lang, "policy.encryption.token" if level.encryption == "token" else "policy.encryption.host"),
         ]
         for level in summary.levels
     ]

@@ -205,6 +205,9 @@ def access_request_json(request: pb.AccessRequest) -> dict[str, object]:
             "expires_at_unix": request.grant.expires_at,
             "opens_allowed": request.grant.opens_allowed,
             "opens_used": request.grant.opens_used,
+            "copies_allowed": request.grant.copies_allowed,
+            "copies_made": request.grant.copies_made,
+            "suspended": request.grant.suspended,
         }
     return {
         "request_id": request.request_id,
@@ -219,6 +222,7 @@ def access_request_json(request: pb.AccessRequest) -> dict[str, object]:
                 "approver": approval.approver,
                 "approved_at": _utc_iso(approval.approved_at),
                 "approved_at_unix": approval.approved_at,
+                "head": approval.head,
             }
             for approval in request.approvals
         ],
@@ -227,6 +231,9 @@ def access_request_json(request: pb.AccessRequest) -> dict[str, object]:
         "deny_reason": request.deny_reason or None,
         "created_at": _utc_iso(request.created_at),
         "created_at_unix": request.created_at,
+        "copies": request.copies,
+        "recipient": request.recipient or None,
+        "awaiting_head": request.awaiting_head,
         "grant": grant,
     }
 
@@ -312,4 +319,14 @@ def render_request_detail(request: pb.AccessRequest, lang: Lang) -> str:
             expires=_time_or_unknown(request.grant.expires_at, lang),
         )
         rows.append((translate(lang, "show.grant"), grant_text))
+        if request.grant.copies_allowed:
+            rows.append((translate(lang, "show.copies"), f"{request.grant.copies_made}/{request.grant.copies_allowed}"))
+        if request.grant.suspended:
+            rows.append((translate(lang, "show.suspended"), translate(lang, "word.yes")))
+    elif request.copies:
+        rows.append((translate(lang, "show.copies"), f"0/{request.copies}"))
+    if request.recipient:
+        rows.append((translate(lang, "show.recipient"), request.recipient))
+    if request.awaiting_head:
+        rows.append((translate(lang, "show.awaiting_head"), translate(lang, "word.yes")))
     return _labelled_lines(rows)

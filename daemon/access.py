@@ -4,8 +4,13 @@ A viewer asks to open one artefact for a stated purpose. The request is
 approved once enough distinct approvers (set per level) have approved it;
 nobody approves their own request, and a second approval by the same person
 is rejected rather than counted. Approval creates a grant for that viewer and
-that artefact only, limited in time and in number of opens. Every rule runs
-inside one state transaction, so concurrent approvals cannot produce two
+that artefact only, limited in time and in number of opens, and in number
+of printed copies when the request asked for copies and the level's policy
+allows printing. A request that gives the document to another agency names
+the recipient and needs the head of the agency among its approvers (Articles
+15 and 16 of the Law on Protection of State Secrets No. 29/2018/QH14). While
+an incident on the artefact is open, its grants are suspended. Every rule
+runs inside one state transaction, so concurrent approvals cannot produce two
 grants or lose an approval.
 """
 
@@ -47,6 +52,12 @@ class RequestView:
     artefact: ArtefactRecord
     approvals: list[ApprovalRecord]
     grant: GrantRecord | None
+    suspended: bool = False
+
+    @property
+    def awaiting_head(self) -> bool:
+        """Whether the request names a recipient and no head of the agency has approved it yet."""
+        return bool(self.request.recipient) and self.request.state == PENDING and not _has_head(self.approvals)
 
 
 # Runs inside the transaction that changes a request; when it raises, the change rolls back.
@@ -76,7 +87,8 @@ class AccessControl:
         return int(self.clock())
 
     def request_access(
-        self, viewer: Identity, artefact_id: str, purpose: str, before_commit: BeforeCommit | None = None,
+        self, viewer: Identity, artefact_id: str, purpose: str, copies: int = 0, recipient: str = "",
+        before_commit: BeforeCommit | None = None,
     ) -> RequestView:
         """Record a pending request of ``viewer`` to open ``artefact_id``.
 
@@ -97,6 +109,11 @@ class AccessControl:
                     {"max": str(MAX_PENDING_PER_VIEWER)},
                 )
             policy = self.policies[Level(artefact.level)]
+            if copies and not policy.printing:
+                raise ServiceError(
+                    "PRINTING_NOT_ALLOWED", f"the policy of level {Level(artefact.level).name} allows no printing",
+                    {"level": Level(artefact.level).config_name},
+                )
             request = RequestRecord(
                 request_id=uuid.uuid4().hex,
                 artefact_id=artefact_id,
@@ -105,6 +122,8 @@ class AccessControl:
                 state=PENDING,
                 approvals_required=policy.approvals,
                 created_at=now,
+                copies=copies,
+                recipient=recipient,
             )
             tx.insert_request(request)
             view = RequestView(request, artefact, [], None)
@@ -126,12 +145,14 @@ class AccessControl:
                 raise ServiceError("SELF_APPROVAL", "nobody may approve their own request")
             if request.state != PENDING:
                 raise ServiceError("REQUEST_NOT_PENDING", f"request is already {request.state}", {"state": request.state})
-            if not tx.insert_approval(ApprovalRecord(request_id, approver.name, now)):
+            if not tx.insert_approval(ApprovalRecord(request_id, approver.name, now, approver.has_role("head"))):
                 raise ServiceError("ALREADY_APPROVED", f"{approver.name} has already approved this request")
 
             approvals = tx.list_approvals(request_id)
             grant = None
-            if len(approvals) >= request.approvals_required:
+            # Giving a document to another agency needs the head, not only deputies.
+            head_ok = not request.recipient or _has_head(approvals)
+            if len(approvals) >= request.approvals_required and head_ok:
                 request = _replace_state(request, APPROVED, now)
                 tx.update_request(request)
                 policy = self.policies[Level(artefact.level)]
@@ -142,6 +163,10 @@ class AccessControl:
                     created_at=now,
                     expires_at=now + policy.grant_seconds,
                     opens_allowed=policy.grant_opens,
+                    copies_allowed=request.copies,
+                    authorized_by=approver.name,
+                    authorized_name=approver.full_name,
+                    authorized_title=approver.title,
                 )
                 tx.insert_grant(grant)
             view = RequestView(request, artefact, approvals, grant)
@@ -177,7 +202,7 @@ class AccessControl:
 
     def list_pending(self, caller: Identity) -> tuple[list[RequestView], bool]:
         """Return the oldest pending requests the caller may see, and whether more exist."""
-        requester = None if caller.has_role("approver") else caller.name
+        requester = None if _decides(caller) else caller.name
 
         with self.store.transaction() as tx:
             requests = tx.list_requests(PENDING, requester, MAX_LISTED_REQUESTS + 1)
@@ -191,9 +216,10 @@ class AccessControl:
     def get_request(self, caller: Identity, request_id: str) -> RequestView:
         with self.store.transaction() as tx:
             request, artefact = self._load(tx, request_id)
-            if not caller.has_role("approver") and request.requester != caller.name:
+            if not _decides(caller) and request.requester != caller.name:
                 raise ServiceError("NOT_YOUR_REQUEST", "viewers may only see their own requests")
-            return RequestView(request, artefact, tx.list_approvals(request_id), tx.get_grant(request_id))
+            suspended = bool(tx.open_incidents_for(request.artefact_id))
+            return RequestView(request, artefact, tx.list_approvals(request_id), tx.get_grant(request_id), suspended)
 
     def find_grant(self, viewer: Identity, artefact_id: str, request_id: str | None) -> GrantRecord:
         """Return a usable grant of ``viewer`` for ``artefact_id`` without counting an open."""
@@ -234,6 +260,7 @@ class AccessControl:
                 "NOT_APPROVED",
                 "no approved, unexpired grant with opens left for this viewer and artefact",
             )
+        check_not_suspended(tx, artefact_id)
         return grants[0]
 
     @staticmethod
@@ -244,6 +271,24 @@ class AccessControl:
         artefact = tx.get_artefact(request.artefact_id)
         assert artefact is not None  # a foreign key guarantees it
         return request, artefact
+
+
+def check_not_suspended(tx: StateTransaction, artefact_id: str) -> None:
+    """Raise SUSPENDED_BY_INCIDENT while an open incident names ``artefact_id``."""
+    incidents = tx.open_incidents_for(artefact_id)
+    if incidents:
+        raise ServiceError(
+            "SUSPENDED_BY_INCIDENT", f"grants on artefact {artefact_id} are suspended by incident {incidents[0]}",
+            {"incident_id": incidents[0]},
+        )
+
+
+def _has_head(approvals: list[ApprovalRecord]) -> bool:
+    return any(approval.head for approval in approvals)
+
+
+def _decides(caller: Identity) -> bool:
+    return caller.has_role("approver") or caller.has_role("head")
 
 
 def _replace_state(
@@ -260,4 +305,6 @@ def _replace_state(
         decided_at=now,
         denied_by=denied_by,
         deny_reason=deny_reason,
+        copies=request.copies,
+        recipient=request.recipient,
     )

@@ -27,6 +27,7 @@ DEFAULT_CHUNK_BYTES = 1024 * 1024
 MAX_CHUNK_BYTES = 4 * 1024 * 1024
 DEFAULT_SESSIONS = 4
 MAX_SESSIONS = 64
+DEFAULT_RETRY_MAX_SECONDS = 30
 # How long in-flight calls may run after SIGTERM; keep the unit's
 # TimeoutStopSec= above it.
 DEFAULT_DRAIN_SECONDS = 30
@@ -49,6 +50,8 @@ class TokenConfig:
     sessions: int
     profile: str
     env: Mapping[str, str]
+    # Maximum wait in seconds between two attempts to open the token again after a fault.
+    retry_max_seconds: float = DEFAULT_RETRY_MAX_SECONDS
 
 
 @dataclass(frozen=True)
@@ -62,12 +65,15 @@ class LevelPolicy:
     grant_opens: int
     # Empty: any profile except a software one for Tối mật outside development mode.
     token_profiles: tuple[str, ...] = ()
-    # NOTE: recorded and shown by `niemphong policy show`; no command prints yet.
+    # Whether a grant at this level may allow printed copies (Article 11 of
+    # the Law on Protection of State Secrets No. 29/2018/QH14). Off unless set.
     printing: bool = False
     # NOTE: the daemon does not rotate keys on its own yet. The period sets
     # when the metric niemphong_key_rotation_due turns to 1.
     rotation_days: int = 365
     protection_years: int = 10
+    # True: every segment is sealed and opened by the token (in-token mode).
+    in_token: bool = False
 
 
 @dataclass(frozen=True)
@@ -313,7 +319,8 @@ def _is_loopback(host: str) -> bool:
 
 
 def _load_token(token: _Reader) -> TokenConfig:
-    token.reject_unknown({"module", "label", "serial", "uri", "pin_file", "pin_credential", "sessions", "profile", "env"})
+    token.reject_unknown({"module", "label", "serial", "uri", "pin_file", "pin_credential", "sessions", "profile", "env",
+                         "retry_max_seconds"})
     module = token.path_value("module", required=True)
     assert module is not None
     label = token.string("label")
@@ -343,6 +350,16 @@ def _load_token(token: _Reader) -> TokenConfig:
         assert value is not None
         env[key] = value
 
+    profile = token.string("profile", default="softhsm2") or "softhsm2"
+    from niemphong.daemon.hsm_profiles import ProfileError, load_profile
+
+    try:
+        load_profile(profile if "/" not in profile else str(token.path_value("profile")))
+    except ProfileError as exc:
+        raise token.fail("profile", str(exc)) from None
+    if "/" in profile:
+        profile = str(token.path_value("profile"))
+
     return TokenConfig(
         module=module,
         label=label,
@@ -350,8 +367,9 @@ def _load_token(token: _Reader) -> TokenConfig:
         pin_file=pin_file,
         pin_credential=pin_credential,
         sessions=token.integer("sessions", DEFAULT_SESSIONS, 1, MAX_SESSIONS),
-        profile=token.string("profile", default="softhsm2") or "softhsm2",
+        profile=profile,
         env=env,
+        retry_max_seconds=token.integer("retry_max_seconds", DEFAULT_RETRY_MAX_SECONDS, 1, 3600),
     )
 
 

@@ -19,6 +19,7 @@ buffer at most one segment plus the chunk passed to ``update()``.
 
 from __future__ import annotations
 
+import abc
 import hashlib
 import hmac
 import json
@@ -27,7 +28,7 @@ import struct
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -59,9 +60,9 @@ LEVEL_MAT = 1
 LEVEL_TOI_MAT = 2
 LEVELS = frozenset({LEVEL_MAT, LEVEL_TOI_MAT})
 AEAD_HOST_AES256GCM = 1
-# Value 2 is reserved for segments encrypted inside the token. It is rejected
-# until that mode is specified.
-AEADS = frozenset({AEAD_HOST_AES256GCM})
+# AES-256-GCM computed inside the token, with keys derived there (in-token mode).
+AEAD_TOKEN_AES256GCM = 2
+AEADS = frozenset({AEAD_HOST_AES256GCM, AEAD_TOKEN_AES256GCM})
 
 DEK_LEN = 32
 ARTEFACT_ID_LEN = 16
@@ -83,6 +84,7 @@ _PAYLOAD_INFO = b"niemphong/v1 payload"
 _HEADER_INFO = b"niemphong/v1 header"
 _COMMITMENT_INFO = b"niemphong/v1 commitment"
 _BODY_AAD_PREFIX = b"niemphong/v1 body"
+_TOKEN_DERIVATION_PREFIX = b"niemphong/v1 token "
 
 # magic, format version, header_len
 _PREAMBLE = struct.Struct(">8sHI")
@@ -150,7 +152,7 @@ class Header:
     Attributes:
         artefact_id: 16 random bytes naming the sealed document.
         level: LEVEL_MAT or LEVEL_TOI_MAT.
-        aead: AEAD_HOST_AES256GCM.
+        aead: AEAD_HOST_AES256GCM, or AEAD_TOKEN_AES256GCM for in-token mode.
         segment_size: Plaintext bytes per segment.
         nonce_prefix: 7 random bytes that start every segment nonce.
         commitment: HKDF output that binds the header to one data key.
@@ -182,15 +184,54 @@ class Header:
         return len(self.header_bytes)
 
 
+class SegmentAead(Protocol):
+    """The AES-256-GCM of body segments: ``cryptography``'s AESGCM, or the token's (in-token mode).
+
+    ``decrypt`` raises cryptography's InvalidTag when a segment fails to verify.
+    """
+
+    def encrypt(self, nonce: bytes, data: bytes, associated_data: bytes) -> bytes: ...
+
+    def decrypt(self, nonce: bytes, data: bytes, associated_data: bytes) -> bytes: ...
+
+
+class InTokenKey(abc.ABC):
+    """A data key that never leaves the token (in-token mode, aead 2).
+
+    The token derives the three envelope keys from it (docs/format.md,
+    "In-token mode"): the payload key stays in the token, which runs the
+    segment AES-GCM itself; the header key and the commitment are returned.
+    """
+
+    @abc.abstractmethod
+    def derive(self, artefact_id: bytes) -> tuple[SegmentAead, bytes, bytes]:
+        """Return the payload AEAD, the header key and the commitment for ``artefact_id``."""
+
+
+def derivation_data(artefact_id: bytes, info: bytes) -> bytes:
+    """Return the 32 bytes the token encrypts with AES-ECB under the data key to derive one key in in-token mode."""
+    return hashlib.sha256(_TOKEN_DERIVATION_PREFIX + info + artefact_id).digest()
+
+
 class _DerivedKeys:
-    """The three HKDF outputs of one data key. repr never shows them."""
+    """The three derived keys of one data key. repr never shows them.
 
-    __slots__ = ("payload", "header", "commitment")
+    For a data key on the host they are HKDF outputs. For an in-token key
+    the payload key exists only in the token, and ``aead`` runs there.
+    """
 
-    def __init__(self, dek: bytes, artefact_id: bytes) -> None:
-        self.payload = _hkdf(dek, artefact_id, _PAYLOAD_INFO)
-        self.header = _hkdf(dek, artefact_id, _HEADER_INFO)
-        self.commitment = _hkdf(dek, artefact_id, _COMMITMENT_INFO)
+    __slots__ = ("aead", "header", "commitment", "aead_id")
+
+    def __init__(self, dek: bytes | InTokenKey, artefact_id: bytes) -> None:
+        self.aead: SegmentAead
+        if isinstance(dek, InTokenKey):
+            self.aead, self.header, self.commitment = dek.derive(artefact_id)
+            self.aead_id = AEAD_TOKEN_AES256GCM
+        else:
+            self.aead = AESGCM(_hkdf(dek, artefact_id, _PAYLOAD_INFO))
+            self.header = _hkdf(dek, artefact_id, _HEADER_INFO)
+            self.commitment = _hkdf(dek, artefact_id, _COMMITMENT_INFO)
+            self.aead_id = AEAD_HOST_AES256GCM
 
     def __repr__(self) -> str:
         return "_DerivedKeys(<hidden>)"
@@ -520,16 +561,20 @@ def _verify_header(header: Header, dek: object) -> tuple[Header, _DerivedKeys]:
     Returns:
         The re-parsed header and the keys derived from ``dek``.
     """
-    if not isinstance(dek, bytes):
-        raise TypeError(f"dek must be bytes, not {type(dek).__name__}")
+    if not isinstance(dek, (bytes, InTokenKey)):
+        raise TypeError(f"dek must be bytes or an InTokenKey, not {type(dek).__name__}")
     if not isinstance(header, Header):
         raise TypeError(f"header must be a Header, not {type(header).__name__}")
     # The data key comes from unwrapping a slot that an attacker may have
     # replaced, so a wrong length is an integrity failure, not a caller mistake.
-    if len(dek) != DEK_LEN:
+    if isinstance(dek, bytes) and len(dek) != DEK_LEN:
         raise IntegrityError()
 
     trusted = parse_header(header.header_bytes)
+    # A host key for an in-token envelope, or the reverse, cannot verify.
+    expected_aead = AEAD_TOKEN_AES256GCM if isinstance(dek, InTokenKey) else AEAD_HOST_AES256GCM
+    if trusted.aead != expected_aead:
+        raise IntegrityError()
     keys = _DerivedKeys(dek, trusted.artefact_id)
     if not hmac.compare_digest(keys.commitment, trusted.commitment):
         raise IntegrityError()
@@ -605,7 +650,7 @@ class SegmentCipher:
 
     __slots__ = ("_aead", "_aad", "_nonce_prefix", "segment_size")
 
-    def __init__(self, aead: AESGCM, aad: bytes, nonce_prefix: bytes, segment_size: int) -> None:
+    def __init__(self, aead: SegmentAead, aad: bytes, nonce_prefix: bytes, segment_size: int) -> None:
         # One AESGCM object serves every thread: each call of cryptography's
         # AEAD classes is independent and runs without the GIL.
         self._aead = aead
@@ -616,12 +661,20 @@ class SegmentCipher:
     def __repr__(self) -> str:
         return f"SegmentCipher(segment_size={self.segment_size})"
 
+    @property
+    def shareable(self) -> bool:
+        """Whether several threads may seal or open segments at once: true on the host, not in a token.
+
+        An in-token key runs on one PKCS#11 session, which takes one call at a time.
+        """
+        return isinstance(self._aead, AESGCM)
+
     def seal_into(self, index: int, plaintext: bytes | memoryview, out: memoryview, *, last: bool) -> None:
         """Seal segment ``index`` into ``out``, which must be exactly ``len(plaintext) + TAG_LEN`` bytes."""
         if not 0 <= index < MAX_SEGMENTS:
             raise ValueError(f"segment index must be below {MAX_SEGMENTS}, got {index}")
         nonce = _segment_nonce(self._nonce_prefix, index, last)
-        if _HAVE_INTO:
+        if _HAVE_INTO and isinstance(self._aead, AESGCM):
             self._aead.encrypt_into(nonce, plaintext, self._aad, out)
         else:
             out[:] = self._aead.encrypt(nonce, bytes(plaintext), self._aad)
@@ -632,7 +685,7 @@ class SegmentCipher:
             raise IntegrityError()
         nonce = _segment_nonce(self._nonce_prefix, index, last)
         try:
-            if _HAVE_INTO:
+            if _HAVE_INTO and isinstance(self._aead, AESGCM):
                 self._aead.decrypt_into(nonce, segment, self._aad, out)
             else:
                 out[:] = self._aead.decrypt(nonce, bytes(segment), self._aad)
@@ -650,7 +703,8 @@ class Sealer:
     to be the final one.
 
     Args:
-        dek: The 32-byte data key, from the token's random generator.
+        dek: The 32-byte data key, from the token's random generator, or an
+            InTokenKey for in-token mode (aead 2).
         artefact_id: 16 random bytes naming the document; also the HKDF salt.
         level: LEVEL_MAT or LEVEL_TOI_MAT.
         metadata: Flat str-to-str document metadata, stored NFC-normalized.
@@ -667,7 +721,7 @@ class Sealer:
 
     def __init__(
         self,
-        dek: bytes,
+        dek: bytes | InTokenKey,
         *,
         artefact_id: bytes,
         level: int,
@@ -677,7 +731,8 @@ class Sealer:
         segment_size: int = DEFAULT_SEGMENT_SIZE,
         nonce_prefix: bytes | None = None,
     ) -> None:
-        _check_bytes("dek", dek, DEK_LEN)
+        if not isinstance(dek, InTokenKey):
+            _check_bytes("dek", dek, DEK_LEN)
         _check_bytes("artefact_id", artefact_id, ARTEFACT_ID_LEN)
         level = _check_level(level)
         metadata_bytes = canonical_metadata(metadata)
@@ -693,7 +748,7 @@ class Sealer:
             _CORE_FIXED.pack(
                 artefact_id,
                 level,
-                AEAD_HOST_AES256GCM,
+                keys.aead_id,
                 segment_size,
                 nonce_prefix,
                 keys.commitment,
@@ -704,7 +759,7 @@ class Sealer:
         )
 
         self._header_bytes = _encode_header(core, checked_slots, keys.header)
-        self._aead = AESGCM(keys.payload)
+        self._aead = keys.aead
         self._aad = _body_aad(core)
         self._nonce_prefix = nonce_prefix
         self._segment_size = segment_size
@@ -813,10 +868,10 @@ class Opener:
             data key, or ``dek`` is not 32 bytes.
     """
 
-    def __init__(self, header: Header, dek: bytes) -> None:
+    def __init__(self, header: Header, dek: bytes | InTokenKey) -> None:
         self.header, keys = _verify_header(header, dek)
 
-        self._aead = AESGCM(keys.payload)
+        self._aead = keys.aead
         self._aad = _body_aad(self.header.core_bytes)
         self._segment_len = self.header.segment_size + TAG_LEN
         self._buffer = bytearray()
@@ -936,7 +991,7 @@ def plaintext_length(envelope_len: int, header_len: int, segment_size: int) -> i
     return full_segments * segment_size + last_len - TAG_LEN
 
 
-def rewrap_header(header: Header, dek: bytes, slots: Sequence[KeySlot]) -> bytes:
+def rewrap_header(header: Header, dek: bytes | InTokenKey, slots: Sequence[KeySlot]) -> bytes:
     """Build a new preamble and header that carry ``slots`` in place of the old ones.
 
     The core is copied unchanged, so the old body stays valid after the new

@@ -124,6 +124,8 @@ def seal_file(sealer: envelope.Sealer, source_fd: int, size: int, target_fd: int
     """
     header = sealer.header_bytes
     cipher = sealer.take_segment_cipher()
+    if not cipher.shareable:
+        workers = 1
     segment_size = cipher.segment_size
     segment_count = max(1, -(-size // segment_size))
     per_block = _segments_per_block(segment_size)
@@ -186,6 +188,8 @@ def open_file(opener: envelope.Opener, source_fd: int, envelope_size: int, targe
     if plaintext_bytes is None:
         raise envelope.IntegrityError()
     cipher = opener.take_segment_cipher()
+    if not cipher.shareable:
+        workers = 1
     segment_count = max(1, -(-plaintext_bytes // segment_size))
     per_block = _segments_per_block(segment_size)
     sealed_len = segment_size + envelope.TAG_LEN

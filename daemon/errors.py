@@ -40,6 +40,7 @@ REASON_CODES: Mapping[str, grpc.StatusCode] = {
     "INTEGRITY_FAILURE": grpc.StatusCode.DATA_LOSS,
     "TOKEN_UNAVAILABLE": grpc.StatusCode.UNAVAILABLE,
     "KEY_UNAVAILABLE": grpc.StatusCode.UNAVAILABLE,
+    "UNKNOWN_PROFILE": grpc.StatusCode.INVALID_ARGUMENT,
     "AUDIT_UNAVAILABLE": grpc.StatusCode.UNAVAILABLE,
     "DAEMON_STOPPING": grpc.StatusCode.UNAVAILABLE,
     "INTERNAL": grpc.StatusCode.INTERNAL,
@@ -50,6 +51,20 @@ REASON_CODES: Mapping[str, grpc.StatusCode] = {
     "SPOOL_FILE_REJECTED": grpc.StatusCode.PERMISSION_DENIED,
     "SPOOL_OUTPUT_EXISTS": grpc.StatusCode.ALREADY_EXISTS,
     "SPOOL_IO_FAILED": grpc.StatusCode.INTERNAL,
+    # Handover batches, printed copies and incidents.
+    "BATCH_NOT_FOUND": grpc.StatusCode.NOT_FOUND,
+    "BATCH_NOT_APPROVED": grpc.StatusCode.PERMISSION_DENIED,
+    "BATCH_STATE_CONFLICT": grpc.StatusCode.FAILED_PRECONDITION,
+    "NOT_IN_BATCH": grpc.StatusCode.FAILED_PRECONDITION,
+    "ALREADY_SEALED": grpc.StatusCode.FAILED_PRECONDITION,
+    "NOT_YOUR_ARTEFACT": grpc.StatusCode.PERMISSION_DENIED,
+    "PRINTING_NOT_ALLOWED": grpc.StatusCode.FAILED_PRECONDITION,
+    "NOT_APPROVED_FOR_PRINTING": grpc.StatusCode.PERMISSION_DENIED,
+    "UNPRINTABLE_DOCUMENT": grpc.StatusCode.FAILED_PRECONDITION,
+    "RENDERER_UNAVAILABLE": grpc.StatusCode.UNAVAILABLE,
+    "SUSPENDED_BY_INCIDENT": grpc.StatusCode.PERMISSION_DENIED,
+    "INCIDENT_NOT_FOUND": grpc.StatusCode.NOT_FOUND,
+    "INCIDENT_CLOSED": grpc.StatusCode.FAILED_PRECONDITION,
     # Classification policy: metadata "code" holds the decision code.
     "CLASSIFICATION_REFUSED": grpc.StatusCode.FAILED_PRECONDITION,
     "EXTENSION_REJECTED": grpc.StatusCode.FAILED_PRECONDITION,
@@ -86,6 +101,10 @@ class ConfigError(Exception):
 
 class TokenUnavailable(Exception):
     """The token cannot be reached, logged in to, or has gone away."""
+
+
+class TokenBusy(TokenUnavailable):
+    """Every token session is in use for longer than a caller may wait; the token itself is fine."""
 
 
 def to_rpc_status(error: ServiceError) -> grpc.Status:

@@ -26,7 +26,10 @@ from niemphong.daemon.errors import ServiceError, abort
 
 log = logging.getLogger(__name__)
 
-ROLES = frozenset({"scanner", "viewer", "approver", "custodian", "auditor", "operator"})
+# "head" is the head of the agency (người đứng đầu cơ quan); a deputy
+# authorized to approve holds "approver" only.
+ROLES = frozenset({"scanner", "viewer", "approver", "head", "custodian", "auditor", "operator"})
+_DECIDERS = frozenset({"approver", "head"})
 
 _V1 = "/niemphong.v1."
 
@@ -39,10 +42,10 @@ METHOD_ROLES: Mapping[str, frozenset[str]] = {
     f"{_V1}EnvelopeService/Open": frozenset({"viewer"}),
     f"{_V1}EnvelopeService/Inspect": ROLES,
     f"{_V1}AccessService/RequestAccess": frozenset({"viewer"}),
-    f"{_V1}AccessService/Approve": frozenset({"approver"}),
-    f"{_V1}AccessService/Deny": frozenset({"approver"}),
-    f"{_V1}AccessService/ListPending": frozenset({"viewer", "approver"}),
-    f"{_V1}AccessService/GetRequest": frozenset({"viewer", "approver"}),
+    f"{_V1}AccessService/Approve": _DECIDERS,
+    f"{_V1}AccessService/Deny": _DECIDERS,
+    f"{_V1}AccessService/ListPending": frozenset({"viewer", "approver", "head"}),
+    f"{_V1}AccessService/GetRequest": frozenset({"viewer", "approver", "head"}),
     f"{_V1}SpoolService/SealFile": frozenset({"scanner"}),
     f"{_V1}SpoolService/OpenFile": frozenset({"viewer"}),
     f"{_V1}AuditService/Verify": frozenset({"auditor"}),
@@ -52,15 +55,35 @@ METHOD_ROLES: Mapping[str, frozenset[str]] = {
     f"{_V1}PolicyService/Decide": ROLES,
     f"{_V1}PolicyService/ListDue": frozenset({"approver", "custodian", "auditor"}),
     f"{_V1}PolicyService/RecordExtension": frozenset({"approver"}),
+    # The archive's working day: batches, printed copies, incidents.
+    f"{_V1}EnvelopeService/Verify": frozenset({"scanner"}),
+    f"{_V1}HandoverService/OpenBatch": frozenset({"scanner"}),
+    f"{_V1}HandoverService/ApproveBatch": _DECIDERS,
+    f"{_V1}HandoverService/CloseBatch": frozenset({"scanner", "approver", "head"}),
+    f"{_V1}HandoverService/GetBatch": frozenset({"scanner", "approver", "head", "auditor"}),
+    f"{_V1}HandoverService/GetMinutes": frozenset({"scanner", "approver", "head", "auditor"}),
+    f"{_V1}CopyService/Print": frozenset({"viewer"}),
+    f"{_V1}CopyService/ListCopies": frozenset({"approver", "head", "auditor"}),
+    f"{_V1}IncidentService/ReportIncident": ROLES,
+    f"{_V1}IncidentService/CloseIncident": _DECIDERS,
+    f"{_V1}IncidentService/ListIncidents": frozenset({"approver", "head", "auditor"}),
+    f"{_V1}TokenService/Probe": frozenset({"operator", "auditor"}),
 }
 
 
 @dataclass(frozen=True)
 class Identity:
-    """An authenticated caller: certificate common name and roles."""
+    """An authenticated caller: certificate common name and roles.
+
+    ``full_name`` and ``title`` (chức vụ) come from the certificate's surname,
+    given name and title attributes when it has them; they are printed on
+    copy stamps and handover minutes.
+    """
 
     name: str
     roles: frozenset[str]
+    full_name: str = ""
+    title: str = ""
 
     def has_role(self, role: str) -> bool:
         return role in self.roles
@@ -80,7 +103,19 @@ def identity_from_pem(pem: bytes) -> Identity | None:
     name = unicodedata.normalize("NFKC", str(names[0].value)).casefold()
     if not name:
         return None
-    return Identity(name=name, roles=roles)
+    # A Vietnamese full name reads surname first: "Nguyễn" + "Văn An".
+    parts = [
+        str(attribute.value)
+        for oid in (NameOID.SURNAME, NameOID.GIVEN_NAME)
+        for attribute in certificate.subject.get_attributes_for_oid(oid)
+    ]
+    titles = certificate.subject.get_attributes_for_oid(NameOID.TITLE)
+    return Identity(
+        name=name,
+        roles=roles,
+        full_name=" ".join(parts),
+        title=str(titles[0].value) if titles else "",
+    )
 
 
 class CallContext:

@@ -4,6 +4,9 @@
     niemphongd provision --config FILE [--init-softhsm]
                                                      create missing level keys
                                                      (and a development token)
+    niemphongd probe --config FILE [--profile P] [--json]
+                                                     check the token against a
+                                                     token profile
     niemphongd audit verify --config FILE [--log PATH] [--json]
                                                      check the audit log offline
 """
@@ -16,8 +19,10 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
+from typing import Any
 
-from niemphong.daemon.config import load_config
+from niemphong.daemon.config import load_config, read_pin
 from niemphong.daemon.audit.log import AuditLogError
 from niemphong.daemon.audit.token_key import CheckpointKeyError
 from niemphong.daemon.errors import ConfigError, TokenUnavailable
@@ -31,9 +36,15 @@ EXIT_INTEGRITY = 5
 EXIT_UNAVAILABLE = 6
 
 
-def _serve(config_path: str) -> int:
+def _serve(config_path: str, open_token: Callable[..., Any] | None = None) -> int:
+    """Serve until SIGTERM or SIGINT.
+
+    ``open_token`` replaces the Pkcs11Token constructor; fault-injection
+    tests pass a wrapper around the real token through it.
+    """
     from niemphong.daemon.hardening import check_user, harden_process
     from niemphong.daemon.server import Daemon
+    from niemphong.daemon.token_supervisor import TokenSupervisor
 
     config = load_config(config_path)
     setup_logging(config.log_level, config.log_format)
@@ -51,7 +62,8 @@ def _serve(config_path: str) -> int:
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
-    daemon = Daemon(config)
+    token = TokenSupervisor(config.token, open_token) if open_token is not None else None
+    daemon = Daemon(config, token=token)
     daemon.start()
     # A signal that the kernel delivers to another thread does not interrupt
     # a wait without timeout, and Python runs handlers only in the main
@@ -74,6 +86,42 @@ def _provision(config_path: str, init_softhsm: bool) -> int:
     if not provision.create_audit_checkpoint_key(config):
         log.info("the token already has the audit checkpoint key")
     return 0
+
+
+def _probe(config_path: str, profile_name: str | None, as_json: bool) -> int:
+    """Probe the configured token against a profile without a running daemon; exit 1 when a point fails."""
+    import json
+
+    from niemphong.daemon.hsm import Pkcs11Token
+    from niemphong.daemon.hsm_probe import probe
+    from niemphong.daemon.hsm_profiles import ProfileError, load_profile
+    from niemphong.daemon.services.token_service import report_to_proto
+    from google.protobuf import json_format
+
+    config = load_config(config_path)
+    setup_logging(config.log_level, config.log_format)
+    try:
+        profile = load_profile(profile_name or config.token.profile)
+    except ProfileError as exc:
+        raise ConfigError(str(exc)) from None
+    token = Pkcs11Token(config.token, read_pin(config.token))
+    try:
+        report = probe(token, profile, config.token.sessions, config.levels)
+    finally:
+        token.close()
+
+    if as_json:
+        message = report_to_proto(report, config.token.profile)
+        print(json.dumps(json_format.MessageToDict(message, preserving_proto_field_name=True), ensure_ascii=False, indent=2))
+    else:
+        print(f"profile {profile.name} ({profile.family}), configured profile {config.token.profile}")
+        for point in report.points:
+            reason = f" ({point.reason})" if point.reason else ""
+            print(f"{point.status.value.upper():12} {point.name}{reason}")
+            print(f"{'':12} required: {point.required}")
+            print(f"{'':12} offered:  {point.offered}")
+        print("PASS" if report.passed else "FAIL")
+    return 0 if report.passed else 1
 
 
 def _audit_verify(config_path: str, log_path: str | None, as_json: bool) -> int:
@@ -104,6 +152,18 @@ def main(argv: list[str] | None = None) -> int:
         )
         options = parser.parse_args(args[1:])
         action = lambda: _provision(options.config, options.init_softhsm)  # noqa: E731
+    elif args and args[0] == "probe":
+        parser = argparse.ArgumentParser(
+            prog="niemphongd probe",
+            description="Check the configured token against a token profile, without a running daemon. "
+                        "Exit status 0 when every point passes, 1 when one fails, 6 when the token is unavailable.",
+        )
+        parser.add_argument("--config", required=True, help="path of niemphongd.toml")
+        parser.add_argument("--profile", help="profile name in hsm_profiles/ or a profile file path; "
+                                              "default: [token] profile of the configuration")
+        parser.add_argument("--json", action="store_true", help="print the report as JSON")
+        options = parser.parse_args(args[1:])
+        action = lambda: _probe(options.config, options.profile, options.json)  # noqa: E731
     elif args and args[0] == "audit":
         parser = argparse.ArgumentParser(prog="niemphongd audit", description="Audit log tools for the custody host.")
         commands = parser.add_subparsers(dest="command", required=True)

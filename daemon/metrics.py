@@ -161,6 +161,23 @@ AUDIT_CHECKPOINTS = Counter(
     "niemphong_audit_checkpoints", "Audit log checkpoints made durable, each authenticated by the token.",
 )
 
+# Incidents -------------------------------------------------------------------
+
+# Counted by IncidentService on this daemon; the open incidents are a gauge of
+# StateCollector, read from the shared store.
+INCIDENTS_REPORTED = Counter(
+    "niemphong_incidents_reported",
+    "Incidents (loss or suspected exposure of a state secret) reported to this daemon.",
+)
+INCIDENTS_CLOSED = Counter(
+    "niemphong_incidents_closed",
+    "Incidents closed on this daemon, with the suspension lifted or the grants revoked.",
+)
+INCIDENT_GRANTS_SUSPENDED = Counter(
+    "niemphong_incident_grants_suspended",
+    "Usable grants suspended by incidents reported to this daemon.",
+)
+
 # Collected at scrape time (see StateCollector) -------------------------------
 
 STATE_METRIC_NAMES = (
@@ -171,6 +188,7 @@ STATE_METRIC_NAMES = (
     "niemphong_key_version_age_seconds",
     "niemphong_key_rotation_period_seconds",
     "niemphong_key_rotation_due",
+    "niemphong_incidents_open",
 )
 
 
@@ -222,6 +240,8 @@ class StateCollector(Collector):
         rotation_seconds: each level's rotation period; a level without one
             exports no rotation metrics.
         clock: seconds since the epoch.
+        open_incidents: returns the number of open incidents; None exports no
+            incident gauge.
     """
 
     def __init__(
@@ -230,11 +250,13 @@ class StateCollector(Collector):
         key_state: Callable[[], Iterable[KeyVersionState]],
         rotation_seconds: Mapping[Level, int],
         clock: Callable[[], float] = time.time,
+        open_incidents: Callable[[], int] | None = None,
     ) -> None:
         self._access_state = access_state
         self._key_state = key_state
         self._rotation_seconds = dict(rotation_seconds)
         self._clock = clock
+        self._open_incidents = open_incidents
 
     def describe(self) -> list[GaugeMetricFamily]:
         # Describing without collecting keeps registration free of store and
@@ -245,6 +267,23 @@ class StateCollector(Collector):
         now = self._clock()
         yield from self._collect_access(now)
         yield from self._collect_keys(now)
+        yield from self._collect_incidents()
+
+    def _collect_incidents(self) -> Iterable[GaugeMetricFamily]:
+        if self._open_incidents is None:
+            return
+        try:
+            count = self._open_incidents()
+        except Exception:
+            # Prometheus can alert on the missing gauge with absent(); a
+            # made-up zero would hide an incident.
+            log.exception("cannot count open incidents in the state store for metrics")
+            return
+        yield GaugeMetricFamily(
+            "niemphong_incidents_open",
+            "Incidents reported and not yet closed; every grant on their artefacts is suspended.",
+            value=count,
+        )
 
     def _collect_access(self, now: float) -> Iterable[GaugeMetricFamily]:
         pending = GaugeMetricFamily(

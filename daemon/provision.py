@@ -15,7 +15,8 @@ import secrets
 from pathlib import Path
 
 from niemphong.daemon.config import Config, read_pin
-from niemphong.daemon.hsm import Pkcs11Token
+from niemphong.daemon.errors import ConfigError
+from niemphong.daemon.hsm import Pkcs11Token, kek_label
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +95,11 @@ def create_level_keys(config: Config) -> list[str]:
     try:
         for level, policy in config.levels.items():
             if token.newest_version(policy.key_id) is None:
+                if token.profile.key_generation == "external":
+                    raise ConfigError(
+                        f"token profile {token.profile.name} cannot generate level keys; make an RSA key pair "
+                        f"labelled {kek_label(policy.key_id, 1)} with the token vendor's tool, then run provision again"
+                    )
                 info = token.create_kek(policy.key_id, 1)
                 created.append(info.label)
             else:

@@ -18,12 +18,12 @@ from grpc_reflection.v1alpha import reflection
 from niemphong.daemon import metrics
 from niemphong.daemon.access import AccessControl
 from niemphong.daemon.api import api_services
+from niemphong.daemon.archive_wiring import add_archive_services
 from niemphong.daemon.audit.log import AuditLog
 from niemphong.daemon.audit.token_key import TokenCheckpointKey
 from niemphong.daemon.audit.trail import AuditInterceptor, AuditTrail
-from niemphong.daemon.config import Config, read_pin
+from niemphong.daemon.config import Config
 from niemphong.daemon.health import HealthCheck, HealthMonitor, path_writable
-from niemphong.daemon.hsm import Pkcs11Token
 from niemphong.daemon.identity import AuthInterceptor, StreamLimiter
 from niemphong.daemon.levels import Level
 from niemphong.daemon.observe import ObservingInterceptor
@@ -33,11 +33,14 @@ from niemphong.daemon.services.classification import Classifier
 from niemphong.daemon.services.envelope_service import EnvelopeServicer, KeyRing
 from niemphong.daemon.services.policy_service import PolicyServicer
 from niemphong.daemon.services.spool_service import SpoolServicer
+from niemphong.daemon.services.token_service import TokenServicer
 from niemphong.daemon.store import SqliteStore
 from niemphong.daemon.systemd import Notifier
+from niemphong.daemon.token_supervisor import TokenSupervisor
 from niemphong.v1 import audit_pb2_grpc
 from niemphong.v1 import niemphong_pb2 as pb
 from niemphong.v1 import niemphong_pb2_grpc as pb_grpc
+from niemphong.v1 import token_pb2_grpc
 
 log = logging.getLogger(__name__)
 
@@ -63,10 +66,12 @@ SERVICE_NAMES = tuple(service.full_name for service in api_services())
 class Daemon:
     """niemphongd: the token, the state store and the gRPC server around them."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, token: TokenSupervisor | None = None) -> None:
         self.config = config
         self._state_lock = _lock_state(config.sqlite)
-        self.token = Pkcs11Token(config.token, read_pin(config.token))
+        # The token is supervised: a fault turns health NOT_SERVING and the
+        # supervisor opens the token again by itself (token_supervisor.py).
+        self.token = token if token is not None else TokenSupervisor(config.token)
         self.store = SqliteStore(config.sqlite)
         self.access = AccessControl(self.store, config.levels)
         self.keys = KeyRing(self.token, config)
@@ -94,6 +99,7 @@ class Daemon:
             self._level_counts,
             self._key_versions,
             {level: 86400 * policy.rotation_days for level, policy in config.levels.items()},
+            open_incidents=self._open_incidents,
         )
         self.tcp_port: int | None = None
         self._server: grpc.Server | None = None
@@ -129,10 +135,12 @@ class Daemon:
         pb_grpc.add_EnvelopeServiceServicer_to_server(envelopes, server)
         self._spool = SpoolServicer(config.spool, envelopes)
         pb_grpc.add_SpoolServiceServicer_to_server(self._spool, server)
+        add_archive_services(server, envelopes, self.access, self.audit)
         pb_grpc.add_AccessServiceServicer_to_server(AccessServicer(self.access, self.audit), server)
         audit_pb2_grpc.add_AuditServiceServicer_to_server(AuditServicer(self.audit_log, self.audit_key), server)
         pb_grpc.add_PolicyServiceServicer_to_server(PolicyServicer(config, self.store, self.audit, classifier), server)
         _log_policy(config)
+        token_pb2_grpc.add_TokenServiceServicer_to_server(TokenServicer(config, self.token), server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(
             SERVICE_NAMES + (health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
@@ -165,6 +173,8 @@ class Daemon:
             os.chmod(config.unix_socket, 0o660)
         self._server = server
         self.health_monitor.run_checks()
+        self.token.add_listener(self._on_token_change)
+        self.token.start()
         self.health_monitor.start()
         self.notifier.ready(self.health_monitor.describe())
         log.info(
@@ -174,6 +184,13 @@ class Daemon:
                 f"{config.tcp.rsplit(':', 1)[0]}:{self.tcp_port}" if config.tcp else None,
             ])),
         )
+
+    def _on_token_change(self, available: bool) -> None:
+        # Find the keys again before turning SERVING, so that the first seal
+        # after a recovery uses the token's newest key versions.
+        if available:
+            self.keys.refresh()
+        self.health_monitor.run_checks()
 
     def _level_counts(self) -> list[metrics.LevelAccessState]:
         with self.store.transaction() as tx:
@@ -188,6 +205,10 @@ class Daemon:
                 active_grants=row.active_grants if row else 0,
             ))
         return states
+
+    def _open_incidents(self) -> int:
+        with self.store.transaction() as tx:
+            return tx.count_open_incidents()
 
     def _key_versions(self) -> list[metrics.KeyVersionState]:
         levels_by_key = {policy.key_id: level for level, policy in self.config.levels.items()}

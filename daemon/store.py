@@ -1,5 +1,8 @@
 """State: the artefact registry, access requests, approvals and grants.
 
+Handover batches, printed copies and incidents are kept by the queries in
+``store_archive.py``, which :class:`SqliteStore` transactions include.
+
 :class:`StateStore` is the interface; :class:`SqliteStore` the embedded
 implementation. Rules live in ``access.py`` and run inside one
 :meth:`StateStore.transaction`, whose contract is serializable isolation:
@@ -20,7 +23,9 @@ from typing import Any, Protocol, TypeVar
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 1
+from niemphong.daemon.store_archive import ARCHIVE_MIGRATION, ArchiveQueries, ArchiveTransaction
+
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
@@ -108,6 +113,13 @@ CREATE TABLE IF NOT EXISTS extensions (
 );
 """
 
+# Schema version -> statements that bring the previous version to it. A new
+# database gets the version 1 schema above and then every migration, so that
+# new and upgraded databases take the same path.
+_MIGRATIONS: dict[int, str] = {
+    2: ARCHIVE_MIGRATION,
+}
+
 
 @dataclass(frozen=True)
 class ArtefactRecord:
@@ -125,6 +137,8 @@ class ArtefactRecord:
     envelope_sha256: str
     sealed_by: str
     sealed_at: int
+    batch_id: str | None = None
+    page_count: int = 0
 
 
 @dataclass(frozen=True)
@@ -139,6 +153,8 @@ class RequestRecord:
     decided_at: int | None = None
     denied_by: str | None = None
     deny_reason: str | None = None
+    copies: int = 0
+    recipient: str = ""
 
 
 @dataclass(frozen=True)
@@ -146,6 +162,7 @@ class ApprovalRecord:
     request_id: str
     approver: str
     approved_at: int
+    head: bool = False
 
 
 @dataclass(frozen=True)
@@ -158,9 +175,20 @@ class GrantRecord:
     opens_allowed: int
     opens_used: int = 0
     revoked: bool = False
+    copies_allowed: int = 0
+    copies_made: int = 0
+    # The approver whose approval completed the grant: common name, full
+    # name and title, as printed on copy stamps.
+    authorized_by: str = ""
+    authorized_name: str = ""
+    authorized_title: str = ""
 
     def usable_at(self, now: int) -> bool:
         return not self.revoked and now < self.expires_at and self.opens_used < self.opens_allowed
+
+    def printable_at(self, now: int) -> bool:
+        """Whether the grant may print one more copy at ``now``; printing does not use up opens."""
+        return not self.revoked and now < self.expires_at and self.copies_made < self.copies_allowed
 
 
 @dataclass(frozen=True)
@@ -212,7 +240,7 @@ class ExtensionRecord:
     recorded_at: int
 
 
-class StateTransaction(Protocol):
+class StateTransaction(ArchiveTransaction, Protocol):
     """Reads and writes inside one serializable transaction."""
 
     def insert_artefact(self, record: ArtefactRecord) -> None: ...
@@ -275,12 +303,22 @@ class SqliteStore:
             try:
                 row = self._db.execute("SELECT version FROM schema_version").fetchone()
                 if row is None:
-                    self._db.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
-                elif row["version"] > SCHEMA_VERSION:
+                    self._db.execute("INSERT INTO schema_version (version) VALUES (1)")
+                    version = 1
+                else:
+                    version = row["version"]
+                if version > SCHEMA_VERSION:
                     raise RuntimeError(
-                        f"state database {self.path} has schema {row['version']}, newer than this "
+                        f"state database {self.path} has schema {version}, newer than this "
                         f"daemon's {SCHEMA_VERSION}; upgrade the daemon"
                     )
+                for target in range(version + 1, SCHEMA_VERSION + 1):
+                    # executescript() would commit the open transaction, so
+                    # the statements run one by one.
+                    for statement in _MIGRATIONS[target].split(";"):
+                        if statement.strip():
+                            self._db.execute(statement)
+                    self._db.execute("UPDATE schema_version SET version = ?", (target,))
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
@@ -373,7 +411,7 @@ class _GroupedWrite:
         return self.result
 
 
-class _SqliteTransaction:
+class _SqliteTransaction(ArchiveQueries):
     def __init__(self, db: sqlite3.Connection) -> None:
         self._db = db
 
@@ -409,8 +447,8 @@ class _SqliteTransaction:
 
     def insert_approval(self, record: ApprovalRecord) -> bool:
         cursor = self._db.execute(
-            "INSERT INTO approvals (request_id, approver, approved_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
-            (record.request_id, record.approver, record.approved_at),
+            "INSERT INTO approvals (request_id, approver, approved_at, head) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            (record.request_id, record.approver, record.approved_at, int(record.head)),
         )
         return cursor.rowcount == 1
 
@@ -418,7 +456,7 @@ class _SqliteTransaction:
         rows = self._db.execute(
             "SELECT * FROM approvals WHERE request_id = ? ORDER BY approved_at, approver", (request_id,)
         )
-        return [ApprovalRecord(**row) for row in rows]
+        return [ApprovalRecord(**{**dict(row), "head": bool(row["head"])}) for row in rows]
 
     def insert_grant(self, record: GrantRecord) -> None:
         values = dict(record.__dict__)

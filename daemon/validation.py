@@ -18,6 +18,10 @@ MAX_TITLE = 512
 MAX_SOURCE_NAME = 255
 MAX_PURPOSE = 2000
 MAX_REASON = 2000
+MAX_COPIES = 20
+MAX_AGENCY = 512
+MAX_PERSON = 200
+MAX_PAGES = 100_000
 
 _HEX_ID = re.compile(r"[0-9a-f]{32}")
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -74,3 +78,12 @@ def hex_id(field: str, value: str) -> str:
     if not _HEX_ID.fullmatch(lowered):
         raise ServiceError("INVALID_FIELD", f"{field} must be 32 hexadecimal digits", {"field": field})
     return lowered
+
+
+def bounded(field: str, value: int, maximum: int) -> int:
+    """Return ``value`` if it is at most ``maximum``, or raise INVALID_FIELD naming the bound."""
+    if value > maximum:
+        raise ServiceError(
+            "INVALID_FIELD", f"{field} is {value}; the maximum is {maximum}", {"field": field, "max": str(maximum)}
+        )
+    return value

@@ -25,7 +25,9 @@ from niemphong.v1 import niemphong_pb2_grpc as pb_grpc
 BIN = Path(sys.executable).parent
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO / "samples"
-SHARED_SAMPLES = REPO.parent / "shared" / "samples"
+# The project's shared samples sit beside the clone in CI; NIEMPHONG_SHARED_SAMPLES
+# points elsewhere, for a worktree that has them in another place.
+SHARED_SAMPLES = Path(os.environ.get("NIEMPHONG_SHARED_SAMPLES") or REPO.parent / "shared" / "samples")
 SERVER_NAME = "niemphongd"
 MESSAGE_LIMIT = 1024 * 1024 + 64 * 1024
 
@@ -100,17 +102,15 @@ def dev_init(root: Path) -> DevEnvironment:
 class DaemonProcess:
     """niemphongd running as its own process, stopped with SIGTERM."""
 
-    def __init__(self, env: DevEnvironment, log_path: Path) -> None:
+    def __init__(self, env: DevEnvironment, log_path: Path, command: list[str] | None = None) -> None:
         self.env = env
         self.log_path = log_path
+        self.command = command or [str(BIN / "niemphongd"), "--config", str(env.root / "niemphongd.toml")]
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            [str(BIN / "niemphongd"), "--config", str(self.env.root / "niemphongd.toml")],
-            stdout=log, stderr=subprocess.STDOUT,
-        )
+        self.process = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -121,12 +121,25 @@ class DaemonProcess:
         raise RuntimeError(f"niemphongd did not become ready:\n{self.log()}")
 
     def serving(self) -> bool:
+        return self.health() == health_pb2.HealthCheckResponse.SERVING
+
+    def health(self) -> int | None:
+        """Return the daemon's overall health status, or None when it does not answer."""
         with self.env.channel("operator") as channel:
             try:
                 response = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=2)
             except grpc.RpcError:
-                return False
-        return response.status == health_pb2.HealthCheckResponse.SERVING
+                return None
+        return response.status
+
+    def wait_health(self, status: int, timeout: float = 30) -> bool:
+        """Wait until the health status is ``status``; return whether it became so in time."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.health() == status:
+                return True
+            time.sleep(0.1)
+        return False
 
     def stop(self) -> int:
         assert self.process is not None

@@ -32,9 +32,10 @@ from niemphong.daemon.policy.decision import Rules, StandingDecision
 LAW_PROTECTION_YEARS = {Level.TOI_MAT: 20, Level.MAT: 10}
 MAX_PROTECTION_YEARS = 100
 
-# Token profiles that keep keys in software (hsm_profiles/softhsm2.toml sets
-# hardware = false). Tối mật needs hardware outside development mode, because
-# devices storing state secrets must be protected up to the Tối mật level.
+# Token profiles known to keep keys in software, for a profile whose file
+# cannot be loaded; otherwise the file's hardware = false decides. Tối mật
+# needs hardware outside development mode, because devices storing state
+# secrets must be protected up to the Tối mật level.
 SOFTWARE_TOKEN_PROFILES = frozenset({"softhsm2"})
 
 DEFAULTS = {
@@ -45,8 +46,11 @@ DEFAULTS = {
 _KIND = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
 _LEVEL_KEYS = {
     "key_id", "key_uri", "token_profiles", "approvals", "grant_hours", "grant_opens", "printing",
-    "rotation_days", "protection_years",
+    "rotation_days", "protection_years", "encryption",
 }
+# Places a level's segments are encrypted: the host (AES-GCM with a data key
+# the token unwraps) or the token itself (in-token mode).
+ENCRYPTION_MODES = ("host", "token")
 
 
 @dataclass(frozen=True)
@@ -151,18 +155,25 @@ def _load_level(section: _Reader, level: Level, token: TokenConfig, development:
 
     key_id = _key_id(section, level, token)
     profiles = tuple(_strings(section, "token_profiles"))
-    if profiles and token.profile not in profiles:
+    profile_name, software = _profile_facts(token)
+    if profiles and profile_name not in profiles:
         raise section.fail(
             "token_profiles",
-            f"the token profile {token.profile!r} set in [token] profile is not acceptable for "
+            f"the token profile {profile_name!r} set in [token] profile is not acceptable for "
             f"{level.vietnamese_name}; acceptable: {', '.join(profiles)}",
         )
-    if level is Level.TOI_MAT and token.profile in SOFTWARE_TOKEN_PROFILES and not development:
+    if level is Level.TOI_MAT and software and not development:
         raise section.fail(
             "token_profiles",
             f"the token profile {token.profile!r} keeps keys in software, which is refused for Tối mật "
             "outside development mode; use a hardware token or HSM",
         )
+
+    encryption = section.string("encryption", default="host") or "host"
+    if encryption not in ENCRYPTION_MODES:
+        raise section.fail("encryption", f"must be one of {list(ENCRYPTION_MODES)}, got {encryption!r}")
+    if encryption == "token":
+        _check_in_token_profile(section, token)
 
     law_years = LAW_PROTECTION_YEARS[level]
     return LevelPolicy(
@@ -175,7 +186,40 @@ def _load_level(section: _Reader, level: Level, token: TokenConfig, development:
         printing=_boolean(section, "printing", bool(defaults["printing"])),
         rotation_days=section.integer("rotation_days", defaults["rotation_days"], 1, 3650),
         protection_years=section.integer("protection_years", law_years, law_years, MAX_PROTECTION_YEARS),
+        in_token=encryption == "token",
     )
+
+
+def _profile_facts(token: TokenConfig) -> tuple[str, bool]:
+    """Return the configured profile's name and whether it keeps keys in software.
+
+    ``[token] profile`` may be a file path; the policy names profiles by the
+    ``name`` inside the file.
+    """
+    from niemphong.daemon.hsm_profiles import ProfileError, load_profile
+
+    try:
+        profile = load_profile(token.profile)
+    except ProfileError:
+        return token.profile, token.profile in SOFTWARE_TOKEN_PROFILES
+    return profile.name, not profile.hardware
+
+
+def _check_in_token_profile(section: _Reader, token: TokenConfig) -> None:
+    from niemphong.daemon.hsm_profiles import ProfileError, load_profile
+
+    try:
+        profile = load_profile(token.profile)
+    except ProfileError as exc:
+        raise section.fail("encryption", str(exc)) from None
+    if not profile.in_token:
+        raise section.fail(
+            "encryption",
+            f"the token profile {profile.name!r} offers no encryption inside the token; "
+            "use encryption = \"host\" or a token whose profile lists [in_token] aead",
+        )
+    if profile.kek != "aes":
+        raise section.fail("encryption", f"in-token mode needs AES level keys; profile {profile.name!r} uses {profile.kek.upper()}")
 
 
 def _key_id(section: _Reader, level: Level, token: TokenConfig) -> str:

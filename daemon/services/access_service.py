@@ -32,17 +32,23 @@ def to_proto(view: RequestView) -> pb.AccessRequest:
         requester=request.requester,
         purpose=request.purpose,
         state=_STATES[request.state],
-        approvals=[pb.Approval(approver=a.approver, approved_at=a.approved_at) for a in view.approvals],
+        approvals=[pb.Approval(approver=a.approver, approved_at=a.approved_at, head=a.head) for a in view.approvals],
         approvals_required=request.approvals_required,
         denied_by=request.denied_by or "",
         deny_reason=request.deny_reason or "",
         created_at=request.created_at,
+        copies=request.copies,
+        recipient=request.recipient,
+        awaiting_head=view.awaiting_head,
     )
     if view.grant is not None:
         message.grant.CopyFrom(pb.Grant(
             expires_at=view.grant.expires_at,
             opens_allowed=view.grant.opens_allowed,
             opens_used=view.grant.opens_used,
+            copies_allowed=view.grant.copies_allowed,
+            copies_made=view.grant.copies_made,
+            suspended=view.suspended,
         ))
     return message
 
@@ -102,8 +108,14 @@ class AccessServicer(pb_grpc.AccessServiceServicer):
         def action() -> pb.AccessRequest:
             artefact_id = validation.hex_id("artefact_id", request.artefact_id)
             purpose = validation.text("purpose", request.purpose, validation.MAX_PURPOSE)
-            context.facts["purpose"] = purpose
-            return to_proto(self.access.request_access(context.identity, artefact_id, purpose, self._record(context)))
+            copies = validation.bounded("copies", request.copies, validation.MAX_COPIES)
+            recipient = validation.text("recipient", request.recipient, validation.MAX_AGENCY, required=False)
+            context.facts.update(artefact_id=artefact_id, copies=copies, purpose=purpose)
+            if recipient:
+                context.facts["recipient"] = recipient
+            return to_proto(self.access.request_access(
+                context.identity, artefact_id, purpose, copies, recipient, before_commit=self._record(context),
+            ))
 
         return self._run(context, "access request", action)
 

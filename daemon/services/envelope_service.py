@@ -15,13 +15,16 @@ from niemphong.daemon.access import AccessControl
 from niemphong.daemon.audit.trail import AuditTrail
 from niemphong.daemon.config import Config
 from niemphong.daemon.errors import ServiceError, TokenUnavailable, abort
+from niemphong.daemon.handover import check_batch_seal, record_batch_not_secret, record_batch_seal
 from niemphong.daemon.hsm import Pkcs11Token, UnwrapFailed
 from niemphong.daemon.identity import CallContext
 from niemphong.daemon.levels import Level
 from niemphong.daemon.policy.decision import Outcome
-from niemphong.daemon.prefetch import prefetched
 from niemphong.daemon.policy.periods import today_in_vietnam
+from niemphong.daemon.prefetch import prefetched
 from niemphong.daemon.services.classification import Classifier, Verdict
+from niemphong.daemon.services.envelope_reading import verify_envelope
+from niemphong.daemon.token_aead import TokenDataKey
 from niemphong.daemon.store import ArtefactRecord, GrantRecord, StateTransaction
 from niemphong.v1 import niemphong_pb2 as pb
 from niemphong.v1 import niemphong_pb2_grpc as pb_grpc
@@ -50,6 +53,8 @@ class SealStart:
     sealed_at: int
     sealer: envelope.Sealer
     verdict: Verdict
+    batch_id: str | None
+    page_count: int
 
 
 @dataclass
@@ -149,11 +154,22 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
         Raises ServiceError when the rules refuse the document.
         """
         stated_level, metadata = self._check_seal_metadata(request, context)
+        # Batch scanning: refuse before any token call when the batch does not allow this seal.
+        batch_id = validation.hex_id("batch_id", request.batch_id) if request.batch_id else None
+        page_count = validation.bounded("page_count", request.page_count, validation.MAX_PAGES)
+        if batch_id is not None:
+            context.facts["batch_id"] = batch_id
+            with self.access.store.transaction() as tx:
+                check_batch_seal(tx, batch_id, metadata["doc_number"], stated_level, metadata["issued_on"])
         # The classification rules decide; a refusal raises before anything is kept.
         verdict = self.classifier.decide_seal(stated_level, metadata, request.classification, context)
         if verdict.decision.outcome is Outcome.NOT_SECRET:
             with self.access.store.transaction() as tx:
                 not_sealed = self.classifier.record_not_sealed(tx, verdict, metadata, context)
+                if batch_id is not None:
+                    record_batch_not_secret(
+                        tx, batch_id, metadata["doc_number"], not_sealed.record_id, page_count, int(time.time()),
+                    )
                 context.facts["doc_number"] = metadata["doc_number"]
                 # Fail closed: without a durable audit record the decision rolls back.
                 self.audit.record_decision(context)
@@ -172,7 +188,12 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
             raise ServiceError("KEY_UNAVAILABLE", f"no key {policy.key_id} for level {level.name} in the token")
 
         try:
-            data_key, slot = self.token.new_data_key(policy.key_id, version)
+            if policy.in_token:
+                # In-token mode: the data key never leaves the token, which seals every segment.
+                data_key, slot = self.token.new_in_token_data_key(policy.key_id, version)
+                context.add_callback(data_key.close)
+            else:
+                data_key, slot = self.token.new_data_key(policy.key_id, version)
         except KeyError:
             raise ServiceError("KEY_UNAVAILABLE", f"key {policy.key_id} v{version} not found in the token") from None
         artefact_id = os.urandom(16)
@@ -181,7 +202,7 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
             data_key, artefact_id=artefact_id, level=int(level), metadata=metadata, slots=[slot], sealed_at=sealed_at,
         )
         del data_key
-        return SealStart(level, metadata, slot, artefact_id, sealed_at, sealer, verdict)
+        return SealStart(level, metadata, slot, artefact_id, sealed_at, sealer, verdict, batch_id, page_count)
 
     def finish_seal(
         self, start: SealStart, plaintext_bytes: int, envelope_bytes: int, envelope_sha256: str, context: CallContext,
@@ -210,12 +231,18 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
             envelope_sha256=envelope_sha256,
             sealed_by=context.identity.name,
             sealed_at=start.sealed_at,
+            batch_id=start.batch_id,
+            page_count=start.page_count,
         )
         classification = start.verdict.record(artefact_hex, artefact_hex, metadata, context.identity.name, start.sealed_at)
 
         def register(tx: StateTransaction) -> None:
             tx.insert_artefact(record)
             tx.insert_classification(classification)
+            if start.batch_id is not None:
+                record_batch_seal(
+                    tx, start.batch_id, metadata["doc_number"], artefact_hex, start.page_count, start.sealed_at,
+                )
             # Fail closed: without a durable audit record the registration
             # rolls back and no summary is sent.
             self.audit.record_decision(context)
@@ -323,6 +350,8 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
         self.access.find_grant(viewer, artefact_id, request_id)
 
         data_key = self._unwrap(header, artefact)
+        if isinstance(data_key, TokenDataKey):
+            context.add_callback(data_key.close)
         try:
             opener = envelope.Opener(header, data_key)
         except envelope.IntegrityError:
@@ -377,7 +406,7 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
         except envelope.IntegrityError:
             raise _integrity_failure() from None
 
-    def _unwrap(self, header: envelope.Header, artefact: ArtefactRecord) -> bytes:
+    def _unwrap(self, header: envelope.Header, artefact: ArtefactRecord) -> bytes | envelope.InTokenKey:
         # The header is not authenticated yet, so the slot to use is the one
         # the registry recorded at sealing; a slot naming another key or
         # version is an altered header, not a missing key.
@@ -388,6 +417,8 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
         if not slots:
             raise _integrity_failure()
         try:
+            if header.aead == envelope.AEAD_TOKEN_AES256GCM:
+                return self.token.unwrap_in_token_data_key(slots[0])
             return self.token.unwrap_data_key(slots[0])
         except KeyError:
             raise ServiceError(
@@ -399,6 +430,11 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
     def _plain_chunks(self, data: bytes) -> Iterator[pb.OpenResponse]:
         for start in range(0, len(data), self.config.chunk_bytes):
             yield pb.OpenResponse(chunk=data[start:start + self.config.chunk_bytes])
+
+    # Verify ---------------------------------------------------------------
+
+    def Verify(self, request_iterator: Iterator[pb.VerifyRequest], context: CallContext) -> pb.VerifyResponse:
+        return verify_envelope(self, request_iterator, context)
 
     # Inspect --------------------------------------------------------------
 

@@ -120,7 +120,7 @@ def test_cli_scan_arguments_parsed() -> None:
 
     assert args.level == pb.LEVEL_TOI_MAT
     assert args.issued == dt.date(2025, 5, 4)
-    assert args.handler is cli.run_scan
+    assert args.handler is cli.run_scan_command
     assert args.force is False
     assert args.json is False
 

@@ -41,6 +41,7 @@ def test_dev_identities_match_contract() -> None:
         "viewer": "viewer",
         "approver-1": "approver",
         "approver-2": "approver",
+        "head": "approver,head",
         "custodian": "custodian",
         "auditor": "auditor",
         "operator": "operator",
@@ -66,7 +67,8 @@ def test_dev_identity_chains_to_ca(dev_layout: DevLayout, name: str, role: str) 
 
     certificate.verify_directly_issued_by(ca)
     assert subject_value(certificate, NameOID.COMMON_NAME) == name
-    assert subject_value(certificate, NameOID.ORGANIZATIONAL_UNIT_NAME) == role
+    units = certificate.subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)
+    assert ",".join(str(unit.value) for unit in units) == role
     usages = certificate.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
     assert list(usages) == [ExtendedKeyUsageOID.CLIENT_AUTH]
     assert (folder / "ca.pem").read_bytes() == (dev_layout.pki / "ca.pem").read_bytes()
@@ -155,10 +157,11 @@ def test_dev_policy_holds_key_policy_and_sample_catalog(dev_layout: DevLayout) -
     assert policy["development"] is True
     assert policy["levels"]["toi-mat"] == {
         "key_id": "niemphong-toi-mat", "token_profiles": ["softhsm2"], "approvals": 2, "grant_hours": 8,
-        "grant_opens": 1, "printing": False, "rotation_days": 365, "protection_years": 20,
+        "grant_opens": 1, "printing": True, "rotation_days": 365, "protection_years": 20,
     }
     assert policy["levels"]["mat"]["key_id"] == "niemphong-mat"
     assert policy["levels"]["mat"]["protection_years"] == 10
+    assert policy["levels"]["mat"]["printing"] is True
     assert policy["catalog"]["files"] == [str(dev_layout.catalog)]
     assert "niemphong:sample" in dev_layout.catalog.read_text(encoding="utf-8")
     assert policy["standing_decisions"][0]["kind"] == "bao-cao-tuan"

@@ -43,6 +43,7 @@ REASON_TABLE = [
     ("INTEGRITY_FAILURE", grpc.StatusCode.DATA_LOSS, 5),
     ("TOKEN_UNAVAILABLE", grpc.StatusCode.UNAVAILABLE, 6),
     ("KEY_UNAVAILABLE", grpc.StatusCode.UNAVAILABLE, 6),
+    ("UNKNOWN_PROFILE", grpc.StatusCode.INVALID_ARGUMENT, 2),
     ("AUDIT_UNAVAILABLE", grpc.StatusCode.UNAVAILABLE, 6),
     ("DAEMON_STOPPING", grpc.StatusCode.UNAVAILABLE, 6),
     ("INTERNAL", grpc.StatusCode.INTERNAL, 1),
@@ -52,6 +53,19 @@ REASON_TABLE = [
     ("SPOOL_FILE_REJECTED", grpc.StatusCode.PERMISSION_DENIED, 4),
     ("SPOOL_OUTPUT_EXISTS", grpc.StatusCode.ALREADY_EXISTS, 2),
     ("SPOOL_IO_FAILED", grpc.StatusCode.INTERNAL, 1),
+    ("BATCH_NOT_FOUND", grpc.StatusCode.NOT_FOUND, 1),
+    ("BATCH_NOT_APPROVED", grpc.StatusCode.PERMISSION_DENIED, 4),
+    ("BATCH_STATE_CONFLICT", grpc.StatusCode.FAILED_PRECONDITION, 3),
+    ("NOT_IN_BATCH", grpc.StatusCode.FAILED_PRECONDITION, 3),
+    ("ALREADY_SEALED", grpc.StatusCode.FAILED_PRECONDITION, 3),
+    ("NOT_YOUR_ARTEFACT", grpc.StatusCode.PERMISSION_DENIED, 4),
+    ("PRINTING_NOT_ALLOWED", grpc.StatusCode.FAILED_PRECONDITION, 3),
+    ("NOT_APPROVED_FOR_PRINTING", grpc.StatusCode.PERMISSION_DENIED, 4),
+    ("UNPRINTABLE_DOCUMENT", grpc.StatusCode.FAILED_PRECONDITION, 3),
+    ("RENDERER_UNAVAILABLE", grpc.StatusCode.UNAVAILABLE, 6),
+    ("SUSPENDED_BY_INCIDENT", grpc.StatusCode.PERMISSION_DENIED, 4),
+    ("INCIDENT_NOT_FOUND", grpc.StatusCode.NOT_FOUND, 1),
+    ("INCIDENT_CLOSED", grpc.StatusCode.FAILED_PRECONDITION, 3),
     ("CLASSIFICATION_REFUSED", grpc.StatusCode.FAILED_PRECONDITION, 3),
     ("EXTENSION_REJECTED", grpc.StatusCode.FAILED_PRECONDITION, 3),
 ]
@@ -67,6 +81,7 @@ REASON_METADATA = {
     "TOO_MANY_STREAMS": {"max": "8"},
     "CLASSIFICATION_REFUSED": {"code": "ABOVE_CATALOG_LEVEL", "explanation": "Từ chối: …", "explanation_en": "Rejected: …"},
     "EXTENSION_REJECTED": {"code": "NOT_LATER"},
+    "UNKNOWN_PROFILE": {"profile": "nshield"},
 }
 
 

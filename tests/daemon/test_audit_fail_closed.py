@@ -1,7 +1,8 @@
 """A real niemphongd whose audit log cannot be written, or that is killed mid-stream.
 
-With the audit file made unwritable, seal, open and approve are refused with
-exit code 6, and nothing is released or changed. Once the file is writable
+With the audit file made unwritable, seal, open and approve, and opening a
+batch, printing a copy and reporting an incident, are refused with exit code
+6, and nothing is released or changed. Once the file is writable
 again, the same commands succeed without a restart. A daemon killed with
 SIGKILL while seals and opens stream leaves a log that verifies and that
 records every operation a client saw succeed.
@@ -27,7 +28,7 @@ import grpc
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import BIN, DaemonProcess, DevEnvironment, dev_init, error_reason, grant_access, seal_bytes
+from conftest import BIN, REPO, DaemonProcess, DevEnvironment, dev_init, error_reason, grant_access, seal_bytes
 from niemphong.v1 import niemphong_pb2 as pb
 from niemphong.v1 import niemphong_pb2_grpc as pb_grpc
 
@@ -411,3 +412,42 @@ def test_fail_closed_health_reports_audit_log(running: DaemonProcess, env: DevEn
     assert check_while_refused == 0
     assert serving_again
     assert scrape(env)[("niemphong_health_check_ok", (("check", "audit_log"),))] == 1
+
+
+def count_rows(env: DevEnvironment, table: str) -> int:
+    with sqlite3.connect(f"file:{env.config['state']['sqlite']}?mode=ro", uri=True) as db:
+        return int(db.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+
+
+def test_fail_closed_archive_changes_refused(running: DaemonProcess, env: DevEnvironment, tmp_path: Path) -> None:
+    scan = tmp_path / "scan.jpg"
+    scan.write_bytes((REPO / "samples" / "giay-de-nghi-mau.jpg").read_bytes())
+    envelope = tmp_path / "scan.npe"
+    sealed = env.cli("scanner", "scan", str(scan), "--level", "mat", "--doc-number", "21/AR", "--issued",
+                     "2025-05-20", "--out", str(envelope))
+    assert sealed.returncode == 0, sealed.stderr
+    requested = env.cli("viewer", "request", str(envelope), "--purpose", "in", "--copies", "1")
+    assert env.cli("approver-1", "approve", requested.stdout.strip()).returncode == 0
+    manifest = tmp_path / "danh-muc.csv"
+    manifest.write_text("Số tài liệu;Ngày ban hành;Số trang;Độ mật;Tệp\n22/AR;20/05/2025;1;Mật;g.jpg\n", encoding="utf-8")
+    copy = tmp_path / "ban-sao.pdf"
+    before = {table: count_rows(env, table) for table in ("batches", "copies", "incidents")}
+
+    with Unwritable(log_path(env)) as unwritable:
+        opened = env.cli("scanner", "batch", "open", "--manifest", str(manifest), "--handed-over-by", "Phạm Thị Dung")
+        printed = env.cli("viewer", "print", str(envelope), "--out", str(copy))
+        reported = env.cli("viewer", "incident", "report", "--artefact", str(envelope), "--text", "Nghi lộ")
+        while_refused = {table: count_rows(env, table) for table in ("batches", "copies", "incidents")}
+        copy_while_refused = copy.exists()
+        unwritable.restore()
+        resumed = retry_until_done(lambda: env.cli("viewer", "print", str(envelope), "--out", str(copy), "--json"))
+
+    assert opened.returncode == 6, opened.stderr
+    assert printed.returncode == 6, printed.stderr
+    assert reported.returncode == 6, reported.stderr
+    # No batch, copy number or incident was kept while its record could not be written.
+    assert while_refused == before
+    assert not copy_while_refused
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads(resumed.stdout)["copy_number"] == 1
+    assert env.cli("auditor", "audit", "verify").returncode == 0

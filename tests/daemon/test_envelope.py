@@ -699,7 +699,7 @@ HEADER_DEFECTS: dict[str, Callable[[], bytes]] = {
     "level_3_tuyet_mat": lambda: spec_header(spec_core(level=3)),
     "level_255": lambda: spec_header(spec_core(level=255)),
     "aead_0": lambda: spec_header(spec_core(aead=0)),
-    "aead_2_reserved": lambda: spec_header(spec_core(aead=2)),
+    "aead_3_unknown": lambda: spec_header(spec_core(aead=3)),
     "segment_size_4095": lambda: spec_header(spec_core(segment_size=4095)),
     "segment_size_over_8_mib": lambda: spec_header(spec_core(segment_size=8 * MIB + 1)),
     "metadata_len_16385": lambda: spec_header(spec_core(metadata=b"{}", metadata_len=16385)),

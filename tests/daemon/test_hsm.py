@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pkcs11 import Attribute
 
 from conftest import BIN, DevEnvironment
 from niemphong.daemon.config import load_config, read_pin
@@ -75,60 +74,6 @@ def test_unwrap_unknown_algorithm_fails(token: Pkcs11Token) -> None:
 
     with pytest.raises(UnwrapFailed):
         token.unwrap_data_key(slot)
-
-
-@pytest.fixture
-def python_pkcs11_only(token: Pkcs11Token) -> Iterator[Pkcs11Token]:
-    """The same token using python-pkcs11's calls, as for a module without exported functions."""
-    direct = token._direct
-    token._direct = None
-    yield token
-    token._direct = direct
-
-
-def test_token_uses_direct_calls_on_softhsm(token: Pkcs11Token) -> None:
-    assert token._direct is not None
-
-
-def test_python_pkcs11_path_round_trip(python_pkcs11_only: Pkcs11Token) -> None:
-    data_key, slot = python_pkcs11_only.new_data_key("niemphong-mat", 1)
-
-    assert python_pkcs11_only.unwrap_data_key(slot) == data_key
-
-
-def test_direct_and_python_paths_interoperate(token: Pkcs11Token) -> None:
-    direct_key, direct_slot = token.new_data_key("niemphong-mat", 1)
-    direct = token._direct
-    token._direct = None
-    try:
-        python_key, python_slot = token.new_data_key("niemphong-mat", 1)
-        assert token.unwrap_data_key(direct_slot) == direct_key
-    finally:
-        token._direct = direct
-
-    assert token.unwrap_data_key(python_slot) == python_key
-
-
-def test_python_pkcs11_path_altered_key_fails(python_pkcs11_only: Pkcs11Token) -> None:
-    _, slot = python_pkcs11_only.new_data_key("niemphong-mat", 1)
-    altered = bytes([slot.wrapped_key[0] ^ 1]) + slot.wrapped_key[1:]
-
-    with pytest.raises(UnwrapFailed):
-        python_pkcs11_only.unwrap_data_key(dataclasses.replace(slot, wrapped_key=altered))
-
-
-def test_data_keys_leave_no_session_objects(token: Pkcs11Token) -> None:
-    for _ in range(5):
-        _, slot = token.new_data_key("niemphong-mat", 1)
-        token.unwrap_data_key(slot)
-        altered = bytes([slot.wrapped_key[0] ^ 1]) + slot.wrapped_key[1:]
-        with pytest.raises(UnwrapFailed):
-            token.unwrap_data_key(dataclasses.replace(slot, wrapped_key=altered))
-
-    # Temporary data keys are session objects; every one must be destroyed.
-    with token.session() as session:
-        leftovers = list(session.get_objects({Attribute.TOKEN: False}))
-    assert leftovers == []
 
 
 def test_concurrent_requests_share_pool(token: Pkcs11Token) -> None:

@@ -144,9 +144,22 @@ class SealMetadata(_message.Message):
     LEVEL_FIELD_NUMBER: _builtins.int
     DOCUMENT_FIELD_NUMBER: _builtins.int
     CLASSIFICATION_FIELD_NUMBER: _builtins.int
+    BATCH_ID_FIELD_NUMBER: _builtins.int
+    PAGE_COUNT_FIELD_NUMBER: _builtins.int
     level: Global___Level.ValueType
     """The level stamped on the document. May be unspecified only when
     classification.standing_decision names a kind, whose decision sets it.
+    """
+    batch_id: _builtins.str
+    """Batch scanning (see archive.proto). Optional: the open batch this
+    document was taken out in, 32 hex digits. The daemon refuses the seal
+    unless the batch is approved and not closed, lists this document number
+    with the same level and issue date, and has not sealed it or declined it
+    as not secret already.
+    """
+    page_count: _builtins.int
+    """Pages the client counted in the scan; recorded for the batch's
+    reconciliation. Zero when not counted. At most 100,000.
     """
     @_builtins.property
     def document(self) -> Global___DocumentMetadata: ...
@@ -163,10 +176,12 @@ class SealMetadata(_message.Message):
         level: Global___Level.ValueType = ...,
         document: Global___DocumentMetadata | None = ...,
         classification: Global___ClassificationFacts | None = ...,
+        batch_id: _builtins.str = ...,
+        page_count: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["classification", b"classification", "document", b"document"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["classification", b"classification", "document", b"document", "level", b"level"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_id", b"batch_id", "classification", b"classification", "document", b"document", "level", b"level", "page_count", b"page_count"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -577,18 +592,22 @@ class Approval(_message.Message):
 
     APPROVER_FIELD_NUMBER: _builtins.int
     APPROVED_AT_FIELD_NUMBER: _builtins.int
+    HEAD_FIELD_NUMBER: _builtins.int
     approver: _builtins.str
     """Common name of the approver's certificate."""
     approved_at: _builtins.int
+    head: _builtins.bool
+    """Whether the approver held the head role when approving."""
     def __init__(
         self,
         *,
         approver: _builtins.str = ...,
         approved_at: _builtins.int = ...,
+        head: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["approved_at", b"approved_at", "approver", b"approver"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["approved_at", b"approved_at", "approver", b"approver", "head", b"head"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -601,19 +620,30 @@ class Grant(_message.Message):
     EXPIRES_AT_FIELD_NUMBER: _builtins.int
     OPENS_ALLOWED_FIELD_NUMBER: _builtins.int
     OPENS_USED_FIELD_NUMBER: _builtins.int
+    COPIES_ALLOWED_FIELD_NUMBER: _builtins.int
+    COPIES_MADE_FIELD_NUMBER: _builtins.int
+    SUSPENDED_FIELD_NUMBER: _builtins.int
     expires_at: _builtins.int
     opens_allowed: _builtins.int
     opens_used: _builtins.int
+    copies_allowed: _builtins.int
+    """Printed copies the grant allows and has used."""
+    copies_made: _builtins.int
+    suspended: _builtins.bool
+    """Whether an open incident on the artefact suspends the grant."""
     def __init__(
         self,
         *,
         expires_at: _builtins.int = ...,
         opens_allowed: _builtins.int = ...,
         opens_used: _builtins.int = ...,
+        copies_allowed: _builtins.int = ...,
+        copies_made: _builtins.int = ...,
+        suspended: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at", "opens_allowed", b"opens_allowed", "opens_used", b"opens_used"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["copies_allowed", b"copies_allowed", "copies_made", b"copies_made", "expires_at", b"expires_at", "opens_allowed", b"opens_allowed", "opens_used", b"opens_used", "suspended", b"suspended"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -636,6 +666,9 @@ class AccessRequest(_message.Message):
     DENY_REASON_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
     GRANT_FIELD_NUMBER: _builtins.int
+    COPIES_FIELD_NUMBER: _builtins.int
+    RECIPIENT_FIELD_NUMBER: _builtins.int
+    AWAITING_HEAD_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """32 lowercase hex digits."""
     artefact_id: _builtins.str
@@ -651,6 +684,12 @@ class AccessRequest(_message.Message):
     """Common name of the approver who denied, and why (1 to 2,000 characters)."""
     deny_reason: _builtins.str
     created_at: _builtins.int
+    copies: _builtins.int
+    """Printed copies asked for; see RequestAccessRequest.copies."""
+    recipient: _builtins.str
+    """Recipient agency outside this one; empty for internal use."""
+    awaiting_head: _builtins.bool
+    """True while a request naming a recipient still lacks the head's approval."""
     @_builtins.property
     def approvals(self) -> _containers.RepeatedCompositeFieldContainer[Global___Approval]: ...
     @_builtins.property
@@ -673,10 +712,13 @@ class AccessRequest(_message.Message):
         deny_reason: _builtins.str = ...,
         created_at: _builtins.int = ...,
         grant: Global___Grant | None = ...,
+        copies: _builtins.int = ...,
+        recipient: _builtins.str = ...,
+        awaiting_head: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["grant", b"grant"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["approvals", b"approvals", "approvals_required", b"approvals_required", "artefact_id", b"artefact_id", "created_at", b"created_at", "denied_by", b"denied_by", "deny_reason", b"deny_reason", "doc_number", b"doc_number", "grant", b"grant", "level", b"level", "purpose", b"purpose", "request_id", b"request_id", "requester", b"requester", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["approvals", b"approvals", "approvals_required", b"approvals_required", "artefact_id", b"artefact_id", "awaiting_head", b"awaiting_head", "copies", b"copies", "created_at", b"created_at", "denied_by", b"denied_by", "deny_reason", b"deny_reason", "doc_number", b"doc_number", "grant", b"grant", "level", b"level", "purpose", b"purpose", "recipient", b"recipient", "request_id", b"request_id", "requester", b"requester", "state", b"state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -688,19 +730,32 @@ class RequestAccessRequest(_message.Message):
 
     ARTEFACT_ID_FIELD_NUMBER: _builtins.int
     PURPOSE_FIELD_NUMBER: _builtins.int
+    COPIES_FIELD_NUMBER: _builtins.int
+    RECIPIENT_FIELD_NUMBER: _builtins.int
     artefact_id: _builtins.str
     """32 hex digits, as printed by inspect."""
     purpose: _builtins.str
     """1 to 2,000 characters."""
+    copies: _builtins.int
+    """Printed copies asked for, 0 to 20. Zero asks for no printing. The level's
+    policy must allow printing, or the request is rejected.
+    """
+    recipient: _builtins.str
+    """Agency outside this one that the document is given to, at most 512
+    characters; empty for use inside the agency. A request naming a
+    recipient needs the approval of the head of the agency.
+    """
     def __init__(
         self,
         *,
         artefact_id: _builtins.str = ...,
         purpose: _builtins.str = ...,
+        copies: _builtins.int = ...,
+        recipient: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["artefact_id", b"artefact_id", "purpose", b"purpose"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["artefact_id", b"artefact_id", "copies", b"copies", "purpose", b"purpose", "recipient", b"recipient"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -807,6 +862,52 @@ class GetRequestRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetRequestRequest: _TypeAlias = GetRequestRequest  # noqa: Y015
+
+@_typing.final
+class VerifyRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHUNK_FIELD_NUMBER: _builtins.int
+    chunk: _builtins.bytes
+    """A chunk of the envelope, at most the chunk bound."""
+    def __init__(
+        self,
+        *,
+        chunk: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk", b"chunk"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___VerifyRequest: _TypeAlias = VerifyRequest  # noqa: Y015
+
+@_typing.final
+class VerifyResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ARTEFACT_ID_FIELD_NUMBER: _builtins.int
+    PLAINTEXT_BYTES_FIELD_NUMBER: _builtins.int
+    PLAINTEXT_SHA256_FIELD_NUMBER: _builtins.int
+    artefact_id: _builtins.str
+    plaintext_bytes: _builtins.int
+    plaintext_sha256: _builtins.str
+    """SHA-256 of the plaintext, 64 lowercase hex digits."""
+    def __init__(
+        self,
+        *,
+        artefact_id: _builtins.str = ...,
+        plaintext_bytes: _builtins.int = ...,
+        plaintext_sha256: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["artefact_id", b"artefact_id", "plaintext_bytes", b"plaintext_bytes", "plaintext_sha256", b"plaintext_sha256"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___VerifyResponse: _TypeAlias = VerifyResponse  # noqa: Y015
 
 @_typing.final
 class ProtectionStamp(_message.Message):
@@ -1042,6 +1143,7 @@ class LevelKeyPolicy(_message.Message):
     PRINTING_FIELD_NUMBER: _builtins.int
     ROTATION_DAYS_FIELD_NUMBER: _builtins.int
     PROTECTION_YEARS_FIELD_NUMBER: _builtins.int
+    ENCRYPTION_FIELD_NUMBER: _builtins.int
     level: Global___Level.ValueType
     key_id: _builtins.str
     approvals: _builtins.int
@@ -1050,6 +1152,10 @@ class LevelKeyPolicy(_message.Message):
     printing: _builtins.bool
     rotation_days: _builtins.int
     protection_years: _builtins.int
+    encryption: _builtins.str
+    """Where the level's segments are encrypted: "host", or "token" (in-token
+    mode, every segment sealed and opened by the token itself).
+    """
     @_builtins.property
     def token_profiles(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Acceptable token profiles; empty means any hardware profile."""
@@ -1066,10 +1172,11 @@ class LevelKeyPolicy(_message.Message):
         printing: _builtins.bool = ...,
         rotation_days: _builtins.int = ...,
         protection_years: _builtins.int = ...,
+        encryption: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["approvals", b"approvals", "grant_hours", b"grant_hours", "grant_opens", b"grant_opens", "key_id", b"key_id", "level", b"level", "printing", b"printing", "protection_years", b"protection_years", "rotation_days", b"rotation_days", "token_profiles", b"token_profiles"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["approvals", b"approvals", "encryption", b"encryption", "grant_hours", b"grant_hours", "grant_opens", b"grant_opens", "key_id", b"key_id", "level", b"level", "printing", b"printing", "protection_years", b"protection_years", "rotation_days", b"rotation_days", "token_profiles", b"token_profiles"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -55,6 +55,11 @@ class EnvelopeServiceStub:
                 request_serializer=niemphong_dot_v1_dot_niemphong__pb2.InspectRequest.SerializeToString,
                 response_deserializer=niemphong_dot_v1_dot_niemphong__pb2.InspectResponse.FromString,
                 _registered_method=True)
+        self.Verify = channel.stream_unary(
+                '/niemphong.v1.EnvelopeService/Verify',
+                request_serializer=niemphong_dot_v1_dot_niemphong__pb2.VerifyRequest.SerializeToString,
+                response_deserializer=niemphong_dot_v1_dot_niemphong__pb2.VerifyResponse.FromString,
+                _registered_method=True)
 
 
 class EnvelopeServiceServicer:
@@ -99,6 +104,16 @@ class EnvelopeServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Verify(self, request_iterator, context):
+        """Check that an envelope opens and return the SHA-256 of its plaintext,
+        without sending any plaintext back. Every message carries a chunk of the
+        envelope. Scanner role only, and only for artefacts the caller sealed: the
+        client compares the digest with its source before removing the source.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EnvelopeServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -121,6 +136,11 @@ def add_EnvelopeServiceServicer_to_server(servicer, server):
                     servicer.Inspect,
                     request_deserializer=niemphong_dot_v1_dot_niemphong__pb2.InspectRequest.FromString,
                     response_serializer=niemphong_dot_v1_dot_niemphong__pb2.InspectResponse.SerializeToString,
+            ),
+            'Verify': grpc.stream_unary_rpc_method_handler(
+                    servicer.Verify,
+                    request_deserializer=niemphong_dot_v1_dot_niemphong__pb2.VerifyRequest.FromString,
+                    response_serializer=niemphong_dot_v1_dot_niemphong__pb2.VerifyResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -232,6 +252,33 @@ class EnvelopeService:
             '/niemphong.v1.EnvelopeService/Inspect',
             niemphong_dot_v1_dot_niemphong__pb2.InspectRequest.SerializeToString,
             niemphong_dot_v1_dot_niemphong__pb2.InspectResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Verify(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/niemphong.v1.EnvelopeService/Verify',
+            niemphong_dot_v1_dot_niemphong__pb2.VerifyRequest.SerializeToString,
+            niemphong_dot_v1_dot_niemphong__pb2.VerifyResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -67,6 +67,12 @@ class EnvelopeServiceStub:
     """Report the header facts of an envelope without using any key. The facts
     are unauthenticated until the envelope is opened.
     """
+    Verify: _grpc.StreamUnaryMultiCallable[_niemphong_pb2.VerifyRequest, _niemphong_pb2.VerifyResponse]
+    """Check that an envelope opens and return the SHA-256 of its plaintext,
+    without sending any plaintext back. Every message carries a chunk of the
+    envelope. Scanner role only, and only for artefacts the caller sealed: the
+    client compares the digest with its source before removing the source.
+    """
 
 @_typing.type_check_only
 class EnvelopeServiceAsyncStub(EnvelopeServiceStub):
@@ -94,6 +100,12 @@ class EnvelopeServiceAsyncStub(EnvelopeServiceStub):
     Inspect: _aio.UnaryUnaryMultiCallable[_niemphong_pb2.InspectRequest, _niemphong_pb2.InspectResponse]  # type: ignore[assignment]
     """Report the header facts of an envelope without using any key. The facts
     are unauthenticated until the envelope is opened.
+    """
+    Verify: _aio.StreamUnaryMultiCallable[_niemphong_pb2.VerifyRequest, _niemphong_pb2.VerifyResponse]  # type: ignore[assignment]
+    """Check that an envelope opens and return the SHA-256 of its plaintext,
+    without sending any plaintext back. Every message carries a chunk of the
+    envelope. Scanner role only, and only for artefacts the caller sealed: the
+    client compares the digest with its source before removing the source.
     """
 
 class EnvelopeServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -143,6 +155,18 @@ class EnvelopeServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_niemphong_pb2.InspectResponse, _abc.Awaitable[_niemphong_pb2.InspectResponse]]:
         """Report the header facts of an envelope without using any key. The facts
         are unauthenticated until the envelope is opened.
+        """
+
+    @_abc_1.abstractmethod
+    def Verify(
+        self,
+        request_iterator: _MaybeAsyncIterator[_niemphong_pb2.VerifyRequest],
+        context: _ServicerContext,
+    ) -> _typing.Union[_niemphong_pb2.VerifyResponse, _abc.Awaitable[_niemphong_pb2.VerifyResponse]]:
+        """Check that an envelope opens and return the SHA-256 of its plaintext,
+        without sending any plaintext back. Every message carries a chunk of the
+        envelope. Scanner role only, and only for artefacts the caller sealed: the
+        client compares the digest with its source before removing the source.
         """
 
 def add_EnvelopeServiceServicer_to_server(servicer: EnvelopeServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
