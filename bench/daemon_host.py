@@ -29,7 +29,8 @@ def main() -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     daemon = Daemon(config)
     if options.token_latency_ms > 0:
-        slow_down(daemon.token, SlowDevice(options.token_latency_ms / 1000, options.token_parallel))
+        # The supervisor's current token; one it opens after a fault would be fast again.
+        slow_down(daemon.token.current(), SlowDevice(options.token_latency_ms / 1000, options.token_parallel))
     daemon.start()
 
     stop = threading.Event()

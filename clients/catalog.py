@@ -576,6 +576,10 @@ CATALOG: dict[str, dict[str, str]] = {
         "vi": "{path} không nằm trong thư mục spool {spool}. Với --spool, tệp đầu vào và --out phải ở trong thư mục đó.",
         "en": "{path} is not inside the spool directory {spool}. With --spool, the input and --out must be inside it.",
     },
+    "usage.spool_remove_source": {
+        "vi": "Chưa dùng được --remove-source cùng --spool. Niêm phong bằng --spool, rồi kiểm tra phong bì và tự xóa tệp quét.",
+        "en": "--remove-source cannot be used with --spool yet. Seal with --spool, then verify the envelope and remove the scan yourself.",
+    },
     "usage.spool_missing": {
         "vi": "Thư mục spool {spool} không tồn tại.",
         "en": "Spool directory {spool} does not exist.",

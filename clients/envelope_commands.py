@@ -219,6 +219,7 @@ def seal_to_file(
 
 def run_scan(args: argparse.Namespace, context: CommandContext) -> int:
     """Seal a scanned file into an envelope written atomically to ``--out``."""
+    console = context.console
     if args.level is None and not args.kind:
         raise ClientError(ExitCode.USAGE, "scan.level_or_kind")
     source = Path(args.file)
@@ -233,6 +234,9 @@ def run_scan(args: argparse.Namespace, context: CommandContext) -> int:
     except OptionMissing as exc:
         raise ClientError(ExitCode.USAGE, "arg.option_needs", option=exc.option, needs=exc.needs) from exc
     if getattr(args, "spool", None):
+        # TODO: verify the spool envelope and remove the source, as without --spool.
+        if getattr(args, "remove_source", False):
+            raise ClientError(ExitCode.USAGE, "usage.spool_remove_source")
         _warn_about_level(args, context)
         response = seal_in_spool(args, context, metadata)
         if response.WhichOneof("result") == "not_sealed":

@@ -319,3 +319,18 @@ def test_cli_scan_spool_symlink_exits_4(daemon: DaemonProcess, dev_env: DevEnvir
 
     assert result.returncode == 4
     assert "symbolic link" in result.stderr
+
+
+def test_cli_scan_spool_remove_source_exits_2(daemon: DaemonProcess, dev_env: DevEnvironment) -> None:
+    scanner_dir = spool_dir(dev_env, "scanner")
+    name = unique("scan.pdf")
+    (scanner_dir / name).write_bytes(b"%PDF-1.7 scan")
+
+    result = dev_env.cli("scanner", "scan", str(scanner_dir / name), "--level", "mat", "--doc-number", "9/UBND",
+                         "--issued", "2025-03-01", "--out", str(scanner_dir / (name + ".npe")),
+                         "--spool", str(scanner_dir), "--remove-source", lang="en_US.UTF-8")
+
+    assert result.returncode == 2
+    assert "--remove-source cannot be used with --spool" in result.stderr
+    assert (scanner_dir / name).exists()
+    assert not (scanner_dir / (name + ".npe")).exists()
