@@ -18,12 +18,13 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from niemphong.clients.i18n import VIETNAM_TIME, Lang, format_count, translate
 from niemphong.clients.render import level_label, printable
-from niemphong.v1 import archive_pb2, audit_pb2, niemphong_pb2, token_pb2
+from niemphong.v1 import archive_pb2, audit_pb2, keys_pb2, niemphong_pb2, token_pb2
 
 # Every method of the API, for the labels test: the client may read the
 # generated descriptors but never imports the daemon.
 API_FILES = (
     niemphong_pb2.DESCRIPTOR,
+    keys_pb2.DESCRIPTOR,
     archive_pb2.DESCRIPTOR,
     audit_pb2.DESCRIPTOR,
     token_pb2.DESCRIPTOR,

@@ -510,6 +510,91 @@ CATALOG: dict[str, dict[str, str]] = {
         "vi": "niemphongd gặp lỗi nội bộ. Thử lại; nếu lỗi lặp lại, báo người vận hành kèm thời điểm xảy ra.",
         "en": "niemphongd had an internal error. Try again; if it repeats, tell the operator when it happened.",
     },
+    "reason.KEY_NOT_FOUND": {
+        "vi": "Khóa {key_id} không có phiên bản {version}. Xem các phiên bản bằng niemphong keys list.",
+        "en": "Key {key_id} has no version {version}. See the versions with niemphong keys list.",
+    },
+    "reason.KEY_STATE_CONFLICT": {
+        "vi": "Không thể {operation} lúc này: phiên bản khóa đang ở trạng thái \"{state}\". "
+        "Phiên bản khóa chỉ chuyển theo một chiều: đang dùng → ngừng niêm phong → ngừng mở → đã hủy. "
+        "Xem trạng thái bằng niemphong keys list.",
+        "en": "Cannot {operation} now: the key version is in state \"{state}\". "
+        "Key versions move one way only: active → retired for sealing → retired for opening → destroyed. "
+        "See the states with niemphong keys list.",
+    },
+    "reason.KEY_STILL_NEEDED": {
+        "vi": "Chưa thể hủy khóa {key_id} phiên bản {version}: sổ đăng ký còn {artefacts} tài liệu dùng phiên bản này. "
+        "Hãy bọc lại các phong bì đó sang phiên bản mới (niemphong rewrap THƯ_MỤC) trước.",
+        "en": "Key {key_id} version {version} cannot be destroyed yet: the registry still records {artefacts} "
+        "documents under it. Rewrap those envelopes to the new version first (niemphong rewrap FOLDER).",
+    },
+    "reason.KEY_RETIRED": {
+        "vi": "Phong bì này dùng khóa {key_id} phiên bản {version}, phiên bản đó đã {state}, nên không mở được nữa. "
+        "Hãy nhờ người quản lý khóa bọc lại phong bì sang phiên bản mới (niemphong rewrap).",
+        "en": "This envelope uses key {key_id} version {version}, which is {state}, so it no longer opens. "
+        "Ask a key custodian to rewrap the envelope to the new version (niemphong rewrap).",
+    },
+    "reason.KEY_CHANGE_NOT_FOUND": {
+        "vi": "Không tìm thấy đề xuất thay đổi khóa này. Xem các đề xuất đang chờ bằng niemphong keys pending.",
+        "en": "Key change not found. See the pending changes with niemphong keys pending.",
+    },
+    "reason.KEY_CHANGE_NOT_PENDING": {
+        "vi": "Đề xuất thay đổi khóa này không còn chờ xác nhận (trạng thái: {state}). "
+        "Đề xuất hết hạn sau 24 giờ; khi cần, hãy đề xuất lại.",
+        "en": "This key change is no longer waiting for confirmation (state: {state}). "
+        "Changes expire after 24 hours; propose it again if it is still needed.",
+    },
+    "reason.KEY_CHANGE_PENDING": {
+        "vi": "Khóa của độ mật này đang có đề xuất thay đổi {change_id} chờ xác nhận. "
+        "Hãy xác nhận hoặc từ chối đề xuất đó trước (niemphong keys confirm / keys reject).",
+        "en": "A change {change_id} of this level's key is still waiting for confirmation. "
+        "Confirm or reject it first (niemphong keys confirm / keys reject).",
+    },
+    "reason.ALREADY_CONFIRMED": {
+        "vi": "Bạn đã xác nhận việc này rồi (người đề xuất được tính là người xác nhận đầu tiên). "
+        "Xác nhận còn thiếu phải do một người quản lý khóa khác thực hiện.",
+        "en": "You have already confirmed this (the proposer counts as the first to confirm). "
+        "The confirmation still missing must come from another key custodian.",
+    },
+    "reason.RECOVERY_NOT_CONFIGURED": {
+        "vi": "niemphongd chưa được cấu hình token khôi phục (mục [recovery] trong niemphongd.toml). "
+        "Xem docs/key-ceremony.vi.md.",
+        "en": "niemphongd has no recovery token configured (section [recovery] of niemphongd.toml). "
+        "See docs/key-ceremony.md.",
+    },
+    "reason.RECOVERY_NOT_ACTIVE": {
+        "vi": "Chưa có phiên khôi phục nào đang mở. Hai người quản lý khóa phải mở phiên trước: "
+        "niemphong recover start rồi niemphong recover confirm.",
+        "en": "No recovery session is active. Two key custodians must open one first: "
+        "niemphong recover start, then niemphong recover confirm.",
+    },
+    "reason.RECOVERY_IN_PROGRESS": {
+        "vi": "Đã có phiên khôi phục {session_id} (trạng thái: {state}). Mỗi lúc chỉ có một phiên; "
+        "xem bằng niemphong recover status, kết thúc bằng niemphong recover end.",
+        "en": "Recovery session {session_id} already exists (state: {state}). There is one session at a time; "
+        "see it with niemphong recover status and end it with niemphong recover end.",
+    },
+    "reason.RECOVERY_NOT_PENDING": {
+        "vi": "Phiên khôi phục này không còn chờ xác nhận (trạng thái: {state}). "
+        "Phiên chờ hết hạn sau 15 phút; khi cần, hãy bắt đầu lại bằng niemphong recover start.",
+        "en": "This recovery session is no longer waiting for confirmation (state: {state}). "
+        "A pending session expires after 15 minutes; start again with niemphong recover start.",
+    },
+    "reason.RECOVERY_LOGIN_FAILED": {
+        "vi": "Hai phần mã PIN không mở được token khôi phục, nên phiên khôi phục đã bị hủy. "
+        "Hãy kiểm tra mỗi người dùng đúng phần mã PIN của mình rồi bắt đầu lại. "
+        "Token có thể bị khóa sau nhiều lần nhập sai.",
+        "en": "The two PIN shares did not open the recovery token, so the recovery session was cancelled. "
+        "Check that each custodian used their own share, then start again. "
+        "The token may lock after repeated wrong PINs.",
+    },
+    "reason.REWRAP_UNSUPPORTED": {
+        "vi": "Phong bì này được niêm phong ở chế độ mã hóa trong token; chưa bọc lại được loại phong bì này. "
+        "Tệp giữ nguyên và vẫn mở được bằng phiên bản khóa hiện tại; đừng ngừng dùng phiên bản đó để mở.",
+        "en": "This envelope was sealed in in-token mode, which cannot be rewrapped yet. "
+        "The file is left as it was and still opens under its current key version; do not retire that version "
+        "for opening.",
+    },
 
     # Local spool mode: errors from niemphongd and from the client's own checks.
     "reason.SPOOL_DISABLED": {
@@ -911,6 +996,18 @@ CATALOG: dict[str, dict[str, str]] = {
     "audit.op.PolicyService/Decide": {"vi": "Kiểm tra phân loại", "en": "Check classification"},
     "audit.op.PolicyService/ListDue": {"vi": "Xem tài liệu sắp hết hạn bảo vệ", "en": "List documents due"},
     "audit.op.PolicyService/RecordExtension": {"vi": "Ghi gia hạn bảo vệ", "en": "Record extension"},
+    "audit.op.KeyService/ListKeys": {"vi": "Xem phiên bản khóa", "en": "List keys"},
+    "audit.op.KeyService/ProposeKeyChange": {"vi": "Đề xuất thay đổi khóa", "en": "Propose key change"},
+    "audit.op.KeyService/ConfirmKeyChange": {"vi": "Xác nhận thay đổi khóa", "en": "Confirm key change"},
+    "audit.op.KeyService/RejectKeyChange": {"vi": "Từ chối thay đổi khóa", "en": "Reject key change"},
+    "audit.op.KeyService/ListKeyChanges": {"vi": "Xem đề xuất thay đổi khóa", "en": "List key changes"},
+    "audit.op.KeyService/Rewrap": {"vi": "Bọc lại phong bì", "en": "Rewrap"},
+    "audit.op.RecoveryService/StartRecovery": {"vi": "Bắt đầu phiên khôi phục", "en": "Start recovery"},
+    "audit.op.RecoveryService/ConfirmRecovery": {"vi": "Xác nhận phiên khôi phục", "en": "Confirm recovery"},
+    "audit.op.RecoveryService/EndRecovery": {"vi": "Kết thúc phiên khôi phục", "en": "End recovery"},
+    "audit.op.RecoveryService/GetRecovery": {"vi": "Xem phiên khôi phục", "en": "Show recovery session"},
+    "audit.op.RecoveryService/RecoverRewrap": {"vi": "Bọc lại bằng token khôi phục", "en": "Rewrap through recovery"},
+    "audit.op.RecoveryService/RecoverOpen": {"vi": "Mở bằng token khôi phục", "en": "Open through recovery"},
 
     # dev init and dev add-identity
     "dev.already_initialized": {
@@ -1026,10 +1123,16 @@ CATALOG: dict[str, dict[str, str]] = {
     },
 }
 
+# Messages of the key lifecycle commands (keys, rewrap, recover).
+from niemphong.clients.catalog_keys import KEY_CATALOG  # noqa: E402
+
+CATALOG.update(KEY_CATALOG)
+
 # Batch scanning, batches, printed copies and incidents.
 from niemphong.clients.catalog_archive import ARCHIVE_CATALOG  # noqa: E402
 
 CATALOG.update(ARCHIVE_CATALOG)
+
 # Messages of the classification policy commands live in their own module.
 from niemphong.clients.catalog_policy import POLICY_CATALOG  # noqa: E402
 

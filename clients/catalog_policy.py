@@ -185,6 +185,7 @@ POLICY_CATALOG: dict[str, dict[str, str]] = {
     "policy.col.grant": {"vi": "Quyền mở", "en": "Grant"},
     "policy.col.printing": {"vi": "Được in", "en": "Printing"},
     "policy.col.rotation": {"vi": "Đổi khóa sau", "en": "Rotation"},
+    "policy.col.custodians": {"vi": "Người giữ khóa xác nhận", "en": "Custodians"},
     "policy.col.years": {"vi": "Thời hạn bảo vệ", "en": "Protection"},
     "policy.any_hardware": {"vi": "mọi token phần cứng", "en": "any hardware token"},
     "policy.col.encryption": {"vi": "Mã hóa", "en": "Encryption"},

@@ -46,6 +46,7 @@ from niemphong.clients.i18n import (
     translate_argparse_error,
 )
 from niemphong.clients.hsm_commands import run_hsm_probe
+from niemphong.clients.key_commands import add_key_commands
 from niemphong.clients.policy_commands import (
     artefact_id_type,
     date_type,
@@ -56,6 +57,7 @@ from niemphong.clients.policy_commands import (
     within_type,
 )
 from niemphong.clients.protocol import parse_issued_date, parse_level, parse_request_id
+from niemphong.clients.recovery_commands import add_recovery_commands
 
 PROG = "niemphong"
 
@@ -392,6 +394,8 @@ def build_parser(lang: Lang) -> argparse.ArgumentParser:
     )
     _add_envelope_commands(commands, lang)
     _add_access_commands(commands, lang)
+    add_key_commands(commands, lang, _add_command, _add_client_options)
+    add_recovery_commands(commands, lang, _add_command, _add_client_options)
     _add_audit_commands(commands, lang)
     _add_policy_commands(commands, lang)
     add_archive_commands(

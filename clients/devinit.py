@@ -65,10 +65,11 @@ _IDENTITY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 # Per-level policy of the development configuration. Tối mật needs two
 # approvals and gets one open within 8 hours. Mật needs one approval and gets
 # three opens within 24 hours. Protection periods are those of Article 19 of
-# the Law on Protection of State Secrets No. 29/2018/QH14.
+# the Law on Protection of State Secrets No. 29/2018/QH14. A change of the
+# Tối mật key needs two custodians, of the Mật key one.
 _LEVEL_SECTIONS = (
-    ("toi-mat", "niemphong-toi-mat", 2, 8, 1, 365, 20),
-    ("mat", "niemphong-mat", 1, 24, 3, 730, 10),
+    ("toi-mat", "niemphong-toi-mat", 2, 8, 1, 365, 20, 2),
+    ("mat", "niemphong-mat", 1, 24, 3, 730, 10, 1),
 )
 
 # The sample catalog of state secrets shipped with the client, marked as
@@ -234,7 +235,7 @@ def render_policy(layout: DevLayout) -> str:
         "development = true",
         "require_basis = false",
     ]
-    for level, key_id, approvals, grant_hours, grant_opens, rotation_days, years in _LEVEL_SECTIONS:
+    for level, key_id, approvals, grant_hours, grant_opens, rotation_days, years, custodians in _LEVEL_SECTIONS:
         lines += [
             "",
             f"[levels.{level}]",
@@ -247,6 +248,7 @@ def render_policy(layout: DevLayout) -> str:
             "printing = true",
             f"rotation_days = {rotation_days}",
             f"protection_years = {years}",
+            f"custodians = {custodians}",
         ]
     lines += [
         "",

@@ -7,7 +7,7 @@ import hashlib
 import logging
 import os
 import unicodedata
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -407,6 +407,16 @@ def run_view(args: argparse.Namespace, context: CommandContext) -> int:
     On DATA_LOSS the daemon has stopped before the failing segment, but the
     plaintext received so far is discarded with the temporary file as well.
     """
+    return open_to_file(args, context, lambda channel: pb_grpc.EnvelopeServiceStub(channel).Open)
+
+
+# Returns the streaming Open method to call on a channel: EnvelopeService.Open
+# or RecoveryService.RecoverOpen, which take and return the same messages.
+OpenMethod = Callable[[grpc.Channel], Callable[[Iterator[pb.OpenRequest]], Iterator[pb.OpenResponse]]]
+
+
+def open_to_file(args: argparse.Namespace, context: CommandContext, method: OpenMethod) -> int:
+    """Stream ``args.envelope`` through ``method`` and write the plaintext atomically to ``args.out``."""
     console = context.console
     if getattr(args, "spool", None):
         return run_view_spool(args, context)
@@ -418,16 +428,16 @@ def run_view(args: argparse.Namespace, context: CommandContext) -> int:
     channel, server = context.connect(args)
     progress = TransferProgress()
     with channel, envelope_file:
-        stub = pb_grpc.EnvelopeServiceStub(channel)
+        open_call = method(channel)
         try:
             with atomic_output(out, force=args.force) as handle, rpc_errors_as_client_errors(server.display, progress):
                 requests = iter_open_requests(args.request or "", envelope_file, CHUNK_BYTES)
                 with deferred_interrupts() as interrupts:
-                    responses = stub.Open(track_requests(requests, progress))
+                    responses = open_call(track_requests(requests, progress))
                     try:
                         summary, written = _receive_plaintext(responses, handle, progress, interrupts.check)
                     finally:
-                        responses.cancel()
+                        responses.cancel()  # type: ignore[attr-defined]
                 if summary.plaintext_bytes != written:
                     raise ClientError(
                         ExitCode.INTEGRITY_FAILURE,

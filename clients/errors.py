@@ -164,6 +164,21 @@ REASON_RULES: Mapping[str, ReasonRule] = {
     "SPOOL_FILE_REJECTED": ReasonRule(grpc.StatusCode.PERMISSION_DENIED, ExitCode.NOT_AUTHORIZED),
     "SPOOL_OUTPUT_EXISTS": ReasonRule(grpc.StatusCode.ALREADY_EXISTS, ExitCode.USAGE),
     "SPOOL_IO_FAILED": ReasonRule(grpc.StatusCode.INTERNAL, ExitCode.FAILURE),
+    # Key lifecycle and recovery.
+    "KEY_NOT_FOUND": ReasonRule(grpc.StatusCode.NOT_FOUND, ExitCode.FAILURE),
+    "KEY_STATE_CONFLICT": ReasonRule(grpc.StatusCode.FAILED_PRECONDITION, ExitCode.REFUSED_BY_POLICY),
+    "KEY_STILL_NEEDED": ReasonRule(grpc.StatusCode.FAILED_PRECONDITION, ExitCode.REFUSED_BY_POLICY),
+    "KEY_RETIRED": ReasonRule(grpc.StatusCode.FAILED_PRECONDITION, ExitCode.REFUSED_BY_POLICY),
+    "KEY_CHANGE_NOT_FOUND": ReasonRule(grpc.StatusCode.NOT_FOUND, ExitCode.FAILURE),
+    "KEY_CHANGE_NOT_PENDING": ReasonRule(grpc.StatusCode.FAILED_PRECONDITION, ExitCode.REFUSED_BY_POLICY),
+    "KEY_CHANGE_PENDING": ReasonRule(grpc.StatusCode.FAILED_PRECONDITION, ExitCode.REFUSED_BY_POLICY),
+    "ALREADY_CONFIRMED": ReasonRule(grpc.StatusCode.FAILED_PRECONDITION, ExitCode.REFUSED_BY_POLICY),
+    "RECOVERY_NOT_CONFIGURED": ReasonRule(grpc.StatusCode.FAILED_PRECONDITION, ExitCode.REFUSED_BY_POLICY),
+    "RECOVERY_NOT_ACTIVE": ReasonRule(grpc.StatusCode.FAILED_PRECONDITION, ExitCode.REFUSED_BY_POLICY),
+    "RECOVERY_IN_PROGRESS": ReasonRule(grpc.StatusCode.FAILED_PRECONDITION, ExitCode.REFUSED_BY_POLICY),
+    "RECOVERY_NOT_PENDING": ReasonRule(grpc.StatusCode.FAILED_PRECONDITION, ExitCode.REFUSED_BY_POLICY),
+    "RECOVERY_LOGIN_FAILED": ReasonRule(grpc.StatusCode.PERMISSION_DENIED, ExitCode.NOT_AUTHORIZED),
+    "REWRAP_UNSUPPORTED": ReasonRule(grpc.StatusCode.FAILED_PRECONDITION, ExitCode.REFUSED_BY_POLICY),
     # Handover batches, printed copies and incidents.
     "BATCH_NOT_FOUND": ReasonRule(grpc.StatusCode.NOT_FOUND, ExitCode.FAILURE),
     "BATCH_NOT_APPROVED": ReasonRule(grpc.StatusCode.PERMISSION_DENIED, ExitCode.NOT_AUTHORIZED),
@@ -206,16 +221,27 @@ _STATUS_MESSAGES: Mapping[grpc.StatusCode, str] = {
 }
 
 _FIELD_LABELS = frozenset(
-    {"doc_number", "issued_on", "title", "source_name", "purpose", "reason", "artefact_id", "request_id", "level",
-     "copies", "recipient", "handed_over_by", "note", "text", "resolution", "batch_id", "documents",
-     "classification.basis", "classification.stamp.starts_on", "classification.stamp.ends_on",
-     "classification.extension.ends_on", "classification.extension.decision", "classification.extension.decided_on",
-     "classification.declassification.decision", "classification.declassification.decided_on",
-     "classification.standing_decision", "ends_on", "decided_on", "decision", "as_of", "within_days", "since", "until",
-     "source_path", "envelope_path", "output_path"}
+    {
+        "doc_number", "issued_on", "title", "source_name", "purpose", "reason", "artefact_id", "request_id", "level",
+        "copies", "recipient", "handed_over_by", "note", "text", "resolution", "batch_id", "documents",
+        "classification.basis", "classification.stamp.starts_on", "classification.stamp.ends_on",
+        "classification.extension.ends_on", "classification.extension.decision", "classification.extension.decided_on",
+        "classification.declassification.decision", "classification.declassification.decided_on",
+        "classification.standing_decision", "ends_on", "decided_on", "decision", "as_of", "within_days", "since", "until",
+        "version", "operation", "change_id", "session_id", "pin_share", "header",
+        "source_path", "envelope_path", "output_path",
+    }
 )
 _EXTENSION_CODES = frozenset({"NOT_LATER", "DECIDED_AFTER_TODAY", "DECIDED_LATE"})
 _SPOOL_PROBLEMS = frozenset({"symlink", "not_regular", "owner", "hard_links", "writable_by_others", "changed"})
+# Key and session states the daemon names in metadata, each with a catalog label.
+_STATE_LABELS = frozenset(
+    {
+        "active", "retired_sealing", "retired_opening", "destroyed", "none",
+        "pending", "done", "rejected", "expired", "ended", "failed",
+    }
+)
+_OPERATION_LABELS = frozenset({"create", "rotate", "retire_sealing", "retire_opening", "destroy"})
 _ROLE_LABELS = frozenset({"scanner", "viewer", "approver", "head", "custodian", "auditor", "operator"})
 
 
@@ -266,6 +292,7 @@ def _error_from_reason(info: error_details_pb2.ErrorInfo, rule: ReasonRule) -> C
         # Any one of the required roles is enough, and the caller has all of the listed roles.
         params["required_role"] = _role_param(metadata.get("required_role", ""), "word.or")
         params["role"] = _role_param(metadata.get("role", ""), "word.and")
+    params.update(_key_params(metadata))
     if info.reason == "CLASSIFICATION_REFUSED":
         # niemphongd explains the refusal itself, citing the rule, in both languages.
         params["explanation"] = LocalizedText(metadata.get("explanation", "?"), metadata.get("explanation_en", "?"))
@@ -277,6 +304,21 @@ def _error_from_reason(info: error_details_pb2.ErrorInfo, rule: ReasonRule) -> C
         params["why"] = CatalogText(f"extension.{code if code in _EXTENSION_CODES else 'OTHER'}")
 
     return ClientError(rule.exit_code, f"reason.{info.reason}", reason=info.reason, **params)
+
+
+def _key_params(metadata: Mapping[str, str]) -> dict[str, object]:
+    """Return the parameters of the key-lifecycle messages, each defaulting to "?"."""
+    state = metadata.get("state", "")
+    operation = metadata.get("operation", "")
+    return {
+        "key_id": metadata.get("key_id") or "?",
+        "version": metadata.get("version") or "?",
+        "artefacts": metadata.get("artefacts") or "?",
+        "change_id": metadata.get("change_id") or "?",
+        "session_id": metadata.get("session_id") or "?",
+        "state": CatalogText(f"key_state.{state}") if state in _STATE_LABELS else (state or "?"),
+        "operation": CatalogText(f"key_operation.{operation}") if operation in _OPERATION_LABELS else (operation or "?"),
+    }
 
 
 def _error_from_status(code: grpc.StatusCode, detail: str, server: str, transfer_started: bool) -> ClientError:

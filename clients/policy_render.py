@@ -134,6 +134,7 @@ def policy_json(summary: pb.PolicySummary) -> dict[str, object]:
                 "token_profiles": list(level.token_profiles), "approvals": level.approvals,
                 "grant_hours": level.grant_hours, "grant_opens": level.grant_opens, "printing": level.printing,
                 "rotation_days": level.rotation_days, "protection_years": level.protection_years,
+                "custodians": level.custodians,
                 "encryption": level.encryption or "host",
             }
             for level in summary.levels
@@ -170,7 +171,8 @@ def render_policy(summary: pb.PolicySummary, lang: Lang) -> str:
         translate(lang, "policy.col.level"), translate(lang, "policy.col.key"), translate(lang, "policy.col.profiles"),
         translate(lang, "policy.col.approvals"), translate(lang, "policy.col.grant"),
         translate(lang, "policy.col.printing"), translate(lang, "policy.col.rotation"),
-        translate(lang, "policy.col.years"), translate(lang, "policy.col.encryption"),
+        translate(lang, "policy.col.custodians"), translate(lang, "policy.col.years"),
+        translate(lang, "policy.col.encryption"),
     ]
     rows = [
         [
@@ -178,7 +180,7 @@ def render_policy(summary: pb.PolicySummary, lang: Lang) -> str:
             ", ".join(level.token_profiles) or translate(lang, "policy.any_hardware"), str(level.approvals),
             translate(lang, "policy.grant_value", hours=level.grant_hours, opens=level.grant_opens),
             yes_no[level.printing], translate(lang, "policy.days", days=level.rotation_days),
-            translate(lang, "policy.years", years=level.protection_years),
+            str(level.custodians), translate(lang, "policy.years", years=level.protection_years),
             translate(lang, "policy.encryption.token" if level.encryption == "token" else "policy.encryption.host"),
         ]
         for level in summary.levels

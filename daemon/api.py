@@ -12,11 +12,12 @@ from collections.abc import Mapping
 
 from google.protobuf.descriptor import FileDescriptor, MethodDescriptor, ServiceDescriptor
 
-from niemphong.v1 import archive_pb2, audit_pb2, niemphong_pb2, token_pb2
+from niemphong.v1 import archive_pb2, audit_pb2, keys_pb2, niemphong_pb2, token_pb2
 
 API_PACKAGE = "niemphong.v1"
 API_FILES: tuple[FileDescriptor, ...] = (
     niemphong_pb2.DESCRIPTOR,
+    keys_pb2.DESCRIPTOR,
     archive_pb2.DESCRIPTOR,
     audit_pb2.DESCRIPTOR,
     token_pb2.DESCRIPTOR,

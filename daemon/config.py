@@ -17,7 +17,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from niemphong.daemon.errors import ConfigError
-from niemphong.daemon.levels import Level
+from niemphong.daemon.levels import SEALABLE_LEVELS, Level
+from niemphong.daemon.recovery_keys import (
+    DEFAULT_RECOVERY_WRAP,
+    OAEP_HASHES,
+    RecoveryPublicKey,
+    default_recovery_key_id,
+    load_public_key,
+)
 from niemphong.daemon.spool import SpoolConfig
 
 if TYPE_CHECKING:
@@ -38,6 +45,8 @@ LOG_FORMATS = ("auto", "journal", "text")
 # chain alone, so these bound what an unclean stop leaves without a MAC.
 DEFAULT_CHECKPOINT_RECORDS = 100
 DEFAULT_CHECKPOINT_SECONDS = 60
+
+DEFAULT_RECOVERY_SESSION_MINUTES = 60
 
 
 @dataclass(frozen=True)
@@ -68,12 +77,30 @@ class LevelPolicy:
     # Whether a grant at this level may allow printed copies (Article 11 of
     # the Law on Protection of State Secrets No. 29/2018/QH14). Off unless set.
     printing: bool = False
-    # NOTE: the daemon does not rotate keys on its own yet. The period sets
-    # when the metric niemphong_key_rotation_due turns to 1.
+    # Days a key version may seal before `niemphong keys due` lists it and
+    # the metric niemphong_key_rotation_due turns to 1. The daemon never
+    # rotates keys on its own.
     rotation_days: int = 365
     protection_years: int = 10
+    # Distinct custodians who must confirm a change of the level's key.
+    custodians: int = 1
     # True: every segment is sealed and opened by the token (in-token mode).
     in_token: bool = False
+
+
+@dataclass(frozen=True)
+class RecoveryConfig:
+    """The [recovery] section: where the recovery token is found, and each level's recovery key.
+
+    The recovery token's PIN is never configured: two custodians each send
+    one share of it when a recovery session starts.
+    """
+
+    module: Path
+    label: str | None
+    serial: str | None
+    session_seconds: int
+    keys: Mapping[Level, RecoveryPublicKey]
 
 
 @dataclass(frozen=True)
@@ -121,6 +148,7 @@ class Config:
     metrics: MetricsConfig | None = None
     log_format: str = "auto"
     spool: SpoolConfig | None = None
+    recovery: RecoveryConfig | None = None
 
 
 class _Reader:
@@ -197,7 +225,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     root = _Reader(path, data)
     if "levels" in data:
         raise root.fail("levels", "the key policy of each level is in the policy file named by [policy] file; move [levels.*] there")
-    root.reject_unknown({"server", "tls", "token", "state", "policy", "audit", "log", "metrics", "spool"})
+    root.reject_unknown({"server", "tls", "token", "state", "policy", "audit", "log", "metrics", "recovery", "spool"})
 
     server = root.section("server")
     server.reject_unknown(
@@ -243,6 +271,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
 
     policy = load_policy(policy_path, token)
     audit = _load_audit(root.section("audit"))
+    recovery = _load_recovery(root.section("recovery", required=False), token, policy.levels)
 
     log = root.section("log", required=False)
     log.reject_unknown({"level", "format"})
@@ -270,6 +299,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         audit=audit,
         log_level=log_level,
         policy=policy,
+        recovery=recovery,
         drain_seconds=drain_seconds,
         allow_root=allow_root,
         unix_socket_group=unix_socket_group,
@@ -382,6 +412,75 @@ def _load_spool(spool: _Reader) -> SpoolConfig | None:
     if not root.is_dir():
         raise spool.fail("root", f"{root} is not an existing folder")
     return SpoolConfig(root=root, workers=spool.integer("workers", min(4, os.cpu_count() or 1), 1, 64))
+
+
+def _load_recovery(
+    recovery: _Reader, token: TokenConfig, levels: Mapping[Level, LevelPolicy]
+) -> RecoveryConfig | None:
+    if not recovery.table:
+        return None
+    recovery.reject_unknown({"module", "label", "serial", "session_minutes", "keys"})
+    module = recovery.path_value("module") or token.module
+    label = recovery.string("label")
+    serial = recovery.string("serial")
+    if label is None and serial is None:
+        raise recovery.fail("label", "set label or serial to name the recovery token")
+    if module == token.module and ((label and label == token.label) or (serial and serial == token.serial)):
+        raise recovery.fail("label", "the recovery token must be a different token from [token]")
+    minutes = recovery.integer("session_minutes", DEFAULT_RECOVERY_SESSION_MINUTES, 5, 24 * 60)
+
+    keys_table = recovery.section("keys", required=False)
+    known = {level.config_name for level in SEALABLE_LEVELS}
+    for key in keys_table.table:
+        if key not in known:
+            raise keys_table.fail(key, f"unknown level; expected one of {sorted(known)}")
+    primary_ids = {policy.key_id for policy in levels.values()}
+    keys: dict[Level, RecoveryPublicKey] = {}
+    for level in SEALABLE_LEVELS:
+        if level.config_name in keys_table.table:
+            if levels[level].in_token:
+                # In-token data keys never leave the token, so the host cannot encrypt them to a recovery key.
+                raise keys_table.fail(
+                    level.config_name,
+                    f"{level.vietnamese_name} uses encryption = \"token\" in the policy file, whose data keys "
+                    "cannot carry a recovery slot; use encryption = \"host\" or remove this recovery key",
+                )
+            keys[level] = _load_recovery_key(keys_table.section(level.config_name), level, primary_ids)
+    recovery_ids = [key.key_id for key in keys.values()]
+    if len(set(recovery_ids)) != len(recovery_ids):
+        raise keys_table.fail("toi-mat.key_id", "each level needs its own recovery key; Tối mật and Mật share one")
+
+    return RecoveryConfig(
+        module=module, label=label, serial=serial, session_seconds=60 * minutes, keys=keys,
+    )
+
+
+def _load_recovery_key(section: _Reader, level: Level, primary_ids: set[str]) -> RecoveryPublicKey:
+    section.reject_unknown({"public_key", "key_id", "version", "wrap_algorithm"})
+    key_id = section.string("key_id", default=default_recovery_key_id(level.config_name))
+    assert key_id is not None
+    if not key_id.isascii() or not key_id.isprintable() or len(key_id) > 64:
+        raise section.fail("key_id", "must be printable ASCII of at most 64 characters")
+    if key_id in primary_ids:
+        raise section.fail("key_id", "must differ from every level's key_id")
+    wrap_algorithm = section.string("wrap_algorithm", default=DEFAULT_RECOVERY_WRAP)
+    if wrap_algorithm not in OAEP_HASHES:
+        raise section.fail("wrap_algorithm", f"must be one of {sorted(OAEP_HASHES)}")
+    path = section.path_value("public_key", required=True)
+    assert path is not None and wrap_algorithm is not None
+    try:
+        public_key = load_public_key(path)
+    except OSError as exc:
+        raise section.fail("public_key", f"cannot read {path}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise section.fail("public_key", f"{path}: {exc}") from None
+    return RecoveryPublicKey(
+        key_id=key_id,
+        version=section.integer("version", 1, 1, 2**32 - 1),
+        wrap_algorithm=wrap_algorithm,
+        public_key=public_key,
+        path=path,
+    )
 
 
 def _load_audit(audit: _Reader) -> AuditSettings:

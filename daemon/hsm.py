@@ -464,6 +464,23 @@ class Pkcs11Token:
         log.info("created key-encryption key %s in token %s", label, self.describe())
         return KekInfo(key_id, version, label, today)
 
+    def destroy_kek(self, key_id: str, version: int) -> bool:
+        """Destroy a KEK in the token. Return False when the token has no such key."""
+        label = kek_label(key_id, version)
+        with self.session() as session:
+            with _token_call("C_FindObjects"):
+                keys = list(session.get_objects({Attribute.CLASS: ObjectClass.SECRET_KEY, Attribute.LABEL: label}))
+            for key in keys:
+                with _token_call("C_DestroyObject"):
+                    key.destroy()
+            # Cached handles of a destroyed object would name nothing, or a
+            # later object that reuses the handle.
+            for cache_key in [cached for cached in self._kek_cache if cached[1:] == (key_id, version)]:
+                del self._kek_cache[cache_key]
+        if keys:
+            log.info("destroyed key-encryption key %s in token %s", label, self.describe())
+        return bool(keys)
+
     def _kek(self, session: pkcs11.Session, key_id: str, version: int) -> pkcs11.SecretKey:
         cache_key = (id(session), key_id, version)
         key = self._kek_cache.get(cache_key)
@@ -505,6 +522,28 @@ class Pkcs11Token:
                 with _token_call("C_WrapKey", self.wrap_mechanism):
                     wrapped = kek.wrap_key(temporary, mechanism=self.wrap_mechanism)
         return data_key, KeySlot(key_id, version, self.wrap_algorithm, wrapped)
+
+    def wrap_data_key(self, key_id: str, version: int, data_key: bytes) -> KeySlot:
+        """Wrap an existing data key under a KEK, for rewrapping an envelope.
+
+        Raises KeyError when the token has no such KEK.
+        """
+        with self.session() as session:
+            kek = self._kek(session, key_id, version)
+            with _token_call("C_CreateObject"):
+                temporary = session.create_object({
+                    Attribute.CLASS: ObjectClass.SECRET_KEY,
+                    Attribute.KEY_TYPE: KeyType.AES,
+                    Attribute.VALUE: data_key,
+                    **_DATA_KEY_TEMPLATE,
+                })
+            try:
+                with _token_call("C_WrapKey", self.wrap_mechanism):
+                    wrapped = kek.wrap_key(temporary, mechanism=self.wrap_mechanism)
+            finally:
+                with _token_call("C_DestroyObject"):
+                    temporary.destroy()
+        return KeySlot(key_id, version, self.wrap_algorithm, wrapped)
 
     def unwrap_data_key(self, slot: KeySlot) -> bytes:
         """Unwrap a data key inside the token and return its value.

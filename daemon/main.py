@@ -4,6 +4,9 @@
     niemphongd provision --config FILE [--init-softhsm]
                                                      create missing level keys
                                                      (and a development token)
+    niemphongd recovery-init --config FILE --out DIR --label LABEL
+               (--init-softhsm | --initial-pin-file FILE)
+                                                     the recovery key ceremony
     niemphongd probe --config FILE [--profile P] [--json]
                                                      check the token against a
                                                      token profile
@@ -88,6 +91,56 @@ def _provision(config_path: str, init_softhsm: bool) -> int:
     return 0
 
 
+def _recovery_init(options: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from niemphong.daemon.hardening import harden_process
+    from niemphong.daemon.recovery_ceremony import run_ceremony
+
+    config = load_config(options.config)
+    setup_logging(config.log_level, config.log_format)
+    # The recovery PIN and its shares are in this process's memory during the ceremony.
+    harden_process()
+    try:
+        result = run_ceremony(
+            config, Path(options.out), label=options.label,
+            module=Path(options.module) if options.module else None,
+            init_softhsm=options.init_softhsm,
+            initial_pin_file=Path(options.initial_pin_file) if options.initial_pin_file else None,
+            bits=options.bits, version=options.version,
+        )
+    except ValueError as exc:
+        print(f"niemphongd recovery-init: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    print(f"recovery token: label {result.token_label!r}, serial {result.token_serial}")
+    for level, key in result.keys.items():
+        print(f"{level.config_name}: {key.key_id} v{key.version}, {key.key_bits} bits, SHA-256 {key.fingerprint}")
+        print(f"    public key: {key.path}")
+    print(f"PIN shares (one per custodian): {result.share_files[0]}, {result.share_files[1]}")
+    print(f"configuration to append to niemphongd.toml: {result.config_snippet}")
+    return 0
+
+
+def _recovery_init_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="niemphongd recovery-init",
+        description="Create the recovery token's key pairs and split its PIN between two custodians.",
+    )
+    parser.add_argument("--config", required=True, help="path of niemphongd.toml")
+    parser.add_argument("--out", required=True, help="new or empty folder for public keys, PIN shares and recovery.toml")
+    parser.add_argument("--label", required=True, help="label of the recovery token")
+    parser.add_argument("--module", help="PKCS#11 module of the recovery token (default: the [token] module)")
+    start = parser.add_mutually_exclusive_group(required=True)
+    start.add_argument("--init-softhsm", action="store_true", help="initialize a free SoftHSM2 slot as the recovery token")
+    start.add_argument(
+        "--initial-pin-file", metavar="FILE",
+        help="file holding the user PIN the token vendor's tool set; it is replaced by the two shares",
+    )
+    parser.add_argument("--bits", type=int, default=3072, help="RSA modulus length in bits (default 3072, minimum 3072)")
+    parser.add_argument("--version", type=int, help="version number of the new key pairs (default: next free)")
+    return parser
+
+
 def _probe(config_path: str, profile_name: str | None, as_json: bool) -> int:
     """Probe the configured token against a profile without a running daemon; exit 1 when a point fails."""
     import json
@@ -143,7 +196,10 @@ def _audit_verify(config_path: str, log_path: str | None, as_json: bool) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    if args and args[0] == "provision":
+    if args and args[0] == "recovery-init":
+        recovery_options = _recovery_init_parser().parse_args(args[1:])
+        action = lambda: _recovery_init(recovery_options)  # noqa: E731
+    elif args and args[0] == "provision":
         parser = argparse.ArgumentParser(prog="niemphongd provision", description="Create missing level keys in the token.")
         parser.add_argument("--config", required=True, help="path of niemphongd.toml")
         parser.add_argument(

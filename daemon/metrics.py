@@ -212,13 +212,14 @@ def set_build_info() -> None:
 
 @dataclass(frozen=True)
 class KeyVersionState:
-    """One version of a level's key as the token reports it."""
+    """One version of a level's key, as the key registry records it."""
 
     level: Level
     version: int
-    # Seconds since the epoch: midnight UTC of the key's CKA_START_DATE, or
-    # the first seal under it when the token gives no date; None when neither.
+    # Seconds since the epoch; None when unknown.
     created_at: float | None
+    # Whether new seals use this version; rotation is judged on it alone.
+    active: bool = True
 
 
 @dataclass(frozen=True)
@@ -317,8 +318,8 @@ class StateCollector(Collector):
     def _collect_keys(self, now: float) -> Iterable[GaugeMetricFamily]:
         created = GaugeMetricFamily(
             "niemphong_key_version_created_timestamp_seconds",
-            "Creation time of each key version: CKA_START_DATE at midnight UTC, or its first seal when the "
-            "token has no readable date; by level and version.",
+            "Creation time of each key version that is not destroyed, as the key registry records it; "
+            "by level and version.",
             labels=["level", "version"],
         )
         age = GaugeMetricFamily(
@@ -331,7 +332,7 @@ class StateCollector(Collector):
         )
         due = GaugeMetricFamily(
             "niemphong_key_rotation_due",
-            "1 when the newest version of a level's key is older than its rotation period, else 0.",
+            "1 when the active version of a level's key is at least as old as its rotation period, else 0.",
             labels=["level"],
         )
         try:
@@ -339,22 +340,23 @@ class StateCollector(Collector):
         except Exception:
             log.exception("cannot list key versions for metrics")
             return
-        newest: dict[Level, KeyVersionState] = {}
+        active: dict[Level, KeyVersionState] = {}
         for key in keys:
-            if key.level not in newest or key.version > newest[key.level].version:
-                newest[key.level] = key
+            if key.active and (key.level not in active or key.version > active[key.level].version):
+                active[key.level] = key
             if key.created_at is not None:
                 labels = [key.level.config_name, str(key.version)]
                 created.add_metric(labels, key.created_at)
                 age.add_metric(labels, max(0.0, now - key.created_at))
         for level, seconds in self._rotation_seconds.items():
             period.add_metric([level.config_name], seconds)
-            key = newest.get(level)
+            key = active.get(level)
             # A level without a key is reported by KEY_UNAVAILABLE refusals,
             # and a key of unknown age cannot be judged; neither gets a value.
             if key is None or key.created_at is None:
                 continue
-            overdue = now - key.created_at > seconds
+            # The same rule as `niemphong keys due`: due once the age reaches the period.
+            overdue = now - key.created_at >= seconds
             due.add_metric([level.config_name], 1.0 if overdue else 0.0)
         yield from (created, age, period, due)
 

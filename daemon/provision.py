@@ -47,11 +47,20 @@ def init_softhsm_token(config: Config) -> None:
 
     so_pin = secrets.token_urlsafe(24)
     user_pin = secrets.token_urlsafe(24)
-    label = token.label.encode("utf-8")
-    if len(label) > TOKEN_LABEL_BYTES:
-        raise ValueError(f"token label {token.label!r} is longer than {TOKEN_LABEL_BYTES} bytes")
+    init_softhsm_slot(token.module, token.label, so_pin, user_pin)
 
-    module = ctypes.CDLL(str(token.module))
+    _write_secret(token.pin_file.parent / "so.pin", so_pin)
+    _write_secret(token.pin_file, user_pin)
+    log.info("initialized SoftHSM2 token %r; PINs written to %s", token.label, token.pin_file.parent)
+
+
+def init_softhsm_slot(module_path: Path, label: str, so_pin: str, user_pin: str) -> None:
+    """Initialize SoftHSM2's free slot as a token called ``label`` with the given PINs."""
+    label_bytes = label.encode("utf-8")
+    if len(label_bytes) > TOKEN_LABEL_BYTES:
+        raise ValueError(f"token label {label!r} is longer than {TOKEN_LABEL_BYTES} bytes")
+
+    module = ctypes.CDLL(str(module_path))
     ulong = ctypes.c_ulong
     _check(module.C_Initialize(None), "C_Initialize")
     try:
@@ -60,12 +69,12 @@ def init_softhsm_token(config: Config) -> None:
         slots = (ulong * count.value)()
         _check(module.C_GetSlotList(ctypes.c_ubyte(1), slots, ctypes.byref(count)), "C_GetSlotList")
         if not count.value:
-            raise RuntimeError(f"{token.module} offers no slot")
+            raise RuntimeError(f"{module_path} offers no slot")
         # SoftHSM2 always lists one free, uninitialized slot last.
         free_slot = ulong(slots[count.value - 1])
         so_bytes = so_pin.encode("ascii")
         _check(
-            module.C_InitToken(free_slot, so_bytes, ulong(len(so_bytes)), label.ljust(TOKEN_LABEL_BYTES, b" ")),
+            module.C_InitToken(free_slot, so_bytes, ulong(len(so_bytes)), label_bytes.ljust(TOKEN_LABEL_BYTES, b" ")),
             "C_InitToken",
         )
     finally:
@@ -73,14 +82,10 @@ def init_softhsm_token(config: Config) -> None:
 
     import pkcs11
 
-    library = pkcs11.lib(str(token.module))
-    with library.get_token(token_label=token.label).open(rw=True, so_pin=so_pin) as session:
+    library = pkcs11.lib(str(module_path))
+    with library.get_token(token_label=label).open(rw=True, so_pin=so_pin) as session:
         session.init_pin(user_pin)
     library.finalize()
-
-    _write_secret(token.pin_file.parent / "so.pin", so_pin)
-    _write_secret(token.pin_file, user_pin)
-    log.info("initialized SoftHSM2 token %r; PINs written to %s", token.label, token.pin_file.parent)
 
 
 def _check(result: int, call: str) -> None:
@@ -89,23 +94,49 @@ def _check(result: int, call: str) -> None:
 
 
 def create_level_keys(config: Config) -> list[str]:
-    """Create version 1 of each level's key where the token has none; return the labels created."""
+    """Create a key version for each level that has no active one in the token; return the labels created.
+
+    The versions go through the key registry in the state store, so a level
+    whose token was lost gets the next unused version number, never one that
+    old envelopes name. This is the installation step and needs no
+    custodian; later changes go through KeyService.
+    """
+    from niemphong.daemon import keys
+    from niemphong.daemon.hsm import kek_label
+    from niemphong.daemon.store import SqliteStore
+
     token = Pkcs11Token(config.token, read_pin(config.token))
+    store = SqliteStore(config.sqlite)
+    recovery_keys = config.recovery.keys if config.recovery else {}
+    registry = keys.KeyRegistry(store, token, config.levels, recovery_keys)
     created = []
     try:
+        registry.reconcile()
+        in_token = {(info.key_id, info.version) for info in token.list_keks()}
         for level, policy in config.levels.items():
-            if token.newest_version(policy.key_id) is None:
+            with store.transaction() as tx:
+                records = tx.list_key_versions(policy.key_id)
+                active = [
+                    record for record in records
+                    if record.state == keys.ACTIVE and (policy.key_id, record.version) in in_token
+                ]
+                if active:
+                    log.info("level %s already has key %s v%d", level.name, policy.key_id, active[0].version)
+                    continue
                 if token.profile.key_generation == "external":
+                    used = {record.version for record in records}
+                    used |= {version for key_id, version in in_token if key_id == policy.key_id}
                     raise ConfigError(
                         f"token profile {token.profile.name} cannot generate level keys; make an RSA key pair "
-                        f"labelled {kek_label(policy.key_id, 1)} with the token vendor's tool, then run provision again"
+                        f"labelled {kek_label(policy.key_id, max(used, default=0) + 1)} with the token vendor's "
+                        "tool, then run provision again"
                     )
-                info = token.create_kek(policy.key_id, 1)
-                created.append(info.label)
-            else:
-                log.info("level %s already has key %s", level.name, policy.key_id)
+                operation = keys.ROTATE if any(record.state == keys.ACTIVE for record in records) else keys.CREATE
+                version = registry.apply_change(tx, operation, level, None)
+            created.append(kek_label(policy.key_id, version))
     finally:
         token.close()
+        store.close()
     return created
 
 

@@ -25,19 +25,26 @@ from niemphong.daemon.audit.trail import AuditInterceptor, AuditTrail
 from niemphong.daemon.config import Config
 from niemphong.daemon.health import HealthCheck, HealthMonitor, path_writable
 from niemphong.daemon.identity import AuthInterceptor, StreamLimiter
+from niemphong.daemon.key_changes import KeyChanges
+from niemphong.daemon.keys import ACTIVE, KeyRegistry
 from niemphong.daemon.levels import Level
 from niemphong.daemon.observe import ObservingInterceptor
+from niemphong.daemon.recovery import RecoverySessions
+from niemphong.daemon.rewrap import Rewrapper
 from niemphong.daemon.services.access_service import AccessServicer
 from niemphong.daemon.services.audit_service import AuditServicer
 from niemphong.daemon.services.classification import Classifier
-from niemphong.daemon.services.envelope_service import EnvelopeServicer, KeyRing
+from niemphong.daemon.services.envelope_service import EnvelopeServicer
+from niemphong.daemon.services.key_service import KeyServicer
 from niemphong.daemon.services.policy_service import PolicyServicer
+from niemphong.daemon.services.recovery_service import RecoveryServicer
 from niemphong.daemon.services.spool_service import SpoolServicer
 from niemphong.daemon.services.token_service import TokenServicer
 from niemphong.daemon.store import SqliteStore
 from niemphong.daemon.systemd import Notifier
 from niemphong.daemon.token_supervisor import TokenSupervisor
 from niemphong.v1 import audit_pb2_grpc
+from niemphong.v1 import keys_pb2_grpc
 from niemphong.v1 import niemphong_pb2 as pb
 from niemphong.v1 import niemphong_pb2_grpc as pb_grpc
 from niemphong.v1 import token_pb2_grpc
@@ -48,8 +55,6 @@ log = logging.getLogger(__name__)
 # next message and end with DAEMON_STOPPING before gRPC cancels them.
 STREAM_STOP_SECONDS = 5.0
 LINGER_SECONDS = 0.5
-# How long a listing of the token's keys serves the key metrics.
-KEY_LISTING_SECONDS = 60.0
 # After that, how long cancelled handlers get to unwind before the token and
 # the store close under them.
 HANDLER_EXIT_SECONDS = 5.0
@@ -74,7 +79,12 @@ class Daemon:
         self.token = token if token is not None else TokenSupervisor(config.token)
         self.store = SqliteStore(config.sqlite)
         self.access = AccessControl(self.store, config.levels)
-        self.keys = KeyRing(self.token, config)
+        recovery_keys = config.recovery.keys if config.recovery else {}
+        self.keys = KeyRegistry(self.store, self.token, config.levels, recovery_keys)
+        self.keys.reconcile()
+        self.key_changes = KeyChanges(self.store, self.keys)
+        self.recovery = RecoverySessions(config.recovery)
+        self.rewrapper = Rewrapper(self.keys, self.store)
         self.audit_key = TokenCheckpointKey(self.token)
         self.audit_log = AuditLog(config.audit, self.audit_key)
         self.audit = AuditTrail(self.audit_log)
@@ -94,7 +104,6 @@ class Daemon:
             self.notifier,
         )
         self.metrics_listener = metrics.MetricsListener(config.metrics) if config.metrics else None
-        self._keks = metrics.TimedCache(self.token.list_keks, KEY_LISTING_SECONDS)
         self.state_collector = metrics.StateCollector(
             self._level_counts,
             self._key_versions,
@@ -137,6 +146,15 @@ class Daemon:
         pb_grpc.add_SpoolServiceServicer_to_server(self._spool, server)
         add_archive_services(server, envelopes, self.access, self.audit)
         pb_grpc.add_AccessServiceServicer_to_server(AccessServicer(self.access, self.audit), server)
+        keys_pb2_grpc.add_KeyServiceServicer_to_server(
+            KeyServicer(self.keys, self.key_changes, self.rewrapper, self.audit), server,
+        )
+        keys_pb2_grpc.add_RecoveryServiceServicer_to_server(
+            RecoveryServicer(
+                config, self.token, self.keys, self.access, self.recovery, self.rewrapper, self.audit, classifier,
+            ),
+            server,
+        )
         audit_pb2_grpc.add_AuditServiceServicer_to_server(AuditServicer(self.audit_log, self.audit_key), server)
         pb_grpc.add_PolicyServiceServicer_to_server(PolicyServicer(config, self.store, self.audit, classifier), server)
         _log_policy(config)
@@ -186,10 +204,10 @@ class Daemon:
         )
 
     def _on_token_change(self, available: bool) -> None:
-        # Find the keys again before turning SERVING, so that the first seal
-        # after a recovery uses the token's newest key versions.
+        # Compare the token with the key registry again before turning
+        # SERVING, since the token that came back may not hold the same keys.
         if available:
-            self.keys.refresh()
+            self.keys.reconcile()
         self.health_monitor.run_checks()
 
     def _level_counts(self) -> list[metrics.LevelAccessState]:
@@ -211,21 +229,11 @@ class Daemon:
             return tx.count_open_incidents()
 
     def _key_versions(self) -> list[metrics.KeyVersionState]:
-        levels_by_key = {policy.key_id: level for level, policy in self.config.levels.items()}
-        keks = [info for info in self._keks.get() if info.key_id in levels_by_key]
-        with self.store.transaction() as tx:
-            first_seals = tx.first_seal_times()
-        states = []
-        for info in keks:
-            # NOTE: SoftHSM2 2.6 cannot read CKA_START_DATE back from a
-            # private key, so there the age counts from the key's first seal.
-            if info.created_on is not None:
-                created_at: float | None = metrics.date_timestamp(info.created_on)
-            else:
-                first_seal = first_seals.get((info.key_id, info.version))
-                created_at = float(first_seal) if first_seal is not None else None
-            states.append(metrics.KeyVersionState(levels_by_key[info.key_id], info.version, created_at))
-        return states
+        # From the key registry, so that the metric and `niemphong keys due` agree.
+        return [
+            metrics.KeyVersionState(level, record.version, float(record.created_at), active=record.state == ACTIVE)
+            for level, record in self.keys.live_versions()
+        ]
 
     def wait(self) -> None:
         assert self._server is not None
@@ -266,6 +274,7 @@ class Daemon:
             self.metrics_listener.stop()
             metrics.REGISTRY.unregister(self.state_collector)
         self.health_monitor.stop()
+        self.recovery.close()
         # After the last handler: nothing may follow the shutdown checkpoint.
         self.audit_log.close()
         self.token.close()

@@ -1,4 +1,4 @@
-"""State: the artefact registry, access requests, approvals and grants.
+"""State: the artefact registry, access requests, approvals, grants and the key registry.
 
 Handover batches, printed copies and incidents are kept by the queries in
 ``store_archive.py``, which :class:`SqliteStore` transactions include.
@@ -25,7 +25,7 @@ T = TypeVar("T")
 
 from niemphong.daemon.store_archive import ARCHIVE_MIGRATION, ArchiveQueries, ArchiveTransaction
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
@@ -113,11 +113,57 @@ CREATE TABLE IF NOT EXISTS extensions (
 );
 """
 
+# Version 3: the key registry. Every version of every level's key-encryption
+# key and its state, the key changes custodians propose and confirm, and for
+# each artefact its recovery slot and the SHA-256 of its header core.
+_KEY_REGISTRY_MIGRATION = """
+ALTER TABLE artefacts ADD COLUMN recovery_key_id TEXT;
+ALTER TABLE artefacts ADD COLUMN recovery_key_version INTEGER;
+ALTER TABLE artefacts ADD COLUMN core_sha256 TEXT;
+CREATE INDEX artefacts_by_key ON artefacts (key_id, key_version);
+CREATE TABLE key_versions (
+    key_id           TEXT NOT NULL,
+    version          INTEGER NOT NULL CHECK (version >= 1),
+    level            INTEGER NOT NULL,
+    state            TEXT NOT NULL
+                     CHECK (state IN ('active', 'retired_sealing', 'retired_opening', 'destroyed')),
+    created_at       INTEGER NOT NULL,
+    state_changed_at INTEGER NOT NULL,
+    PRIMARY KEY (key_id, version)
+);
+CREATE UNIQUE INDEX key_versions_one_active ON key_versions (key_id) WHERE state = 'active';
+CREATE TABLE key_changes (
+    change_id           TEXT PRIMARY KEY,
+    operation           TEXT NOT NULL
+                        CHECK (operation IN ('create', 'rotate', 'retire_sealing', 'retire_opening', 'destroy')),
+    level               INTEGER NOT NULL,
+    key_id              TEXT NOT NULL,
+    version             INTEGER,
+    reason              TEXT NOT NULL,
+    proposer            TEXT NOT NULL,
+    state               TEXT NOT NULL CHECK (state IN ('pending', 'done', 'rejected')),
+    custodians_required INTEGER NOT NULL CHECK (custodians_required >= 1),
+    created_at          INTEGER NOT NULL,
+    expires_at          INTEGER NOT NULL,
+    decided_at          INTEGER,
+    rejected_by         TEXT,
+    reject_reason       TEXT
+);
+CREATE INDEX key_changes_by_state ON key_changes (state, created_at);
+CREATE TABLE key_confirmations (
+    change_id    TEXT NOT NULL REFERENCES key_changes (change_id),
+    custodian    TEXT NOT NULL,
+    confirmed_at INTEGER NOT NULL,
+    PRIMARY KEY (change_id, custodian)
+);
+"""
+
 # Schema version -> statements that bring the previous version to it. A new
 # database gets the version 1 schema above and then every migration, so that
 # new and upgraded databases take the same path.
 _MIGRATIONS: dict[int, str] = {
     2: ARCHIVE_MIGRATION,
+    3: _KEY_REGISTRY_MIGRATION,
 }
 
 
@@ -139,6 +185,13 @@ class ArtefactRecord:
     sealed_at: int
     batch_id: str | None = None
     page_count: int = 0
+    # The recovery key slot the envelope is recorded with, if any.
+    recovery_key_id: str | None = None
+    recovery_key_version: int | None = None
+    # SHA-256 of the header core, hex. It binds the registry entry to one
+    # data key, because the core holds the key commitment. Artefacts sealed
+    # before schema 3 get it at their first rewrap.
+    core_sha256: str | None = None
 
 
 @dataclass(frozen=True)
@@ -189,6 +242,56 @@ class GrantRecord:
     def printable_at(self, now: int) -> bool:
         """Whether the grant may print one more copy at ``now``; printing does not use up opens."""
         return not self.revoked and now < self.expires_at and self.copies_made < self.copies_allowed
+
+
+@dataclass(frozen=True)
+class KeyVersionRecord:
+    """One version of a level's key-encryption key in the key registry."""
+
+    key_id: str
+    version: int
+    level: int
+    state: str
+    created_at: int
+    state_changed_at: int
+
+
+@dataclass(frozen=True)
+class ArtefactKeys:
+    """The key slots an artefact's envelope is recorded with."""
+
+    key_id: str
+    key_version: int
+    wrap_algorithm: str
+    recovery_key_id: str | None
+    recovery_key_version: int | None
+
+
+@dataclass(frozen=True)
+class KeyChangeRecord:
+    """A key change proposed by a custodian, waiting for or past its confirmations."""
+
+    change_id: str
+    operation: str
+    level: int
+    key_id: str
+    version: int | None
+    reason: str
+    proposer: str
+    state: str
+    custodians_required: int
+    created_at: int
+    expires_at: int
+    decided_at: int | None = None
+    rejected_by: str | None = None
+    reject_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class KeyConfirmationRecord:
+    change_id: str
+    custodian: str
+    confirmed_at: int
 
 
 @dataclass(frozen=True)
@@ -257,6 +360,20 @@ class StateTransaction(ArchiveTransaction, Protocol):
     def count_open(self, request_id: str) -> None: ...
     def level_counts(self, now: int) -> list[LevelCounts]: ...
     def first_seal_times(self) -> dict[tuple[str, int], int]: ...
+
+    # Key registry.
+    def list_key_versions(self, key_id: str | None = None) -> list[KeyVersionRecord]: ...
+    def insert_key_version(self, record: KeyVersionRecord) -> None: ...
+    def set_key_state(self, key_id: str, version: int, state: str, now: int) -> None: ...
+    def count_artefacts_by_key(self) -> dict[tuple[str, int], int]: ...
+    def count_artefacts_without_recovery(self, level: int, key_id: str, version: int) -> int: ...
+    def update_artefact_keys(self, artefact_id: str, keys: ArtefactKeys, core_sha256: str) -> None: ...
+    def insert_key_change(self, record: KeyChangeRecord) -> None: ...
+    def get_key_change(self, change_id: str) -> KeyChangeRecord | None: ...
+    def list_key_changes(self, state: str, limit: int) -> list[KeyChangeRecord]: ...
+    def update_key_change(self, record: KeyChangeRecord) -> None: ...
+    def insert_key_confirmation(self, record: KeyConfirmationRecord) -> bool: ...
+    def list_key_confirmations(self, change_id: str) -> list[KeyConfirmationRecord]: ...
 
     def insert_classification(self, record: ClassificationRecord) -> None: ...
     def get_classification(self, artefact_id: str) -> ClassificationRecord | None: ...
@@ -481,6 +598,84 @@ class _SqliteTransaction(ArchiveQueries):
         )
         if cursor.rowcount != 1:
             raise RuntimeError(f"grant {request_id} has no open left to count")
+
+    # Key registry ---------------------------------------------------------
+
+    def list_key_versions(self, key_id: str | None = None) -> list[KeyVersionRecord]:
+        if key_id is None:
+            rows = self._db.execute("SELECT * FROM key_versions ORDER BY level DESC, key_id, version")
+        else:
+            rows = self._db.execute("SELECT * FROM key_versions WHERE key_id = ? ORDER BY version", (key_id,))
+        return [KeyVersionRecord(**row) for row in rows]
+
+    def insert_key_version(self, record: KeyVersionRecord) -> None:
+        self._insert("key_versions", record.__dict__)
+
+    def set_key_state(self, key_id: str, version: int, state: str, now: int) -> None:
+        cursor = self._db.execute(
+            "UPDATE key_versions SET state = ?, state_changed_at = ? WHERE key_id = ? AND version = ?",
+            (state, now, key_id, version),
+        )
+        if cursor.rowcount != 1:
+            raise RuntimeError(f"key {key_id} v{version} is not in the registry")
+
+    def count_artefacts_by_key(self) -> dict[tuple[str, int], int]:
+        rows = self._db.execute(
+            "SELECT key_id, key_version, COUNT(*) AS artefacts FROM artefacts GROUP BY key_id, key_version"
+        )
+        return {(row["key_id"], row["key_version"]): row["artefacts"] for row in rows}
+
+    def count_artefacts_without_recovery(self, level: int, key_id: str, version: int) -> int:
+        row = self._db.execute(
+            "SELECT COUNT(*) FROM artefacts WHERE level = ? AND NOT (recovery_key_id IS ? AND recovery_key_version IS ?)",
+            (level, key_id, version),
+        ).fetchone()
+        return int(row[0])
+
+    def update_artefact_keys(self, artefact_id: str, keys: ArtefactKeys, core_sha256: str) -> None:
+        cursor = self._db.execute(
+            "UPDATE artefacts SET key_id = ?, key_version = ?, wrap_algorithm = ?, recovery_key_id = ?, "
+            "recovery_key_version = ?, core_sha256 = ? WHERE artefact_id = ?",
+            (
+                keys.key_id, keys.key_version, keys.wrap_algorithm, keys.recovery_key_id,
+                keys.recovery_key_version, core_sha256, artefact_id,
+            ),
+        )
+        if cursor.rowcount != 1:
+            raise RuntimeError(f"artefact {artefact_id} is not in the registry")
+
+    def insert_key_change(self, record: KeyChangeRecord) -> None:
+        self._insert("key_changes", record.__dict__)
+
+    def get_key_change(self, change_id: str) -> KeyChangeRecord | None:
+        row = self._db.execute("SELECT * FROM key_changes WHERE change_id = ?", (change_id,)).fetchone()
+        return KeyChangeRecord(**row) if row else None
+
+    def list_key_changes(self, state: str, limit: int) -> list[KeyChangeRecord]:
+        rows = self._db.execute(
+            "SELECT * FROM key_changes WHERE state = ? ORDER BY created_at, change_id LIMIT ?", (state, limit)
+        )
+        return [KeyChangeRecord(**row) for row in rows]
+
+    def update_key_change(self, record: KeyChangeRecord) -> None:
+        self._db.execute(
+            "UPDATE key_changes SET state = ?, version = ?, decided_at = ?, rejected_by = ?, reject_reason = ? "
+            "WHERE change_id = ?",
+            (record.state, record.version, record.decided_at, record.rejected_by, record.reject_reason, record.change_id),
+        )
+
+    def insert_key_confirmation(self, record: KeyConfirmationRecord) -> bool:
+        cursor = self._db.execute(
+            "INSERT INTO key_confirmations (change_id, custodian, confirmed_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+            (record.change_id, record.custodian, record.confirmed_at),
+        )
+        return cursor.rowcount == 1
+
+    def list_key_confirmations(self, change_id: str) -> list[KeyConfirmationRecord]:
+        rows = self._db.execute(
+            "SELECT * FROM key_confirmations WHERE change_id = ? ORDER BY confirmed_at, custodian", (change_id,)
+        )
+        return [KeyConfirmationRecord(**row) for row in rows]
 
     def level_counts(self, now: int) -> list[LevelCounts]:
         """Count pending requests and usable grants per level; levels with neither are left out."""

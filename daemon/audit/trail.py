@@ -10,8 +10,10 @@ Calls that change state or release data record their decision themselves,
 with :meth:`AuditTrail.record_decision`, at the point of no return. They
 call it inside the transaction that stores the change (a sealed artefact, a
 not-secret decision, a counted open, an access request, an approval, a
-denial, an extension), so that without a durable record the change rolls
-back. Open calls it before the first byte of plaintext. That record is the
+denial, an extension, a key change, a rewrap recorded in the registry), so
+that without a durable record the change rolls back. A key change calls it
+before it touches the token. Open calls it before the first byte of
+plaintext. That record is the
 call's one record. If the call fails after it (an integrity failure in a later
 segment, a client that goes away), a second record says so and names the
 first in ``follows``.

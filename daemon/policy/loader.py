@@ -38,15 +38,25 @@ MAX_PROTECTION_YEARS = 100
 # secrets must be protected up to the Tối mật level.
 SOFTWARE_TOKEN_PROFILES = frozenset({"softhsm2"})
 
+# Rotation: a year for Tối mật and two for Mật, within the two-year
+# originator-usage period NIST SP 800-57 Part 1 suggests for key-wrapping keys.
 DEFAULTS = {
-    Level.TOI_MAT: {"approvals": 2, "grant_hours": 8, "grant_opens": 1, "printing": False, "rotation_days": 365},
-    Level.MAT: {"approvals": 1, "grant_hours": 24, "grant_opens": 3, "printing": False, "rotation_days": 730},
+    Level.TOI_MAT: {
+        "approvals": 2, "grant_hours": 8, "grant_opens": 1, "printing": False, "rotation_days": 365, "custodians": 2,
+    },
+    Level.MAT: {
+        "approvals": 1, "grant_hours": 24, "grant_opens": 3, "printing": False, "rotation_days": 730, "custodians": 1,
+    },
 }
+
+# Distinct custodians who must confirm a change of a level's key. Tối mật
+# never takes fewer than two.
+MIN_CUSTODIANS = {Level.TOI_MAT: 2, Level.MAT: 1}
 
 _KIND = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
 _LEVEL_KEYS = {
     "key_id", "key_uri", "token_profiles", "approvals", "grant_hours", "grant_opens", "printing",
-    "rotation_days", "protection_years", "encryption",
+    "rotation_days", "protection_years", "custodians", "encryption",
 }
 # Places a level's segments are encrypted: the host (AES-GCM with a data key
 # the token unwraps) or the token itself (in-token mode).
@@ -186,6 +196,7 @@ def _load_level(section: _Reader, level: Level, token: TokenConfig, development:
         printing=_boolean(section, "printing", bool(defaults["printing"])),
         rotation_days=section.integer("rotation_days", defaults["rotation_days"], 1, 3650),
         protection_years=section.integer("protection_years", law_years, law_years, MAX_PROTECTION_YEARS),
+        custodians=section.integer("custodians", defaults["custodians"], MIN_CUSTODIANS[level], 10),
         in_token=encryption == "token",
     )
 

@@ -7,7 +7,6 @@ import logging
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import TypeVar
 
 from niemphong.daemon import envelope, validation
@@ -18,6 +17,7 @@ from niemphong.daemon.errors import ServiceError, TokenUnavailable, abort
 from niemphong.daemon.handover import check_batch_seal, record_batch_not_secret, record_batch_seal
 from niemphong.daemon.hsm import Pkcs11Token, UnwrapFailed
 from niemphong.daemon.identity import CallContext
+from niemphong.daemon.keys import KeyRegistry
 from niemphong.daemon.levels import Level
 from niemphong.daemon.policy.decision import Outcome
 from niemphong.daemon.policy.periods import today_in_vietnam
@@ -55,32 +55,13 @@ class SealStart:
     verdict: Verdict
     batch_id: str | None
     page_count: int
-
-
-@dataclass
-class KeyRing:
-    """The key id and newest version that new seals of each level use."""
-
-    token: Pkcs11Token
-    config: Config
-
-    def __post_init__(self) -> None:
-        self.sealing_versions: dict[Level, int] = {}
-        self.refresh()
-
-    def refresh(self) -> None:
-        for level, policy in self.config.levels.items():
-            version = self.token.newest_version(policy.key_id)
-            if version is None:
-                log.error("token has no key %s for level %s; sealing at that level will fail", policy.key_id, level.name)
-                self.sealing_versions.pop(level, None)
-            else:
-                self.sealing_versions[level] = version
+    recovery_slot: envelope.KeySlot | None
+    core_sha256: str
 
 
 class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
     def __init__(
-        self, config: Config, token: Pkcs11Token, keys: KeyRing, access: AccessControl, audit: AuditTrail,
+        self, config: Config, token: Pkcs11Token, keys: KeyRegistry, access: AccessControl, audit: AuditTrail,
         classifier: Classifier | None = None,
     ) -> None:
         self.config = config
@@ -182,27 +163,22 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
 
         assert verdict.decision.level is not None
         level = verdict.decision.level
-        policy = self.config.levels[level]
-        version = self.keys.sealing_versions.get(level)
-        if version is None:
-            raise ServiceError("KEY_UNAVAILABLE", f"no key {policy.key_id} for level {level.name} in the token")
-
-        try:
-            if policy.in_token:
-                # In-token mode: the data key never leaves the token, which seals every segment.
-                data_key, slot = self.token.new_in_token_data_key(policy.key_id, version)
-                context.add_callback(data_key.close)
-            else:
-                data_key, slot = self.token.new_data_key(policy.key_id, version)
-        except KeyError:
-            raise ServiceError("KEY_UNAVAILABLE", f"key {policy.key_id} v{version} not found in the token") from None
+        data_key, slots = self.keys.new_data_key(level)
+        if isinstance(data_key, TokenDataKey):
+            # In-token mode: the data key never leaves the token, which seals every segment.
+            context.add_callback(data_key.close)
+        slot = slots[0]
+        recovery_slot = slots[1] if len(slots) > 1 else None
         artefact_id = os.urandom(16)
         sealed_at = int(time.time())
         sealer = envelope.Sealer(
-            data_key, artefact_id=artefact_id, level=int(level), metadata=metadata, slots=[slot], sealed_at=sealed_at,
+            data_key, artefact_id=artefact_id, level=int(level), metadata=metadata, slots=slots, sealed_at=sealed_at,
         )
         del data_key
-        return SealStart(level, metadata, slot, artefact_id, sealed_at, sealer, verdict, batch_id, page_count)
+        core_sha256 = hashlib.sha256(envelope.parse_header(sealer.header_bytes).core_bytes).hexdigest()
+        return SealStart(
+            level, metadata, slot, artefact_id, sealed_at, sealer, verdict, batch_id, page_count, recovery_slot, core_sha256,
+        )
 
     def finish_seal(
         self, start: SealStart, plaintext_bytes: int, envelope_bytes: int, envelope_sha256: str, context: CallContext,
@@ -233,6 +209,9 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
             sealed_at=start.sealed_at,
             batch_id=start.batch_id,
             page_count=start.page_count,
+            recovery_key_id=start.recovery_slot.key_id if start.recovery_slot else None,
+            recovery_key_version=start.recovery_slot.key_version if start.recovery_slot else None,
+            core_sha256=start.core_sha256,
         )
         classification = start.verdict.record(artefact_hex, artefact_hex, metadata, context.identity.name, start.sealed_at)
 
@@ -407,22 +386,16 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
             raise _integrity_failure() from None
 
     def _unwrap(self, header: envelope.Header, artefact: ArtefactRecord) -> bytes | envelope.InTokenKey:
-        # The header is not authenticated yet, so the slot to use is the one
-        # the registry recorded at sealing; a slot naming another key or
-        # version is an altered header, not a missing key.
-        slots = [
-            slot for slot in header.slots
-            if slot.key_id == artefact.key_id and slot.key_version == artefact.key_version
-        ]
-        if not slots:
-            raise _integrity_failure()
+        # The header is not authenticated yet, so the registry chooses the
+        # slot from what it recorded for the artefact.
+        slot = self.keys.opening_slot(header, artefact)
         try:
             if header.aead == envelope.AEAD_TOKEN_AES256GCM:
-                return self.token.unwrap_in_token_data_key(slots[0])
-            return self.token.unwrap_data_key(slots[0])
+                return self.token.unwrap_in_token_data_key(slot)
+            return self.token.unwrap_data_key(slot)
         except KeyError:
             raise ServiceError(
-                "KEY_UNAVAILABLE", f"key {slots[0].key_id} v{slots[0].key_version} not found in the token",
+                "KEY_UNAVAILABLE", f"key {slot.key_id} v{slot.key_version} not found in the token",
             ) from None
         except UnwrapFailed:
             raise _integrity_failure() from None

@@ -66,6 +66,7 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
                 printing=level_policy.printing,
                 rotation_days=level_policy.rotation_days,
                 protection_years=level_policy.protection_years,
+                custodians=level_policy.custodians,
                 encryption="token" if level_policy.in_token else "host",
             ))
         for items in catalog.decisions().values():

@@ -158,6 +158,7 @@ def test_dev_policy_holds_key_policy_and_sample_catalog(dev_layout: DevLayout) -
     assert policy["levels"]["toi-mat"] == {
         "key_id": "niemphong-toi-mat", "token_profiles": ["softhsm2"], "approvals": 2, "grant_hours": 8,
         "grant_opens": 1, "printing": True, "rotation_days": 365, "protection_years": 20,
+        "custodians": 2,
     }
     assert policy["levels"]["mat"]["key_id"] == "niemphong-mat"
     assert policy["levels"]["mat"]["protection_years"] == 10

@@ -53,6 +53,20 @@ REASON_TABLE = [
     ("SPOOL_FILE_REJECTED", grpc.StatusCode.PERMISSION_DENIED, 4),
     ("SPOOL_OUTPUT_EXISTS", grpc.StatusCode.ALREADY_EXISTS, 2),
     ("SPOOL_IO_FAILED", grpc.StatusCode.INTERNAL, 1),
+    ("KEY_NOT_FOUND", grpc.StatusCode.NOT_FOUND, 1),
+    ("KEY_STATE_CONFLICT", grpc.StatusCode.FAILED_PRECONDITION, 3),
+    ("KEY_STILL_NEEDED", grpc.StatusCode.FAILED_PRECONDITION, 3),
+    ("KEY_RETIRED", grpc.StatusCode.FAILED_PRECONDITION, 3),
+    ("KEY_CHANGE_NOT_FOUND", grpc.StatusCode.NOT_FOUND, 1),
+    ("KEY_CHANGE_NOT_PENDING", grpc.StatusCode.FAILED_PRECONDITION, 3),
+    ("KEY_CHANGE_PENDING", grpc.StatusCode.FAILED_PRECONDITION, 3),
+    ("ALREADY_CONFIRMED", grpc.StatusCode.FAILED_PRECONDITION, 3),
+    ("RECOVERY_NOT_CONFIGURED", grpc.StatusCode.FAILED_PRECONDITION, 3),
+    ("RECOVERY_NOT_ACTIVE", grpc.StatusCode.FAILED_PRECONDITION, 3),
+    ("RECOVERY_IN_PROGRESS", grpc.StatusCode.FAILED_PRECONDITION, 3),
+    ("RECOVERY_NOT_PENDING", grpc.StatusCode.FAILED_PRECONDITION, 3),
+    ("RECOVERY_LOGIN_FAILED", grpc.StatusCode.PERMISSION_DENIED, 4),
+    ("REWRAP_UNSUPPORTED", grpc.StatusCode.FAILED_PRECONDITION, 3),
     ("BATCH_NOT_FOUND", grpc.StatusCode.NOT_FOUND, 1),
     ("BATCH_NOT_APPROVED", grpc.StatusCode.PERMISSION_DENIED, 4),
     ("BATCH_STATE_CONFLICT", grpc.StatusCode.FAILED_PRECONDITION, 3),
@@ -77,6 +91,14 @@ REASON_METADATA = {
     "ROLE_REQUIRED": {"required_role": "approver", "role": "viewer"},
     "SPOOL_FILE_REJECTED": {"field": "source_path", "problem": "symlink"},
     "SPOOL_PATH_INVALID": {"field": "envelope_path"},
+    "KEY_NOT_FOUND": {"key_id": "niemphong-mat", "version": "7"},
+    "KEY_STATE_CONFLICT": {"operation": "destroy", "state": "active"},
+    "KEY_STILL_NEEDED": {"artefacts": "12", "key_id": "niemphong-mat", "version": "1"},
+    "KEY_RETIRED": {"key_id": "niemphong-mat", "version": "1", "state": "retired_opening"},
+    "KEY_CHANGE_NOT_PENDING": {"state": "expired"},
+    "KEY_CHANGE_PENDING": {"change_id": "a" * 32},
+    "RECOVERY_IN_PROGRESS": {"session_id": "b" * 32, "state": "active"},
+    "RECOVERY_NOT_PENDING": {"state": "failed"},
     "TOO_MANY_PENDING": {"max": "50"},
     "TOO_MANY_STREAMS": {"max": "8"},
     "CLASSIFICATION_REFUSED": {"code": "ABOVE_CATALOG_LEVEL", "explanation": "Từ chối: …", "explanation_en": "Rejected: …"},
@@ -311,6 +333,38 @@ def test_role_required_several_roles_joined() -> None:
     assert "approver or viewer" in english
 
 
+def test_key_state_conflict_names_state_in_language() -> None:
+    error = rich_error(grpc.StatusCode.FAILED_PRECONDITION, "KEY_STATE_CONFLICT", {"operation": "destroy", "state": "active"})
+
+    _, vietnamese = describe_rpc_error(error, "vi", SERVER)
+    _, english = describe_rpc_error(error, "en", SERVER)
+
+    assert "đang dùng để niêm phong" in vietnamese
+    assert "hủy phiên bản khóa" in vietnamese
+    assert "active" in english
+    assert "destroy the key version" in english
+
+
+def test_key_still_needed_names_count() -> None:
+    error = rich_error(
+        grpc.StatusCode.FAILED_PRECONDITION, "KEY_STILL_NEEDED",
+        {"artefacts": "12", "key_id": "niemphong-mat", "version": "1"},
+    )
+
+    code, message = describe_rpc_error(error, "vi", SERVER)
+
+    assert code == 3
+    assert "12 tài liệu" in message
+    assert "niemphong rewrap" in message
+
+
+def test_key_reason_without_metadata_shows_placeholder() -> None:
+    error = rich_error(grpc.StatusCode.FAILED_PRECONDITION, "KEY_RETIRED")
+
+    _, message = describe_rpc_error(error, "en", SERVER)
+
+    assert "version ?" in message
+    assert "{" not in message
 def test_connection_lost_after_transfer_started() -> None:
     error = FakeRpcError(grpc.StatusCode.UNAVAILABLE, "Stream removed (Socket closed)")
 

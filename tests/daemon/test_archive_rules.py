@@ -505,7 +505,7 @@ def test_store_upgrades_version_1_database(tmp_path: Path) -> None:
         version = tx._db.execute("SELECT version FROM schema_version").fetchone()[0]  # type: ignore[attr-defined]
     store.close()
 
-    assert version == SCHEMA_VERSION == 2
+    assert version == SCHEMA_VERSION == 3
     assert artefact is not None
     assert artefact.batch_id is None
     assert artefact.page_count == 0

@@ -215,3 +215,6 @@ def test_config_example_files_load(tmp_path: Path) -> None:
     assert config.policy.development is False
     assert config.levels[Level.TOI_MAT].rotation_days == 365
     assert config.levels[Level.MAT].rotation_days == 730
+    assert config.levels[Level.TOI_MAT].custodians == 2
+    assert config.levels[Level.MAT].custodians == 1
+    assert config.recovery is None

@@ -192,6 +192,43 @@ def test_state_collector_rotation_due_after_period() -> None:
     assert samples[("niemphong_access_requests_pending", (("level", "mat"),))] == 2
 
 
+def test_state_collector_rotation_judged_on_active_version() -> None:
+    # Version 2 was created and then retired for sealing without sealing; version 1 still seals.
+    day = 86400.0
+    now = 1_800_000_000.0
+    collector = StateCollector(
+        access_state=lambda: [],
+        key_state=lambda: [
+            KeyVersionState(Level.MAT, 1, now - 800 * day, active=True),
+            KeyVersionState(Level.MAT, 2, now - day, active=False),
+        ],
+        rotation_seconds={Level.MAT: int(730 * day)},
+        clock=lambda: now,
+    )
+
+    samples = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in collector.collect() for sample in family.samples
+    }
+
+    assert samples[("niemphong_key_rotation_due", (("level", "mat"),))] == 1
+    assert samples[("niemphong_key_version_age_seconds", (("level", "mat"), ("version", "2")))] == day
+
+
+def test_state_collector_rotation_due_at_exact_period() -> None:
+    now = 1_800_000_000.0
+    collector = StateCollector(
+        access_state=lambda: [],
+        key_state=lambda: [KeyVersionState(Level.MAT, 1, now - 86400)],
+        rotation_seconds={Level.MAT: 86400},
+        clock=lambda: now,
+    )
+
+    samples = {sample.name: sample.value for family in collector.collect() for sample in family.samples}
+
+    assert samples["niemphong_key_rotation_due"] == 1
+
+
 def test_state_collector_unknown_age_no_rotation_value() -> None:
     collector = StateCollector(
         access_state=lambda: [],

@@ -123,11 +123,24 @@ import sys
 from niemphong.daemon.config import load_config, read_pin
 from niemphong.daemon.hsm import Pkcs11Token
 
+import time
+from niemphong.daemon.levels import Level
+from niemphong.daemon.store import KeyVersionRecord, SqliteStore
+
 config = load_config(sys.argv[1])
 token = Pkcs11Token(config.token, read_pin(config.token))
 info = token.create_kek("niemphong-mat", 2, kind="rsa")
 print(info.label, info.kind)
 token.close()
+
+# Enter it in the key registry as a custodians' rotation would: a version
+# found in the token outside the registry never seals.
+now = int(time.time())
+store = SqliteStore(config.sqlite)
+with store.transaction() as tx:
+    tx.set_key_state("niemphong-mat", 1, "retired_sealing", now)
+    tx.insert_key_version(KeyVersionRecord("niemphong-mat", 2, int(Level.MAT), "active", now, now))
+store.close()
 """
 
 

@@ -1144,6 +1144,7 @@ class LevelKeyPolicy(_message.Message):
     ROTATION_DAYS_FIELD_NUMBER: _builtins.int
     PROTECTION_YEARS_FIELD_NUMBER: _builtins.int
     ENCRYPTION_FIELD_NUMBER: _builtins.int
+    CUSTODIANS_FIELD_NUMBER: _builtins.int
     level: Global___Level.ValueType
     key_id: _builtins.str
     approvals: _builtins.int
@@ -1156,6 +1157,8 @@ class LevelKeyPolicy(_message.Message):
     """Where the level's segments are encrypted: "host", or "token" (in-token
     mode, every segment sealed and opened by the token itself).
     """
+    custodians: _builtins.int
+    """Distinct custodians who must confirm a change of the level's key."""
     @_builtins.property
     def token_profiles(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Acceptable token profiles; empty means any hardware profile."""
@@ -1173,10 +1176,11 @@ class LevelKeyPolicy(_message.Message):
         rotation_days: _builtins.int = ...,
         protection_years: _builtins.int = ...,
         encryption: _builtins.str = ...,
+        custodians: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["approvals", b"approvals", "encryption", b"encryption", "grant_hours", b"grant_hours", "grant_opens", b"grant_opens", "key_id", b"key_id", "level", b"level", "printing", b"printing", "protection_years", b"protection_years", "rotation_days", b"rotation_days", "token_profiles", b"token_profiles"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["approvals", b"approvals", "custodians", b"custodians", "encryption", b"encryption", "grant_hours", b"grant_hours", "grant_opens", b"grant_opens", "key_id", b"key_id", "level", b"level", "printing", b"printing", "protection_years", b"protection_years", "rotation_days", b"rotation_days", "token_profiles", b"token_profiles"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
