@@ -7,6 +7,7 @@ import logging
 import os
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import TypeVar
 
 from niemphong.daemon import envelope, validation
