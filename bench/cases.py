@@ -32,7 +32,7 @@ class Mode:
 
 
 MODES = {
-    "quick": Mode("quick", 4 * MIB, 4 * MIB, 1, 0.5, 3, (1, 2), 0.5, 16 * MIB, 1),
+    "quick": Mode("quick", 4 * MIB, 4 * MIB, 1, 0.5, 3, (1, 2), 2.0, 16 * MIB, 1),
     "standard": Mode("standard", 256 * MIB, 1024 * MIB, 3, 4.0, 40, (1, 2, 4, 8), 3.0, 1024 * MIB, 3),
     "full": Mode("full", 1024 * MIB, 1024 * MIB, 5, 8.0, 100, (1, 2, 4, 8, 16), 5.0, 4096 * MIB, 5),
 }
@@ -224,10 +224,11 @@ def small(env: BenchEnv, work: Path, logs: Path, mode: Mode, clients: int = 16) 
     rows = []
     for kind, label, target in (("seal", "SealSmall", ">= 0.70"), ("seal-stream", "Seal stream", "(report)")):
         figures = pick(kind)
-        ratio = figures["per_second"] / echo["per_second"]
+        ratio = figures["per_second"] / echo["per_second"] if echo["per_second"] else None
+        met = ratio >= 0.7 if kind == "seal" and ratio is not None else None
         rows.append(Row(
             f"4 KiB seals/s, {clients} clients, {label}", describe(figures), "unary echo " + describe(echo),
-            ratio, target, ratio >= 0.7 if kind == "seal" else None,
+            ratio, target, met,
         ))
     return rows
 
@@ -348,7 +349,8 @@ def slow_token(env: BenchEnv, work: Path, logs: Path, mode: Mode, latency_ms: fl
     for sessions, rate in rates.items():
         rows.append(Row(
             f"Slow token ({latency_ms:g} ms/call, serves {parallel} at once): {sessions} session(s)",
-            f"{rate:,.1f} seals/s", f"1 session {base:,.1f}/s", rate / base,
+            # No seal may finish inside a short window when 16 clients queue on one session.
+            f"{rate:,.1f} seals/s", f"1 session {base:,.1f}/s", rate / base if base else None,
             "grows up to the token's limit", None,
         ))
     return rows
