@@ -221,6 +221,9 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         raise ConfigError(f"{path}: configuration file not found") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        # tomllib decodes the file itself and lets this through.
+        raise ConfigError(f"{path}: the file is not UTF-8 (byte {exc.start}); save it as UTF-8") from exc
 
     root = _Reader(path, data)
     if "levels" in data:
