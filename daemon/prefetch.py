@@ -16,8 +16,12 @@ from typing import TypeVar
 
 T = TypeVar("T")
 
-# How long a blocked put waits before checking whether the consumer stopped.
-_POLL_SECONDS = 0.1
+# How long a blocked put or get waits before checking whether the call ended.
+_POLL_SECONDS = 0.02
+
+
+class CallEnded(Exception):
+    """The gRPC call ended, for example because the client went away, before its request stream did."""
 
 
 class _End:
@@ -44,6 +48,13 @@ def prefetched(source: Iterator[T], depth: int = 2, alive: Callable[[], bool] = 
     stopped = threading.Event()
 
     def put(entry: T | _End) -> bool:
+        # First without waiting, so that the end of a cancelled call still
+        # reaches a consumer with room in its queue.
+        try:
+            buffer.put_nowait(entry)
+            return True
+        except queue.Full:
+            pass
         while not stopped.is_set() and alive():
             try:
                 buffer.put(entry, timeout=_POLL_SECONDS)
@@ -65,7 +76,14 @@ def prefetched(source: Iterator[T], depth: int = 2, alive: Callable[[], bool] = 
     threading.Thread(target=pump, name="stream-reader", daemon=True).start()
     try:
         while True:
-            entry = buffer.get()
+            try:
+                entry = buffer.get(timeout=_POLL_SECONDS)
+            except queue.Empty:
+                # The reader gives up without a last entry once the call
+                # has ended; this side must not wait for it forever.
+                if not alive():
+                    raise CallEnded("the call ended while its request stream was being read") from None
+                continue
             if isinstance(entry, _End):
                 if entry.error is not None:
                     raise entry.error

@@ -537,6 +537,12 @@ def _whole_chunks(pieces: Iterator[bytes], chunk_bytes: int) -> Iterator[bytes]:
         pending.append(piece)
         pending_bytes += len(piece)
         if pending_bytes < chunk_bytes:
+            # A client sending small chunks gets each one's envelope bytes at
+            # once; only the tail of a large chunk waits for the next one.
+            if len(piece) < chunk_bytes // 2:
+                yield b"".join(pending)
+                pending = []
+                pending_bytes = 0
             continue
         joined = b"".join(pending)
         whole = len(joined) - len(joined) % chunk_bytes
