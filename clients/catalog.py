@@ -596,6 +596,80 @@ CATALOG: dict[str, dict[str, str]] = {
         "for opening.",
     },
 
+    # Local spool mode: errors from niemphongd and from the client's own checks.
+    "reason.SPOOL_DISABLED": {
+        "vi": "niemphongd này chưa bật chế độ spool cục bộ (mục [spool] trong cấu hình). "
+        "Bỏ --spool để gửi tệp qua kết nối, hoặc nhờ người vận hành bật chế độ này.",
+        "en": "Local spool mode is not enabled on this niemphongd (the [spool] section of its configuration). "
+        "Leave out --spool to send the file over the connection, or ask the operator to enable it.",
+    },
+    "reason.SPOOL_PATH_INVALID": {
+        "vi": "Đường dẫn {field} không hợp lệ trong thư mục spool: phải là đường dẫn tương đối, không có "
+        "thành phần rỗng, \".\" hay \"..\", và không trỏ tới thư mục hay tới chính tệp đầu vào.",
+        "en": "The {field} path is not valid in the spool directory: it must be relative, with no empty, "
+        "\".\" or \"..\" components, and must not name a folder or the input file itself.",
+    },
+    "reason.SPOOL_FILE_NOT_FOUND": {
+        "vi": "Không tìm thấy {field} trong thư mục spool của bạn trên máy chạy niemphongd.",
+        "en": "{field} was not found in your spool directory on the niemphongd host.",
+    },
+    "reason.SPOOL_FILE_REJECTED": {
+        "vi": "niemphongd từ chối {field}: {problem}.",
+        "en": "niemphongd rejected {field}: {problem}.",
+    },
+    "reason.SPOOL_OUTPUT_EXISTS": {
+        "vi": "{field} đã có trong thư mục spool. Dùng --force để ghi đè, hoặc chọn tên khác.",
+        "en": "{field} already exists in the spool directory. Use --force to overwrite it, or choose another name.",
+    },
+    "reason.SPOOL_IO_FAILED": {
+        "vi": "niemphongd không đọc/ghi được tệp trong thư mục spool ({problem}). Không có tệp kết quả nào "
+        "được giữ lại. Kiểm tra dung lượng đĩa và quyền của thư mục, hoặc báo người vận hành.",
+        "en": "niemphongd could not read or write a file in the spool directory ({problem}). No output file "
+        "was kept. Check the free disk space and the folder's permissions, or tell the operator.",
+    },
+    "spool.problem.symlink": {
+        "vi": "đường dẫn có liên kết tượng trưng (symlink), niemphongd không đi theo liên kết",
+        "en": "the path has a symbolic link, which niemphongd does not follow",
+    },
+    "spool.problem.not_regular": {"vi": "không phải tệp thường", "en": "it is not a regular file"},
+    "spool.problem.owner": {
+        "vi": "tệp không thuộc sở hữu của chủ thư mục spool",
+        "en": "the file is not owned by the owner of the spool directory",
+    },
+    "spool.problem.hard_links": {
+        "vi": "tệp có nhiều hơn một liên kết cứng (hard link)",
+        "en": "the file has more than one hard link",
+    },
+    "spool.problem.writable_by_others": {
+        "vi": "một thư mục trên đường dẫn cho phép mọi người ghi",
+        "en": "a folder on the path is writable by everyone",
+    },
+    "spool.problem.changed": {
+        "vi": "tệp bị thay đổi trong lúc đang đọc; hãy chờ tệp quét xong rồi thử lại",
+        "en": "the file changed while it was read; wait until the scan is complete and try again",
+    },
+    "field.source_path": {"vi": "tệp nguồn", "en": "the source file"},
+    "field.envelope_path": {"vi": "tệp phong bì", "en": "the envelope file"},
+    "field.output_path": {"vi": "tệp kết quả (--out)", "en": "the output file (--out)"},
+    "help.spool": {
+        "vi": "thư mục spool của định danh này trên máy chạy niemphongd; niemphongd tự đọc tệp đầu vào và "
+        "tự ghi kết quả trong thư mục đó, nên dữ liệu không đi qua kết nối (chỉ dùng trên cùng máy)",
+        "en": "this identity's spool directory on the niemphongd host; niemphongd reads the input and writes "
+        "the output there itself, so the data does not cross the connection (same host only)",
+    },
+    "usage.spool_outside": {
+        "vi": "{path} không nằm trong thư mục spool {spool}. Với --spool, tệp đầu vào và --out phải ở trong thư mục đó.",
+        "en": "{path} is not inside the spool directory {spool}. With --spool, the input and --out must be inside it.",
+    },
+    "usage.spool_remove_source": {
+        "vi": "Chưa dùng được --remove-source cùng --spool. Niêm phong bằng --spool, rồi kiểm tra phong bì và tự xóa tệp quét.",
+        "en": "--remove-source cannot be used with --spool yet. Seal with --spool, then verify the envelope and remove the scan yourself.",
+    },
+    "usage.spool_missing": {
+        "vi": "Thư mục spool {spool} không tồn tại.",
+        "en": "Spool directory {spool} does not exist.",
+    },
+
     # Errors from niemphongd without a known reason, by gRPC status code.
     "code.UNAUTHENTICATED": {
         "vi": "niemphongd không xác thực được bạn. Kiểm tra định danh (--identity) có được cấp bởi CA của niemphongd.",
@@ -907,6 +981,9 @@ CATALOG: dict[str, dict[str, str]] = {
     "audit.op.EnvelopeService/Seal": {"vi": "Niêm phong", "en": "Seal"},
     "audit.op.EnvelopeService/Open": {"vi": "Mở tài liệu", "en": "Open"},
     "audit.op.EnvelopeService/Inspect": {"vi": "Xem thông tin phong bì", "en": "Inspect"},
+    "audit.op.EnvelopeService/SealSmall": {"vi": "Niêm phong tệp nhỏ", "en": "Seal small document"},
+    "audit.op.SpoolService/SealFile": {"vi": "Niêm phong tệp trong thư mục trung chuyển", "en": "Seal spool file"},
+    "audit.op.SpoolService/OpenFile": {"vi": "Mở tệp trong thư mục trung chuyển", "en": "Open spool file"},
     "audit.op.AccessService/RequestAccess": {"vi": "Xin khai thác", "en": "Request access"},
     "audit.op.AccessService/Approve": {"vi": "Phê duyệt", "en": "Approve"},
     "audit.op.AccessService/Deny": {"vi": "Từ chối yêu cầu", "en": "Deny"},

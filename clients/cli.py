@@ -223,6 +223,7 @@ def _add_envelope_commands(commands: argparse._SubParsersAction, lang: Lang) -> 
     scan.add_argument("--source-name", metavar="NAME", help=translate(lang, "help.scan.source_name"))
     scan.add_argument("--out", type=_output_path_type(lang), metavar="ENVELOPE", help=translate(lang, "help.scan.out"))
     scan.add_argument("--force", action="store_true", help=translate(lang, "help.force"))
+    scan.add_argument("--spool", metavar="DIR", help=translate(lang, "help.spool"))
     add_classification_options(scan, lang)
     add_batch_scan_options(scan, lang, _hex_id_type(lang))
     scan.set_defaults(check_arguments=lambda args: check_scan_arguments(scan, args))
@@ -241,6 +242,7 @@ def _add_envelope_commands(commands: argparse._SubParsersAction, lang: Lang) -> 
         "--request", type=_request_id_type(lang), metavar="REQUEST_ID", help=translate(lang, "help.view.request")
     )
     view.add_argument("--force", action="store_true", help=translate(lang, "help.force"))
+    view.add_argument("--spool", metavar="DIR", help=translate(lang, "help.spool"))
     _add_client_options(view, lang)
 
 

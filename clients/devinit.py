@@ -140,6 +140,11 @@ class DevLayout:
         return self.run / "niemphongd.sock"
 
     @property
+    def spool(self) -> Path:
+        """The root of the per-identity spool directories of local spool mode."""
+        return self.root / "spool"
+
+    @property
     def pin_file(self) -> Path:
         return self.secrets / "token.pin"
 
@@ -153,7 +158,7 @@ class DevLayout:
 
     def entries(self) -> tuple[Path, ...]:
         """Return every file and folder that `dev init` creates directly under the root."""
-        folders = (self.pki, self.identities, self.tokens, self.secrets, self.state, self.run)
+        folders = (self.pki, self.identities, self.tokens, self.secrets, self.state, self.run, self.spool)
         return (self.config, self.policy, self.catalog, self.softhsm_config, self.client_env, *folders)
 
 
@@ -206,6 +211,9 @@ def render_config(layout: DevLayout, module_path: str, tcp_port: int) -> str:
         "",
         "[policy]",
         f"file = {toml_string(str(layout.policy))}",
+        "",
+        "[spool]",
+        f"root = {toml_string(str(layout.spool))}",
         "",
         "[metrics]",
         f'listen = "127.0.0.1:{layout.metrics_port}"',
@@ -380,7 +388,7 @@ def write_dev_files(
 ) -> CertificateAuthority:
     """Write the PKI, the identities and every configuration file into an existing, checked root."""
     os.chmod(layout.root, 0o700)
-    for folder in (layout.pki, layout.identities, layout.tokens, layout.secrets, layout.state, layout.run):
+    for folder in (layout.pki, layout.identities, layout.tokens, layout.secrets, layout.state, layout.run, layout.spool):
         folder.mkdir(mode=0o700)
 
     ca = create_ca()
@@ -389,6 +397,7 @@ def write_dev_files(
     for name, role in identities.items():
         full_name, title = DEV_PEOPLE.get(name, ("", ""))
         write_client_identity(layout.identity(name), name, role, ca, full_name=full_name, title=title)
+        (layout.spool / name).mkdir(mode=0o700)
 
     write_new_file(layout.softhsm_config, render_softhsm_config(layout).encode(), 0o600)
     write_new_file(layout.config, render_config(layout, module_path, tcp_port).encode(), 0o600)
@@ -515,6 +524,8 @@ def add_identity(root: Path, name: str, role: str, full_name: str = "", title: s
 
     try:
         write_client_identity(folder, name, role, ca, full_name=full_name, title=title)
+        if layout.spool.is_dir():
+            (layout.spool / name).mkdir(mode=0o700, exist_ok=True)
     except BaseException as exc:
         shutil.rmtree(folder, ignore_errors=True)
         if isinstance(exc, OSError):

@@ -31,6 +31,7 @@ from niemphong.clients.grant_status import explain_not_approved, find_artefact_i
 from niemphong.clients.hygiene import verify_and_remove
 from niemphong.clients.interrupts import deferred_interrupts
 from niemphong.clients.i18n import format_bytes, format_count, format_date, today_in_vietnam
+from niemphong.clients.spool_commands import run_view_spool, seal_in_spool
 from niemphong.clients.protocol import (
     EmptyFieldError,
     PROTECTION_YEARS,
@@ -232,6 +233,15 @@ def run_scan(args: argparse.Namespace, context: CommandContext) -> int:
         raise empty_field_error(exc) from exc
     except OptionMissing as exc:
         raise ClientError(ExitCode.USAGE, "arg.option_needs", option=exc.option, needs=exc.needs) from exc
+    if getattr(args, "spool", None):
+        # TODO: verify the spool envelope and remove the source, as without --spool.
+        if getattr(args, "remove_source", False):
+            raise ClientError(ExitCode.USAGE, "usage.spool_remove_source")
+        _warn_about_level(args, context)
+        response = seal_in_spool(args, context, metadata)
+        if response.WhichOneof("result") == "not_sealed":
+            return _report_not_sealed(response.not_sealed, source, args, context)
+        return _report_sealed(response.summary, metadata, source, out, args, context)
 
     check_output_path(out, force=args.force, inputs=[source])
     source_file, source_bytes = open_input_file(source)
@@ -263,6 +273,14 @@ def run_scan(args: argparse.Namespace, context: CommandContext) -> int:
         summary.envelope_bytes,
         source_bytes,
     )
+    return _report_sealed(summary, metadata, source, out, args, context)
+
+
+def _report_sealed(
+    summary: pb.SealSummary, metadata: pb.SealMetadata, source: Path, out: Path,
+    args: argparse.Namespace, context: CommandContext,
+) -> int:
+    console = context.console
     console.say(
         "scan.done",
         source=printable(source_name_of(source)),
@@ -400,6 +418,8 @@ OpenMethod = Callable[[grpc.Channel], Callable[[Iterator[pb.OpenRequest]], Itera
 def open_to_file(args: argparse.Namespace, context: CommandContext, method: OpenMethod) -> int:
     """Stream ``args.envelope`` through ``method`` and write the plaintext atomically to ``args.out``."""
     console = context.console
+    if getattr(args, "spool", None):
+        return run_view_spool(args, context)
     envelope = Path(args.envelope)
     out = Path(args.out)
     check_output_path(out, force=args.force, inputs=[envelope])

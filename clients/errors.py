@@ -158,6 +158,12 @@ REASON_RULES: Mapping[str, ReasonRule] = {
     "AUDIT_UNAVAILABLE": ReasonRule(grpc.StatusCode.UNAVAILABLE, ExitCode.UNAVAILABLE),
     "DAEMON_STOPPING": ReasonRule(grpc.StatusCode.UNAVAILABLE, ExitCode.UNAVAILABLE),
     "INTERNAL": ReasonRule(grpc.StatusCode.INTERNAL, ExitCode.FAILURE),
+    "SPOOL_DISABLED": ReasonRule(grpc.StatusCode.FAILED_PRECONDITION, ExitCode.FAILURE),
+    "SPOOL_PATH_INVALID": ReasonRule(grpc.StatusCode.INVALID_ARGUMENT, ExitCode.USAGE),
+    "SPOOL_FILE_NOT_FOUND": ReasonRule(grpc.StatusCode.NOT_FOUND, ExitCode.USAGE),
+    "SPOOL_FILE_REJECTED": ReasonRule(grpc.StatusCode.PERMISSION_DENIED, ExitCode.NOT_AUTHORIZED),
+    "SPOOL_OUTPUT_EXISTS": ReasonRule(grpc.StatusCode.ALREADY_EXISTS, ExitCode.USAGE),
+    "SPOOL_IO_FAILED": ReasonRule(grpc.StatusCode.INTERNAL, ExitCode.FAILURE),
     # Key lifecycle and recovery.
     "KEY_NOT_FOUND": ReasonRule(grpc.StatusCode.NOT_FOUND, ExitCode.FAILURE),
     "KEY_STATE_CONFLICT": ReasonRule(grpc.StatusCode.FAILED_PRECONDITION, ExitCode.REFUSED_BY_POLICY),
@@ -223,9 +229,11 @@ _FIELD_LABELS = frozenset(
         "classification.declassification.decision", "classification.declassification.decided_on",
         "classification.standing_decision", "ends_on", "decided_on", "decision", "as_of", "within_days", "since", "until",
         "version", "operation", "change_id", "session_id", "pin_share", "header",
+        "source_path", "envelope_path", "output_path",
     }
 )
 _EXTENSION_CODES = frozenset({"NOT_LATER", "DECIDED_AFTER_TODAY", "DECIDED_LATE"})
+_SPOOL_PROBLEMS = frozenset({"symlink", "not_regular", "owner", "hard_links", "writable_by_others", "changed"})
 # Key and session states the daemon names in metadata, each with a catalog label.
 _STATE_LABELS = frozenset(
     {
@@ -276,6 +284,10 @@ def _error_from_reason(info: error_details_pb2.ErrorInfo, rule: ReasonRule) -> C
         params["field"] = _field_param(metadata.get("field", ""))
     if info.reason in ("FIELD_TOO_LONG", "TOO_MANY_PENDING", "TOO_MANY_STREAMS"):
         params["max"] = metadata.get("max", "?")
+    if info.reason.startswith("SPOOL_"):
+        params["field"] = _field_param(metadata.get("field", ""))
+        problem = metadata.get("problem", "")
+        params["problem"] = CatalogText(f"spool.problem.{problem}") if problem in _SPOOL_PROBLEMS else problem or "?"
     if info.reason == "ROLE_REQUIRED":
         # Any one of the required roles is enough, and the caller has all of the listed roles.
         params["required_role"] = _role_param(metadata.get("required_role", ""), "word.or")

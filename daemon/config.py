@@ -25,6 +25,7 @@ from niemphong.daemon.recovery_keys import (
     default_recovery_key_id,
     load_public_key,
 )
+from niemphong.daemon.spool import SpoolConfig
 
 if TYPE_CHECKING:
     from niemphong.daemon.policy.loader import Policy
@@ -146,6 +147,7 @@ class Config:
     unix_socket_group: str | None = None
     metrics: MetricsConfig | None = None
     log_format: str = "auto"
+    spool: SpoolConfig | None = None
     recovery: RecoveryConfig | None = None
 
 
@@ -226,7 +228,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     root = _Reader(path, data)
     if "levels" in data:
         raise root.fail("levels", "the key policy of each level is in the policy file named by [policy] file; move [levels.*] there")
-    root.reject_unknown({"server", "tls", "token", "state", "policy", "audit", "log", "metrics", "recovery"})
+    root.reject_unknown({"server", "tls", "token", "state", "policy", "audit", "log", "metrics", "recovery", "spool"})
 
     server = root.section("server")
     server.reject_unknown(
@@ -306,6 +308,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         unix_socket_group=unix_socket_group,
         metrics=metrics,
         log_format=log_format,
+        spool=_load_spool(root.section("spool", required=False)),
     )
 
 
@@ -401,6 +404,17 @@ def _load_token(token: _Reader) -> TokenConfig:
         env=env,
         retry_max_seconds=token.integer("retry_max_seconds", DEFAULT_RETRY_MAX_SECONDS, 1, 3600),
     )
+
+
+def _load_spool(spool: _Reader) -> SpoolConfig | None:
+    """Read the optional [spool] section; without it local spool mode is off."""
+    spool.reject_unknown({"root", "workers"})
+    root = spool.path_value("root")
+    if root is None:
+        return None
+    if not root.is_dir():
+        raise spool.fail("root", f"{root} is not an existing folder")
+    return SpoolConfig(root=root, workers=spool.integer("workers", min(4, os.cpu_count() or 1), 1, 64))
 
 
 def _load_recovery(

@@ -36,6 +36,10 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.hmac import HMAC
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+# AESGCM.encrypt_into and decrypt_into write into a caller's buffer and save
+# a copy per segment; older releases of cryptography lack them.
+_HAVE_INTO = hasattr(AESGCM, "encrypt_into") and hasattr(AESGCM, "decrypt_into")
+
 MAGIC = b"\x89NPHONG\n"
 FORMAT_VERSION = 1
 PREAMBLE_LEN = 14
@@ -634,6 +638,62 @@ class HeaderReader:
 # --- Sealing and opening ----------------------------------------------------------
 
 
+class SegmentCipher:
+    """AES-256-GCM of body segments by index, for callers that seal or open segments out of order.
+
+    A file sealed on several threads at once hands each thread its own range
+    of indexes. The nonce is derived from the index, so each index must be
+    sealed at most once: sealing two plaintexts at one index would reuse a
+    GCM nonce. Get one from :meth:`Sealer.take_segment_cipher` or
+    :meth:`Opener.take_segment_cipher`.
+    """
+
+    __slots__ = ("_aead", "_aad", "_nonce_prefix", "segment_size")
+
+    def __init__(self, aead: SegmentAead, aad: bytes, nonce_prefix: bytes, segment_size: int) -> None:
+        # One AESGCM object serves every thread: each call of cryptography's
+        # AEAD classes is independent and runs without the GIL.
+        self._aead = aead
+        self._aad = aad
+        self._nonce_prefix = nonce_prefix
+        self.segment_size = segment_size
+
+    def __repr__(self) -> str:
+        return f"SegmentCipher(segment_size={self.segment_size})"
+
+    @property
+    def shareable(self) -> bool:
+        """Whether several threads may seal or open segments at once: true on the host, not in a token.
+
+        An in-token key runs on one PKCS#11 session, which takes one call at a time.
+        """
+        return isinstance(self._aead, AESGCM)
+
+    def seal_into(self, index: int, plaintext: bytes | memoryview, out: memoryview, *, last: bool) -> None:
+        """Seal segment ``index`` into ``out``, which must be exactly ``len(plaintext) + TAG_LEN`` bytes."""
+        if not 0 <= index < MAX_SEGMENTS:
+            raise ValueError(f"segment index must be below {MAX_SEGMENTS}, got {index}")
+        nonce = _segment_nonce(self._nonce_prefix, index, last)
+        if _HAVE_INTO and isinstance(self._aead, AESGCM):
+            self._aead.encrypt_into(nonce, plaintext, self._aad, out)
+        else:
+            out[:] = self._aead.encrypt(nonce, bytes(plaintext), self._aad)
+
+    def open_into(self, index: int, segment: bytes | memoryview, out: memoryview, *, last: bool) -> None:
+        """Open segment ``index`` into ``out`` (``len(segment) - TAG_LEN`` bytes); IntegrityError if its tag fails."""
+        if not 0 <= index < MAX_SEGMENTS or len(segment) < TAG_LEN:
+            raise IntegrityError()
+        nonce = _segment_nonce(self._nonce_prefix, index, last)
+        try:
+            if _HAVE_INTO and isinstance(self._aead, AESGCM):
+                self._aead.decrypt_into(nonce, segment, self._aad, out)
+            else:
+                out[:] = self._aead.decrypt(nonce, bytes(segment), self._aad)
+        except InvalidTag:
+            raise IntegrityError() from None
+
+
+
 class Sealer:
     """Streaming encoder of one plaintext into one envelope.
 
@@ -724,14 +784,27 @@ class Sealer:
         """
         if self._finalized:
             raise ValueError("sealer already finalized; create a new Sealer")
-        self._buffer += data
+        view = memoryview(data)
+        size = self._segment_size
 
+        # A segment is sealed only once a later byte shows it is not the
+        # last. First top up the segment buffered by the previous call.
         sealed = []
-        # Strictly greater: a buffer of exactly one segment may be the last.
-        while len(self._buffer) > self._segment_size:
-            segment = bytes(self._buffer[: self._segment_size])
-            del self._buffer[: self._segment_size]
-            sealed.append(self._seal_segment(segment, last=False))
+        if self._buffer:
+            take = min(len(view), size - len(self._buffer))
+            self._buffer += view[:take]
+            view = view[take:]
+            if not view:
+                return b""
+            sealed.append(self._seal_segment(bytes(self._buffer), last=False))
+            self._buffer = bytearray()
+
+        # Then whole segments straight from the caller's buffer, without
+        # copying them, keeping at least one byte back.
+        count = (len(view) - 1) // size if view else 0
+        for index in range(count):
+            sealed.append(self._seal_segment(view[index * size:(index + 1) * size], last=False))
+        self._buffer += view[count * size:]
         return b"".join(sealed)
 
     def finalize(self) -> bytes:
@@ -750,7 +823,22 @@ class Sealer:
         self._finalized = True
         return sealed
 
-    def _seal_segment(self, plaintext: bytes, *, last: bool) -> bytes:
+    def take_segment_cipher(self) -> SegmentCipher:
+        """Return a cipher that seals segments by index, and finalize this sealer.
+
+        For writers that know the plaintext length and seal segments in
+        parallel. The body is the same as update() and finalize() would
+        produce. This sealer accepts no further update() or finalize().
+
+        Raises:
+            ValueError: The sealer was already finalized or has sealed segments.
+        """
+        if self._finalized or self._index or self._buffer:
+            raise ValueError("take_segment_cipher() must be the only use of a new Sealer")
+        self._finalized = True
+        return SegmentCipher(self._aead, self._aad, self._nonce_prefix, self._segment_size)
+
+    def _seal_segment(self, plaintext: bytes | memoryview, *, last: bool) -> bytes:
         if self._index >= MAX_SEGMENTS:
             raise ValueError(f"plaintext needs more than {MAX_SEGMENTS} segments of {self._segment_size} bytes")
         nonce = _segment_nonce(self._nonce_prefix, self._index, last)
@@ -827,6 +915,21 @@ class Opener:
         self._buffer = bytearray()
         self._finalized = True
         return plaintext
+
+    def take_segment_cipher(self) -> SegmentCipher:
+        """Return a cipher that opens segments by index, and finalize this opener.
+
+        The caller must check the body length with :func:`plaintext_length`,
+        flag only the final segment as last, and treat the envelope as
+        confirmed only after every segment opened.
+
+        Raises:
+            ValueError: The opener was already used.
+        """
+        if self._finalized or self._failed or self._index or self._buffer:
+            raise ValueError("take_segment_cipher() must be the only use of a new Opener")
+        self._finalized = True
+        return SegmentCipher(self._aead, self._aad, self.header.nonce_prefix, self.header.segment_size)
 
     def _check_usable(self) -> None:
         if self._failed:

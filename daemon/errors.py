@@ -44,6 +44,13 @@ REASON_CODES: Mapping[str, grpc.StatusCode] = {
     "AUDIT_UNAVAILABLE": grpc.StatusCode.UNAVAILABLE,
     "DAEMON_STOPPING": grpc.StatusCode.UNAVAILABLE,
     "INTERNAL": grpc.StatusCode.INTERNAL,
+    # Local spool mode.
+    "SPOOL_DISABLED": grpc.StatusCode.FAILED_PRECONDITION,
+    "SPOOL_PATH_INVALID": grpc.StatusCode.INVALID_ARGUMENT,
+    "SPOOL_FILE_NOT_FOUND": grpc.StatusCode.NOT_FOUND,
+    "SPOOL_FILE_REJECTED": grpc.StatusCode.PERMISSION_DENIED,
+    "SPOOL_OUTPUT_EXISTS": grpc.StatusCode.ALREADY_EXISTS,
+    "SPOOL_IO_FAILED": grpc.StatusCode.INTERNAL,
     # Key lifecycle and recovery.
     "KEY_NOT_FOUND": grpc.StatusCode.NOT_FOUND,
     "KEY_STATE_CONFLICT": grpc.StatusCode.FAILED_PRECONDITION,

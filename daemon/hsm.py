@@ -519,6 +519,9 @@ class Pkcs11Token:
                     **_DATA_KEY_TEMPLATE,
                 })
             with _session_object(temporary):
+                # TODO: python-pkcs11 makes two C_WrapKey calls here, the first
+                # only to learn the length; one call with a 40-byte buffer would
+                # halve the wrap's round trips to a USB token (docs/benchmarks.md).
                 with _token_call("C_WrapKey", self.wrap_mechanism):
                     wrapped = kek.wrap_key(temporary, mechanism=self.wrap_mechanism)
         return data_key, KeySlot(key_id, version, self.wrap_algorithm, wrapped)

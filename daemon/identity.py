@@ -38,6 +38,7 @@ _V1 = "/niemphong.v1."
 # service descriptors); a method missing from it is refused.
 METHOD_ROLES: Mapping[str, frozenset[str]] = {
     f"{_V1}EnvelopeService/Seal": frozenset({"scanner"}),
+    f"{_V1}EnvelopeService/SealSmall": frozenset({"scanner"}),
     f"{_V1}EnvelopeService/Open": frozenset({"viewer"}),
     f"{_V1}EnvelopeService/Inspect": ROLES,
     f"{_V1}AccessService/RequestAccess": frozenset({"viewer"}),
@@ -45,6 +46,8 @@ METHOD_ROLES: Mapping[str, frozenset[str]] = {
     f"{_V1}AccessService/Deny": _DECIDERS,
     f"{_V1}AccessService/ListPending": frozenset({"viewer", "approver", "head"}),
     f"{_V1}AccessService/GetRequest": frozenset({"viewer", "approver", "head"}),
+    f"{_V1}SpoolService/SealFile": frozenset({"scanner"}),
+    f"{_V1}SpoolService/OpenFile": frozenset({"viewer"}),
     # Key lifecycle: custodians change keys; rewrap never exposes plaintext,
     # so operators may run it over an archive too.
     f"{_V1}KeyService/ListKeys": frozenset({"custodian", "auditor", "operator"}),

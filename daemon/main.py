@@ -68,7 +68,11 @@ def _serve(config_path: str, open_token: Callable[..., Any] | None = None) -> in
     token = TokenSupervisor(config.token, open_token) if open_token is not None else None
     daemon = Daemon(config, token=token)
     daemon.start()
-    stop.wait()
+    # A signal that the kernel delivers to another thread does not interrupt
+    # a wait without timeout, and Python runs handlers only in the main
+    # thread: waking twice a second lets a pending handler run.
+    while not stop.wait(timeout=0.5):
+        pass
     daemon.stop()
     return 0
 

@@ -38,6 +38,7 @@ from niemphong.daemon.services.envelope_service import EnvelopeServicer
 from niemphong.daemon.services.key_service import KeyServicer
 from niemphong.daemon.services.policy_service import PolicyServicer
 from niemphong.daemon.services.recovery_service import RecoveryServicer
+from niemphong.daemon.services.spool_service import SpoolServicer
 from niemphong.daemon.services.token_service import TokenServicer
 from niemphong.daemon.store import SqliteStore
 from niemphong.daemon.systemd import Notifier
@@ -111,6 +112,7 @@ class Daemon:
         )
         self.tcp_port: int | None = None
         self._server: grpc.Server | None = None
+        self._spool: SpoolServicer | None = None
 
     def start(self) -> None:
         config = self.config
@@ -140,6 +142,8 @@ class Daemon:
         classifier = Classifier(config.policy)
         envelopes = EnvelopeServicer(config, self.token, self.keys, self.access, self.audit, classifier)
         pb_grpc.add_EnvelopeServiceServicer_to_server(envelopes, server)
+        self._spool = SpoolServicer(config.spool, envelopes)
+        pb_grpc.add_SpoolServiceServicer_to_server(self._spool, server)
         add_archive_services(server, envelopes, self.access, self.audit)
         pb_grpc.add_AccessServiceServicer_to_server(AccessServicer(self.access, self.audit), server)
         keys_pb2_grpc.add_KeyServiceServicer_to_server(
@@ -262,6 +266,8 @@ class Daemon:
             # at once would leave either client with only a broken pipe.
             time.sleep(LINGER_SECONDS)
             self._server.stop(LINGER_SECONDS).wait()
+        if self._spool is not None:
+            self._spool.close()
         if not self.observer.wait_idle(HANDLER_EXIT_SECONDS):
             log.warning("%d calls still unwinding after the drain; closing the token under them", self.observer.in_flight)
         if self.metrics_listener is not None:

@@ -7,6 +7,7 @@ import logging
 import os
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import TypeVar
 
 from niemphong.daemon import envelope, validation
@@ -21,10 +22,11 @@ from niemphong.daemon.keys import KeyRegistry
 from niemphong.daemon.levels import Level
 from niemphong.daemon.policy.decision import Outcome
 from niemphong.daemon.policy.periods import today_in_vietnam
-from niemphong.daemon.services.classification import Classifier
+from niemphong.daemon.prefetch import prefetched
+from niemphong.daemon.services.classification import Classifier, Verdict
 from niemphong.daemon.services.envelope_reading import verify_envelope
 from niemphong.daemon.token_aead import TokenDataKey
-from niemphong.daemon.store import ArtefactRecord, GrantRecord
+from niemphong.daemon.store import ArtefactRecord, GrantRecord, StateTransaction
 from niemphong.v1 import niemphong_pb2 as pb
 from niemphong.v1 import niemphong_pb2_grpc as pb_grpc
 
@@ -39,6 +41,23 @@ def _integrity_failure() -> ServiceError:
     # One error for every way an envelope can be wrong, so that a caller
     # probing with altered envelopes learns nothing about which check failed.
     return ServiceError("INTEGRITY_FAILURE", "envelope failed integrity check")
+
+
+@dataclass(frozen=True)
+class SealStart:
+    """A seal after its token call: the checked metadata, its verdict, the key slot and the sealer."""
+
+    level: Level
+    metadata: dict[str, str]
+    slot: envelope.KeySlot
+    artefact_id: bytes
+    sealed_at: int
+    sealer: envelope.Sealer
+    verdict: Verdict
+    batch_id: str | None
+    page_count: int
+    recovery_slot: envelope.KeySlot | None
+    core_sha256: str
 
 
 class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
@@ -63,16 +82,69 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
         first = next(request_iterator, None)
         if first is None or first.WhichOneof("payload") != "metadata":
             raise ServiceError("PROTOCOL_VIOLATION", "the first Seal message must carry metadata")
-        stated_level, metadata = self._check_seal_metadata(first.metadata, context)
+        start = self.begin_seal(first.metadata, context)
+        if isinstance(start, pb.NotSealed):
+            yield pb.SealResponse(not_sealed=start)
+            return
+
+        # The header goes out at once: it tells the client that the checks
+        # before any token call passed, before it sends the document.
+        header = start.sealer.header_bytes
+        yield pb.SealResponse(chunk=header)
+        envelope_bytes = len(header)
+
+        body = _SealedBody(start.sealer, request_iterator, self.config.chunk_bytes)
+        # The body is read, sealed and hashed on a reader thread, so that the
+        # next request chunk arrives while this thread sends the last result.
+        sealed_pieces = prefetched(iter(body), alive=context.is_active)
+        for chunk in _whole_chunks(sealed_pieces, self.config.chunk_bytes):
+            envelope_bytes += len(chunk)
+            yield pb.SealResponse(chunk=chunk)
+
+        summary = self.finish_seal(start, body.plaintext_bytes, envelope_bytes, body.envelope_sha256(), context)
+        yield pb.SealResponse(summary=summary)
+
+    def SealSmall(self, request: pb.SealSmallRequest, context: CallContext) -> pb.SealSmallResponse:
+        def respond() -> Iterator[pb.SealSmallResponse]:
+            yield self._seal_small(request, context)
+
+        return next(_guarded("seal", respond(), context))
+
+    def _seal_small(self, request: pb.SealSmallRequest, context: CallContext) -> pb.SealSmallResponse:
+        document = request.document
+        if len(document) > self.config.chunk_bytes:
+            raise ServiceError(
+                "FIELD_TOO_LONG", f"document of {len(document)} bytes exceeds {self.config.chunk_bytes}; use Seal",
+                {"field": "document", "max": str(self.config.chunk_bytes)},
+            )
+
+        start = self.begin_seal(request.metadata, context)
+        if isinstance(start, pb.NotSealed):
+            return pb.SealSmallResponse(not_sealed=start)
+
+        sealer = start.sealer
+        sealed = b"".join((sealer.header_bytes, sealer.update(document), sealer.finalize()))
+        sha256 = hashlib.sha256(sealed).hexdigest()
+        summary = self.finish_seal(start, len(document), len(sealed), sha256, context)
+        return pb.SealSmallResponse(sealed=pb.Sealed(envelope=sealed, summary=summary))
+
+    def begin_seal(self, request: pb.SealMetadata, context: CallContext) -> SealStart | pb.NotSealed:
+        """Check the metadata and decide under the classification rules, then draw and wrap a data key.
+
+        Returns the NotSealed record, already stored, when the rules find the
+        document not secret; nothing is sealed then and no token call is made.
+        Raises ServiceError when the rules refuse the document.
+        """
+        stated_level, metadata = self._check_seal_metadata(request, context)
         # Batch scanning: refuse before any token call when the batch does not allow this seal.
-        batch_id = validation.hex_id("batch_id", first.metadata.batch_id) if first.metadata.batch_id else None
-        page_count = validation.bounded("page_count", first.metadata.page_count, validation.MAX_PAGES)
+        batch_id = validation.hex_id("batch_id", request.batch_id) if request.batch_id else None
+        page_count = validation.bounded("page_count", request.page_count, validation.MAX_PAGES)
         if batch_id is not None:
             context.facts["batch_id"] = batch_id
             with self.access.store.transaction() as tx:
                 check_batch_seal(tx, batch_id, metadata["doc_number"], stated_level, metadata["issued_on"])
         # The classification rules decide; a refusal raises before anything is kept.
-        verdict = self.classifier.decide_seal(stated_level, metadata, first.metadata.classification, context)
+        verdict = self.classifier.decide_seal(stated_level, metadata, request.classification, context)
         if verdict.decision.outcome is Outcome.NOT_SECRET:
             with self.access.store.transaction() as tx:
                 not_sealed = self.classifier.record_not_sealed(tx, verdict, metadata, context)
@@ -88,8 +160,8 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
                 context.request_id, metadata["doc_number"], context.identity.name, verdict.decision.rule,
                 verdict.decision.code, not_sealed.record_id,
             )
-            yield pb.SealResponse(not_sealed=not_sealed)
-            return
+            return not_sealed
+
         assert verdict.decision.level is not None
         level = verdict.decision.level
         data_key, slots = self.keys.new_data_key(level)
@@ -105,34 +177,18 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
         )
         del data_key
         core_sha256 = hashlib.sha256(envelope.parse_header(sealer.header_bytes).core_bytes).hexdigest()
+        return SealStart(
+            level, metadata, slot, artefact_id, sealed_at, sealer, verdict, batch_id, page_count, recovery_slot, core_sha256,
+        )
 
-        digest = hashlib.sha256()
-        plaintext_bytes = 0
-        envelope_bytes = 0
-
-        def emit(data: bytes) -> Iterator[pb.SealResponse]:
-            nonlocal envelope_bytes
-            digest.update(data)
-            envelope_bytes += len(data)
-            for start in range(0, len(data), self.config.chunk_bytes):
-                yield pb.SealResponse(chunk=data[start:start + self.config.chunk_bytes])
-
-        yield from emit(sealer.header_bytes)
-        for message in request_iterator:
-            if message.WhichOneof("payload") != "chunk":
-                raise ServiceError("PROTOCOL_VIOLATION", "only chunks may follow the Seal metadata")
-            if len(message.chunk) > self.config.chunk_bytes:
-                raise ServiceError(
-                    "FIELD_TOO_LONG", f"chunk of {len(message.chunk)} bytes exceeds {self.config.chunk_bytes}",
-                    {"field": "chunk", "max": str(self.config.chunk_bytes)},
-                )
-            plaintext_bytes += len(message.chunk)
-            yield from emit(sealer.update(message.chunk))
-        yield from emit(sealer.finalize())
-
+    def finish_seal(
+        self, start: SealStart, plaintext_bytes: int, envelope_bytes: int, envelope_sha256: str, context: CallContext,
+    ) -> pb.SealSummary:
+        """Register the artefact of a whole envelope with its classification record and return the summary."""
+        level, metadata, slot = start.level, start.metadata, start.slot
         # The artefact enters the registry only once its envelope is whole;
         # a client that never receives the summary must discard what it got.
-        artefact_hex = artefact_id.hex()
+        artefact_hex = start.artefact_id.hex()
         context.facts.update(
             artefact_id=artefact_hex, doc_number=metadata["doc_number"], plaintext_bytes=plaintext_bytes,
             envelope_bytes=envelope_bytes, key_id=slot.key_id, key_version=slot.key_version,
@@ -149,38 +205,47 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
             wrap_algorithm=slot.wrap_algorithm,
             plaintext_bytes=plaintext_bytes,
             envelope_bytes=envelope_bytes,
-            envelope_sha256=digest.hexdigest(),
+            envelope_sha256=envelope_sha256,
             sealed_by=context.identity.name,
-            sealed_at=sealed_at,
-            batch_id=batch_id,
-            page_count=page_count,
-            recovery_key_id=recovery_slot.key_id if recovery_slot else None,
-            recovery_key_version=recovery_slot.key_version if recovery_slot else None,
-            core_sha256=core_sha256,
+            sealed_at=start.sealed_at,
+            batch_id=start.batch_id,
+            page_count=start.page_count,
+            recovery_key_id=start.recovery_slot.key_id if start.recovery_slot else None,
+            recovery_key_version=start.recovery_slot.key_version if start.recovery_slot else None,
+            core_sha256=start.core_sha256,
         )
-        with self.access.store.transaction() as tx:
+        classification = start.verdict.record(artefact_hex, artefact_hex, metadata, context.identity.name, start.sealed_at)
+
+        def register(tx: StateTransaction) -> None:
             tx.insert_artefact(record)
-            tx.insert_classification(verdict.record(artefact_hex, artefact_hex, metadata, context.identity.name, sealed_at))
-            if batch_id is not None:
-                record_batch_seal(tx, batch_id, metadata["doc_number"], artefact_hex, page_count, sealed_at)
+            tx.insert_classification(classification)
+            if start.batch_id is not None:
+                record_batch_seal(
+                    tx, start.batch_id, metadata["doc_number"], artefact_hex, start.page_count, start.sealed_at,
+                )
             # Fail closed: without a durable audit record the registration
             # rolls back and no summary is sent.
             self.audit.record_decision(context)
+
+        # Registering reads nothing that another seal changes, so concurrent
+        # seals may share one SQLite commit and its disk flush. Each audit
+        # record is still made durable on its own, inside its seal's savepoint.
+        self.access.store.write_grouped(register)
 
         log.info(
             "request %s sealed artefact %s (%s) by %s: %d plaintext bytes, %d envelope bytes, key %s v%d",
             context.request_id, artefact_hex, level.name, context.identity.name,
             plaintext_bytes, envelope_bytes, slot.key_id, slot.key_version,
         )
-        yield pb.SealResponse(summary=pb.SealSummary(
+        return pb.SealSummary(
             artefact_id=artefact_hex,
             level=int(level),
             key=pb.KeyRef(key_id=slot.key_id, version=slot.key_version, wrap_algorithm=slot.wrap_algorithm),
             plaintext_bytes=plaintext_bytes,
             envelope_bytes=envelope_bytes,
-            envelope_sha256=record.envelope_sha256,
-            decision=verdict.to_proto(),
-        ))
+            envelope_sha256=envelope_sha256,
+            decision=start.verdict.to_proto(),
+        )
 
     def _check_seal_metadata(
         self, metadata: pb.SealMetadata, context: CallContext,
@@ -215,9 +280,39 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
         if first is None or first.WhichOneof("payload") != "start":
             raise ServiceError("PROTOCOL_VIOLATION", "the first Open message must be OpenStart")
         request_id = validation.hex_id("request_id", first.start.request_id) if first.start.request_id else None
-        chunks = self._chunks(request_iterator)
+        chunks = self._chunks(prefetched(request_iterator, alive=context.is_active))
 
         header, rest = self._read_header(chunks)
+        opener, grant = self.begin_open(header, request_id, context)
+        artefact_id = header.artefact_id.hex()
+
+        plaintext_bytes = 0
+        try:
+            for data in _prepend(rest, chunks):
+                plain = opener.update(data)
+                plaintext_bytes += len(plain)
+                yield from self._plain_chunks(plain)
+            plain = opener.finalize()
+        except envelope.IntegrityError:
+            log.warning(
+                "request %s open of artefact %s failed integrity after %d plaintext bytes",
+                context.request_id, artefact_id, plaintext_bytes,
+            )
+            raise _integrity_failure() from None
+        plaintext_bytes += len(plain)
+        yield from self._plain_chunks(plain)
+        context.facts["plaintext_bytes"] = plaintext_bytes
+
+        yield pb.OpenResponse(summary=pb.OpenSummary(
+            artefact_id=artefact_id,
+            plaintext_bytes=plaintext_bytes,
+            opens_remaining=grant.opens_allowed - grant.opens_used,
+        ))
+
+    def begin_open(
+        self, header: envelope.Header, request_id: str | None, context: CallContext,
+    ) -> tuple[envelope.Opener, GrantRecord]:
+        """Check the registry and the grant, unwrap the data key, verify the header and count one open."""
         artefact_id = header.artefact_id.hex()
         viewer = context.identity
         context.facts["artefact_id"] = artefact_id
@@ -259,29 +354,7 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
             context.request_id, artefact_id, Level(artefact.level).name, viewer.name,
             grant.request_id, grant.opens_used, grant.opens_allowed,
         )
-
-        plaintext_bytes = 0
-        try:
-            for data in _prepend(rest, chunks):
-                plain = opener.update(data)
-                plaintext_bytes += len(plain)
-                yield from self._plain_chunks(plain)
-            plain = opener.finalize()
-        except envelope.IntegrityError:
-            log.warning(
-                "request %s open of artefact %s failed integrity after %d plaintext bytes",
-                context.request_id, artefact_id, plaintext_bytes,
-            )
-            raise _integrity_failure() from None
-        plaintext_bytes += len(plain)
-        yield from self._plain_chunks(plain)
-        context.facts["plaintext_bytes"] = plaintext_bytes
-
-        yield pb.OpenResponse(summary=pb.OpenSummary(
-            artefact_id=artefact_id,
-            plaintext_bytes=plaintext_bytes,
-            opens_remaining=grant.opens_allowed - grant.opens_used,
-        ))
+        return opener, grant
 
     def _chunks(self, request_iterator: Iterator[pb.OpenRequest]) -> Iterator[bytes]:
         for message in request_iterator:
@@ -413,6 +486,72 @@ def _guarded(operation: str, responses: Iterator[T], context: CallContext) -> It
         context.facts["reason"] = "INTERNAL"
         log.exception("request %s %s by %s failed unexpectedly", context.request_id, operation, context.identity.name)
         abort(context, ServiceError("INTERNAL", f"internal error; see the daemon log for request {context.request_id}"))
+
+
+class _SealedBody:
+    """The sealed body of a Seal stream, from its request chunks, and the SHA-256 of the whole envelope.
+
+    Iterate it once; plaintext_bytes and envelope_sha256() are final after
+    the iteration ends.
+    """
+
+    def __init__(self, sealer: envelope.Sealer, requests: Iterator[pb.SealRequest], chunk_bytes: int) -> None:
+        self._sealer = sealer
+        self._requests = requests
+        self._chunk_bytes = chunk_bytes
+        self._digest = hashlib.sha256(sealer.header_bytes)
+        self.plaintext_bytes = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        for message in self._requests:
+            if message.WhichOneof("payload") != "chunk":
+                raise ServiceError("PROTOCOL_VIOLATION", "only chunks may follow the Seal metadata")
+            if len(message.chunk) > self._chunk_bytes:
+                raise ServiceError(
+                    "FIELD_TOO_LONG", f"chunk of {len(message.chunk)} bytes exceeds {self._chunk_bytes}",
+                    {"field": "chunk", "max": str(self._chunk_bytes)},
+                )
+            self.plaintext_bytes += len(message.chunk)
+            sealed = self._sealer.update(message.chunk)
+            self._digest.update(sealed)
+            yield sealed
+        sealed = self._sealer.finalize()
+        self._digest.update(sealed)
+        yield sealed
+
+    def envelope_sha256(self) -> str:
+        return self._digest.hexdigest()
+
+
+def _whole_chunks(pieces: Iterator[bytes], chunk_bytes: int) -> Iterator[bytes]:
+    """Regroup ``pieces`` into chunks of ``chunk_bytes``, the last one shorter.
+
+    Each response message costs a round of flow control. A 1 MiB request
+    chunk gives 1 MiB plus the segment tags of envelope bytes, which would
+    otherwise be a second, tiny message, and a small document's segments
+    go out as one message.
+    """
+    pending: list[bytes] = []
+    pending_bytes = 0
+    for piece in pieces:
+        pending.append(piece)
+        pending_bytes += len(piece)
+        if pending_bytes < chunk_bytes:
+            # A client sending small chunks gets each one's envelope bytes at
+            # once; only the tail of a large chunk waits for the next one.
+            if len(piece) < chunk_bytes // 2:
+                yield b"".join(pending)
+                pending = []
+                pending_bytes = 0
+            continue
+        joined = b"".join(pending)
+        whole = len(joined) - len(joined) % chunk_bytes
+        for offset in range(0, whole, chunk_bytes):
+            yield joined[offset:offset + chunk_bytes]
+        pending = [joined[whole:]]
+        pending_bytes = len(joined) - whole
+    if pending_bytes:
+        yield b"".join(pending)
 
 
 def _prepend(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:

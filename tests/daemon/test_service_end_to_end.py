@@ -3,6 +3,7 @@ process, over the unix socket and over TCP, both with mutual TLS."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import struct
 
@@ -441,3 +442,91 @@ def test_second_daemon_on_same_config_refused(daemon: DaemonProcess, dev_env: De
     assert second.returncode != 0
     assert "already uses the state database" in second.stderr
     assert daemon.serving()
+
+
+def test_seal_response_chunks_whole(daemon: DaemonProcess, dev_env: DevEnvironment) -> None:
+    chunk_bytes = dev_env.config["server"]["chunk_bytes"]
+    data = os.urandom(2 * chunk_bytes + 1000)
+    requests = [pb.SealRequest(metadata=pb.SealMetadata(level=pb.LEVEL_MAT, document=pb.DocumentMetadata(
+        doc_number="7/UBND", issued_on="2025-05-20", source_name="scan.pdf")))]
+    requests += [pb.SealRequest(chunk=data[start:start + chunk_bytes]) for start in range(0, len(data), chunk_bytes)]
+
+    with dev_env.channel("scanner") as channel:
+        responses = list(pb_grpc.EnvelopeServiceStub(channel).Seal(iter(requests), timeout=60))
+
+    sizes = [len(response.chunk) for response in responses if response.WhichOneof("payload") == "chunk"]
+    header, *body = sizes
+    # The header goes first on its own. Segment tags make the body a little
+    # longer than the plaintext; it still goes out in the fewest messages.
+    assert header < 4096
+    assert body[:-1] == [chunk_bytes] * (len(body) - 1)
+    assert len(body) == 3
+    assert sum(sizes) == responses[-1].summary.envelope_bytes
+
+
+SMALL_METADATA = pb.SealMetadata(level=pb.LEVEL_MAT, document=pb.DocumentMetadata(
+    doc_number="8/UBND", issued_on="2025-05-20", source_name="scan.pdf"))
+
+
+def seal_small(env: DevEnvironment, document: bytes, metadata: pb.SealMetadata = SMALL_METADATA,
+               identity: str = "scanner") -> pb.SealSmallResponse:
+    with env.channel(identity) as channel:
+        return pb_grpc.EnvelopeServiceStub(channel).SealSmall(
+            pb.SealSmallRequest(metadata=metadata, document=document), timeout=30)
+
+
+def test_seal_small_opens_with_stream(daemon: DaemonProcess, dev_env: DevEnvironment) -> None:
+    data = os.urandom(4096)
+
+    response = seal_small(dev_env, data)
+    sealed = response.sealed
+    grant_access(dev_env, sealed.summary.artefact_id, ["approver-1"])
+
+    assert response.WhichOneof("result") == "sealed"
+    assert sealed.summary.envelope_bytes == len(sealed.envelope)
+    assert sealed.summary.envelope_sha256 == hashlib.sha256(sealed.envelope).hexdigest()
+    assert sealed.summary.decision.outcome == pb.DECISION_OUTCOME_SEAL
+    assert open_bytes(dev_env, sealed.envelope) == data
+
+
+def test_seal_small_empty_document(daemon: DaemonProcess, dev_env: DevEnvironment) -> None:
+    response = seal_small(dev_env, b"")
+    grant_access(dev_env, response.sealed.summary.artefact_id, ["approver-1"])
+
+    assert response.sealed.summary.plaintext_bytes == 0
+    assert open_bytes(dev_env, response.sealed.envelope) == b""
+
+
+def test_seal_small_over_chunk_bound_rejected(daemon: DaemonProcess, dev_env: DevEnvironment) -> None:
+    chunk_bytes = dev_env.config["server"]["chunk_bytes"]
+
+    error = rpc_error(seal_small, dev_env, b"x" * (chunk_bytes + 1))
+
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error_reason(error) == "FIELD_TOO_LONG"
+
+
+def test_seal_small_not_secret_returns_record(daemon: DaemonProcess, dev_env: DevEnvironment) -> None:
+    metadata = pb.SealMetadata(
+        level=pb.LEVEL_MAT, document=SMALL_METADATA.document,
+        classification=pb.ClassificationFacts(declassification=pb.Declassification(decision="Quyết định số 3/QĐ-UBND")),
+    )
+
+    response = seal_small(dev_env, b"scan", metadata)
+
+    assert response.WhichOneof("result") == "not_sealed"
+    assert response.not_sealed.decision.rule == "e"
+
+
+def test_seal_small_by_viewer_rejected(daemon: DaemonProcess, dev_env: DevEnvironment) -> None:
+    error = rpc_error(seal_small, dev_env, b"scan", identity="viewer")
+
+    assert error_reason(error) == "ROLE_REQUIRED"
+
+
+def test_seal_small_tuyet_mat_rejected(daemon: DaemonProcess, dev_env: DevEnvironment) -> None:
+    metadata = pb.SealMetadata(level=pb.LEVEL_TUYET_MAT, document=SMALL_METADATA.document)
+
+    error = rpc_error(seal_small, dev_env, b"scan", metadata)
+
+    assert error_reason(error) == "LEVEL_NEVER_DIGITIZED"

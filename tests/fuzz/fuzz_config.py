@@ -35,6 +35,8 @@ CONFIG_PATH = LAYOUT.root / "niemphongd.toml"
 def _write(config: bytes = CONFIG_TEXT, policy: bytes = POLICY_TEXT, catalog: bytes = CATALOG_BYTES) -> None:
     LAYOUT.root.mkdir(parents=True, exist_ok=True)
     LAYOUT.secrets.mkdir(exist_ok=True)
+    # dev init creates the spool root that the rendered [spool] section names.
+    LAYOUT.spool.mkdir(exist_ok=True)
     LAYOUT.pin_file.write_text("1234\n")
     CONFIG_PATH.write_bytes(config)
     LAYOUT.policy.write_bytes(policy)

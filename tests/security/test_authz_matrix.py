@@ -49,8 +49,11 @@ ALL_ROLES = frozenset({"scanner", "viewer", "approver", "head", "custodian", "au
 # and the proto comments, not copied from the daemon's table.
 EXPECTED_ROLES: dict[str, frozenset[str]] = {
     "EnvelopeService/Seal": frozenset({"scanner"}),
+    "EnvelopeService/SealSmall": frozenset({"scanner"}),
     "EnvelopeService/Open": frozenset({"viewer"}),
     "EnvelopeService/Inspect": ALL_ROLES,
+    "SpoolService/SealFile": frozenset({"scanner"}),
+    "SpoolService/OpenFile": frozenset({"viewer"}),
     "AccessService/RequestAccess": frozenset({"viewer"}),
     "AccessService/Approve": frozenset({"approver", "head"}),
     "AccessService/Deny": frozenset({"approver", "head"}),
@@ -98,6 +101,9 @@ EXPECTED_ROLES: dict[str, frozenset[str]] = {
 # changes and sessions that do not exist, or cannot complete, and an allowed
 # role gets the "not found" or "not active" reason instead of success.
 ALLOWED_ROLE_REFUSALS: dict[str, frozenset[str]] = {
+    # The matrix names no file in a spool directory; past the role check the daemon looks for it.
+    "SpoolService/SealFile": frozenset({"SPOOL_DISABLED", "SPOOL_FILE_NOT_FOUND"}),
+    "SpoolService/OpenFile": frozenset({"SPOOL_DISABLED", "SPOOL_FILE_NOT_FOUND"}),
     "KeyService/ProposeKeyChange": frozenset({"KEY_NOT_FOUND", "KEY_STATE_CONFLICT", "KEY_CHANGE_PENDING"}),
     "KeyService/ConfirmKeyChange": frozenset({"KEY_CHANGE_NOT_FOUND"}),
     "KeyService/RejectKeyChange": frozenset({"KEY_CHANGE_NOT_FOUND"}),
@@ -316,6 +322,26 @@ def build_seal(scenario: Scenario, caller: str) -> Built:
             doc_number="78/AUTHZ-MATRIX", issued_on="2025-05-20", source_name="scan.pdf"))),
         pb.SealRequest(chunk=b"sealed by " + caller.encode()),
     ], _nothing
+
+
+def build_seal_small(scenario: Scenario, caller: str) -> Built:
+    return pb.SealSmallRequest(
+        metadata=pb.SealMetadata(level=pb.LEVEL_MAT, document=pb.DocumentMetadata(
+            doc_number="79/AUTHZ-MATRIX", issued_on="2025-05-20", source_name="scan.pdf")),
+        document=b"sealed by " + caller.encode(),
+    ), _nothing
+
+
+def build_seal_file(scenario: Scenario, caller: str) -> Built:
+    return pb.SealFileRequest(
+        metadata=pb.SealMetadata(level=pb.LEVEL_MAT, document=pb.DocumentMetadata(
+            doc_number="80/AUTHZ-MATRIX", issued_on="2025-05-20", source_name="scan.pdf")),
+        source_path="authz-missing.pdf", envelope_path="authz-missing.pdf.npe",
+    ), _nothing
+
+
+def build_open_file(scenario: Scenario, caller: str) -> Built:
+    return pb.OpenFileRequest(envelope_path="authz-missing.pdf.npe", output_path="authz-missing.pdf"), _nothing
 
 
 def build_open(scenario: Scenario, caller: str) -> Built:
@@ -579,7 +605,10 @@ def build_recover_open(scenario: Scenario, caller: str) -> Built:
 
 BUILDERS: dict[str, Callable[[Scenario, str], Built]] = {
     "EnvelopeService/Seal": build_seal,
+    "EnvelopeService/SealSmall": build_seal_small,
     "EnvelopeService/Open": build_open,
+    "SpoolService/SealFile": build_seal_file,
+    "SpoolService/OpenFile": build_open_file,
     "EnvelopeService/Inspect": build_inspect,
     "AccessService/RequestAccess": build_request_access,
     "AccessService/Approve": build_approve,

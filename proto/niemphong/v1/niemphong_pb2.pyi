@@ -318,6 +318,86 @@ class SealResponse(_message.Message):
 Global___SealResponse: _TypeAlias = SealResponse  # noqa: Y015
 
 @_typing.final
+class SealSmallRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    METADATA_FIELD_NUMBER: _builtins.int
+    DOCUMENT_FIELD_NUMBER: _builtins.int
+    document: _builtins.bytes
+    """The whole document, at most the chunk bound (1 MiB by default)."""
+    @_builtins.property
+    def metadata(self) -> Global___SealMetadata: ...
+    def __init__(
+        self,
+        *,
+        metadata: Global___SealMetadata | None = ...,
+        document: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["metadata", b"metadata"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["document", b"document", "metadata", b"metadata"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SealSmallRequest: _TypeAlias = SealSmallRequest  # noqa: Y015
+
+@_typing.final
+class SealSmallResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SEALED_FIELD_NUMBER: _builtins.int
+    NOT_SEALED_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def sealed(self) -> Global___Sealed: ...
+    @_builtins.property
+    def not_sealed(self) -> Global___NotSealed:
+        """The document is not secret under the classification rules: nothing
+        is sealed.
+        """
+
+    def __init__(
+        self,
+        *,
+        sealed: Global___Sealed | None = ...,
+        not_sealed: Global___NotSealed | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["not_sealed", b"not_sealed", "result", b"result", "sealed", b"sealed"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["not_sealed", b"not_sealed", "result", b"result", "sealed", b"sealed"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_result: _TypeAlias = _typing.Literal["sealed", "not_sealed"]  # noqa: Y015
+    _WhichOneofArgType_result: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_result) -> _WhichOneofReturnType_result | None: ...
+
+Global___SealSmallResponse: _TypeAlias = SealSmallResponse  # noqa: Y015
+
+@_typing.final
+class Sealed(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENVELOPE_FIELD_NUMBER: _builtins.int
+    SUMMARY_FIELD_NUMBER: _builtins.int
+    envelope: _builtins.bytes
+    """The whole envelope: the document plus at most 64 KiB of header and
+    segment tags.
+    """
+    @_builtins.property
+    def summary(self) -> Global___SealSummary: ...
+    def __init__(
+        self,
+        *,
+        envelope: _builtins.bytes = ...,
+        summary: Global___SealSummary | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["summary", b"summary"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["envelope", b"envelope", "summary", b"summary"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Sealed: _TypeAlias = Sealed  # noqa: Y015
+
+@_typing.final
 class OpenStart(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -1458,3 +1538,95 @@ class RecordExtensionRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RecordExtensionRequest: _TypeAlias = RecordExtensionRequest  # noqa: Y015
+
+@_typing.final
+class SealFileRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    METADATA_FIELD_NUMBER: _builtins.int
+    SOURCE_PATH_FIELD_NUMBER: _builtins.int
+    ENVELOPE_PATH_FIELD_NUMBER: _builtins.int
+    REPLACE_FIELD_NUMBER: _builtins.int
+    source_path: _builtins.str
+    """The document, relative to the caller's spool directory. At most 1,024
+    bytes of UTF-8, each component at most 255 bytes.
+    """
+    envelope_path: _builtins.str
+    """Where to write the envelope, same rules. Must not exist unless replace."""
+    replace: _builtins.bool
+    @_builtins.property
+    def metadata(self) -> Global___SealMetadata: ...
+    def __init__(
+        self,
+        *,
+        metadata: Global___SealMetadata | None = ...,
+        source_path: _builtins.str = ...,
+        envelope_path: _builtins.str = ...,
+        replace: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["metadata", b"metadata"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["envelope_path", b"envelope_path", "metadata", b"metadata", "replace", b"replace", "source_path", b"source_path"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SealFileRequest: _TypeAlias = SealFileRequest  # noqa: Y015
+
+@_typing.final
+class SealFileResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SUMMARY_FIELD_NUMBER: _builtins.int
+    NOT_SEALED_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def summary(self) -> Global___SealSummary: ...
+    @_builtins.property
+    def not_sealed(self) -> Global___NotSealed: ...
+    def __init__(
+        self,
+        *,
+        summary: Global___SealSummary | None = ...,
+        not_sealed: Global___NotSealed | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["not_sealed", b"not_sealed", "result", b"result", "summary", b"summary"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["not_sealed", b"not_sealed", "result", b"result", "summary", b"summary"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_result: _TypeAlias = _typing.Literal["summary", "not_sealed"]  # noqa: Y015
+    _WhichOneofArgType_result: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_result) -> _WhichOneofReturnType_result | None: ...
+
+Global___SealFileResponse: _TypeAlias = SealFileResponse  # noqa: Y015
+
+@_typing.final
+class OpenFileRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    ENVELOPE_PATH_FIELD_NUMBER: _builtins.int
+    OUTPUT_PATH_FIELD_NUMBER: _builtins.int
+    REPLACE_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Optional: the request whose grant to use, 32 hex digits."""
+    envelope_path: _builtins.str
+    """The envelope, relative to the caller's spool directory, same rules as
+    SealFileRequest.source_path.
+    """
+    output_path: _builtins.str
+    """Where to write the plaintext. Must not exist unless replace."""
+    replace: _builtins.bool
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        envelope_path: _builtins.str = ...,
+        output_path: _builtins.str = ...,
+        replace: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["envelope_path", b"envelope_path", "output_path", b"output_path", "replace", b"replace", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OpenFileRequest: _TypeAlias = OpenFileRequest  # noqa: Y015

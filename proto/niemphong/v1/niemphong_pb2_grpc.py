@@ -45,6 +45,11 @@ class EnvelopeServiceStub:
                 request_serializer=niemphong_dot_v1_dot_niemphong__pb2.OpenRequest.SerializeToString,
                 response_deserializer=niemphong_dot_v1_dot_niemphong__pb2.OpenResponse.FromString,
                 _registered_method=True)
+        self.SealSmall = channel.unary_unary(
+                '/niemphong.v1.EnvelopeService/SealSmall',
+                request_serializer=niemphong_dot_v1_dot_niemphong__pb2.SealSmallRequest.SerializeToString,
+                response_deserializer=niemphong_dot_v1_dot_niemphong__pb2.SealSmallResponse.FromString,
+                _registered_method=True)
         self.Inspect = channel.unary_unary(
                 '/niemphong.v1.EnvelopeService/Inspect',
                 request_serializer=niemphong_dot_v1_dot_niemphong__pb2.InspectRequest.SerializeToString,
@@ -82,6 +87,15 @@ class EnvelopeServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SealSmall(self, request, context):
+        """Seal a document of at most the chunk bound in one call: the same
+        checks, decision and registry entry as Seal, without a stream's cost.
+        Scanner role only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Inspect(self, request, context):
         """Report the header facts of an envelope without using any key. The facts
         are unauthenticated until the envelope is opened.
@@ -112,6 +126,11 @@ def add_EnvelopeServiceServicer_to_server(servicer, server):
                     servicer.Open,
                     request_deserializer=niemphong_dot_v1_dot_niemphong__pb2.OpenRequest.FromString,
                     response_serializer=niemphong_dot_v1_dot_niemphong__pb2.OpenResponse.SerializeToString,
+            ),
+            'SealSmall': grpc.unary_unary_rpc_method_handler(
+                    servicer.SealSmall,
+                    request_deserializer=niemphong_dot_v1_dot_niemphong__pb2.SealSmallRequest.FromString,
+                    response_serializer=niemphong_dot_v1_dot_niemphong__pb2.SealSmallResponse.SerializeToString,
             ),
             'Inspect': grpc.unary_unary_rpc_method_handler(
                     servicer.Inspect,
@@ -179,6 +198,33 @@ class EnvelopeService:
             '/niemphong.v1.EnvelopeService/Open',
             niemphong_dot_v1_dot_niemphong__pb2.OpenRequest.SerializeToString,
             niemphong_dot_v1_dot_niemphong__pb2.OpenResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SealSmall(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/niemphong.v1.EnvelopeService/SealSmall',
+            niemphong_dot_v1_dot_niemphong__pb2.SealSmallRequest.SerializeToString,
+            niemphong_dot_v1_dot_niemphong__pb2.SealSmallResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -721,6 +767,170 @@ class PolicyService:
             '/niemphong.v1.PolicyService/RecordExtension',
             niemphong_dot_v1_dot_niemphong__pb2.RecordExtensionRequest.SerializeToString,
             niemphong_dot_v1_dot_niemphong__pb2.DueArtefact.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
+class SpoolServiceStub:
+    """---------------------------------------------------------------------------
+    Local spool mode.
+
+    A client on the daemon's own host names files inside its spool directory,
+    and the daemon reads the source and writes the result itself, so bulk data
+    never crosses the socket. Each identity has its own spool directory,
+    `<[spool] root>/<certificate common name>`. Paths are relative to it, use
+    `/` between components, and may not contain `.`, `..`, empty components or
+    symbolic links; every file the daemon reads must be a regular file with
+    one hard link, owned by the owner of the identity's spool directory or by
+    the daemon's own user. Results are written to a temporary file in the
+    same folder and renamed into place only when complete.
+    ---------------------------------------------------------------------------
+
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.SealFile = channel.unary_unary(
+                '/niemphong.v1.SpoolService/SealFile',
+                request_serializer=niemphong_dot_v1_dot_niemphong__pb2.SealFileRequest.SerializeToString,
+                response_deserializer=niemphong_dot_v1_dot_niemphong__pb2.SealFileResponse.FromString,
+                _registered_method=True)
+        self.OpenFile = channel.unary_unary(
+                '/niemphong.v1.SpoolService/OpenFile',
+                request_serializer=niemphong_dot_v1_dot_niemphong__pb2.OpenFileRequest.SerializeToString,
+                response_deserializer=niemphong_dot_v1_dot_niemphong__pb2.OpenSummary.FromString,
+                _registered_method=True)
+
+
+class SpoolServiceServicer:
+    """---------------------------------------------------------------------------
+    Local spool mode.
+
+    A client on the daemon's own host names files inside its spool directory,
+    and the daemon reads the source and writes the result itself, so bulk data
+    never crosses the socket. Each identity has its own spool directory,
+    `<[spool] root>/<certificate common name>`. Paths are relative to it, use
+    `/` between components, and may not contain `.`, `..`, empty components or
+    symbolic links; every file the daemon reads must be a regular file with
+    one hard link, owned by the owner of the identity's spool directory or by
+    the daemon's own user. Results are written to a temporary file in the
+    same folder and renamed into place only when complete.
+    ---------------------------------------------------------------------------
+
+    """
+
+    def SealFile(self, request, context):
+        """Seal a file of the caller's spool directory into an envelope beside it.
+        Scanner role only. The same checks, classification decision and
+        registry entry as Seal; a document the rules find not secret gets
+        NotSealed and no envelope is written.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def OpenFile(self, request, context):
+        """Open an envelope of the caller's spool directory into a plaintext file
+        beside it. Viewer role only, with a grant, counting one open, as Open.
+        The output appears only after every segment verified.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_SpoolServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'SealFile': grpc.unary_unary_rpc_method_handler(
+                    servicer.SealFile,
+                    request_deserializer=niemphong_dot_v1_dot_niemphong__pb2.SealFileRequest.FromString,
+                    response_serializer=niemphong_dot_v1_dot_niemphong__pb2.SealFileResponse.SerializeToString,
+            ),
+            'OpenFile': grpc.unary_unary_rpc_method_handler(
+                    servicer.OpenFile,
+                    request_deserializer=niemphong_dot_v1_dot_niemphong__pb2.OpenFileRequest.FromString,
+                    response_serializer=niemphong_dot_v1_dot_niemphong__pb2.OpenSummary.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'niemphong.v1.SpoolService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('niemphong.v1.SpoolService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class SpoolService:
+    """---------------------------------------------------------------------------
+    Local spool mode.
+
+    A client on the daemon's own host names files inside its spool directory,
+    and the daemon reads the source and writes the result itself, so bulk data
+    never crosses the socket. Each identity has its own spool directory,
+    `<[spool] root>/<certificate common name>`. Paths are relative to it, use
+    `/` between components, and may not contain `.`, `..`, empty components or
+    symbolic links; every file the daemon reads must be a regular file with
+    one hard link, owned by the owner of the identity's spool directory or by
+    the daemon's own user. Results are written to a temporary file in the
+    same folder and renamed into place only when complete.
+    ---------------------------------------------------------------------------
+
+    """
+
+    @staticmethod
+    def SealFile(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/niemphong.v1.SpoolService/SealFile',
+            niemphong_dot_v1_dot_niemphong__pb2.SealFileRequest.SerializeToString,
+            niemphong_dot_v1_dot_niemphong__pb2.SealFileResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def OpenFile(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/niemphong.v1.SpoolService/OpenFile',
+            niemphong_dot_v1_dot_niemphong__pb2.OpenFileRequest.SerializeToString,
+            niemphong_dot_v1_dot_niemphong__pb2.OpenSummary.FromString,
             options,
             channel_credentials,
             insecure,

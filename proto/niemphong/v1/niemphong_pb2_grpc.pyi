@@ -58,6 +58,11 @@ class EnvelopeServiceStub:
     DATA_LOSS, and no plaintext from the failing segment onward is sent, so
     a client must discard everything it received.
     """
+    SealSmall: _grpc.UnaryUnaryMultiCallable[_niemphong_pb2.SealSmallRequest, _niemphong_pb2.SealSmallResponse]
+    """Seal a document of at most the chunk bound in one call: the same
+    checks, decision and registry entry as Seal, without a stream's cost.
+    Scanner role only.
+    """
     Inspect: _grpc.UnaryUnaryMultiCallable[_niemphong_pb2.InspectRequest, _niemphong_pb2.InspectResponse]
     """Report the header facts of an envelope without using any key. The facts
     are unauthenticated until the envelope is opened.
@@ -86,6 +91,11 @@ class EnvelopeServiceAsyncStub(EnvelopeServiceStub):
     envelope's artefact. On an integrity failure the stream ends with
     DATA_LOSS, and no plaintext from the failing segment onward is sent, so
     a client must discard everything it received.
+    """
+    SealSmall: _aio.UnaryUnaryMultiCallable[_niemphong_pb2.SealSmallRequest, _niemphong_pb2.SealSmallResponse]  # type: ignore[assignment]
+    """Seal a document of at most the chunk bound in one call: the same
+    checks, decision and registry entry as Seal, without a stream's cost.
+    Scanner role only.
     """
     Inspect: _aio.UnaryUnaryMultiCallable[_niemphong_pb2.InspectRequest, _niemphong_pb2.InspectResponse]  # type: ignore[assignment]
     """Report the header facts of an envelope without using any key. The facts
@@ -124,6 +134,17 @@ class EnvelopeServiceServicer(metaclass=_abc_1.ABCMeta):
         envelope's artefact. On an integrity failure the stream ends with
         DATA_LOSS, and no plaintext from the failing segment onward is sent, so
         a client must discard everything it received.
+        """
+
+    @_abc_1.abstractmethod
+    def SealSmall(
+        self,
+        request: _niemphong_pb2.SealSmallRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_niemphong_pb2.SealSmallResponse, _abc.Awaitable[_niemphong_pb2.SealSmallResponse]]:
+        """Seal a document of at most the chunk bound in one call: the same
+        checks, decision and registry entry as Seal, without a stream's cost.
+        Scanner role only.
         """
 
     @_abc_1.abstractmethod
@@ -346,3 +367,106 @@ class PolicyServiceServicer(metaclass=_abc_1.ABCMeta):
         """
 
 def add_PolicyServiceServicer_to_server(servicer: PolicyServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
+
+class SpoolServiceStub:
+    """---------------------------------------------------------------------------
+    Local spool mode.
+
+    A client on the daemon's own host names files inside its spool directory,
+    and the daemon reads the source and writes the result itself, so bulk data
+    never crosses the socket. Each identity has its own spool directory,
+    `<[spool] root>/<certificate common name>`. Paths are relative to it, use
+    `/` between components, and may not contain `.`, `..`, empty components or
+    symbolic links; every file the daemon reads must be a regular file with
+    one hard link, owned by the owner of the identity's spool directory or by
+    the daemon's own user. Results are written to a temporary file in the
+    same folder and renamed into place only when complete.
+    ---------------------------------------------------------------------------
+    """
+
+    @_typing.overload
+    def __new__(cls, channel: _grpc.Channel) -> _Self: ...
+    @_typing.overload
+    def __new__(cls, channel: _aio.Channel) -> SpoolServiceAsyncStub: ...
+    SealFile: _grpc.UnaryUnaryMultiCallable[_niemphong_pb2.SealFileRequest, _niemphong_pb2.SealFileResponse]
+    """Seal a file of the caller's spool directory into an envelope beside it.
+    Scanner role only. The same checks, classification decision and
+    registry entry as Seal; a document the rules find not secret gets
+    NotSealed and no envelope is written.
+    """
+    OpenFile: _grpc.UnaryUnaryMultiCallable[_niemphong_pb2.OpenFileRequest, _niemphong_pb2.OpenSummary]
+    """Open an envelope of the caller's spool directory into a plaintext file
+    beside it. Viewer role only, with a grant, counting one open, as Open.
+    The output appears only after every segment verified.
+    """
+
+@_typing.type_check_only
+class SpoolServiceAsyncStub(SpoolServiceStub):
+    """---------------------------------------------------------------------------
+    Local spool mode.
+
+    A client on the daemon's own host names files inside its spool directory,
+    and the daemon reads the source and writes the result itself, so bulk data
+    never crosses the socket. Each identity has its own spool directory,
+    `<[spool] root>/<certificate common name>`. Paths are relative to it, use
+    `/` between components, and may not contain `.`, `..`, empty components or
+    symbolic links; every file the daemon reads must be a regular file with
+    one hard link, owned by the owner of the identity's spool directory or by
+    the daemon's own user. Results are written to a temporary file in the
+    same folder and renamed into place only when complete.
+    ---------------------------------------------------------------------------
+    """
+
+    def __init__(self, channel: _aio.Channel) -> None: ...
+    SealFile: _aio.UnaryUnaryMultiCallable[_niemphong_pb2.SealFileRequest, _niemphong_pb2.SealFileResponse]  # type: ignore[assignment]
+    """Seal a file of the caller's spool directory into an envelope beside it.
+    Scanner role only. The same checks, classification decision and
+    registry entry as Seal; a document the rules find not secret gets
+    NotSealed and no envelope is written.
+    """
+    OpenFile: _aio.UnaryUnaryMultiCallable[_niemphong_pb2.OpenFileRequest, _niemphong_pb2.OpenSummary]  # type: ignore[assignment]
+    """Open an envelope of the caller's spool directory into a plaintext file
+    beside it. Viewer role only, with a grant, counting one open, as Open.
+    The output appears only after every segment verified.
+    """
+
+class SpoolServiceServicer(metaclass=_abc_1.ABCMeta):
+    """---------------------------------------------------------------------------
+    Local spool mode.
+
+    A client on the daemon's own host names files inside its spool directory,
+    and the daemon reads the source and writes the result itself, so bulk data
+    never crosses the socket. Each identity has its own spool directory,
+    `<[spool] root>/<certificate common name>`. Paths are relative to it, use
+    `/` between components, and may not contain `.`, `..`, empty components or
+    symbolic links; every file the daemon reads must be a regular file with
+    one hard link, owned by the owner of the identity's spool directory or by
+    the daemon's own user. Results are written to a temporary file in the
+    same folder and renamed into place only when complete.
+    ---------------------------------------------------------------------------
+    """
+
+    @_abc_1.abstractmethod
+    def SealFile(
+        self,
+        request: _niemphong_pb2.SealFileRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_niemphong_pb2.SealFileResponse, _abc.Awaitable[_niemphong_pb2.SealFileResponse]]:
+        """Seal a file of the caller's spool directory into an envelope beside it.
+        Scanner role only. The same checks, classification decision and
+        registry entry as Seal; a document the rules find not secret gets
+        NotSealed and no envelope is written.
+        """
+
+    @_abc_1.abstractmethod
+    def OpenFile(
+        self,
+        request: _niemphong_pb2.OpenFileRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_niemphong_pb2.OpenSummary, _abc.Awaitable[_niemphong_pb2.OpenSummary]]:
+        """Open an envelope of the caller's spool directory into a plaintext file
+        beside it. Viewer role only, with a grant, counting one open, as Open.
+        The output appears only after every segment verified.
+        """
+
+def add_SpoolServiceServicer_to_server(servicer: SpoolServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,0 +1,1 @@
+"""Benchmarks of niemphongd: run ``python -m bench --help`` from the repository root."""
