@@ -172,7 +172,8 @@ def rewrap_tree(root: Path, call: RewrapCall, progress_factory: Callable[[int, i
             session), or the folder is locked by another run. Files done
             before it stay done.
     """
-    lock_folder = root if root.is_dir() else (root.parent if str(root.parent) else Path("."))
+    # A single file is rewrapped under the lock of the folder that contains it.
+    lock_folder = root if root.is_dir() else root.parent
     report = RewrapReport(root)
 
     with folder_lock(lock_folder):

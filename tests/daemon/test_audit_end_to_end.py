@@ -334,9 +334,12 @@ def test_audit_export_time_range(daemon: DaemonProcess, dev_env: DevEnvironment)
     past = dev_env.cli("auditor", "audit", "export", "--until", "01/01/2000", "--format", "jsonl")
     today = dev_env.cli("auditor", "audit", "export", "--since", "2000-01-01T00:00:00+07:00", "--format", "jsonl")
 
-    assert future.returncode == 0 and future.stdout == ""
-    assert past.returncode == 0 and past.stdout == ""
-    assert today.returncode == 0 and today.stdout.count("\n") > 0
+    assert future.returncode == 0
+    assert future.stdout == ""
+    assert past.returncode == 0
+    assert past.stdout == ""
+    assert today.returncode == 0
+    assert today.stdout.count("\n") > 0
 
 
 @pytest.mark.parametrize(
