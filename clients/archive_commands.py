@@ -40,6 +40,7 @@ _OUTCOMES = {
     apb.DOCUMENT_OUTCOME_NOT_SEALED: "not_sealed",
     apb.DOCUMENT_OUTCOME_NEVER_DIGITIZED: "never_digitized",
     apb.DOCUMENT_OUTCOME_NOT_SECRET: "not_secret",
+    apb.DOCUMENT_OUTCOME_UNCONFIRMED: "unconfirmed",
 }
 
 
@@ -100,6 +101,7 @@ def batch_json(batch: apb.Batch) -> dict[str, object]:
             "pages_scanned": summary.pages_scanned,
             "documents_flagged": summary.documents_flagged,
             "documents_not_secret": summary.documents_not_secret,
+            "documents_unconfirmed": summary.documents_unconfirmed,
         },
     }
 
@@ -123,6 +125,8 @@ def render_batch(batch: apb.Batch, lang: Lang) -> str:
         pages_out=summary.pages_out, pages_back=summary.pages_back, sealed=summary.documents_sealed,
         scanned=summary.pages_scanned, flagged=summary.documents_flagged, not_secret=summary.documents_not_secret,
     ))
+    if summary.documents_unconfirmed:
+        lines.append(translate(lang, "batch.show_unconfirmed", count=summary.documents_unconfirmed))
     return "\n".join(lines)
 
 

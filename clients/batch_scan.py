@@ -19,6 +19,7 @@ stops until an approver permits it.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import os
@@ -31,8 +32,13 @@ from typing import TextIO
 
 from niemphong.clients.atomic import atomic_output, check_output_path
 from niemphong.clients.connection import UNARY_TIMEOUT_SECONDS
-from niemphong.clients.context import CommandContext, open_input_file
-from niemphong.clients.envelope_commands import NotSealedResponse, read_inspect_request, seal_to_file
+from niemphong.clients.context import CommandContext, open_envelope_file, open_input_file
+from niemphong.clients.envelope_commands import (
+    NotSealedResponse,
+    confirm_written_seal,
+    read_inspect_request,
+    seal_to_file,
+)
 from niemphong.clients.errors import ClientError, ExitCode, rpc_errors_as_client_errors
 from niemphong.clients.hygiene import verify_and_remove
 from niemphong.clients.i18n import Lang, translate
@@ -264,7 +270,14 @@ class BatchScan:
                                  record_id=listed.record_id)
             result.record_id, result.pages_counted = listed.record_id, listed.pages_scanned
             return result
-        if listed.artefact_id:
+        replaced = ""
+        if listed.artefact_id and listed.outcome == apb.DOCUMENT_OUTCOME_UNCONFIRMED:
+            if envelope.exists() or envelope.is_symlink():
+                return self._confirm_resumed(row, listed, envelope)
+            # The envelope was never kept: sealing again makes the daemon
+            # abandon the unconfirmed artefact.
+            replaced = listed.artefact_id
+        elif listed.artefact_id:
             return self._check_resumed(row, listed, envelope)
 
         source_file, _ = open_input_file(source)
@@ -288,6 +301,8 @@ class BatchScan:
         result.artefact_id, result.pages_counted, result.envelope = summary.artefact_id, pages, str(envelope)
         if result.pages_differ:
             result.message = translate(self.lang, "batch.row_pages_differ", listed=row.pages, counted=pages, envelope=str(envelope))
+        if replaced:
+            result.message += " " + translate(self.lang, "batch.row_replaced", artefact_id=replaced)
         if self.args.remove_sources:
             verify_and_remove(self.envelopes, envelope, source, source_sha256, self.server, self.console)
         return result
@@ -322,6 +337,24 @@ class BatchScan:
         placeholder.unlink(missing_ok=True)
         raise AssertionError("niemphongd sealed a Tuyệt mật document")
 
+    def _confirm_resumed(self, row: ManifestRow, listed: apb.BatchDocumentStatus, envelope: Path) -> RowResult:
+        """Confirm the envelope of an unconfirmed seal, left in OUT-DIR by a run that stopped before confirming it."""
+        request, _ = read_inspect_request(envelope)
+        with rpc_errors_as_client_errors(self.server):
+            inspected = self.envelopes.Inspect(request, timeout=UNARY_TIMEOUT_SECONDS)
+        if inspected.artefact_id != listed.artefact_id or not inspected.registered:
+            return self.result(
+                row, REFUSED, ExitCode.REFUSED_BY_POLICY, "batch.row_envelope_other",
+                artefact_id=listed.artefact_id, envelope=str(envelope),
+            )
+
+        confirm_written_seal(self.envelopes, listed.artefact_id, _file_sha256(envelope), envelope, self.server)
+        result = self.result(row, ALREADY_SEALED, ExitCode.OK, "batch.row_confirmed", envelope=str(envelope))
+        result.artefact_id, result.pages_counted, result.envelope = (
+            listed.artefact_id, listed.pages_scanned, str(envelope),
+        )
+        return result
+
     def _check_resumed(self, row: ManifestRow, listed: apb.BatchDocumentStatus, envelope: Path) -> RowResult:
         if envelope.is_file():
             request, _ = read_inspect_request(envelope)
@@ -337,6 +370,16 @@ class BatchScan:
             row, REFUSED, ExitCode.REFUSED_BY_POLICY, "batch.row_envelope_missing",
             artefact_id=listed.artefact_id, envelope=str(envelope),
         )
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    handle, _ = open_envelope_file(path)
+    with handle:
+        handle.seek(0)
+        for block in iter(lambda: handle.read(1024 * 1024), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _row_error_results(manifest: Manifest, lang: Lang) -> list[RowResult]:

@@ -715,6 +715,27 @@ CATALOG: dict[str, dict[str, str]] = {
         "(Article 19 of the Law on Protection of State Secrets No. 29/2018/QH14). Unless the period was "
         "extended, it is declassified and digitized as an ordinary document; check before sealing it.",
     },
+    "scan.seal_not_kept": {
+        "vi": "niemphongd đã ghi nhận lần niêm phong này (mã {artefact_id}) nhưng phong bì không được giữ lại, nên "
+        "lần niêm phong đó đã được báo hủy bỏ và không được tính là đã số hóa. Chạy lại lệnh là an toàn.",
+        "en": "niemphongd recorded this seal (artefact {artefact_id}) but the envelope was not kept, so that seal "
+        "was reported abandoned and does not count as digitized. Running the command again is safe.",
+    },
+    "scan.seal_not_kept_unreported": {
+        "vi": "niemphongd đã ghi nhận lần niêm phong này (mã {artefact_id}) nhưng phong bì không được giữ lại, và "
+        "không báo được điều đó cho niemphongd. Lần niêm phong đó vẫn ở trạng thái chưa xác nhận và không được "
+        "tính là đã số hóa. Chạy lại lệnh là an toàn.",
+        "en": "niemphongd recorded this seal (artefact {artefact_id}) but the envelope was not kept, and "
+        "niemphongd could not be told. That seal stays unconfirmed and does not count as digitized. Running the "
+        "command again is safe.",
+    },
+    "scan.confirm_failed": {
+        "vi": "Phong bì {path} đã được ghi đủ, nhưng niemphongd chưa ghi nhận xác nhận, nên lần niêm phong {artefact_id} "
+        "chưa được tính là đã số hóa. Với quét lô, chạy lại lệnh để xác nhận phong bì này.",
+        "en": "The envelope {path} is written in full, but niemphongd did not record the confirmation, so seal "
+        "{artefact_id} does not count as digitized yet. For a batch scan, run the command again to confirm this "
+        "envelope.",
+    },
     "scan.done": {
         "vi": "Đã niêm phong {source}: độ {level}, số {doc_number}; bản rõ {plaintext}, phong bì {envelope} → {out}",
         "en": "Sealed {source}: {level}, number {doc_number}; plaintext {plaintext}, envelope {envelope} → {out}",

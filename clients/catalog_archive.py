@@ -231,11 +231,25 @@ ARCHIVE_CATALOG: dict[str, dict[str, str]] = {
         "vi": "đã được xác định không còn thuộc BMNN ở lần chạy trước (mã quyết định {record_id}); bỏ qua",
         "en": "found no longer secret in an earlier run (decision record {record_id}); skipped",
     },
+    "batch.row_confirmed": {
+        "vi": "đã niêm phong ở lần chạy trước ({envelope}); phong bì nay đã được xác nhận với niemphongd",
+        "en": "sealed in an earlier run ({envelope}); the envelope is now confirmed with niemphongd",
+    },
+    "batch.row_replaced": {
+        "vi": "(lần niêm phong trước, mã {artefact_id}, không có phong bì nên đã được hủy bỏ)",
+        "en": "(the earlier seal, artefact {artefact_id}, had no envelope, so it was abandoned)",
+    },
+    "batch.row_envelope_other": {
+        "vi": "{envelope} không phải phong bì của lần niêm phong chưa xác nhận {artefact_id}; hãy chuyển tệp đó "
+        "ra khỏi thư mục rồi chạy lại lệnh để niêm phong lại tài liệu",
+        "en": "{envelope} is not the envelope of the unconfirmed seal {artefact_id}; move that file out of the "
+        "folder and run the command again to seal the document again",
+    },
     "batch.row_envelope_missing": {
-        "vi": "niemphongd đã niêm phong tài liệu này (mã {artefact_id}) nhưng không có phong bì {envelope}. "
-        "Không niêm phong lại; hãy tìm phong bì đó hoặc báo người phê duyệt.",
-        "en": "niemphongd sealed this document already (artefact {artefact_id}) but the envelope {envelope} is "
-        "missing. It is not sealed again; find that envelope or tell an approver.",
+        "vi": "niemphongd đã niêm phong tài liệu này (mã {artefact_id}) và phong bì đã được xác nhận là đã ghi, "
+        "nhưng không có ở {envelope}. Không niêm phong lại; hãy tìm phong bì đó hoặc báo người phê duyệt.",
+        "en": "niemphongd sealed this document already (artefact {artefact_id}) and its envelope was confirmed "
+        "written, but {envelope} is missing. It is not sealed again; find that envelope or tell an approver.",
     },
     "batch.row_not_in_batch": {
         "vi": "tài liệu không có trong danh sách của lô {batch_id}",
@@ -295,7 +309,19 @@ ARCHIVE_CATALOG: dict[str, dict[str, str]] = {
     "batch.outcome.not_secret": {
         "vi": "không còn thuộc BMNN, không niêm phong", "en": "no longer secret, not sealed",
     },
+    "batch.outcome.unconfirmed": {
+        "vi": "CHƯA SỐ HÓA: đã niêm phong nhưng phong bì chưa được xác nhận là đã ghi",
+        "en": "NOT DIGITIZED: sealed, but the envelope is not confirmed written",
+    },
     "batch.outcome.unspecified": {"vi": "(không rõ)", "en": "(unknown)"},
+    "batch.show_unconfirmed": {
+        "vi": "{count} tài liệu đã niêm phong nhưng phong bì chưa được xác nhận là đã ghi, nên chưa tính là đã số "
+        "hóa. Chạy lại lệnh quét lô để xác nhận phong bì có trong thư mục ra hoặc niêm phong lại; lô chưa đóng được "
+        "cho đến khi đó.",
+        "en": "{count} documents are sealed but their envelopes are not confirmed written, so they do not count as "
+        "digitized. Run the batch scan again to confirm the envelopes found in the output folder or seal them "
+        "again; the batch cannot be closed until then.",
+    },
 
     # Removing sources.
     "hygiene.removed": {
@@ -400,6 +426,30 @@ ARCHIVE_CATALOG: dict[str, dict[str, str]] = {
     "reason.NOT_IN_BATCH": {
         "vi": "Tài liệu không có trong danh sách của lô, hoặc độ mật hay ngày ban hành khác với danh sách.",
         "en": "The document is not on the batch's list, or its level or issue date differs from the list.",
+    },
+    "reason.BATCH_UNCONFIRMED": {
+        "vi": "Lô còn {count} tài liệu đã niêm phong nhưng phong bì chưa được xác nhận là đã ghi ({doc_numbers}), "
+        "nên chưa đóng lô. Chạy lại lệnh quét lô với cùng thư mục ra: phong bì tìm thấy sẽ được xác nhận, tài "
+        "liệu thiếu phong bì sẽ được niêm phong lại.",
+        "en": "The batch still has {count} documents sealed without a confirmed envelope ({doc_numbers}), so it "
+        "is not closed. Run the batch scan again with the same output folder: envelopes found there are "
+        "confirmed, and documents without one are sealed again.",
+    },
+    "reason.ARTEFACT_ABANDONED": {
+        "vi": "Lần niêm phong {artefact_id} đã bị hủy bỏ vì phong bì của nó không được giữ lại; không mở, in hay "
+        "cấp quyền cho phong bì này. Hãy dùng phong bì của lần niêm phong đang có hiệu lực.",
+        "en": "Seal {artefact_id} was abandoned because its envelope was never kept; this envelope is not opened, "
+        "printed or granted. Use the envelope of the seal in force.",
+    },
+    "reason.SEAL_CONFIRMED": {
+        "vi": "Phong bì của lần niêm phong {artefact_id} đã được xác nhận là đã ghi; không hủy bỏ được.",
+        "en": "The envelope of seal {artefact_id} was confirmed written; it cannot be abandoned.",
+    },
+    "reason.ENVELOPE_MISMATCH": {
+        "vi": "Phong bì đã ghi của lần niêm phong {artefact_id} khác với phong bì niemphongd đã niêm phong (SHA-256 "
+        "không khớp); phong bì này không được xác nhận.",
+        "en": "The envelope written for seal {artefact_id} differs from the one niemphongd sealed (SHA-256 "
+        "mismatch); it is not confirmed.",
     },
     "reason.ALREADY_SEALED": {
         "vi": "Tài liệu này đã được niêm phong trong lô; không niêm phong lần thứ hai.",

@@ -132,35 +132,52 @@ def _is_source_name_error(error: ClientError) -> bool:
     return error.reason == "INVALID_FIELD" and error.params.get("field") == CatalogText("field.source_name")
 
 
+class _ReceivedSeal:
+    """The summary of a Seal stream, kept as soon as it arrives, even when writing the envelope failed."""
+
+    summary: pb.SealSummary | None = None
+
+
 def _receive_envelope(
     responses: Iterable[pb.SealResponse],
     handle: BinaryIO,
     progress: TransferProgress,
     check_interrupt: Callable[[], None] = lambda: None,
+    received: _ReceivedSeal | None = None,
 ) -> tuple[pb.SealSummary, str, int]:
+    received = received if received is not None else _ReceivedSeal()
     digest = hashlib.sha256()
     written = 0
-    summary: pb.SealSummary | None = None
+    write_error: OSError | None = None
 
     for response in responses:
         check_interrupt()
         progress.started = True
         kind = response.WhichOneof("payload")
-        if kind == "chunk" and summary is None:
+        if kind == "chunk" and received.summary is None:
             progress.chunks_received += 1
-            handle.write(response.chunk)
+            if write_error is None:
+                try:
+                    handle.write(response.chunk)
+                except OSError as exc:
+                    # Read the stream to its end without writing, so that the
+                    # summary names the artefact the daemon registers, and
+                    # the caller can report it as not kept.
+                    write_error = exc
             digest.update(response.chunk)
             written += len(response.chunk)
-        elif kind == "summary" and summary is None:
-            summary = response.summary
-        elif kind == "not_sealed" and summary is None and written == 0:
+        elif kind == "summary" and received.summary is None:
+            received.summary = response.summary
+        elif kind == "not_sealed" and received.summary is None and written == 0:
             raise NotSealedResponse(response.not_sealed)
         else:
             raise ClientError(ExitCode.FAILURE, "error.bad_stream")
 
-    if summary is None:
+    if write_error is not None:
+        raise write_error
+    if received.summary is None:
         raise ClientError(ExitCode.FAILURE, "error.bad_stream")
-    return summary, digest.hexdigest(), written
+    return received.summary, digest.hexdigest(), written
 
 
 class _HashingReader:
@@ -196,25 +213,71 @@ def seal_to_file(
     """
     reader = _HashingReader(source_file)
     progress = TransferProgress()
-    with atomic_output(out, force=force) as handle, rpc_errors_as_client_errors(server, progress):
-        with deferred_interrupts() as interrupts:
-            requests = track_requests(iter_seal_requests(metadata, reader, CHUNK_BYTES), progress)  # type: ignore[arg-type]
-            responses = stub.Seal(requests)
-            try:
-                summary, sha256, written = _receive_envelope(responses, handle, progress, interrupts.check)
-            finally:
-                # Stops the request stream too when the response loop ends early.
-                responses.cancel()
-        if summary.envelope_sha256.lower() != sha256:
-            raise ClientError(ExitCode.INTEGRITY_FAILURE, "error.sha256_mismatch")
-        if summary.envelope_bytes != written:
-            raise ClientError(
-                ExitCode.INTEGRITY_FAILURE,
-                "error.size_mismatch",
-                received=written,
-                reported=summary.envelope_bytes,
-            )
+    received = _ReceivedSeal()
+    try:
+        with atomic_output(out, force=force) as handle, rpc_errors_as_client_errors(server, progress):
+            with deferred_interrupts() as interrupts:
+                requests = track_requests(iter_seal_requests(metadata, reader, CHUNK_BYTES), progress)  # type: ignore[arg-type]
+                responses = stub.Seal(requests)
+                try:
+                    summary, sha256, written = _receive_envelope(
+                        responses, handle, progress, interrupts.check, received,
+                    )
+                finally:
+                    # Stops the request stream too when the response loop ends early.
+                    responses.cancel()
+            if summary.envelope_sha256.lower() != sha256:
+                raise ClientError(ExitCode.INTEGRITY_FAILURE, "error.sha256_mismatch")
+            if summary.envelope_bytes != written:
+                raise ClientError(
+                    ExitCode.INTEGRITY_FAILURE,
+                    "error.size_mismatch",
+                    received=written,
+                    reported=summary.envelope_bytes,
+                )
+    except ClientError as error:
+        if received.summary is not None:
+            abandon_unkept_seal(stub, received.summary.artefact_id, error, server)
+        raise
+
+    confirm_written_seal(stub, summary.artefact_id, sha256, out, server)
     return summary, reader.digest.hexdigest()
+
+
+def confirm_written_seal(
+    stub: pb_grpc.EnvelopeServiceStub, artefact_id: str, envelope_sha256: str, out: Path, server: str,
+) -> None:
+    """Tell niemphongd that the envelope of ``artefact_id`` is durably written at ``out``.
+
+    Raises ClientError when niemphongd does not record it; the envelope stays
+    on disk, and the artefact stays unconfirmed until a batch rerun confirms it.
+    """
+    try:
+        with rpc_errors_as_client_errors(server):
+            stub.ConfirmSeal(
+                pb.ConfirmSealRequest(artefact_id=artefact_id, envelope_sha256=envelope_sha256),
+                timeout=UNARY_TIMEOUT_SECONDS,
+            )
+    except ClientError as error:
+        error.add_hint("scan.confirm_failed", path=str(out), artefact_id=artefact_id)
+        raise
+
+
+def abandon_unkept_seal(stub: pb_grpc.EnvelopeServiceStub, artefact_id: str, error: ClientError, server: str) -> None:
+    """Report to niemphongd that the envelope of ``artefact_id`` was not kept, and add what that means to ``error``."""
+    cause = error.params.get("error")
+    request = pb.AbandonSealRequest(
+        artefact_id=artefact_id, error=cause if isinstance(cause, str) else error.message_id,
+    )
+    try:
+        with rpc_errors_as_client_errors(server):
+            stub.AbandonSeal(request, timeout=UNARY_TIMEOUT_SECONDS)
+    except ClientError as abandon_error:
+        log.warning("cannot report artefact %s as not kept: %s", artefact_id, abandon_error.message_id)
+        error.add_hint("scan.seal_not_kept_unreported", artefact_id=artefact_id)
+        return
+    log.info("reported artefact %s as not kept: %s", artefact_id, request.error)
+    error.add_hint("scan.seal_not_kept", artefact_id=artefact_id)
 
 
 def run_scan(args: argparse.Namespace, context: CommandContext) -> int:

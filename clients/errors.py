@@ -186,6 +186,10 @@ REASON_RULES: Mapping[str, ReasonRule] = {
     "NOT_IN_BATCH": ReasonRule(grpc.StatusCode.FAILED_PRECONDITION, ExitCode.REFUSED_BY_POLICY),
     "ALREADY_SEALED": ReasonRule(grpc.StatusCode.FAILED_PRECONDITION, ExitCode.REFUSED_BY_POLICY),
     "NOT_YOUR_ARTEFACT": ReasonRule(grpc.StatusCode.PERMISSION_DENIED, ExitCode.NOT_AUTHORIZED),
+    "BATCH_UNCONFIRMED": ReasonRule(grpc.StatusCode.FAILED_PRECONDITION, ExitCode.REFUSED_BY_POLICY),
+    "ARTEFACT_ABANDONED": ReasonRule(grpc.StatusCode.FAILED_PRECONDITION, ExitCode.REFUSED_BY_POLICY),
+    "SEAL_CONFIRMED": ReasonRule(grpc.StatusCode.FAILED_PRECONDITION, ExitCode.REFUSED_BY_POLICY),
+    "ENVELOPE_MISMATCH": ReasonRule(grpc.StatusCode.DATA_LOSS, ExitCode.INTEGRITY_FAILURE),
     "PRINTING_NOT_ALLOWED": ReasonRule(grpc.StatusCode.FAILED_PRECONDITION, ExitCode.REFUSED_BY_POLICY),
     "NOT_APPROVED_FOR_PRINTING": ReasonRule(grpc.StatusCode.PERMISSION_DENIED, ExitCode.NOT_AUTHORIZED),
     "UNPRINTABLE_DOCUMENT": ReasonRule(grpc.StatusCode.FAILED_PRECONDITION, ExitCode.REFUSED_BY_POLICY),
@@ -297,6 +301,11 @@ def _error_from_reason(info: error_details_pb2.ErrorInfo, rule: ReasonRule) -> C
         # niemphongd explains the refusal itself, citing the rule, in both languages.
         params["explanation"] = LocalizedText(metadata.get("explanation", "?"), metadata.get("explanation_en", "?"))
         params["code"] = metadata.get("code", "?")
+    if info.reason == "BATCH_UNCONFIRMED":
+        params["count"] = metadata.get("count", "?")
+        params["doc_numbers"] = printable(metadata.get("doc_numbers", "?"))
+    if info.reason in ("ARTEFACT_ABANDONED", "SEAL_CONFIRMED", "ENVELOPE_MISMATCH"):
+        params["artefact_id"] = metadata.get("artefact_id", "?")
     if info.reason == "UNKNOWN_PROFILE":
         params["profile"] = printable(metadata.get("profile", "?"))
     if info.reason == "EXTENSION_REJECTED":

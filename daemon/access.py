@@ -101,6 +101,7 @@ class AccessControl:
             artefact = tx.get_artefact(artefact_id)
             if artefact is None:
                 raise ServiceError("ARTEFACT_NOT_FOUND", f"artefact {artefact_id} is not in the registry")
+            check_not_abandoned(artefact)
             pending = tx.list_requests(PENDING, viewer.name, MAX_PENDING_PER_VIEWER)
             if len(pending) >= MAX_PENDING_PER_VIEWER:
                 raise ServiceError(
@@ -141,6 +142,7 @@ class AccessControl:
 
         with self.store.transaction() as tx:
             request, artefact = self._load(tx, request_id)
+            check_not_abandoned(artefact)
             if request.requester == approver.name:
                 raise ServiceError("SELF_APPROVAL", "nobody may approve their own request")
             if request.state != PENDING:
@@ -271,6 +273,21 @@ class AccessControl:
         artefact = tx.get_artefact(request.artefact_id)
         assert artefact is not None  # a foreign key guarantees it
         return request, artefact
+
+
+def check_not_abandoned(artefact: ArtefactRecord) -> None:
+    """Raise ARTEFACT_ABANDONED when the envelope of ``artefact`` was never kept.
+
+    Such an artefact stays in the registry for the record, but any copy of
+    its envelope is not the document's live envelope, so it is never opened,
+    printed or granted.
+    """
+    if artefact.abandoned:
+        raise ServiceError(
+            "ARTEFACT_ABANDONED",
+            f"artefact {artefact.artefact_id} was abandoned ({artefact.abandon_reason}): its envelope was never kept",
+            {"artefact_id": artefact.artefact_id},
+        )
 
 
 def check_not_suspended(tx: StateTransaction, artefact_id: str) -> None:

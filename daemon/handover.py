@@ -36,9 +36,11 @@ MAX_BATCH_DOCUMENTS = 1000
 
 # Per-document outcomes, in the order the minutes explain them. NOT_SECRET is
 # a document scanned but not sealed because the classification rules found
-# its protection over (expired, declassified).
-SEALED, PAGES_DIFFER, NOT_SEALED, NEVER_DIGITIZED, NOT_SECRET = (
-    "sealed", "pages_differ", "not_sealed", "never_digitized", "not_secret"
+# its protection over (expired, declassified). UNCONFIRMED is a document
+# sealed whose envelope the client has not confirmed writing, so no digital
+# copy is known to exist.
+SEALED, PAGES_DIFFER, NOT_SEALED, NEVER_DIGITIZED, NOT_SECRET, UNCONFIRMED = (
+    "sealed", "pages_differ", "not_sealed", "never_digitized", "not_secret", "unconfirmed"
 )
 
 
@@ -52,6 +54,7 @@ class Reconciliation:
     pages_scanned: int
     documents_flagged: int
     documents_not_secret: int
+    documents_unconfirmed: int
 
 
 @dataclass(frozen=True)
@@ -67,7 +70,7 @@ class BatchView:
 
     def reconcile(self) -> Reconciliation:
         returned = [doc for doc in self.documents if doc.returned] if self.closed else []
-        sealed = [doc for doc in self.documents if doc.artefact_id is not None]
+        sealed = [doc for doc in self.documents if doc.artefact_id is not None and not doc.unconfirmed]
         return Reconciliation(
             documents_out=len(self.documents),
             documents_back=len(returned),
@@ -77,11 +80,12 @@ class BatchView:
             pages_scanned=sum(doc.pages_scanned for doc in sealed),
             documents_flagged=sum(1 for doc in self.documents if self.flagged(doc)),
             documents_not_secret=sum(1 for doc in self.documents if doc.record_id is not None),
+            documents_unconfirmed=sum(1 for doc in self.documents if doc.unconfirmed),
         )
 
     def flagged(self, document: BatchDocumentRecord) -> bool:
-        """Whether the minutes must call out ``document``: missing, different or damaged."""
-        if outcome(document) in (PAGES_DIFFER, NOT_SEALED):
+        """Whether the minutes must call out ``document``: missing, unconfirmed, different or damaged."""
+        if outcome(document) in (PAGES_DIFFER, NOT_SEALED, UNCONFIRMED):
             return True
         return self.closed and (not document.returned or document.damaged)
 
@@ -92,6 +96,8 @@ def outcome(document: BatchDocumentRecord) -> str:
         return NEVER_DIGITIZED
     if document.artefact_id is None and document.record_id is None:
         return NOT_SEALED
+    if document.unconfirmed:
+        return UNCONFIRMED
     if document.pages_scanned != document.pages:
         return PAGES_DIFFER
     return SEALED if document.artefact_id is not None else NOT_SECRET
@@ -178,6 +184,15 @@ class Handover:
             if batch.state != OUT:
                 raise _state_conflict(batch, "close")
             documents = tx.list_batch_documents(batch_id)
+            unconfirmed = [document.doc_number for document in documents if document.unconfirmed]
+            if unconfirmed:
+                # Closing would send the paper back to storage while no
+                # envelope of these documents is known to exist.
+                raise ServiceError(
+                    "BATCH_UNCONFIRMED",
+                    f"batch {batch_id} has documents sealed without a confirmed envelope: {', '.join(unconfirmed)}",
+                    {"doc_numbers": ", ".join(unconfirmed), "count": str(len(unconfirmed))},
+                )
             listed = {document.doc_number for document in documents}
             for doc_number in (*not_returned, *damaged):
                 if doc_number not in listed:
@@ -216,6 +231,9 @@ def check_batch_seal(
 
     ``level`` is the level the scanner stated, which must be the listed one;
     None (a level left to a standing decision) never matches a listed level.
+    A document sealed before whose envelope was never confirmed written may
+    be sealed again: the new artefact replaces the unconfirmed one (see
+    ``record_batch_seal``). A confirmed one raises ALREADY_SEALED.
     """
     batch = _load(tx, batch_id)
     if batch.state == AWAITING_APPROVAL:
@@ -235,16 +253,23 @@ def check_batch_seal(
                 "NOT_IN_BATCH", f"document {doc_number}: {field} differs from the batch list",
                 {"doc_number": doc_number, "field": field},
             )
-    if document.artefact_id is not None or document.record_id is not None:
+    if document.record_id is not None or (document.artefact_id is not None and not document.unconfirmed):
         raise _already_sealed(document)
     return document
 
 
 def record_batch_seal(
-    tx: StateTransaction, batch_id: str, doc_number: str, artefact_id: str, page_count: int, sealed_at: int
+    tx: StateTransaction, batch_id: str, doc_number: str, artefact_id: str, page_count: int, sealed_at: int,
+    replaces: str | None = None,
 ) -> None:
-    """Tie a newly registered artefact to its batch document, in the registering transaction."""
-    if not tx.record_batch_seal(batch_id, doc_number, artefact_id, page_count, sealed_at):
+    """Tie a newly registered artefact to its batch document, in the registering transaction.
+
+    ``replaces`` is the unconfirmed artefact the document held when the seal
+    began; the caller abandons it in the same transaction. Raises
+    ALREADY_SEALED when the document changed since (confirmed, or sealed by
+    another call).
+    """
+    if not tx.record_batch_seal(batch_id, doc_number, artefact_id, page_count, sealed_at, replaces):
         document = tx.get_batch_document(batch_id, doc_number)
         assert document is not None  # check_batch_seal found it in the same batch
         raise _already_sealed(document)

@@ -72,6 +72,8 @@ METHOD_ROLES: Mapping[str, frozenset[str]] = {
     f"{_V1}PolicyService/RecordExtension": frozenset({"approver"}),
     # The archive's working day: batches, printed copies, incidents.
     f"{_V1}EnvelopeService/Verify": frozenset({"scanner"}),
+    f"{_V1}EnvelopeService/ConfirmSeal": frozenset({"scanner"}),
+    f"{_V1}EnvelopeService/AbandonSeal": frozenset({"scanner"}),
     f"{_V1}HandoverService/OpenBatch": frozenset({"scanner"}),
     f"{_V1}HandoverService/ApproveBatch": _DECIDERS,
     f"{_V1}HandoverService/CloseBatch": frozenset({"scanner", "approver", "head"}),

@@ -27,6 +27,7 @@ from niemphong.daemon.handover import (
     NOT_SEALED,
     NOT_SECRET,
     PAGES_DIFFER,
+    UNCONFIRMED,
     BatchView,
     outcome,
 )
@@ -72,6 +73,8 @@ def document_result(view: BatchView, document: BatchDocumentRecord) -> str:
         text = "Tuyệt mật: không số hóa"
     elif result == NOT_SEALED:
         text = "Chưa số hóa"
+    elif result == UNCONFIRMED:
+        text = "Chưa số hóa: đã niêm phong nhưng phong bì chưa được xác nhận là đã ghi"
     elif result == NOT_SECRET:
         text = "Không còn thuộc BMNN: số hóa như tài liệu thường, không niêm phong"
     elif result == PAGES_DIFFER:
@@ -139,6 +142,11 @@ def _reconciliation(view: BatchView, styles: _Styles) -> list[Flowable]:
         f"Số tài liệu đã số hóa (niêm phong): {summary.documents_sealed}; "
         f"tổng số trang đếm được trong bản quét: {summary.pages_scanned}.",
     ]
+    if summary.documents_unconfirmed:
+        lines.append(
+            f"Số tài liệu đã niêm phong nhưng phong bì chưa được xác nhận là đã ghi, chưa tính là đã số hóa: "
+            f"{summary.documents_unconfirmed}."
+        )
     if summary.documents_not_secret:
         lines.append(
             f"Số tài liệu không còn thuộc BMNN (hết thời hạn bảo vệ hoặc đã giải mật), không niêm phong: "

@@ -25,7 +25,7 @@ T = TypeVar("T")
 
 from niemphong.daemon.store_archive import ARCHIVE_MIGRATION, ArchiveQueries, ArchiveTransaction
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
@@ -158,13 +158,33 @@ CREATE TABLE key_confirmations (
 );
 """
 
+# Version 4: whether the client confirmed writing each sealed envelope.
+# An artefact is registered when its envelope has been streamed out; the
+# client confirms once the envelope is durably written (confirmed_at), or
+# reports that it was not kept, and a batch document sealed again replaces
+# an unconfirmed artefact (abandoned_at, abandon_reason). Artefacts sealed
+# before version 4 had no confirmation step and count as confirmed.
+_SEAL_CONFIRMATION_MIGRATION = """
+ALTER TABLE artefacts ADD COLUMN confirmed_at INTEGER;
+ALTER TABLE artefacts ADD COLUMN abandoned_at INTEGER;
+ALTER TABLE artefacts ADD COLUMN abandon_reason TEXT;
+ALTER TABLE batch_documents ADD COLUMN confirmed_at INTEGER;
+UPDATE artefacts SET confirmed_at = sealed_at;
+UPDATE batch_documents SET confirmed_at = sealed_at WHERE artefact_id IS NOT NULL
+"""
+
 # Schema version -> statements that bring the previous version to it. A new
 # database gets the version 1 schema above and then every migration, so that
 # new and upgraded databases take the same path.
 _MIGRATIONS: dict[int, str] = {
     2: ARCHIVE_MIGRATION,
     3: _KEY_REGISTRY_MIGRATION,
+    4: _SEAL_CONFIRMATION_MIGRATION,
 }
+
+# Values of artefacts.abandon_reason.
+ABANDONED_NOT_KEPT = "not_kept"
+ABANDONED_SUPERSEDED = "superseded"
 
 
 @dataclass(frozen=True)
@@ -192,6 +212,16 @@ class ArtefactRecord:
     # data key, because the core holds the key commitment. Artefacts sealed
     # before schema 3 get it at their first rewrap.
     core_sha256: str | None = None
+    # When the client confirmed a durable envelope; None until then.
+    confirmed_at: int | None = None
+    # When the envelope was found never kept, and why (ABANDONED_NOT_KEPT or
+    # ABANDONED_SUPERSEDED). An abandoned artefact is never opened or granted.
+    abandoned_at: int | None = None
+    abandon_reason: str | None = None
+
+    @property
+    def abandoned(self) -> bool:
+        return self.abandoned_at is not None
 
 
 @dataclass(frozen=True)
@@ -348,6 +378,8 @@ class StateTransaction(ArchiveTransaction, Protocol):
 
     def insert_artefact(self, record: ArtefactRecord) -> None: ...
     def get_artefact(self, artefact_id: str) -> ArtefactRecord | None: ...
+    def confirm_artefact(self, artefact_id: str, confirmed_at: int) -> bool: ...
+    def abandon_artefact(self, artefact_id: str, abandoned_at: int, reason: str) -> bool: ...
     def insert_request(self, record: RequestRecord) -> None: ...
     def get_request(self, request_id: str) -> RequestRecord | None: ...
     def list_requests(self, state: str, requester: str | None, limit: int) -> list[RequestRecord]: ...
@@ -538,6 +570,24 @@ class _SqliteTransaction(ArchiveQueries):
     def get_artefact(self, artefact_id: str) -> ArtefactRecord | None:
         row = self._db.execute("SELECT * FROM artefacts WHERE artefact_id = ?", (artefact_id,)).fetchone()
         return ArtefactRecord(**row) if row else None
+
+    def confirm_artefact(self, artefact_id: str, confirmed_at: int) -> bool:
+        """Mark an artefact's envelope as written; False if it is abandoned or confirmed already."""
+        cursor = self._db.execute(
+            "UPDATE artefacts SET confirmed_at = ? "
+            "WHERE artefact_id = ? AND confirmed_at IS NULL AND abandoned_at IS NULL",
+            (confirmed_at, artefact_id),
+        )
+        return cursor.rowcount == 1
+
+    def abandon_artefact(self, artefact_id: str, abandoned_at: int, reason: str) -> bool:
+        """Mark an unconfirmed artefact abandoned; False if it is confirmed or abandoned already."""
+        cursor = self._db.execute(
+            "UPDATE artefacts SET abandoned_at = ?, abandon_reason = ? "
+            "WHERE artefact_id = ? AND confirmed_at IS NULL AND abandoned_at IS NULL",
+            (abandoned_at, reason, artefact_id),
+        )
+        return cursor.rowcount == 1
 
     def insert_request(self, record: RequestRecord) -> None:
         self._insert("requests", record.__dict__)

@@ -131,6 +131,13 @@ class BatchDocumentRecord:
     sealed_at: int | None = None
     returned: bool = False
     damaged: bool = False
+    # When the client confirmed writing the envelope of artefact_id; until
+    # then the document is sealed but not digitized.
+    confirmed_at: int | None = None
+
+    @property
+    def unconfirmed(self) -> bool:
+        return self.artefact_id is not None and self.confirmed_at is None
 
 
 @dataclass(frozen=True)
@@ -168,8 +175,11 @@ class ArchiveTransaction(Protocol):
     def list_batch_documents(self, batch_id: str) -> list[BatchDocumentRecord]: ...
     def get_batch_document(self, batch_id: str, doc_number: str) -> BatchDocumentRecord | None: ...
     def record_batch_seal(
-        self, batch_id: str, doc_number: str, artefact_id: str, pages_scanned: int, sealed_at: int
+        self, batch_id: str, doc_number: str, artefact_id: str, pages_scanned: int, sealed_at: int,
+        replaces: str | None = None,
     ) -> bool: ...
+    def confirm_batch_seal(self, artefact_id: str, confirmed_at: int) -> BatchDocumentRecord | None: ...
+    def release_batch_seal(self, artefact_id: str) -> BatchDocumentRecord | None: ...
     def record_batch_not_secret(
         self, batch_id: str, doc_number: str, record_id: str, pages_scanned: int, decided_at: int
     ) -> bool: ...
@@ -232,15 +242,51 @@ class ArchiveQueries:
         return _batch_document(row) if row else None
 
     def record_batch_seal(
-        self, batch_id: str, doc_number: str, artefact_id: str, pages_scanned: int, sealed_at: int
+        self, batch_id: str, doc_number: str, artefact_id: str, pages_scanned: int, sealed_at: int,
+        replaces: str | None = None,
     ) -> bool:
-        """Tie a sealed artefact to its batch document; False if the document was sealed already."""
+        """Tie a sealed artefact to its batch document, unconfirmed.
+
+        Without ``replaces`` the document must not be handled yet; with it,
+        the document must still hold that artefact unconfirmed. Returns False
+        when the document is not in that state.
+        """
+        if replaces is None:
+            condition, params = "artefact_id IS NULL AND record_id IS NULL", ()
+        else:
+            condition, params = "artefact_id = ? AND confirmed_at IS NULL", (replaces,)
         cursor = self._db.execute(
-            "UPDATE batch_documents SET artefact_id = ?, pages_scanned = ?, sealed_at = ? "
-            "WHERE batch_id = ? AND doc_number = ? AND artefact_id IS NULL AND record_id IS NULL",
-            (artefact_id, pages_scanned, sealed_at, batch_id, doc_number),
+            "UPDATE batch_documents SET artefact_id = ?, pages_scanned = ?, sealed_at = ?, confirmed_at = NULL "
+            f"WHERE batch_id = ? AND doc_number = ? AND {condition}",
+            (artefact_id, pages_scanned, sealed_at, batch_id, doc_number, *params),
         )
         return cursor.rowcount == 1
+
+    def confirm_batch_seal(self, artefact_id: str, confirmed_at: int) -> BatchDocumentRecord | None:
+        """Mark the batch document holding ``artefact_id`` digitized; return it, or None if no document holds it."""
+        self._db.execute(
+            "UPDATE batch_documents SET confirmed_at = ? WHERE artefact_id = ? AND confirmed_at IS NULL",
+            (confirmed_at, artefact_id),
+        )
+        row = self._db.execute("SELECT * FROM batch_documents WHERE artefact_id = ?", (artefact_id,)).fetchone()
+        return _batch_document(row) if row else None
+
+    def release_batch_seal(self, artefact_id: str) -> BatchDocumentRecord | None:
+        """Untie an unconfirmed artefact from its batch document, which counts as not sealed again.
+
+        Returns the document as it was, or None if no document holds the artefact unconfirmed.
+        """
+        row = self._db.execute(
+            "SELECT * FROM batch_documents WHERE artefact_id = ? AND confirmed_at IS NULL", (artefact_id,)
+        ).fetchone()
+        if row is None:
+            return None
+        self._db.execute(
+            "UPDATE batch_documents SET artefact_id = NULL, pages_scanned = 0, sealed_at = NULL "
+            "WHERE artefact_id = ? AND confirmed_at IS NULL",
+            (artefact_id,),
+        )
+        return _batch_document(row)
 
     def record_batch_not_secret(
         self, batch_id: str, doc_number: str, record_id: str, pages_scanned: int, decided_at: int

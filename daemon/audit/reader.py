@@ -65,7 +65,8 @@ def artefact_history(lines: Iterable[bytes], artefact_id: str) -> Iterator[tuple
     for entry, line in iter_records(lines):
         facts = facts_of(entry)
         access_request_id = facts.get("access_request_id")
-        if facts.get("artefact_id") == artefact_id:
+        # A seal that replaced an unconfirmed artefact names it as superseded_artefact_id.
+        if artefact_id in (facts.get("artefact_id"), facts.get("superseded_artefact_id")):
             if isinstance(access_request_id, str):
                 requests.add(access_request_id)
             yield entry, line

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from niemphong.daemon import envelope
+from niemphong.daemon.access import check_not_abandoned
 from niemphong.daemon.errors import ServiceError, TokenUnavailable, abort
 from niemphong.daemon.identity import CallContext
 from niemphong.daemon.levels import Level
@@ -45,6 +46,7 @@ def read_registered_header(
     if artefact is None or artefact.level != header.level:
         raise _integrity_failure()
     context.facts["level"] = Level(artefact.level).config_name
+    check_not_abandoned(artefact)
     return header, rest, artefact
 
 

@@ -6,12 +6,12 @@ import hashlib
 import logging
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TypeVar
 
 from niemphong.daemon import envelope, validation
-from niemphong.daemon.access import AccessControl
+from niemphong.daemon.access import AccessControl, check_not_abandoned
 from niemphong.daemon.audit.trail import AuditTrail
 from niemphong.daemon.config import Config
 from niemphong.daemon.errors import ServiceError, TokenUnavailable, abort
@@ -25,6 +25,11 @@ from niemphong.daemon.policy.periods import today_in_vietnam
 from niemphong.daemon.prefetch import prefetched
 from niemphong.daemon.services.classification import Classifier, Verdict
 from niemphong.daemon.services.envelope_reading import verify_envelope
+from niemphong.daemon.services.seal_confirmation import (
+    abandon_seal,
+    confirm_seal,
+    supersede_artefact,
+)
 from niemphong.daemon.token_aead import TokenDataKey
 from niemphong.daemon.store import ArtefactRecord, GrantRecord, StateTransaction
 from niemphong.v1 import niemphong_pb2 as pb
@@ -58,6 +63,8 @@ class SealStart:
     page_count: int
     recovery_slot: envelope.KeySlot | None
     core_sha256: str
+    # The unconfirmed artefact of the batch document that this seal replaces.
+    replaces: str | None = None
 
 
 class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
@@ -139,10 +146,12 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
         # Batch scanning: refuse before any token call when the batch does not allow this seal.
         batch_id = validation.hex_id("batch_id", request.batch_id) if request.batch_id else None
         page_count = validation.bounded("page_count", request.page_count, validation.MAX_PAGES)
+        replaces = None
         if batch_id is not None:
             context.facts["batch_id"] = batch_id
             with self.access.store.transaction() as tx:
-                check_batch_seal(tx, batch_id, metadata["doc_number"], stated_level, metadata["issued_on"])
+                listed = check_batch_seal(tx, batch_id, metadata["doc_number"], stated_level, metadata["issued_on"])
+            replaces = listed.artefact_id
         # The classification rules decide; a refusal raises before anything is kept.
         verdict = self.classifier.decide_seal(stated_level, metadata, request.classification, context)
         if verdict.decision.outcome is Outcome.NOT_SECRET:
@@ -179,12 +188,19 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
         core_sha256 = hashlib.sha256(envelope.parse_header(sealer.header_bytes).core_bytes).hexdigest()
         return SealStart(
             level, metadata, slot, artefact_id, sealed_at, sealer, verdict, batch_id, page_count, recovery_slot, core_sha256,
+            replaces,
         )
 
     def finish_seal(
         self, start: SealStart, plaintext_bytes: int, envelope_bytes: int, envelope_sha256: str, context: CallContext,
+        *, confirmed: bool = False,
     ) -> pb.SealSummary:
-        """Register the artefact of a whole envelope with its classification record and return the summary."""
+        """Register the artefact of a whole envelope with its classification record and return the summary.
+
+        The artefact stays unconfirmed until the client reports a durable
+        envelope with ConfirmSeal, unless ``confirmed`` says that the daemon
+        wrote and flushed the envelope itself (the spool).
+        """
         level, metadata, slot = start.level, start.metadata, start.slot
         # The artefact enters the registry only once its envelope is whole;
         # a client that never receives the summary must discard what it got.
@@ -193,6 +209,9 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
             artefact_id=artefact_hex, doc_number=metadata["doc_number"], plaintext_bytes=plaintext_bytes,
             envelope_bytes=envelope_bytes, key_id=slot.key_id, key_version=slot.key_version,
         )
+        if start.replaces is not None:
+            # Found by the audit history of the replaced artefact too.
+            context.facts["superseded_artefact_id"] = start.replaces
         record = ArtefactRecord(
             artefact_id=artefact_hex,
             level=int(level),
@@ -213,6 +232,7 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
             recovery_key_id=start.recovery_slot.key_id if start.recovery_slot else None,
             recovery_key_version=start.recovery_slot.key_version if start.recovery_slot else None,
             core_sha256=start.core_sha256,
+            confirmed_at=start.sealed_at if confirmed else None,
         )
         classification = start.verdict.record(artefact_hex, artefact_hex, metadata, context.identity.name, start.sealed_at)
 
@@ -222,7 +242,12 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
             if start.batch_id is not None:
                 record_batch_seal(
                     tx, start.batch_id, metadata["doc_number"], artefact_hex, start.page_count, start.sealed_at,
+                    start.replaces,
                 )
+                if start.replaces is not None:
+                    supersede_artefact(tx, start.replaces, start.sealed_at)
+                if confirmed:
+                    tx.confirm_batch_seal(artefact_hex, start.sealed_at)
             # Fail closed: without a durable audit record the registration
             # rolls back and no summary is sent.
             self.audit.record_decision(context)
@@ -237,6 +262,11 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
             context.request_id, artefact_hex, level.name, context.identity.name,
             plaintext_bytes, envelope_bytes, slot.key_id, slot.key_version,
         )
+        if start.replaces is not None:
+            log.warning(
+                "request %s: artefact %s replaces unconfirmed artefact %s of batch %s document %s, now abandoned",
+                context.request_id, artefact_hex, start.replaces, start.batch_id, metadata["doc_number"],
+            )
         return pb.SealSummary(
             artefact_id=artefact_hex,
             level=int(level),
@@ -326,6 +356,7 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
         if artefact is None or artefact.level != header.level:
             raise _integrity_failure()
         context.facts["level"] = Level(artefact.level).config_name
+        check_not_abandoned(artefact)
         # Refuse before any token call when there is no grant at all.
         self.access.find_grant(viewer, artefact_id, request_id)
 
@@ -410,6 +441,14 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
     def Verify(self, request_iterator: Iterator[pb.VerifyRequest], context: CallContext) -> pb.VerifyResponse:
         return verify_envelope(self, request_iterator, context)
 
+    # ConfirmSeal and AbandonSeal ------------------------------------------
+
+    def ConfirmSeal(self, request: pb.ConfirmSealRequest, context: CallContext) -> pb.SealState:
+        return _unary("confirm seal", lambda: confirm_seal(self, request, context), context)
+
+    def AbandonSeal(self, request: pb.AbandonSealRequest, context: CallContext) -> pb.SealState:
+        return _unary("abandon seal", lambda: abandon_seal(self, request, context), context)
+
     # Inspect --------------------------------------------------------------
 
     def Inspect(self, request: pb.InspectRequest, context: CallContext) -> pb.InspectResponse:
@@ -465,6 +504,13 @@ class EnvelopeServicer(pb_grpc.EnvelopeServiceServicer):
             registered=artefact is not None and not size_differs,
             registry_mismatch=registry_mismatch,
         )
+
+
+def _unary(operation: str, call: Callable[[], T], context: CallContext) -> T:
+    def respond() -> Iterator[T]:
+        yield call()
+
+    return next(_guarded(operation, respond(), context))
 
 
 def _guarded(operation: str, responses: Iterator[T], context: CallContext) -> Iterator[T]:

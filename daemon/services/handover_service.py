@@ -19,6 +19,7 @@ from niemphong.daemon.handover import (
     OUT,
     PAGES_DIFFER,
     SEALED,
+    UNCONFIRMED,
     BatchView,
     Handover,
     outcome,
@@ -47,6 +48,7 @@ _OUTCOMES = {
     NOT_SEALED: apb.DOCUMENT_OUTCOME_NOT_SEALED,
     NEVER_DIGITIZED: apb.DOCUMENT_OUTCOME_NEVER_DIGITIZED,
     NOT_SECRET: apb.DOCUMENT_OUTCOME_NOT_SECRET,
+    UNCONFIRMED: apb.DOCUMENT_OUTCOME_UNCONFIRMED,
 }
 
 

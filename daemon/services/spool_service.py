@@ -102,8 +102,13 @@ class SpoolServicer(pb_grpc.SpoolServiceServicer):
                 ) from None
             source.check_unchanged("source_path")
             os.fsync(output.fd)
+            # The daemon flushed the envelope itself, so the seal needs no
+            # ConfirmSeal from the client.
+            # NOTE: a failed rename in output.commit() below leaves this
+            # artefact confirmed without an envelope under its final name.
             summary = self.envelopes.finish_seal(
                 start, result.plaintext_bytes, result.envelope_bytes, result.envelope_sha256, context,
+                confirmed=True,
             )
             output.commit()
         context.facts["spool"] = 1

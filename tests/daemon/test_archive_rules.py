@@ -20,6 +20,7 @@ from niemphong.daemon.handover import (
     NOT_SECRET,
     PAGES_DIFFER,
     SEALED,
+    UNCONFIRMED,
     Handover,
     check_batch_seal,
     outcome,
@@ -327,11 +328,15 @@ def _open(handover: Handover) -> str:
     return handover.open_batch(SCANNER, "Phạm Thị Dung", "", documents).batch.batch_id
 
 
-def _seal(store: SqliteStore, batch_id: str, doc_number: str, level: Level, artefact_id: str, pages: int) -> None:
+def _seal(store: SqliteStore, batch_id: str, doc_number: str, level: Level, artefact_id: str, pages: int,
+          confirmed: bool = True) -> None:
     with store.transaction() as tx:
-        check_batch_seal(tx, batch_id, doc_number, level, "2024-11-02")
+        listed = check_batch_seal(tx, batch_id, doc_number, level, "2024-11-02")
         tx.insert_artefact(_artefact(artefact_id, level, batch_id))
-        record_batch_seal(tx, batch_id, doc_number, artefact_id, pages, NOW)
+        record_batch_seal(tx, batch_id, doc_number, artefact_id, pages, NOW, listed.artefact_id)
+        if confirmed:
+            tx.confirm_artefact(artefact_id, NOW)
+            tx.confirm_batch_seal(artefact_id, NOW)
 
 
 def test_batch_seal_refused_before_permission(handover: Handover, store: SqliteStore) -> None:
@@ -396,6 +401,38 @@ def test_batch_reconciliation_flags_differences(handover: Handover, store: Sqlit
     assert (summary.pages_out, summary.pages_back) == (12, 11)
     assert (summary.documents_sealed, summary.pages_scanned) == (2, 7)
     assert summary.documents_flagged == 3
+
+
+def test_batch_unconfirmed_document_not_digitized(handover: Handover, store: SqliteStore) -> None:
+    batch_id = _open(handover)
+    handover.approve(DEPUTY_1, batch_id)
+    _seal(store, batch_id, "1/A", Level.MAT, "e" * 32, 4, confirmed=False)
+
+    view = handover.get(batch_id)
+    summary = view.reconcile()
+    with pytest.raises(ServiceError) as error:
+        handover.close(SCANNER, batch_id, not_returned=[], damaged=[], note="")
+
+    assert outcome(view.documents[0]) == UNCONFIRMED
+    assert view.flagged(view.documents[0])
+    assert (summary.documents_sealed, summary.documents_unconfirmed, summary.pages_scanned) == (0, 1, 0)
+    assert _reason(error) == "BATCH_UNCONFIRMED"
+    assert handover.get(batch_id).batch.state == "out"
+
+
+def test_batch_unconfirmed_document_sealed_again(handover: Handover, store: SqliteStore) -> None:
+    batch_id = _open(handover)
+    handover.approve(DEPUTY_1, batch_id)
+    _seal(store, batch_id, "1/A", Level.MAT, "e" * 32, 4, confirmed=False)
+
+    _seal(store, batch_id, "1/A", Level.MAT, "f" * 32, 4)
+    with pytest.raises(ServiceError) as error:
+        _seal(store, batch_id, "1/A", Level.MAT, "a" * 32, 4)
+
+    view = handover.get(batch_id)
+    assert view.documents[0].artefact_id == "f" * 32
+    assert outcome(view.documents[0]) == SEALED
+    assert _reason(error) == "ALREADY_SEALED"
 
 
 def _decline(store: SqliteStore, batch_id: str, doc_number: str, record_id: str, pages: int) -> None:
@@ -505,7 +542,7 @@ def test_store_upgrades_version_1_database(tmp_path: Path) -> None:
         version = tx._db.execute("SELECT version FROM schema_version").fetchone()[0]  # type: ignore[attr-defined]
     store.close()
 
-    assert version == SCHEMA_VERSION == 3
+    assert version == SCHEMA_VERSION == 4
     assert artefact is not None
     assert artefact.batch_id is None
     assert artefact.page_count == 0

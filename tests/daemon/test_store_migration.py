@@ -66,10 +66,12 @@ def test_store_upgrades_schema_1_keeping_artefacts(tmp_path: Path) -> None:
     assert artefact is not None
     assert artefact.doc_number == "12/UBND"
     assert artefact.core_sha256 is None
+    assert artefact.confirmed_at == artefact.sealed_at
+    assert not artefact.abandoned
     assert updated is not None
     assert updated.recovery_key_id == "r"
     version = sqlite3.connect(path).execute("SELECT version FROM schema_version").fetchone()[0]
-    assert version == SCHEMA_VERSION == 3
+    assert version == SCHEMA_VERSION == 4
 
 
 def test_store_reopens_upgraded_database(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ role that gets through where it should not is an unexpected success.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import importlib
 import pkgutil
 import sqlite3
@@ -67,6 +68,8 @@ EXPECTED_ROLES: dict[str, frozenset[str]] = {
     "AuditService/Export": frozenset({"auditor"}),
     "AuditService/ArtefactHistory": frozenset({"auditor"}),
     "EnvelopeService/Verify": frozenset({"scanner"}),
+    "EnvelopeService/ConfirmSeal": frozenset({"scanner"}),
+    "EnvelopeService/AbandonSeal": frozenset({"scanner"}),
     "HandoverService/OpenBatch": frozenset({"scanner"}),
     "HandoverService/ApproveBatch": frozenset({"approver", "head"}),
     "HandoverService/CloseBatch": frozenset({"scanner", "approver", "head"}),
@@ -440,6 +443,20 @@ def build_verify(scenario: Scenario, caller: str) -> Built:
     return [pb.VerifyRequest(chunk=envelope)], _nothing
 
 
+def build_confirm_seal(scenario: Scenario, caller: str) -> Built:
+    # Only the scanner who sealed an artefact may confirm it, so a scanner caller seals its own.
+    scanner = caller if "scanner" in CALLERS[caller] else "authz-scanner"
+    envelope, summary = scenario.seal(scanner=scanner)
+    request = pb.ConfirmSealRequest(artefact_id=summary.artefact_id, envelope_sha256=hashlib.sha256(envelope).hexdigest())
+    return request, _nothing
+
+
+def build_abandon_seal(scenario: Scenario, caller: str) -> Built:
+    scanner = caller if "scanner" in CALLERS[caller] else "authz-scanner"
+    _, summary = scenario.seal(scanner=scanner)
+    return pb.AbandonSealRequest(artefact_id=summary.artefact_id, error="No space left on device"), _nothing
+
+
 def build_open_batch(scenario: Scenario, caller: str) -> Built:
     document = archive_pb.BatchDocument(number=1, doc_number="81/AUTHZ-BATCH", issued_on="2025-05-20",
                                         sheets=2, pages=3, level=pb.LEVEL_MAT)
@@ -623,6 +640,8 @@ BUILDERS: dict[str, Callable[[Scenario, str], Built]] = {
     "AuditService/Export": build_audit_export,
     "AuditService/ArtefactHistory": build_audit_history,
     "EnvelopeService/Verify": build_verify,
+    "EnvelopeService/ConfirmSeal": build_confirm_seal,
+    "EnvelopeService/AbandonSeal": build_abandon_seal,
     "HandoverService/OpenBatch": build_open_batch,
     "HandoverService/ApproveBatch": build_approve_batch,
     "HandoverService/CloseBatch": build_close_batch,

@@ -25,19 +25,19 @@ _sym_db = _symbol_database.Default()
 from niemphong.v1 import niemphong_pb2 as niemphong_dot_v1_dot_niemphong__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aniemphong/v1/archive.proto\x12\x0cniemphong.v1\x1a\x1cniemphong/v1/niemphong.proto\"\xd5\x01\n\rBatchDocument\x12\x0e\n\x06number\x18\x01 \x01(\r\x12\x12\n\ndoc_number\x18\x02 \x01(\t\x12\x11\n\tissued_on\x18\x03 \x01(\t\x12\x0e\n\x06sheets\x18\x04 \x01(\r\x12\r\n\x05pages\x18\x05 \x01(\r\x12\"\n\x05level\x18\x06 \x01(\x0e\x32\x13.niemphong.v1.Level\x12\r\n\x05title\x18\x07 \x01(\t\x12\r\n\x05\x62\x61sis\x18\x08 \x01(\t\x12\x17\n\x0fprotected_until\x18\t \x01(\t\x12\x13\n\x0bsource_name\x18\n \x01(\t\"h\n\x10OpenBatchRequest\x12\x16\n\x0ehanded_over_by\x18\x01 \x01(\t\x12\x0c\n\x04note\x18\x02 \x01(\t\x12.\n\tdocuments\x18\x03 \x03(\x0b\x32\x1b.niemphong.v1.BatchDocument\"\xe9\x01\n\x13\x42\x61tchDocumentStatus\x12-\n\x08\x64ocument\x18\x01 \x01(\x0b\x32\x1b.niemphong.v1.BatchDocument\x12\x13\n\x0b\x61rtefact_id\x18\x02 \x01(\t\x12\x15\n\rpages_scanned\x18\x03 \x01(\r\x12\x11\n\tsealed_at\x18\x04 \x01(\x03\x12.\n\x07outcome\x18\x05 \x01(\x0e\x32\x1d.niemphong.v1.DocumentOutcome\x12\x10\n\x08returned\x18\x06 \x01(\x08\x12\x0f\n\x07\x64\x61maged\x18\x07 \x01(\x08\x12\x11\n\trecord_id\x18\x08 \x01(\t\"\xd0\x01\n\x0eReconciliation\x12\x15\n\rdocuments_out\x18\x01 \x01(\r\x12\x16\n\x0e\x64ocuments_back\x18\x02 \x01(\r\x12\x11\n\tpages_out\x18\x03 \x01(\r\x12\x12\n\npages_back\x18\x04 \x01(\r\x12\x18\n\x10\x64ocuments_sealed\x18\x05 \x01(\r\x12\x15\n\rpages_scanned\x18\x06 \x01(\r\x12\x19\n\x11\x64ocuments_flagged\x18\x07 \x01(\r\x12\x1c\n\x14\x64ocuments_not_secret\x18\x08 \x01(\r\"\x90\x03\n\x05\x42\x61tch\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12\'\n\x05state\x18\x02 \x01(\x0e\x32\x18.niemphong.v1.BatchState\x12\x14\n\x0ctaken_out_by\x18\x03 \x01(\t\x12\x16\n\x0ehanded_over_by\x18\x04 \x01(\t\x12\x0c\n\x04note\x18\x05 \x01(\t\x12\x11\n\topened_at\x18\x06 \x01(\x03\x12\x13\n\x0b\x61pproved_by\x18\x07 \x01(\t\x12\x13\n\x0b\x61pproved_at\x18\x08 \x01(\x03\x12\x11\n\tclosed_by\x18\t \x01(\t\x12\x11\n\tclosed_at\x18\n \x01(\x03\x12\x12\n\nclose_note\x18\x0b \x01(\t\x12\x34\n\tdocuments\x18\x0c \x03(\x0b\x32!.niemphong.v1.BatchDocumentStatus\x12\x34\n\x0ereconciliation\x18\r \x01(\x0b\x32\x1c.niemphong.v1.Reconciliation\x12\x15\n\rapproved_name\x18\x0e \x01(\t\x12\x16\n\x0e\x61pproved_title\x18\x0f \x01(\t\"\'\n\x13\x41pproveBatchRequest\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\"Z\n\x11\x43loseBatchRequest\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12\x14\n\x0cnot_returned\x18\x02 \x03(\t\x12\x0f\n\x07\x64\x61maged\x18\x03 \x03(\t\x12\x0c\n\x04note\x18\x04 \x01(\t\"#\n\x0fGetBatchRequest\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\"%\n\x11GetMinutesRequest\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\"\x1d\n\x0cMinutesChunk\x12\r\n\x05\x63hunk\x18\x01 \x01(\x0c\" \n\nPrintStart\x12\x12\n\nrequest_id\x18\x01 \x01(\t\"U\n\x0cPrintRequest\x12)\n\x05start\x18\x01 \x01(\x0b\x32\x18.niemphong.v1.PrintStartH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\t\n\x07payload\"\xe6\x01\n\x0cPrintSummary\x12\x13\n\x0b\x61rtefact_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63opy_number\x18\x02 \x01(\r\x12\r\n\x05pages\x18\x03 \x01(\r\x12\x15\n\rauthorized_by\x18\x04 \x01(\t\x12\x17\n\x0f\x61uthorized_name\x18\x05 \x01(\t\x12\x18\n\x10\x61uthorized_title\x18\x06 \x01(\t\x12\x12\n\nprinted_on\x18\x07 \x01(\t\x12\x18\n\x10\x63opies_remaining\x18\x08 \x01(\r\x12\x11\n\tpdf_bytes\x18\t \x01(\x04\x12\x12\n\npdf_sha256\x18\n \x01(\t\"Z\n\rPrintResponse\x12\x0f\n\x05\x63hunk\x18\x01 \x01(\x0cH\x00\x12-\n\x07summary\x18\x02 \x01(\x0b\x32\x1a.niemphong.v1.PrintSummaryH\x00\x42\t\n\x07payload\"(\n\x11ListCopiesRequest\x12\x13\n\x0b\x61rtefact_id\x18\x01 \x01(\t\"\x82\x01\n\tCopyEntry\x12\x13\n\x0b\x63opy_number\x18\x01 \x01(\r\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\x12\n\nprinted_by\x18\x03 \x01(\t\x12\x15\n\rauthorized_by\x18\x04 \x01(\t\x12\x12\n\nprinted_at\x18\x05 \x01(\x03\x12\r\n\x05state\x18\x06 \x01(\t\"=\n\x12ListCopiesResponse\x12\'\n\x06\x63opies\x18\x01 \x03(\x0b\x32\x17.niemphong.v1.CopyEntry\";\n\x15ReportIncidentRequest\x12\x14\n\x0c\x61rtefact_ids\x18\x01 \x03(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\"\x85\x02\n\x08Incident\x12\x13\n\x0bincident_id\x18\x01 \x01(\t\x12*\n\x05state\x18\x02 \x01(\x0e\x32\x1b.niemphong.v1.IncidentState\x12\x13\n\x0breported_by\x18\x03 \x01(\t\x12\x0c\n\x04text\x18\x04 \x01(\t\x12\x14\n\x0c\x61rtefact_ids\x18\x05 \x03(\t\x12\x13\n\x0breported_at\x18\x06 \x01(\x03\x12\x18\n\x10grants_suspended\x18\x07 \x01(\r\x12\x11\n\tclosed_by\x18\x08 \x01(\t\x12\x11\n\tclosed_at\x18\t \x01(\x03\x12\x12\n\nresolution\x18\n \x01(\t\x12\x16\n\x0egrants_revoked\x18\x0b \x01(\x08\"V\n\x14\x43loseIncidentRequest\x12\x13\n\x0bincident_id\x18\x01 \x01(\t\x12\x12\n\nresolution\x18\x02 \x01(\t\x12\x15\n\rrevoke_grants\x18\x03 \x01(\x08\"\x16\n\x14ListIncidentsRequest\"B\n\x15ListIncidentsResponse\x12)\n\tincidents\x18\x01 \x03(\x0b\x32\x16.niemphong.v1.Incident*y\n\nBatchState\x12\x1b\n\x17\x42\x41TCH_STATE_UNSPECIFIED\x10\x00\x12!\n\x1d\x42\x41TCH_STATE_AWAITING_APPROVAL\x10\x01\x12\x13\n\x0f\x42\x41TCH_STATE_OUT\x10\x02\x12\x16\n\x12\x42\x41TCH_STATE_CLOSED\x10\x03*\xdb\x01\n\x0f\x44ocumentOutcome\x12 \n\x1c\x44OCUMENT_OUTCOME_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x44OCUMENT_OUTCOME_SEALED\x10\x01\x12!\n\x1d\x44OCUMENT_OUTCOME_PAGES_DIFFER\x10\x02\x12\x1f\n\x1b\x44OCUMENT_OUTCOME_NOT_SEALED\x10\x03\x12$\n DOCUMENT_OUTCOME_NEVER_DIGITIZED\x10\x04\x12\x1f\n\x1b\x44OCUMENT_OUTCOME_NOT_SECRET\x10\x05*c\n\rIncidentState\x12\x1e\n\x1aINCIDENT_STATE_UNSPECIFIED\x10\x00\x12\x17\n\x13INCIDENT_STATE_OPEN\x10\x01\x12\x19\n\x15INCIDENT_STATE_CLOSED\x10\x02\x32\xec\x02\n\x0fHandoverService\x12@\n\tOpenBatch\x12\x1e.niemphong.v1.OpenBatchRequest\x1a\x13.niemphong.v1.Batch\x12\x46\n\x0c\x41pproveBatch\x12!.niemphong.v1.ApproveBatchRequest\x1a\x13.niemphong.v1.Batch\x12\x42\n\nCloseBatch\x12\x1f.niemphong.v1.CloseBatchRequest\x1a\x13.niemphong.v1.Batch\x12>\n\x08GetBatch\x12\x1d.niemphong.v1.GetBatchRequest\x1a\x13.niemphong.v1.Batch\x12K\n\nGetMinutes\x12\x1f.niemphong.v1.GetMinutesRequest\x1a\x1a.niemphong.v1.MinutesChunk0\x01\x32\xa4\x01\n\x0b\x43opyService\x12\x44\n\x05Print\x12\x1a.niemphong.v1.PrintRequest\x1a\x1b.niemphong.v1.PrintResponse(\x01\x30\x01\x12O\n\nListCopies\x12\x1f.niemphong.v1.ListCopiesRequest\x1a .niemphong.v1.ListCopiesResponse2\x87\x02\n\x0fIncidentService\x12M\n\x0eReportIncident\x12#.niemphong.v1.ReportIncidentRequest\x1a\x16.niemphong.v1.Incident\x12K\n\rCloseIncident\x12\".niemphong.v1.CloseIncidentRequest\x1a\x16.niemphong.v1.Incident\x12X\n\rListIncidents\x12\".niemphong.v1.ListIncidentsRequest\x1a#.niemphong.v1.ListIncidentsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aniemphong/v1/archive.proto\x12\x0cniemphong.v1\x1a\x1cniemphong/v1/niemphong.proto\"\xd5\x01\n\rBatchDocument\x12\x0e\n\x06number\x18\x01 \x01(\r\x12\x12\n\ndoc_number\x18\x02 \x01(\t\x12\x11\n\tissued_on\x18\x03 \x01(\t\x12\x0e\n\x06sheets\x18\x04 \x01(\r\x12\r\n\x05pages\x18\x05 \x01(\r\x12\"\n\x05level\x18\x06 \x01(\x0e\x32\x13.niemphong.v1.Level\x12\r\n\x05title\x18\x07 \x01(\t\x12\r\n\x05\x62\x61sis\x18\x08 \x01(\t\x12\x17\n\x0fprotected_until\x18\t \x01(\t\x12\x13\n\x0bsource_name\x18\n \x01(\t\"h\n\x10OpenBatchRequest\x12\x16\n\x0ehanded_over_by\x18\x01 \x01(\t\x12\x0c\n\x04note\x18\x02 \x01(\t\x12.\n\tdocuments\x18\x03 \x03(\x0b\x32\x1b.niemphong.v1.BatchDocument\"\xe9\x01\n\x13\x42\x61tchDocumentStatus\x12-\n\x08\x64ocument\x18\x01 \x01(\x0b\x32\x1b.niemphong.v1.BatchDocument\x12\x13\n\x0b\x61rtefact_id\x18\x02 \x01(\t\x12\x15\n\rpages_scanned\x18\x03 \x01(\r\x12\x11\n\tsealed_at\x18\x04 \x01(\x03\x12.\n\x07outcome\x18\x05 \x01(\x0e\x32\x1d.niemphong.v1.DocumentOutcome\x12\x10\n\x08returned\x18\x06 \x01(\x08\x12\x0f\n\x07\x64\x61maged\x18\x07 \x01(\x08\x12\x11\n\trecord_id\x18\x08 \x01(\t\"\xef\x01\n\x0eReconciliation\x12\x15\n\rdocuments_out\x18\x01 \x01(\r\x12\x16\n\x0e\x64ocuments_back\x18\x02 \x01(\r\x12\x11\n\tpages_out\x18\x03 \x01(\r\x12\x12\n\npages_back\x18\x04 \x01(\r\x12\x18\n\x10\x64ocuments_sealed\x18\x05 \x01(\r\x12\x15\n\rpages_scanned\x18\x06 \x01(\r\x12\x19\n\x11\x64ocuments_flagged\x18\x07 \x01(\r\x12\x1c\n\x14\x64ocuments_not_secret\x18\x08 \x01(\r\x12\x1d\n\x15\x64ocuments_unconfirmed\x18\t \x01(\r\"\x90\x03\n\x05\x42\x61tch\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12\'\n\x05state\x18\x02 \x01(\x0e\x32\x18.niemphong.v1.BatchState\x12\x14\n\x0ctaken_out_by\x18\x03 \x01(\t\x12\x16\n\x0ehanded_over_by\x18\x04 \x01(\t\x12\x0c\n\x04note\x18\x05 \x01(\t\x12\x11\n\topened_at\x18\x06 \x01(\x03\x12\x13\n\x0b\x61pproved_by\x18\x07 \x01(\t\x12\x13\n\x0b\x61pproved_at\x18\x08 \x01(\x03\x12\x11\n\tclosed_by\x18\t \x01(\t\x12\x11\n\tclosed_at\x18\n \x01(\x03\x12\x12\n\nclose_note\x18\x0b \x01(\t\x12\x34\n\tdocuments\x18\x0c \x03(\x0b\x32!.niemphong.v1.BatchDocumentStatus\x12\x34\n\x0ereconciliation\x18\r \x01(\x0b\x32\x1c.niemphong.v1.Reconciliation\x12\x15\n\rapproved_name\x18\x0e \x01(\t\x12\x16\n\x0e\x61pproved_title\x18\x0f \x01(\t\"\'\n\x13\x41pproveBatchRequest\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\"Z\n\x11\x43loseBatchRequest\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12\x14\n\x0cnot_returned\x18\x02 \x03(\t\x12\x0f\n\x07\x64\x61maged\x18\x03 \x03(\t\x12\x0c\n\x04note\x18\x04 \x01(\t\"#\n\x0fGetBatchRequest\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\"%\n\x11GetMinutesRequest\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\"\x1d\n\x0cMinutesChunk\x12\r\n\x05\x63hunk\x18\x01 \x01(\x0c\" \n\nPrintStart\x12\x12\n\nrequest_id\x18\x01 \x01(\t\"U\n\x0cPrintRequest\x12)\n\x05start\x18\x01 \x01(\x0b\x32\x18.niemphong.v1.PrintStartH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\t\n\x07payload\"\xe6\x01\n\x0cPrintSummary\x12\x13\n\x0b\x61rtefact_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63opy_number\x18\x02 \x01(\r\x12\r\n\x05pages\x18\x03 \x01(\r\x12\x15\n\rauthorized_by\x18\x04 \x01(\t\x12\x17\n\x0f\x61uthorized_name\x18\x05 \x01(\t\x12\x18\n\x10\x61uthorized_title\x18\x06 \x01(\t\x12\x12\n\nprinted_on\x18\x07 \x01(\t\x12\x18\n\x10\x63opies_remaining\x18\x08 \x01(\r\x12\x11\n\tpdf_bytes\x18\t \x01(\x04\x12\x12\n\npdf_sha256\x18\n \x01(\t\"Z\n\rPrintResponse\x12\x0f\n\x05\x63hunk\x18\x01 \x01(\x0cH\x00\x12-\n\x07summary\x18\x02 \x01(\x0b\x32\x1a.niemphong.v1.PrintSummaryH\x00\x42\t\n\x07payload\"(\n\x11ListCopiesRequest\x12\x13\n\x0b\x61rtefact_id\x18\x01 \x01(\t\"\x82\x01\n\tCopyEntry\x12\x13\n\x0b\x63opy_number\x18\x01 \x01(\r\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\x12\n\nprinted_by\x18\x03 \x01(\t\x12\x15\n\rauthorized_by\x18\x04 \x01(\t\x12\x12\n\nprinted_at\x18\x05 \x01(\x03\x12\r\n\x05state\x18\x06 \x01(\t\"=\n\x12ListCopiesResponse\x12\'\n\x06\x63opies\x18\x01 \x03(\x0b\x32\x17.niemphong.v1.CopyEntry\";\n\x15ReportIncidentRequest\x12\x14\n\x0c\x61rtefact_ids\x18\x01 \x03(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\"\x85\x02\n\x08Incident\x12\x13\n\x0bincident_id\x18\x01 \x01(\t\x12*\n\x05state\x18\x02 \x01(\x0e\x32\x1b.niemphong.v1.IncidentState\x12\x13\n\x0breported_by\x18\x03 \x01(\t\x12\x0c\n\x04text\x18\x04 \x01(\t\x12\x14\n\x0c\x61rtefact_ids\x18\x05 \x03(\t\x12\x13\n\x0breported_at\x18\x06 \x01(\x03\x12\x18\n\x10grants_suspended\x18\x07 \x01(\r\x12\x11\n\tclosed_by\x18\x08 \x01(\t\x12\x11\n\tclosed_at\x18\t \x01(\x03\x12\x12\n\nresolution\x18\n \x01(\t\x12\x16\n\x0egrants_revoked\x18\x0b \x01(\x08\"V\n\x14\x43loseIncidentRequest\x12\x13\n\x0bincident_id\x18\x01 \x01(\t\x12\x12\n\nresolution\x18\x02 \x01(\t\x12\x15\n\rrevoke_grants\x18\x03 \x01(\x08\"\x16\n\x14ListIncidentsRequest\"B\n\x15ListIncidentsResponse\x12)\n\tincidents\x18\x01 \x03(\x0b\x32\x16.niemphong.v1.Incident*y\n\nBatchState\x12\x1b\n\x17\x42\x41TCH_STATE_UNSPECIFIED\x10\x00\x12!\n\x1d\x42\x41TCH_STATE_AWAITING_APPROVAL\x10\x01\x12\x13\n\x0f\x42\x41TCH_STATE_OUT\x10\x02\x12\x16\n\x12\x42\x41TCH_STATE_CLOSED\x10\x03*\xfd\x01\n\x0f\x44ocumentOutcome\x12 \n\x1c\x44OCUMENT_OUTCOME_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x44OCUMENT_OUTCOME_SEALED\x10\x01\x12!\n\x1d\x44OCUMENT_OUTCOME_PAGES_DIFFER\x10\x02\x12\x1f\n\x1b\x44OCUMENT_OUTCOME_NOT_SEALED\x10\x03\x12$\n DOCUMENT_OUTCOME_NEVER_DIGITIZED\x10\x04\x12\x1f\n\x1b\x44OCUMENT_OUTCOME_NOT_SECRET\x10\x05\x12 \n\x1c\x44OCUMENT_OUTCOME_UNCONFIRMED\x10\x06*c\n\rIncidentState\x12\x1e\n\x1aINCIDENT_STATE_UNSPECIFIED\x10\x00\x12\x17\n\x13INCIDENT_STATE_OPEN\x10\x01\x12\x19\n\x15INCIDENT_STATE_CLOSED\x10\x02\x32\xec\x02\n\x0fHandoverService\x12@\n\tOpenBatch\x12\x1e.niemphong.v1.OpenBatchRequest\x1a\x13.niemphong.v1.Batch\x12\x46\n\x0c\x41pproveBatch\x12!.niemphong.v1.ApproveBatchRequest\x1a\x13.niemphong.v1.Batch\x12\x42\n\nCloseBatch\x12\x1f.niemphong.v1.CloseBatchRequest\x1a\x13.niemphong.v1.Batch\x12>\n\x08GetBatch\x12\x1d.niemphong.v1.GetBatchRequest\x1a\x13.niemphong.v1.Batch\x12K\n\nGetMinutes\x12\x1f.niemphong.v1.GetMinutesRequest\x1a\x1a.niemphong.v1.MinutesChunk0\x01\x32\xa4\x01\n\x0b\x43opyService\x12\x44\n\x05Print\x12\x1a.niemphong.v1.PrintRequest\x1a\x1b.niemphong.v1.PrintResponse(\x01\x30\x01\x12O\n\nListCopies\x12\x1f.niemphong.v1.ListCopiesRequest\x1a .niemphong.v1.ListCopiesResponse2\x87\x02\n\x0fIncidentService\x12M\n\x0eReportIncident\x12#.niemphong.v1.ReportIncidentRequest\x1a\x16.niemphong.v1.Incident\x12K\n\rCloseIncident\x12\".niemphong.v1.CloseIncidentRequest\x1a\x16.niemphong.v1.Incident\x12X\n\rListIncidents\x12\".niemphong.v1.ListIncidentsRequest\x1a#.niemphong.v1.ListIncidentsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'niemphong.v1.archive_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_BATCHSTATE']._serialized_start=2675
-  _globals['_BATCHSTATE']._serialized_end=2796
-  _globals['_DOCUMENTOUTCOME']._serialized_start=2799
-  _globals['_DOCUMENTOUTCOME']._serialized_end=3018
-  _globals['_INCIDENTSTATE']._serialized_start=3020
-  _globals['_INCIDENTSTATE']._serialized_end=3119
+  _globals['_BATCHSTATE']._serialized_start=2706
+  _globals['_BATCHSTATE']._serialized_end=2827
+  _globals['_DOCUMENTOUTCOME']._serialized_start=2830
+  _globals['_DOCUMENTOUTCOME']._serialized_end=3083
+  _globals['_INCIDENTSTATE']._serialized_start=3085
+  _globals['_INCIDENTSTATE']._serialized_end=3184
   _globals['_BATCHDOCUMENT']._serialized_start=75
   _globals['_BATCHDOCUMENT']._serialized_end=288
   _globals['_OPENBATCHREQUEST']._serialized_start=290
@@ -45,47 +45,47 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_BATCHDOCUMENTSTATUS']._serialized_start=397
   _globals['_BATCHDOCUMENTSTATUS']._serialized_end=630
   _globals['_RECONCILIATION']._serialized_start=633
-  _globals['_RECONCILIATION']._serialized_end=841
-  _globals['_BATCH']._serialized_start=844
-  _globals['_BATCH']._serialized_end=1244
-  _globals['_APPROVEBATCHREQUEST']._serialized_start=1246
-  _globals['_APPROVEBATCHREQUEST']._serialized_end=1285
-  _globals['_CLOSEBATCHREQUEST']._serialized_start=1287
-  _globals['_CLOSEBATCHREQUEST']._serialized_end=1377
-  _globals['_GETBATCHREQUEST']._serialized_start=1379
-  _globals['_GETBATCHREQUEST']._serialized_end=1414
-  _globals['_GETMINUTESREQUEST']._serialized_start=1416
-  _globals['_GETMINUTESREQUEST']._serialized_end=1453
-  _globals['_MINUTESCHUNK']._serialized_start=1455
-  _globals['_MINUTESCHUNK']._serialized_end=1484
-  _globals['_PRINTSTART']._serialized_start=1486
-  _globals['_PRINTSTART']._serialized_end=1518
-  _globals['_PRINTREQUEST']._serialized_start=1520
-  _globals['_PRINTREQUEST']._serialized_end=1605
-  _globals['_PRINTSUMMARY']._serialized_start=1608
-  _globals['_PRINTSUMMARY']._serialized_end=1838
-  _globals['_PRINTRESPONSE']._serialized_start=1840
-  _globals['_PRINTRESPONSE']._serialized_end=1930
-  _globals['_LISTCOPIESREQUEST']._serialized_start=1932
-  _globals['_LISTCOPIESREQUEST']._serialized_end=1972
-  _globals['_COPYENTRY']._serialized_start=1975
-  _globals['_COPYENTRY']._serialized_end=2105
-  _globals['_LISTCOPIESRESPONSE']._serialized_start=2107
-  _globals['_LISTCOPIESRESPONSE']._serialized_end=2168
-  _globals['_REPORTINCIDENTREQUEST']._serialized_start=2170
-  _globals['_REPORTINCIDENTREQUEST']._serialized_end=2229
-  _globals['_INCIDENT']._serialized_start=2232
-  _globals['_INCIDENT']._serialized_end=2493
-  _globals['_CLOSEINCIDENTREQUEST']._serialized_start=2495
-  _globals['_CLOSEINCIDENTREQUEST']._serialized_end=2581
-  _globals['_LISTINCIDENTSREQUEST']._serialized_start=2583
-  _globals['_LISTINCIDENTSREQUEST']._serialized_end=2605
-  _globals['_LISTINCIDENTSRESPONSE']._serialized_start=2607
-  _globals['_LISTINCIDENTSRESPONSE']._serialized_end=2673
-  _globals['_HANDOVERSERVICE']._serialized_start=3122
-  _globals['_HANDOVERSERVICE']._serialized_end=3486
-  _globals['_COPYSERVICE']._serialized_start=3489
-  _globals['_COPYSERVICE']._serialized_end=3653
-  _globals['_INCIDENTSERVICE']._serialized_start=3656
-  _globals['_INCIDENTSERVICE']._serialized_end=3919
+  _globals['_RECONCILIATION']._serialized_end=872
+  _globals['_BATCH']._serialized_start=875
+  _globals['_BATCH']._serialized_end=1275
+  _globals['_APPROVEBATCHREQUEST']._serialized_start=1277
+  _globals['_APPROVEBATCHREQUEST']._serialized_end=1316
+  _globals['_CLOSEBATCHREQUEST']._serialized_start=1318
+  _globals['_CLOSEBATCHREQUEST']._serialized_end=1408
+  _globals['_GETBATCHREQUEST']._serialized_start=1410
+  _globals['_GETBATCHREQUEST']._serialized_end=1445
+  _globals['_GETMINUTESREQUEST']._serialized_start=1447
+  _globals['_GETMINUTESREQUEST']._serialized_end=1484
+  _globals['_MINUTESCHUNK']._serialized_start=1486
+  _globals['_MINUTESCHUNK']._serialized_end=1515
+  _globals['_PRINTSTART']._serialized_start=1517
+  _globals['_PRINTSTART']._serialized_end=1549
+  _globals['_PRINTREQUEST']._serialized_start=1551
+  _globals['_PRINTREQUEST']._serialized_end=1636
+  _globals['_PRINTSUMMARY']._serialized_start=1639
+  _globals['_PRINTSUMMARY']._serialized_end=1869
+  _globals['_PRINTRESPONSE']._serialized_start=1871
+  _globals['_PRINTRESPONSE']._serialized_end=1961
+  _globals['_LISTCOPIESREQUEST']._serialized_start=1963
+  _globals['_LISTCOPIESREQUEST']._serialized_end=2003
+  _globals['_COPYENTRY']._serialized_start=2006
+  _globals['_COPYENTRY']._serialized_end=2136
+  _globals['_LISTCOPIESRESPONSE']._serialized_start=2138
+  _globals['_LISTCOPIESRESPONSE']._serialized_end=2199
+  _globals['_REPORTINCIDENTREQUEST']._serialized_start=2201
+  _globals['_REPORTINCIDENTREQUEST']._serialized_end=2260
+  _globals['_INCIDENT']._serialized_start=2263
+  _globals['_INCIDENT']._serialized_end=2524
+  _globals['_CLOSEINCIDENTREQUEST']._serialized_start=2526
+  _globals['_CLOSEINCIDENTREQUEST']._serialized_end=2612
+  _globals['_LISTINCIDENTSREQUEST']._serialized_start=2614
+  _globals['_LISTINCIDENTSREQUEST']._serialized_end=2636
+  _globals['_LISTINCIDENTSRESPONSE']._serialized_start=2638
+  _globals['_LISTINCIDENTSRESPONSE']._serialized_end=2704
+  _globals['_HANDOVERSERVICE']._serialized_start=3187
+  _globals['_HANDOVERSERVICE']._serialized_end=3551
+  _globals['_COPYSERVICE']._serialized_start=3554
+  _globals['_COPYSERVICE']._serialized_end=3718
+  _globals['_INCIDENTSERVICE']._serialized_start=3721
+  _globals['_INCIDENTSERVICE']._serialized_end=3984
 # @@protoc_insertion_point(module_scope)

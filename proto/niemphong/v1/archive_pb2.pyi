@@ -76,6 +76,12 @@ class _DocumentOutcomeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Docum
     secret (protection period or stamp over, declassified). record_id names
     the classification record.
     """
+    DOCUMENT_OUTCOME_UNCONFIRMED: _DocumentOutcome.ValueType  # 6
+    """Sealed, but the client has not confirmed (EnvelopeService/ConfirmSeal)
+    that it wrote the envelope: not digitized yet. Running the batch scan
+    again confirms an envelope it finds, or seals the document again and
+    abandons this artefact.
+    """
 
 class DocumentOutcome(_DocumentOutcome, metaclass=_DocumentOutcomeEnumTypeWrapper): ...
 
@@ -92,6 +98,12 @@ DOCUMENT_OUTCOME_NOT_SECRET: DocumentOutcome.ValueType  # 5
 """Scanned but not sealed: the classification rules found it no longer
 secret (protection period or stamp over, declassified). record_id names
 the classification record.
+"""
+DOCUMENT_OUTCOME_UNCONFIRMED: DocumentOutcome.ValueType  # 6
+"""Sealed, but the client has not confirmed (EnvelopeService/ConfirmSeal)
+that it wrote the envelope: not digitized yet. Running the batch scan
+again confirms an envelope it finds, or seals the document again and
+abandons this artefact.
 """
 Global___DocumentOutcome: _TypeAlias = DocumentOutcome  # noqa: Y015
 
@@ -216,7 +228,9 @@ class BatchDocumentStatus(_message.Message):
     DAMAGED_FIELD_NUMBER: _builtins.int
     RECORD_ID_FIELD_NUMBER: _builtins.int
     artefact_id: _builtins.str
-    """Empty until sealed."""
+    """Empty until sealed. With outcome UNCONFIRMED the artefact is
+    registered but its envelope is not confirmed written.
+    """
     pages_scanned: _builtins.int
     sealed_at: _builtins.int
     outcome: Global___DocumentOutcome.ValueType
@@ -261,19 +275,25 @@ class Reconciliation(_message.Message):
     PAGES_SCANNED_FIELD_NUMBER: _builtins.int
     DOCUMENTS_FLAGGED_FIELD_NUMBER: _builtins.int
     DOCUMENTS_NOT_SECRET_FIELD_NUMBER: _builtins.int
+    DOCUMENTS_UNCONFIRMED_FIELD_NUMBER: _builtins.int
     documents_out: _builtins.int
     documents_back: _builtins.int
     """Zero until the batch is closed."""
     pages_out: _builtins.int
     pages_back: _builtins.int
     documents_sealed: _builtins.int
+    """Documents sealed with a confirmed envelope."""
     pages_scanned: _builtins.int
     documents_flagged: _builtins.int
-    """Documents whose outcome is PAGES_DIFFER or NOT_SEALED, or that were not
-    returned or came back damaged.
+    """Documents whose outcome is PAGES_DIFFER, NOT_SEALED or UNCONFIRMED, or
+    that were not returned or came back damaged.
     """
     documents_not_secret: _builtins.int
     """Documents scanned but declined as not secret (outcome NOT_SECRET)."""
+    documents_unconfirmed: _builtins.int
+    """Documents sealed but whose envelope is not confirmed written (outcome
+    UNCONFIRMED); they are not counted in documents_sealed.
+    """
     def __init__(
         self,
         *,
@@ -285,10 +305,11 @@ class Reconciliation(_message.Message):
         pages_scanned: _builtins.int = ...,
         documents_flagged: _builtins.int = ...,
         documents_not_secret: _builtins.int = ...,
+        documents_unconfirmed: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["documents_back", b"documents_back", "documents_flagged", b"documents_flagged", "documents_not_secret", b"documents_not_secret", "documents_out", b"documents_out", "documents_sealed", b"documents_sealed", "pages_back", b"pages_back", "pages_out", b"pages_out", "pages_scanned", b"pages_scanned"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["documents_back", b"documents_back", "documents_flagged", b"documents_flagged", "documents_not_secret", b"documents_not_secret", "documents_out", b"documents_out", "documents_sealed", b"documents_sealed", "documents_unconfirmed", b"documents_unconfirmed", "pages_back", b"pages_back", "pages_out", b"pages_out", "pages_scanned", b"pages_scanned"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -84,8 +84,9 @@ class HandoverServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def CloseBatch(self, request, context):
-        """Record the documents' return and reconcile the batch. Scanner, approver
-        or head role.
+        """Record the documents' return and reconcile the batch. Refused with
+        BATCH_UNCONFIRMED while a document is sealed but its envelope is not
+        confirmed written (outcome UNCONFIRMED). Scanner, approver or head role.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -54,8 +54,9 @@ class HandoverServiceStub:
     person who opened the batch.
     """
     CloseBatch: _grpc.UnaryUnaryMultiCallable[_archive_pb2.CloseBatchRequest, _archive_pb2.Batch]
-    """Record the documents' return and reconcile the batch. Scanner, approver
-    or head role.
+    """Record the documents' return and reconcile the batch. Refused with
+    BATCH_UNCONFIRMED while a document is sealed but its envelope is not
+    confirmed written (outcome UNCONFIRMED). Scanner, approver or head role.
     """
     GetBatch: _grpc.UnaryUnaryMultiCallable[_archive_pb2.GetBatchRequest, _archive_pb2.Batch]
     """Show a batch with its documents and reconciliation."""
@@ -77,8 +78,9 @@ class HandoverServiceAsyncStub(HandoverServiceStub):
     person who opened the batch.
     """
     CloseBatch: _aio.UnaryUnaryMultiCallable[_archive_pb2.CloseBatchRequest, _archive_pb2.Batch]  # type: ignore[assignment]
-    """Record the documents' return and reconcile the batch. Scanner, approver
-    or head role.
+    """Record the documents' return and reconcile the batch. Refused with
+    BATCH_UNCONFIRMED while a document is sealed but its envelope is not
+    confirmed written (outcome UNCONFIRMED). Scanner, approver or head role.
     """
     GetBatch: _aio.UnaryUnaryMultiCallable[_archive_pb2.GetBatchRequest, _archive_pb2.Batch]  # type: ignore[assignment]
     """Show a batch with its documents and reconciliation."""
@@ -115,8 +117,9 @@ class HandoverServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _archive_pb2.CloseBatchRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_archive_pb2.Batch, _abc.Awaitable[_archive_pb2.Batch]]:
-        """Record the documents' return and reconcile the batch. Scanner, approver
-        or head role.
+        """Record the documents' return and reconcile the batch. Refused with
+        BATCH_UNCONFIRMED while a document is sealed but its envelope is not
+        confirmed written (outcome UNCONFIRMED). Scanner, approver or head role.
         """
 
     @_abc_1.abstractmethod

@@ -80,6 +80,35 @@ REQUEST_STATE_APPROVED: RequestState.ValueType  # 2
 REQUEST_STATE_DENIED: RequestState.ValueType  # 3
 Global___RequestState: _TypeAlias = RequestState  # noqa: Y015
 
+class _SealWriteState:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _SealWriteStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_SealWriteState.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    SEAL_WRITE_STATE_UNSPECIFIED: _SealWriteState.ValueType  # 0
+    SEAL_WRITE_STATE_UNCONFIRMED: _SealWriteState.ValueType  # 1
+    """Registered, but the client has not confirmed writing the envelope."""
+    SEAL_WRITE_STATE_CONFIRMED: _SealWriteState.ValueType  # 2
+    """The client confirmed a durable envelope with the recorded SHA-256."""
+    SEAL_WRITE_STATE_ABANDONED: _SealWriteState.ValueType  # 3
+    """The envelope was never kept: the client reported it, or a later seal of
+    the same batch document replaced the unconfirmed artefact.
+    """
+
+class SealWriteState(_SealWriteState, metaclass=_SealWriteStateEnumTypeWrapper): ...
+
+SEAL_WRITE_STATE_UNSPECIFIED: SealWriteState.ValueType  # 0
+SEAL_WRITE_STATE_UNCONFIRMED: SealWriteState.ValueType  # 1
+"""Registered, but the client has not confirmed writing the envelope."""
+SEAL_WRITE_STATE_CONFIRMED: SealWriteState.ValueType  # 2
+"""The client confirmed a durable envelope with the recorded SHA-256."""
+SEAL_WRITE_STATE_ABANDONED: SealWriteState.ValueType  # 3
+"""The envelope was never kept: the client reported it, or a later seal of
+the same batch document replaced the unconfirmed artefact.
+"""
+Global___SealWriteState: _TypeAlias = SealWriteState  # noqa: Y015
+
 class _DecisionOutcome:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -908,6 +937,86 @@ class VerifyResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___VerifyResponse: _TypeAlias = VerifyResponse  # noqa: Y015
+
+@_typing.final
+class ConfirmSealRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ARTEFACT_ID_FIELD_NUMBER: _builtins.int
+    ENVELOPE_SHA256_FIELD_NUMBER: _builtins.int
+    artefact_id: _builtins.str
+    """32 lowercase hex digits."""
+    envelope_sha256: _builtins.str
+    """SHA-256 of the envelope as written, 64 hex digits."""
+    def __init__(
+        self,
+        *,
+        artefact_id: _builtins.str = ...,
+        envelope_sha256: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["artefact_id", b"artefact_id", "envelope_sha256", b"envelope_sha256"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConfirmSealRequest: _TypeAlias = ConfirmSealRequest  # noqa: Y015
+
+@_typing.final
+class AbandonSealRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ARTEFACT_ID_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    artefact_id: _builtins.str
+    """32 lowercase hex digits."""
+    error: _builtins.str
+    """Why the envelope was not kept, as the client's system reported it (for
+    example "No space left on device"); at most 512 characters, recorded in
+    the audit log.
+    """
+    def __init__(
+        self,
+        *,
+        artefact_id: _builtins.str = ...,
+        error: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["artefact_id", b"artefact_id", "error", b"error"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AbandonSealRequest: _TypeAlias = AbandonSealRequest  # noqa: Y015
+
+@_typing.final
+class SealState(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ARTEFACT_ID_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    CONFIRMED_AT_FIELD_NUMBER: _builtins.int
+    ABANDONED_AT_FIELD_NUMBER: _builtins.int
+    artefact_id: _builtins.str
+    state: Global___SealWriteState.ValueType
+    confirmed_at: _builtins.int
+    """Seconds since the Unix epoch; zero when not confirmed or not abandoned."""
+    abandoned_at: _builtins.int
+    def __init__(
+        self,
+        *,
+        artefact_id: _builtins.str = ...,
+        state: Global___SealWriteState.ValueType = ...,
+        confirmed_at: _builtins.int = ...,
+        abandoned_at: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["abandoned_at", b"abandoned_at", "artefact_id", b"artefact_id", "confirmed_at", b"confirmed_at", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SealState: _TypeAlias = SealState  # noqa: Y015
 
 @_typing.final
 class ProtectionStamp(_message.Message):

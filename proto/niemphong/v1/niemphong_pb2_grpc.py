@@ -60,6 +60,16 @@ class EnvelopeServiceStub:
                 request_serializer=niemphong_dot_v1_dot_niemphong__pb2.VerifyRequest.SerializeToString,
                 response_deserializer=niemphong_dot_v1_dot_niemphong__pb2.VerifyResponse.FromString,
                 _registered_method=True)
+        self.ConfirmSeal = channel.unary_unary(
+                '/niemphong.v1.EnvelopeService/ConfirmSeal',
+                request_serializer=niemphong_dot_v1_dot_niemphong__pb2.ConfirmSealRequest.SerializeToString,
+                response_deserializer=niemphong_dot_v1_dot_niemphong__pb2.SealState.FromString,
+                _registered_method=True)
+        self.AbandonSeal = channel.unary_unary(
+                '/niemphong.v1.EnvelopeService/AbandonSeal',
+                request_serializer=niemphong_dot_v1_dot_niemphong__pb2.AbandonSealRequest.SerializeToString,
+                response_deserializer=niemphong_dot_v1_dot_niemphong__pb2.SealState.FromString,
+                _registered_method=True)
 
 
 class EnvelopeServiceServicer:
@@ -114,6 +124,30 @@ class EnvelopeServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ConfirmSeal(self, request, context):
+        """Confirm that the client has durably written the whole envelope of an
+        artefact it sealed with Seal or SealSmall: flushed to disk under its
+        final name. envelope_sha256 must equal the SHA-256 the daemon recorded
+        at sealing. A batch document counts as digitized only once its
+        artefact is confirmed. Repeating a confirmation is allowed. Scanner
+        role only, and only for artefacts the caller sealed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AbandonSeal(self, request, context):
+        """Report that the client could not keep the envelope of an artefact it
+        sealed (a full disk, a failed rename). The artefact is marked abandoned:
+        it stays in the registry and the audit log, but it can no longer be
+        opened, printed or granted, and its batch document counts as not sealed
+        again. A confirmed artefact cannot be abandoned. Scanner role only, and
+        only for artefacts the caller sealed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EnvelopeServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -141,6 +175,16 @@ def add_EnvelopeServiceServicer_to_server(servicer, server):
                     servicer.Verify,
                     request_deserializer=niemphong_dot_v1_dot_niemphong__pb2.VerifyRequest.FromString,
                     response_serializer=niemphong_dot_v1_dot_niemphong__pb2.VerifyResponse.SerializeToString,
+            ),
+            'ConfirmSeal': grpc.unary_unary_rpc_method_handler(
+                    servicer.ConfirmSeal,
+                    request_deserializer=niemphong_dot_v1_dot_niemphong__pb2.ConfirmSealRequest.FromString,
+                    response_serializer=niemphong_dot_v1_dot_niemphong__pb2.SealState.SerializeToString,
+            ),
+            'AbandonSeal': grpc.unary_unary_rpc_method_handler(
+                    servicer.AbandonSeal,
+                    request_deserializer=niemphong_dot_v1_dot_niemphong__pb2.AbandonSealRequest.FromString,
+                    response_serializer=niemphong_dot_v1_dot_niemphong__pb2.SealState.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -279,6 +323,60 @@ class EnvelopeService:
             '/niemphong.v1.EnvelopeService/Verify',
             niemphong_dot_v1_dot_niemphong__pb2.VerifyRequest.SerializeToString,
             niemphong_dot_v1_dot_niemphong__pb2.VerifyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ConfirmSeal(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/niemphong.v1.EnvelopeService/ConfirmSeal',
+            niemphong_dot_v1_dot_niemphong__pb2.ConfirmSealRequest.SerializeToString,
+            niemphong_dot_v1_dot_niemphong__pb2.SealState.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AbandonSeal(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/niemphong.v1.EnvelopeService/AbandonSeal',
+            niemphong_dot_v1_dot_niemphong__pb2.AbandonSealRequest.SerializeToString,
+            niemphong_dot_v1_dot_niemphong__pb2.SealState.FromString,
             options,
             channel_credentials,
             insecure,

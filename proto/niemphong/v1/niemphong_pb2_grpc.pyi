@@ -73,6 +73,22 @@ class EnvelopeServiceStub:
     envelope. Scanner role only, and only for artefacts the caller sealed: the
     client compares the digest with its source before removing the source.
     """
+    ConfirmSeal: _grpc.UnaryUnaryMultiCallable[_niemphong_pb2.ConfirmSealRequest, _niemphong_pb2.SealState]
+    """Confirm that the client has durably written the whole envelope of an
+    artefact it sealed with Seal or SealSmall: flushed to disk under its
+    final name. envelope_sha256 must equal the SHA-256 the daemon recorded
+    at sealing. A batch document counts as digitized only once its
+    artefact is confirmed. Repeating a confirmation is allowed. Scanner
+    role only, and only for artefacts the caller sealed.
+    """
+    AbandonSeal: _grpc.UnaryUnaryMultiCallable[_niemphong_pb2.AbandonSealRequest, _niemphong_pb2.SealState]
+    """Report that the client could not keep the envelope of an artefact it
+    sealed (a full disk, a failed rename). The artefact is marked abandoned:
+    it stays in the registry and the audit log, but it can no longer be
+    opened, printed or granted, and its batch document counts as not sealed
+    again. A confirmed artefact cannot be abandoned. Scanner role only, and
+    only for artefacts the caller sealed.
+    """
 
 @_typing.type_check_only
 class EnvelopeServiceAsyncStub(EnvelopeServiceStub):
@@ -106,6 +122,22 @@ class EnvelopeServiceAsyncStub(EnvelopeServiceStub):
     without sending any plaintext back. Every message carries a chunk of the
     envelope. Scanner role only, and only for artefacts the caller sealed: the
     client compares the digest with its source before removing the source.
+    """
+    ConfirmSeal: _aio.UnaryUnaryMultiCallable[_niemphong_pb2.ConfirmSealRequest, _niemphong_pb2.SealState]  # type: ignore[assignment]
+    """Confirm that the client has durably written the whole envelope of an
+    artefact it sealed with Seal or SealSmall: flushed to disk under its
+    final name. envelope_sha256 must equal the SHA-256 the daemon recorded
+    at sealing. A batch document counts as digitized only once its
+    artefact is confirmed. Repeating a confirmation is allowed. Scanner
+    role only, and only for artefacts the caller sealed.
+    """
+    AbandonSeal: _aio.UnaryUnaryMultiCallable[_niemphong_pb2.AbandonSealRequest, _niemphong_pb2.SealState]  # type: ignore[assignment]
+    """Report that the client could not keep the envelope of an artefact it
+    sealed (a full disk, a failed rename). The artefact is marked abandoned:
+    it stays in the registry and the audit log, but it can no longer be
+    opened, printed or granted, and its batch document counts as not sealed
+    again. A confirmed artefact cannot be abandoned. Scanner role only, and
+    only for artefacts the caller sealed.
     """
 
 class EnvelopeServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -167,6 +199,34 @@ class EnvelopeServiceServicer(metaclass=_abc_1.ABCMeta):
         without sending any plaintext back. Every message carries a chunk of the
         envelope. Scanner role only, and only for artefacts the caller sealed: the
         client compares the digest with its source before removing the source.
+        """
+
+    @_abc_1.abstractmethod
+    def ConfirmSeal(
+        self,
+        request: _niemphong_pb2.ConfirmSealRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_niemphong_pb2.SealState, _abc.Awaitable[_niemphong_pb2.SealState]]:
+        """Confirm that the client has durably written the whole envelope of an
+        artefact it sealed with Seal or SealSmall: flushed to disk under its
+        final name. envelope_sha256 must equal the SHA-256 the daemon recorded
+        at sealing. A batch document counts as digitized only once its
+        artefact is confirmed. Repeating a confirmation is allowed. Scanner
+        role only, and only for artefacts the caller sealed.
+        """
+
+    @_abc_1.abstractmethod
+    def AbandonSeal(
+        self,
+        request: _niemphong_pb2.AbandonSealRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_niemphong_pb2.SealState, _abc.Awaitable[_niemphong_pb2.SealState]]:
+        """Report that the client could not keep the envelope of an artefact it
+        sealed (a full disk, a failed rename). The artefact is marked abandoned:
+        it stays in the registry and the audit log, but it can no longer be
+        opened, printed or granted, and its batch document counts as not sealed
+        again. A confirmed artefact cannot be abandoned. Scanner role only, and
+        only for artefacts the caller sealed.
         """
 
 def add_EnvelopeServiceServicer_to_server(servicer: EnvelopeServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
