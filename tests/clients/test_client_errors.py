@@ -73,6 +73,10 @@ REASON_TABLE = [
     ("NOT_IN_BATCH", grpc.StatusCode.FAILED_PRECONDITION, 3),
     ("ALREADY_SEALED", grpc.StatusCode.FAILED_PRECONDITION, 3),
     ("NOT_YOUR_ARTEFACT", grpc.StatusCode.PERMISSION_DENIED, 4),
+    ("BATCH_UNCONFIRMED", grpc.StatusCode.FAILED_PRECONDITION, 3),
+    ("ARTEFACT_ABANDONED", grpc.StatusCode.FAILED_PRECONDITION, 3),
+    ("SEAL_CONFIRMED", grpc.StatusCode.FAILED_PRECONDITION, 3),
+    ("ENVELOPE_MISMATCH", grpc.StatusCode.DATA_LOSS, 5),
     ("PRINTING_NOT_ALLOWED", grpc.StatusCode.FAILED_PRECONDITION, 3),
     ("NOT_APPROVED_FOR_PRINTING", grpc.StatusCode.PERMISSION_DENIED, 4),
     ("UNPRINTABLE_DOCUMENT", grpc.StatusCode.FAILED_PRECONDITION, 3),
@@ -104,6 +108,10 @@ REASON_METADATA = {
     "CLASSIFICATION_REFUSED": {"code": "ABOVE_CATALOG_LEVEL", "explanation": "Từ chối: …", "explanation_en": "Rejected: …"},
     "EXTENSION_REJECTED": {"code": "NOT_LATER"},
     "UNKNOWN_PROFILE": {"profile": "nshield"},
+    "BATCH_UNCONFIRMED": {"count": "1", "doc_numbers": "701/FB"},
+    "ARTEFACT_ABANDONED": {"artefact_id": "c" * 32},
+    "SEAL_CONFIRMED": {"artefact_id": "c" * 32},
+    "ENVELOPE_MISMATCH": {"artefact_id": "c" * 32},
 }
 
 
