@@ -165,6 +165,12 @@ ARCHIVE_CATALOG: dict[str, dict[str, str]] = {
 
     # Audit log labels of the archive's operations.
     "audit.op.EnvelopeService/Verify": {"vi": "Kiểm tra phong bì trước khi xóa tệp quét", "en": "Verify envelope"},
+    "audit.op.EnvelopeService/ConfirmSeal": {
+        "vi": "Xác nhận đã ghi phong bì", "en": "Confirm envelope written",
+    },
+    "audit.op.EnvelopeService/AbandonSeal": {
+        "vi": "Báo phong bì không được giữ lại", "en": "Report envelope not kept",
+    },
     "audit.op.HandoverService/OpenBatch": {"vi": "Mở lô bàn giao", "en": "Open batch"},
     "audit.op.HandoverService/ApproveBatch": {"vi": "Cho phép mang tài liệu ra", "en": "Permit batch"},
     "audit.op.HandoverService/CloseBatch": {"vi": "Đóng lô bàn giao", "en": "Close batch"},

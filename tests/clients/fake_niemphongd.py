@@ -63,6 +63,8 @@ class FakeState:
     seal_chunk_sizes: list[int] = field(default_factory=list)
     open_starts: list[pb.OpenStart] = field(default_factory=list)
     inspect_requests: list[pb.InspectRequest] = field(default_factory=list)
+    confirm_requests: list[pb.ConfirmSealRequest] = field(default_factory=list)
+    abandon_requests: list[pb.AbandonSealRequest] = field(default_factory=list)
     access_requests: list[pb.RequestAccessRequest] = field(default_factory=list)
     deny_requests: list[pb.DenyRequest] = field(default_factory=list)
     wrong_sha256: bool = False
@@ -158,6 +160,14 @@ class FakeEnvelopeService(pb_grpc.EnvelopeServiceServicer):
         yield pb.OpenResponse(
             summary=pb.OpenSummary(artefact_id=ARTEFACT_ID, plaintext_bytes=len(plaintext), opens_remaining=2)
         )
+
+    def ConfirmSeal(self, request, context):  # type: ignore[no-untyped-def]
+        self.state.confirm_requests.append(request)
+        return pb.SealState(artefact_id=request.artefact_id, state=pb.SEAL_WRITE_STATE_CONFIRMED, confirmed_at=SEALED_AT)
+
+    def AbandonSeal(self, request, context):  # type: ignore[no-untyped-def]
+        self.state.abandon_requests.append(request)
+        return pb.SealState(artefact_id=request.artefact_id, state=pb.SEAL_WRITE_STATE_ABANDONED, abandoned_at=SEALED_AT)
 
     def Inspect(self, request, context):  # type: ignore[no-untyped-def]
         self.state.inspect_requests.append(request)

@@ -154,6 +154,8 @@ def test_scan_wrong_sha256_exits_5_without_file(
     assert "SHA-256" in stderr
     assert not out.exists()
     assert not [path for path in scan_file.parent.iterdir() if path.name.endswith(".part")]
+    assert [request.artefact_id for request in fake_daemon.state.abandon_requests] == [ARTEFACT_ID]
+    assert fake_daemon.state.confirm_requests == []
 
 
 def test_scan_existing_out_exits_2_before_sending(
