@@ -39,9 +39,9 @@ _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 def supersede_artefact(tx: StateTransaction, artefact_id: str, now: int) -> None:
     """Abandon the unconfirmed artefact that a new seal of its batch document replaces, and revoke its grants."""
     if not tx.abandon_artefact(artefact_id, now, ABANDONED_SUPERSEDED):
-        # record_batch_seal checked, in this transaction, that the document
-        # still holds it unconfirmed; an artefact is abandoned only here or
-        # by AbandonSeal, which also unties it from the document.
+        # Unreachable: record_batch_seal checked in this transaction that
+        # the document still names it unconfirmed, and AbandonSeal, the only
+        # other way to abandon it, unties it from the document first.
         raise RuntimeError(f"artefact {artefact_id} is no longer unconfirmed")
     tx.revoke_grants([artefact_id])
 

@@ -183,8 +183,10 @@ class SealMetadata(_message.Message):
     """Batch scanning (see archive.proto). Optional: the open batch this
     document was taken out in, 32 hex digits. The daemon refuses the seal
     unless the batch is approved and not closed, lists this document number
-    with the same level and issue date, and has not sealed it or declined it
-    as not secret already.
+    with the same level and issue date, and has not sealed it with a
+    confirmed envelope or declined it as not secret already. A document
+    sealed before without a confirmed envelope is sealed again, and its
+    old artefact is abandoned (see ConfirmSeal).
     """
     page_count: _builtins.int
     """Pages the client counted in the scan; recorded for the batch's
