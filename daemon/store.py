@@ -159,11 +159,12 @@ CREATE TABLE key_confirmations (
 """
 
 # Version 4: whether the client confirmed writing each sealed envelope.
-# An artefact is registered when its envelope has been streamed out; the
-# client confirms once the envelope is durably written (confirmed_at), or
-# reports that it was not kept, and a batch document sealed again replaces
-# an unconfirmed artefact (abandoned_at, abandon_reason). Artefacts sealed
-# before version 4 had no confirmation step and count as confirmed.
+# An artefact is registered when its envelope has been streamed out. The
+# client confirms it once the envelope is durably written (confirmed_at) or
+# reports that the envelope was not kept (abandoned_at, abandon_reason). A
+# batch document sealed again also abandons its unconfirmed artefact.
+# Artefacts sealed before version 4 had no confirmation step and count as
+# confirmed.
 _SEAL_CONFIRMATION_MIGRATION = """
 ALTER TABLE artefacts ADD COLUMN confirmed_at INTEGER;
 ALTER TABLE artefacts ADD COLUMN abandoned_at INTEGER;
