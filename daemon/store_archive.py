@@ -248,7 +248,7 @@ class ArchiveQueries:
         """Tie a sealed artefact to its batch document, unconfirmed.
 
         Without ``replaces`` the document must not be handled yet; with it,
-        the document must still hold that artefact unconfirmed. Returns False
+        the document must still name that artefact unconfirmed. Returns False
         when the document is not in that state.
         """
         if replaces is None:
@@ -263,7 +263,7 @@ class ArchiveQueries:
         return cursor.rowcount == 1
 
     def confirm_batch_seal(self, artefact_id: str, confirmed_at: int) -> BatchDocumentRecord | None:
-        """Mark the batch document holding ``artefact_id`` digitized; return it, or None if no document holds it."""
+        """Mark the batch document of ``artefact_id`` digitized; return it, or None if no document names it."""
         self._db.execute(
             "UPDATE batch_documents SET confirmed_at = ? WHERE artefact_id = ? AND confirmed_at IS NULL",
             (confirmed_at, artefact_id),
@@ -274,7 +274,7 @@ class ArchiveQueries:
     def release_batch_seal(self, artefact_id: str) -> BatchDocumentRecord | None:
         """Untie an unconfirmed artefact from its batch document, which counts as not sealed again.
 
-        Returns the document as it was, or None if no document holds the artefact unconfirmed.
+        Returns the document as it was, or None if no document names the artefact unconfirmed.
         """
         row = self._db.execute(
             "SELECT * FROM batch_documents WHERE artefact_id = ? AND confirmed_at IS NULL", (artefact_id,)
