@@ -305,8 +305,8 @@ def _error_from_reason(info: error_details_pb2.ErrorInfo, rule: ReasonRule) -> C
 
     error = ClientError(rule.exit_code, f"reason.{info.reason}", reason=info.reason, **params)
     if info.reason == "LEVEL_NEVER_DIGITIZED" and metadata.get("code", "TUYET_MAT") != "TUYET_MAT":
-        # A refusal for a reason beyond the level alone, such as a historical
-        # archive that has not decided yet: niemphongd's explanation says what is missing.
+        # The refusal rests on more than the level, such as a historical archive
+        # that has not decided yet, so niemphongd's explanation names what is missing.
         explanation = LocalizedText(metadata.get("explanation", "?"), metadata.get("explanation_en", "?"))
         error.add_hint("scan.decision", explanation=explanation)
     return error

@@ -262,8 +262,8 @@ def decide(facts: DocumentFacts, rules: Rules, today: dt.date) -> Decision:
         details["standing_decision"] = standing.decision
     code = code_running
     if facts.historical_archive:
-        # Rule g without the archive's decision: the document stays secret
-        # until the archive decides, and the explanation says so.
+        # Without the archive's decision rule g does not apply, so the document
+        # stays secret and its explanation tells the archive to decide.
         details[PROTECTION_CODE] = code_running
         code = "ARCHIVE_DECISION_REQUIRED"
     return Decision(

@@ -319,7 +319,7 @@ def test_rule_g_without_decision_other_rules_apply(rules: Rules) -> None:
     assert (not_in_catalog.outcome, not_in_catalog.rule) == (Outcome.NOT_SECRET, "đ")
 
 
-def test_rule_g_tuyet_mat_after_thirty_years_without_decision(rules: Rules) -> None:
+def test_rule_g_tuyet_mat_1980_undecided_refused(rules: Rules) -> None:
     decision = decide(archive(Level.TUYET_MAT, ARCHIVE_ISSUED, decided=False), rules, TODAY)
 
     assert decision.outcome is Outcome.REFUSE
