@@ -397,3 +397,19 @@ def test_scan_archive_decision_not_sealed_and_audited(daemon: DaemonProcess, dev
     assert record["facts"]["rule"] == "g"
     assert record["facts"]["declassified_on"] == "2026-03-10"
     assert record["facts"]["historical_archive"] == "yes"
+
+
+def test_archive_undecided_seal_due_by_stamp(daemon: DaemonProcess, dev_env: DevEnvironment, tmp_path: Path) -> None:
+    stamp_until = today() + dt.timedelta(days=10)
+    result, _ = scan(dev_env, tmp_path, "hadue", "--level", "mat", "--issued", "2026-01-01", "--historical-archive",
+                     "--stamp-until", stamp_until.isoformat(), "--json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["decision"]["code"] == "ARCHIVE_DECISION_REQUIRED"
+
+    listed = dev_env.cli("approver-1", "policy", "due", "--within", "30d", "--json")
+
+    assert listed.returncode == 0, listed.stderr
+    entry = {item["artefact_id"]: item for item in json.loads(listed.stdout)}[summary["artefact_id"]]
+    assert entry["source"] == "stamp"
+    assert entry["protected_until"] == stamp_until.isoformat()
