@@ -502,6 +502,12 @@ CATALOG: dict[str, dict[str, str]] = {
         "Tell the operator to check the disk or token the log depends on; the operation works again once "
         "the log can be written, without restarting niemphongd.",
     },
+    "reason.STATE_UNAVAILABLE": {
+        "vi": "niemphongd không kết nối được cơ sở dữ liệu trạng thái (PostgreSQL) nên đã không thực hiện thao tác. "
+        "Thử lại sau ít phút hoặc qua máy chủ niemphongd khác; nếu vẫn lỗi, báo người vận hành.",
+        "en": "niemphongd cannot reach its state database (PostgreSQL), so it did not carry out the operation. "
+        "Try again in a few minutes or through another niemphongd server; if it still fails, tell the operator.",
+    },
     "reason.DAEMON_STOPPING": {
         "vi": "niemphongd đang dừng (khởi động lại hoặc bảo trì) nên đã ngắt yêu cầu này trước khi xong; không có gì được lưu. Hãy chạy lại lệnh sau ít phút.",
         "en": "niemphongd is stopping (restart or maintenance) and ended this request before it finished; nothing was saved. Run the command again in a few minutes.",
