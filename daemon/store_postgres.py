@@ -56,9 +56,10 @@ T = TypeVar("T")
 STATE_LOCK = 0x4E507374617465
 MIGRATION_LOCK = 0x4E506D696772
 
-# How long a call waits for a pooled connection before the store reports
-# itself unavailable.
-CONNECT_TIMEOUT_SECONDS = 10.0
+# How long a call waits for a pooled connection before it fails with
+# STATE_UNAVAILABLE. While the database is down every call waits this long,
+# so it stays well under the clients' deadlines.
+CONNECT_TIMEOUT_SECONDS = 5.0
 # The health check should answer quickly even when the database is away.
 HEALTH_TIMEOUT_SECONDS = 3.0
 DEFAULT_POOL_SIZE = 8

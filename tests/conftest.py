@@ -171,25 +171,30 @@ class DaemonProcess:
 _cluster: Any = None
 
 
-def shared_cluster() -> Any:
-    """Start the session's PostgreSQL cluster on first use; skip (or fail in CI) without PostgreSQL."""
-    global _cluster
+def start_cluster() -> Any:
+    """Start a new PostgreSQL test cluster; skip (or fail in CI) without PostgreSQL. The caller stops it."""
     from pg_cluster import PostgresCluster, find_bin, postgres_required
 
+    bin_dir = find_bin()
+    if bin_dir is None or not (bin_dir / "initdb").exists():
+        message = "PostgreSQL server binaries not found (install postgresql or set NIEMPHONG_PG_BIN)"
+        if postgres_required():
+            pytest.fail(message)
+        pytest.skip(message)
+    cluster = PostgresCluster(bin_dir)
+    try:
+        cluster.start()
+    except BaseException:
+        cluster.stop()
+        raise
+    return cluster
+
+
+def shared_cluster() -> Any:
+    """Return the session's PostgreSQL cluster, started on first use."""
+    global _cluster
     if _cluster is None:
-        bin_dir = find_bin()
-        if bin_dir is None or not (bin_dir / "initdb").exists():
-            message = "PostgreSQL server binaries not found (install postgresql or set NIEMPHONG_PG_BIN)"
-            if postgres_required():
-                pytest.fail(message)
-            pytest.skip(message)
-        cluster = PostgresCluster(bin_dir)
-        try:
-            cluster.start()
-        except BaseException:
-            cluster.stop()
-            raise
-        _cluster = cluster
+        _cluster = start_cluster()
     return _cluster
 
 

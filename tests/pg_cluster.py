@@ -75,6 +75,14 @@ class PostgresCluster:
         self._run(
             "initdb", "-D", str(self.data), "-U", SUPERUSER, "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync",
         )
+        self.resume()
+
+    def halt(self) -> None:
+        """Stop the server and keep its data, as an outage of the database host would."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "-t", "60", "stop")
+
+    def resume(self) -> None:
+        """Start the server on the existing data."""
         options = " ".join(f"-c {name}={value}" for name, value in SERVER_SETTINGS.items())
         self._run(
             "pg_ctl", "-D", str(self.data), "-l", str(self.root / "server.log"), "-w", "-t", "60",
