@@ -166,6 +166,32 @@ class DaemonProcess:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
+def state_query(env: DevEnvironment, statement: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+    """Run one statement with ``?`` placeholders on the daemon's state database, committed; return the rows.
+
+    For checks on what is stored and for conditions no RPC produces. Works on
+    the SQLite file and on the PostgreSQL database alike.
+    """
+    state = env.config["state"]
+    if state.get("backend") == "postgresql":
+        import psycopg
+        from psycopg.rows import dict_row
+
+        with psycopg.connect(state["postgresql"], row_factory=dict_row) as connection:
+            cursor = connection.execute(statement.replace("?", "%s"), params)
+            return list(cursor.fetchall()) if cursor.description else []
+
+    import sqlite3
+
+    database = sqlite3.connect(state["sqlite"], timeout=30)
+    database.row_factory = sqlite3.Row
+    try:
+        with database:
+            return [dict(row) for row in database.execute(statement, params)]
+    finally:
+        database.close()
+
+
 # PostgreSQL ---------------------------------------------------------------------
 
 _cluster: Any = None
