@@ -570,12 +570,12 @@ def run_dev_init(args: argparse.Namespace, context: CommandContext) -> int:
     root = Path(args.dir)
     # Checked first, so that a folder SoftHSM2 cannot use is reported before any other problem.
     _check_folder_characters(Path(os.path.abspath(root.expanduser())))
+    if args.join:
+        # The first daemon's folder has the token and the module path already.
+        return _run_join(args, context, root)
     if importlib.util.find_spec("niemphong.daemon") is None:
         raise ClientError(ExitCode.UNAVAILABLE, "dev.daemon_missing")
     module_path = find_softhsm_module(environ)
-
-    if args.join:
-        return _run_join(args, context, root)
 
     created_root = not root.exists()
     layout = prepare_dev_folder(root, module_path=module_path, postgres=args.postgres)
