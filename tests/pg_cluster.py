@@ -1,7 +1,7 @@
 """A throwaway PostgreSQL cluster for the tests: initdb, pg_ctl and a unix socket in a temporary folder.
 
-The cluster listens only on a unix socket in its own folder, never on TCP.
-initdb and postgres refuse to run as root, so under root (as in CI) the
+The cluster listens on a unix socket in its own folder and on a free TCP
+port of 127.0.0.1, never on another address. initdb and postgres refuse to run as root, so under root (as in CI) the
 server runs as ``nobody`` through setpriv(1), in a folder that user owns.
 The test cluster runs with fsync off: tests kill daemons, never the
 database server, so nothing here depends on the server's own durability.
@@ -16,16 +16,16 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
+import socket
 import subprocess
 import tempfile
 import uuid
 from pathlib import Path
 
-PORT = 5432
 SUPERUSER = "postgres"
 # Settings for a short-lived cluster that several daemons and many tests connect to at once.
 SERVER_SETTINGS = {
-    "listen_addresses": "''",
+    "listen_addresses": "127.0.0.1",
     "fsync": "off",
     "synchronous_commit": "off",
     "full_page_writes": "off",
@@ -62,6 +62,7 @@ class PostgresCluster:
         self.root = Path(tempfile.mkdtemp(prefix="np-pg-"))
         self.data = self.root / "data"
         self.socket_dir = self.root
+        self.port = _free_port()
         self._as_user: list[str] = []
         if os.geteuid() == 0:
             nobody = pwd.getpwnam("nobody")
@@ -86,7 +87,7 @@ class PostgresCluster:
         options = " ".join(f"-c {name}={value}" for name, value in SERVER_SETTINGS.items())
         self._run(
             "pg_ctl", "-D", str(self.data), "-l", str(self.root / "server.log"), "-w", "-t", "60",
-            "-o", f"-k {self.socket_dir} -p {PORT} {options}", "start",
+            "-o", f"-k {self.socket_dir} -p {self.port} {options}", "start",
         )
 
     def stop(self) -> None:
@@ -97,17 +98,19 @@ class PostgresCluster:
             )
         shutil.rmtree(self.root, ignore_errors=True)
 
-    def conninfo(self, dbname: str = "postgres") -> str:
-        return f"host={self.socket_dir} port={PORT} user={SUPERUSER} dbname={dbname}"
+    def conninfo(self, dbname: str = "postgres", tcp: bool = False) -> str:
+        """Return a connection string over the unix socket, or over TCP to 127.0.0.1 with ``tcp``."""
+        host = "127.0.0.1" if tcp else str(self.socket_dir)
+        return f"host={host} port={self.port} user={SUPERUSER} dbname={dbname}"
 
-    def create_database(self) -> str:
+    def create_database(self, tcp: bool = False) -> str:
         """Create an empty database and return its connection string."""
         import psycopg
 
         name = f"np_{uuid.uuid4().hex[:16]}"
         with psycopg.connect(self.conninfo(), autocommit=True) as connection:
             connection.execute(f"CREATE DATABASE {name}")
-        return self.conninfo(name)
+        return self.conninfo(name, tcp)
 
     def log(self) -> str:
         path = self.root / "server.log"
@@ -118,3 +121,10 @@ class PostgresCluster:
         result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False, cwd=self.root)
         if result.returncode != 0:
             raise RuntimeError(f"{program} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}\n{self.log()}")
+
+
+def _free_port() -> int:
+    # NOTE: another process may take the port before the server binds it; start() then fails.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

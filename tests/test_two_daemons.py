@@ -2,7 +2,8 @@
 
 The environment is made as a user would make it: ``niemphong dev init A
 --postgres DSN`` and ``niemphong dev init B --join A``. The module starts its
-own PostgreSQL cluster, because one test stops the database server.
+own PostgreSQL cluster, because one test stops the database server, and the
+daemons reach it over TCP on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -53,7 +54,8 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
     cluster = start_cluster()
     root = tmp_path_factory.mktemp("two")
     try:
-        a = dev_init(root / "a", "--postgres", cluster.create_database())
+        # Over TCP to 127.0.0.1, as daemons on several hosts would reach their database.
+        a = dev_init(root / "a", "--postgres", cluster.create_database(tcp=True))
         joined = run_niemphong("dev", "init", str(root / "b"), "--join", str(a.root))
         assert joined.returncode == 0, joined.stderr
         with (root / "b" / "niemphongd.toml").open("rb") as handle:
