@@ -612,13 +612,6 @@ def run_dev_init(args: argparse.Namespace, context: CommandContext) -> int:
     return ExitCode.OK
 
 
-# Keys of the joined daemon's configuration that must differ from the first
-# daemon's: (section, key). Everything else is shared.
-_OWN_SETTINGS = (
-    ("server", "unix_socket"), ("server", "tcp"), ("audit", "path"), ("metrics", "listen"), ("spool", "root"),
-)
-
-
 def render_joined_config(shared_text: str, layout: DevLayout) -> str:
     """Return the configuration of a second daemon: the first one's, with its own socket, ports, audit log and spool.
 
@@ -626,6 +619,7 @@ def render_joined_config(shared_text: str, layout: DevLayout) -> str:
     daemon. ``shared_text`` is the first daemon's niemphongd.toml as dev
     init wrote it.
     """
+    # The (section, key) settings that must differ from the first daemon's.
     own = {
         ("server", "unix_socket"): toml_string(str(layout.socket)),
         ("server", "tcp"): toml_string(f"127.0.0.1:{layout.tcp_port}"),

@@ -111,7 +111,7 @@ DEFAULT_STATE_POOL_SIZE = 8
 class PostgresConfig:
     """Where the shared PostgreSQL state database is, and where its password is read from.
 
-    ``conninfo`` is a libpq connection string or URI that holds no password.
+    ``conninfo`` is a libpq connection string or URI that contains no password.
     """
 
     conninfo: str

@@ -60,7 +60,7 @@ MIGRATION_LOCK = 0x4E506D696772
 # STATE_UNAVAILABLE. While the database is down every call waits this long,
 # so it stays well under the clients' deadlines.
 CONNECT_TIMEOUT_SECONDS = 5.0
-# The health check should answer quickly even when the database is away.
+# The health check must return quickly even when the database is down.
 HEALTH_TIMEOUT_SECONDS = 3.0
 DEFAULT_POOL_SIZE = 8
 

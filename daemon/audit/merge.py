@@ -35,7 +35,7 @@ class MergedRecord:
 
 @dataclass
 class MergeReport:
-    """What merging found; ``problems`` empty means the logs fit one order."""
+    """Findings of a merge; with ``problems`` empty the logs fit one order."""
 
     logs: int = 0
     records: int = 0
