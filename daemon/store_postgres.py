@@ -33,6 +33,7 @@ from typing import Any, TypeVar
 
 import psycopg
 import psycopg.conninfo
+import psycopg.errors
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from niemphong.daemon.errors import ServiceError
@@ -63,6 +64,15 @@ CONNECT_TIMEOUT_SECONDS = 5.0
 # The health check must return quickly even when the database is down.
 HEALTH_TIMEOUT_SECONDS = 3.0
 DEFAULT_POOL_SIZE = 8
+# A daemon whose host vanishes in the middle of a transaction leaves its
+# session "idle in transaction" with STATE_LOCK held, and PostgreSQL may not
+# notice the dead connection for minutes. The server ends such a session
+# after this long, so the other daemons wait at most that. It also bounds
+# token calls made inside a transaction (key generation in a key change).
+IDLE_IN_TRANSACTION_SECONDS = 60
+# A transaction waits at most this long for STATE_LOCK, then fails with
+# STATE_UNAVAILABLE rather than hang the call.
+LOCK_WAIT_SECONDS = 30
 
 # A sequence gives each audit record a number in one order across daemons
 # (see AuditLog). Sequences are not transactional, so taking a number never
@@ -87,9 +97,15 @@ class PostgresStore:
         password: str | None = None,
         pool_size: int = DEFAULT_POOL_SIZE,
         connect_timeout: float = CONNECT_TIMEOUT_SECONDS,
+        idle_in_transaction_seconds: float = IDLE_IN_TRANSACTION_SECONDS,
+        lock_wait_seconds: float = LOCK_WAIT_SECONDS,
     ) -> None:
         self.conninfo = conninfo
         self._connect_timeout = connect_timeout
+        self._session_settings = {
+            "idle_in_transaction_session_timeout": f"{int(idle_in_transaction_seconds * 1000)}ms",
+            "lock_timeout": f"{int(lock_wait_seconds * 1000)}ms",
+        }
         # The leader of a grouped commit holds _group_lock; waiting work sits in _queue.
         self._queue: list[_GroupedWrite] = []
         self._queue_lock = threading.Lock()
@@ -106,6 +122,7 @@ class PostgresStore:
             # A connection the server closed (a restart, a failover) is
             # replaced before a caller gets it, not after its first query fails.
             check=ConnectionPool.check_connection,
+            configure=self._configure,
             timeout=connect_timeout,
             name="niemphong-state",
         )
@@ -115,6 +132,10 @@ class PostgresStore:
         except BaseException:
             self._pool.close()
             raise
+
+    def _configure(self, connection: psycopg.Connection[Any]) -> None:
+        for name, value in self._session_settings.items():
+            connection.execute(f"SET {name} = '{value}'")
 
     def migrate(self) -> int:
         """Bring the database to :data:`SCHEMA_VERSION`; return the version it had before.
@@ -239,7 +260,10 @@ class PostgresStore:
                 "STATE_UNAVAILABLE", f"no connection to the state database {self.describe()} within "
                 f"{self._connect_timeout:.0f} s",
             ) from exc
-        except psycopg.OperationalError as exc:
+        except (psycopg.OperationalError, psycopg.errors.IdleInTransactionSessionTimeout) as exc:
+            # OperationalError covers a lost connection and LOCK_WAIT_SECONDS
+            # passing (LockNotAvailable). The server ending an idle session
+            # is a separate class.
             raise ServiceError(
                 "STATE_UNAVAILABLE", f"the state database {self.describe()} failed: {_first_line(exc)}",
             ) from exc

@@ -45,14 +45,18 @@ def widen(*_: Any) -> None:
     time.sleep(WINDOW_SECONDS)
 
 
+def artefact_record(artefact_id: str, level: Level = Level.MAT) -> ArtefactRecord:
+    return ArtefactRecord(
+        artefact_id=artefact_id, level=int(level), doc_number="12/BB-TCT", issued_on="2024-11-02",
+        title="", source_name="", key_id=POLICIES[level].key_id, key_version=1,
+        wrap_algorithm="AES-KWP", plaintext_bytes=10, envelope_bytes=100, envelope_sha256="0" * 64,
+        sealed_by="scanner", sealed_at=int(time.time()),
+    )
+
+
 def insert_artefact(access: AccessControl, artefact_id: str, level: Level) -> None:
     with access.store.transaction() as tx:
-        tx.insert_artefact(ArtefactRecord(
-            artefact_id=artefact_id, level=int(level), doc_number="12/BB-TCT", issued_on="2024-11-02",
-            title="", source_name="", key_id=POLICIES[level].key_id, key_version=1,
-            wrap_algorithm="AES-KWP", plaintext_bytes=10, envelope_bytes=100, envelope_sha256="0" * 64,
-            sealed_by="scanner", sealed_at=int(time.time()),
-        ))
+        tx.insert_artefact(artefact_record(artefact_id, level))
 
 
 def race(calls: list[Callable[[], Any]]) -> list[Any]:
@@ -162,3 +166,43 @@ def test_copy_numbers_unique_across_daemons(daemons: tuple[AccessControl, Access
         with second.store.transaction() as tx:
             assert [copy.copy_number for copy in tx.list_copies(artefact_id)] == [1, 2, 3, 4]
             assert tx.get_grant(request_id).copies_made == 4
+
+
+def test_stalled_daemon_releases_lock(pg_cluster: Any) -> None:
+    # A daemon that stops in the middle of a transaction (its host froze)
+    # holds the state lock until the server ends its idle session; the other
+    # daemon then proceeds, and the stalled transaction commits nothing.
+    from niemphong.daemon.store_postgres import PostgresStore
+
+    conninfo = pg_cluster.create_database()
+    stalled = PostgresStore(conninfo, idle_in_transaction_seconds=1)
+    other = PostgresStore(conninfo)
+    holding = threading.Event()
+    outcome: list[BaseException] = []
+
+    def stall() -> None:
+        try:
+            with stalled.transaction() as tx:
+                tx.insert_artefact(artefact_record("a" * 32))
+                holding.set()
+                time.sleep(3)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=stall)
+    thread.start()
+    assert holding.wait(10)
+    started = time.monotonic()
+    insert_artefact(AccessControl(other, POLICIES), "b" * 32, Level.MAT)
+    waited = time.monotonic() - started
+    thread.join(10)
+
+    assert waited < 2.5
+    assert len(outcome) == 1
+    assert isinstance(outcome[0], ServiceError)
+    assert outcome[0].reason == "STATE_UNAVAILABLE"
+    with other.transaction() as tx:
+        assert tx.get_artefact("a" * 32) is None
+        assert tx.get_artefact("b" * 32) is not None
+    stalled.close()
+    other.close()
