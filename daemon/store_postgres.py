@@ -129,6 +129,12 @@ class PostgresStore:
         try:
             self._pool.open(wait=True, timeout=connect_timeout)
             self.migrate()
+        except PoolTimeout as exc:
+            self._pool.close()
+            raise ServiceError(
+                "STATE_UNAVAILABLE",
+                f"no connection to the state database {self.describe()} within {connect_timeout:.0f} s",
+            ) from exc
         except BaseException:
             self._pool.close()
             raise
@@ -144,7 +150,7 @@ class PostgresStore:
         migration lock makes the others wait, and they then find nothing to do.
         Raises RuntimeError when the database is newer than this daemon.
         """
-        with self._pool.connection() as connection:
+        with self._connection() as connection:
             with connection.transaction():
                 connection.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
                 db = _PostgresConnection(connection)

@@ -173,3 +173,15 @@ def test_migrate_command_on_postgres(pg_cluster: Any, tmp_path: Path) -> None:
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f"state database at schema {SCHEMA_VERSION}"
+
+
+def test_postgres_unreachable_state_unavailable(tmp_path: Path) -> None:
+    from niemphong.daemon.errors import ServiceError
+    from niemphong.daemon.store_postgres import PostgresStore
+
+    # A socket folder with no server in it.
+    with pytest.raises(ServiceError) as excinfo:
+        PostgresStore(f"host={tmp_path} port=5432 user=postgres dbname=np", connect_timeout=1)
+
+    assert excinfo.value.reason == "STATE_UNAVAILABLE"
+    assert str(tmp_path) in excinfo.value.message
