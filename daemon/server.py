@@ -336,7 +336,7 @@ def _prepare_socket_path(path: os.PathLike[str] | str) -> None:
     raise OSError(f"another process is serving on {path}; stop it first")
 
 
-def _lock_state(owned_path: os.PathLike[str] | str, what: str) -> int:
+def _lock_state(owned_path: os.PathLike[str] | str, description: str) -> int:
     """Take an exclusive lock beside the file one daemon owns (its SQLite database or audit log).
 
     So one daemon serves one configuration. Returns the descriptor, which
@@ -349,5 +349,5 @@ def _lock_state(owned_path: os.PathLike[str] | str, what: str) -> int:
         fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(descriptor)
-        raise OSError(f"another niemphongd already uses {what} {owned_path}; stop it first") from None
+        raise OSError(f"another niemphongd already uses {description} {owned_path}; stop it first") from None
     return descriptor
