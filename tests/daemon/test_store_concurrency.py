@@ -4,7 +4,7 @@ Each store stands for one daemon: its own connections (its own pool on
 PostgreSQL, its own connection on SQLite) on the same database. Every round
 starts the racing calls together from a barrier and widens the window
 between reading and committing with a short sleep inside the transaction.
-NIEMPHONG_RACE_ROUNDS sets the number of rounds (default 10).
+NIEMPHONG_RACE_ROUNDS sets the number of rounds (default 25).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from niemphong.daemon.identity import Identity
 from niemphong.daemon.levels import Level
 from niemphong.daemon.store import ArtefactRecord
 
-ROUNDS = int(os.environ.get("NIEMPHONG_RACE_ROUNDS", "10"))
+ROUNDS = int(os.environ.get("NIEMPHONG_RACE_ROUNDS", "25"))
 # Seconds each transaction sleeps between its reads and its commit.
 WINDOW_SECONDS = 0.002
 
