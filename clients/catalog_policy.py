@@ -37,8 +37,8 @@ POLICY_CATALOG: dict[str, dict[str, str]] = {
         "--historical-archive, e.g. \"Quyết định số 15/QĐ-LTLS\"",
     },
     "help.scan.declassified_on": {
-        "vi": "ngày của quyết định giải mật (bắt buộc với --historical-archive)",
-        "en": "date of the declassification decision (required with --historical-archive)",
+        "vi": "ngày của quyết định giải mật (bắt buộc khi có --declassified-by)",
+        "en": "date of the declassification decision (required with --declassified-by)",
     },
     "help.scan.historical_archive": {
         "vi": "tài liệu do Lưu trữ lịch sử lưu giữ và không xác định được cơ quan xác định BMNN; chỉ là "

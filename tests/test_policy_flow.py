@@ -197,7 +197,9 @@ def test_seal_not_secret_records_decision(daemon: DaemonProcess, dev_env: DevEnv
     metadata = pb.SealMetadata(
         level=pb.LEVEL_MAT,
         document=pb.DocumentMetadata(doc_number="5/GM", issued_on="2025-01-01", source_name="x.pdf"),
-        classification=pb.ClassificationFacts(declassification=pb.Declassification(decision="Quyết định số 3/QĐ-UBND")),
+        classification=pb.ClassificationFacts(declassification=pb.Declassification(
+            decision="Quyết định số 3/QĐ-UBND", decided_on="2026-01-15",
+        )),
     )
 
     with dev_env.channel("scanner") as channel:

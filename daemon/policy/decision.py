@@ -197,12 +197,17 @@ def decide(facts: DocumentFacts, rules: Rules, today: dt.date) -> Decision:
             return refuse("DECLASSIFICATION_AFTER_TODAY", decided_on=decided_on.isoformat())
         if decided_on is not None and decided_on < facts.issued_on:
             return refuse("DECLASSIFICATION_BEFORE_ISSUE", decided_on=decided_on.isoformat())
-        if not facts.historical_archive:
-            return not_secret("e", "DECLASSIFIED", True, decision=declassification.decision)
-        # With no originating agency to ask, only the archive's own decision
-        # declassifies, and its date is what the digitizing rests on.
+        # The date is what the digitizing rests on, and without it neither
+        # check above can run; a Tuyệt mật document would otherwise leave
+        # protection on a decision number alone.
         if decided_on is None:
-            return refuse("ARCHIVE_DECISION_UNDATED", decision=declassification.decision)
+            code = "ARCHIVE_DECISION_UNDATED" if facts.historical_archive else "DECLASSIFICATION_UNDATED"
+            return refuse(code, decision=declassification.decision)
+        if not facts.historical_archive:
+            return not_secret(
+                "e", "DECLASSIFIED", True, decision=declassification.decision, decided_on=decided_on.isoformat(),
+            )
+        # With no originating agency to ask, only the archive's own decision declassifies.
         return not_secret(
             "g", "HISTORICAL_ARCHIVE", True, decision=declassification.decision, decided_on=decided_on.isoformat(),
         )

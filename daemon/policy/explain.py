@@ -79,10 +79,10 @@ _TEXTS: Mapping[str, tuple[str, str]] = {
         "has been replaced and is no longer in force." + _STAMP_EN,
     ),
     "DECLASSIFIED": (
-        "Không chứa BMNN theo điểm e ({guidance_vi}): tài liệu đã được giải mật theo {decision} "
-        "(Điều 22 {law_vi})." + _STAMP_VI,
-        "Not secret under rule e ({guidance_en}): the document was declassified by {decision} "
-        "(Article 22 of {law_en})." + _STAMP_EN,
+        "Không chứa BMNN theo điểm e ({guidance_vi}): tài liệu đã được giải mật theo {decision} ngày "
+        "{decided_on} (Điều 22 {law_vi})." + _STAMP_VI,
+        "Not secret under rule e ({guidance_en}): the document was declassified by {decision} of "
+        "{decided_on} (Article 22 of {law_en})." + _STAMP_EN,
     ),
     "HISTORICAL_ARCHIVE": (
         "Không chứa BMNN theo điểm g ({guidance_vi}): tài liệu do Lưu trữ lịch sử lưu giữ, không xác định "
@@ -114,6 +114,12 @@ _TEXTS: Mapping[str, tuple[str, str]] = {
         "determined, but the archive has not decided on its declassification. Under rule g ({guidance_en}), "
         "the archive must decide under the law on archives before the document can be digitized as not "
         "secret; until then a Tuyệt mật document is never digitized ({law_en}). Keep the paper original.",
+    ),
+    "DECLASSIFICATION_UNDATED": (
+        "Từ chối: quyết định giải mật ({decision}) không ghi ngày. Theo điểm e ({guidance_vi}), ghi cả số và "
+        "ngày của quyết định.",
+        "Rejected: the declassification decision ({decision}) has no date. Under rule e ({guidance_en}), give "
+        "both its number and its date.",
     ),
     "ARCHIVE_DECISION_UNDATED": (
         "Từ chối: quyết định giải mật của Lưu trữ lịch sử ({decision}) không ghi ngày. Theo điểm g "

@@ -225,9 +225,23 @@ def test_rule_e_decision_before_issue_refused(rules: Rules) -> None:
 
 
 def test_rule_e_tuyet_mat_declassified(rules: Rules) -> None:
-    facts = DocumentFacts(level=Level.TUYET_MAT, issued_on=D(1990, 1, 1), declassification=Declassification("QĐ 1"))
+    facts = DocumentFacts(
+        level=Level.TUYET_MAT, issued_on=D(1990, 1, 1), declassification=Declassification("QĐ 1", D(2020, 1, 1)),
+    )
 
     assert decide(facts, rules, TODAY).rule == "e"
+
+
+@pytest.mark.parametrize("level", [Level.MAT, Level.TOI_MAT, Level.TUYET_MAT])
+def test_rule_e_undated_decision_refused(rules: Rules, level: Level) -> None:
+    # Without its date a decision cannot be checked against today and the
+    # issue date, so no level leaves protection on a decision number alone.
+    facts = DocumentFacts(level=level, issued_on=D(1990, 1, 1), declassification=Declassification("QĐ 1"))
+
+    decision = decide(facts, rules, TODAY)
+
+    assert decision.outcome is Outcome.REFUSE
+    assert decision.code == "DECLASSIFICATION_UNDATED"
 
 
 # Rule g: a historical archive with no known originating agency decides itself.
@@ -331,13 +345,6 @@ def test_rule_g_decision_overrides_running_period(rules: Rules) -> None:
     facts = archive(Level.MAT, D(2016, 12, 4), decided_on=D(2026, 12, 1))
 
     assert decide(facts, rules, D(2026, 12, 4)).rule == "g"
-
-
-def test_rule_e_undated_decision_without_archive(rules: Rules) -> None:
-    # Only the archive's decision must be dated; rule e keeps accepting a decision cited without a date.
-    facts = mat(RECENT_ISSUED, declassification=Declassification("Quyết định số 3/QĐ-UBND"))
-
-    assert decide(facts, rules, TODAY).rule == "e"
 
 
 # Tuyệt mật and the inputs.
