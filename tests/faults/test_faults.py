@@ -18,6 +18,7 @@ After every fault the same invariants are checked:
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import signal
 import sqlite3
@@ -67,8 +68,9 @@ class FaultyDaemon(DaemonProcess):
             time.sleep(0.1)
         raise RuntimeError(f"niemphongd did not become ready:\n{self.log()}")
 
-    def arm(self, function: str, exception: str) -> None:
-        self.fault_file.write_text(f"{function} {exception}")
+    def arm(self, function: str, action: str, skip: int = 0) -> None:
+        """Fail the call of ``function`` after ``skip`` more go through: raise ``action``, or SIGKILL the daemon."""
+        self.fault_file.write_text(f"{function} {action} {skip}")
 
     def fault_fired(self) -> bool:
         return not self.fault_file.exists()
@@ -100,6 +102,10 @@ class Ledger:
         self.seals[summary.artefact_id] = summary.envelope_sha256
         self.envelopes.append(data)
         self.audited.discard(summary.artefact_id)
+
+    def replaced(self, old: bytes, new: bytes) -> None:
+        """Hold ``new`` in place of ``old``, as after a rewrap replaced the client's file."""
+        self.envelopes = [new if data == old else data for data in self.envelopes]
 
     def opened(self, request_id: str, artefact_id: str) -> None:
         self.opens[request_id] = self.opens.get(request_id, 0) + 1
@@ -462,6 +468,164 @@ def test_sigterm_mid_stream(faulty: FaultyDaemon, ledger: Ledger, method: str) -
         assert stream.received_bytes() == data
         ledger.opened(request_id, summary.artefact_id)
     check_invariants(faulty.env, ledger)
+
+
+# SIGKILL during a rewrap ----------------------------------------------------------
+
+REWRAP_FILES = 5
+
+
+def _rewrap(env: DevEnvironment, folder: Path) -> subprocess.CompletedProcess[str]:
+    result = env.cli("custodian", "rewrap", str(folder), "--json")
+    assert "Traceback" not in result.stderr, result.stderr
+    return result
+
+
+def _registered_version(env: DevEnvironment, artefact_id: str) -> int:
+    database = _database(env)
+    try:
+        return database.execute("SELECT key_version FROM artefacts WHERE artefact_id = ?", (artefact_id,)).fetchone()[0]
+    finally:
+        database.close()
+
+
+def _audited_rewraps(env: DevEnvironment, artefact_id: str) -> list[audit_pb.AuditRecord]:
+    with env.channel("auditor") as channel:
+        records = audit_grpc.AuditServiceStub(channel).ArtefactHistory(
+            audit_pb.ArtefactHistoryRequest(artefact_id=artefact_id), timeout=60)
+        return [record for record in records if record.operation == "KeyService/Rewrap" and record.decision == "allowed"]
+
+
+# Each file costs two Rewrap calls: one gets the new header (C_UnwrapKey,
+# then C_WrapKey), and one, after the file was replaced, records it
+# (C_UnwrapKey only). The client takes the files in name order, one at a
+# time. The skips put the kill in the third file's first call, or between
+# replacing the third file and recording it. Either way the client saw the
+# first two files rewrapped and recorded.
+REWRAP_KILL_POINTS = {
+    "new_header": ("C_WrapKey", 2),
+    "replaced_not_recorded": ("C_UnwrapKey", 5),
+}
+REWRAP_SEEN_DONE = 2
+
+
+@pytest.mark.parametrize("point", sorted(REWRAP_KILL_POINTS))
+def test_sigkill_during_rewrap(faulty: FaultyDaemon, ledger: Ledger, tmp_path: Path, point: str) -> None:
+    folder = tmp_path / "archive"
+    folder.mkdir()
+    paths = [folder / f"{index}.npe" for index in range(REWRAP_FILES)]
+    documents: dict[Path, tuple[bytes, str]] = {}
+    for index, path in enumerate(paths):
+        data = os.urandom(2 * SEGMENT + index)
+        sealed, summary = seal_bytes(faulty.env, data, doc_number=f"{index + 1}/REWRAP")
+        ledger.sealed(sealed, summary)
+        path.write_bytes(sealed)
+        documents[path] = (data, summary.artefact_id)
+    original = {path: path.read_bytes() for path in paths}
+    bodies = {path: original[path][envelope.parse_header(original[path]).header_len:] for path in paths}
+    rotated = faulty.env.cli("custodian", "keys", "rotate", "--level", "mat")
+    assert rotated.returncode == 0, rotated.stderr
+    old_version = _registered_version(faulty.env, documents[paths[0]][1])
+    new_version = old_version + 1
+    function, skip = REWRAP_KILL_POINTS[point]
+    faulty.arm(function, "SIGKILL", skip)
+
+    killed = _rewrap(faulty.env, folder)
+    assert faulty.process is not None
+    assert faulty.process.wait(timeout=60) == -signal.SIGKILL
+    faulty.start()
+
+    assert faulty.fault_fired()
+    assert killed.returncode == 6, killed.stderr  # UNAVAILABLE
+    replaced = REWRAP_SEEN_DONE + (1 if point == "replaced_not_recorded" else 0)
+    assert sorted(folder.iterdir()) == paths, "the killed run left a temporary file or lost one"
+    for path in paths[replaced:]:
+        assert path.read_bytes() == original[path], f"{path.name} changed before its turn"
+    for path in paths[:replaced]:
+        header = envelope.parse_header(path.read_bytes())
+        assert [slot.key_version for slot in header.slots] == [new_version], path.name
+    # Every rewrap the client saw recorded is in the registry under the new
+    # version, with one audit record of the recording call.
+    for path in paths[:REWRAP_SEEN_DONE]:
+        artefact_id = documents[path][1]
+        assert _registered_version(faulty.env, artefact_id) == new_version, path.name
+        recording = [record for record in _audited_rewraps(faulty.env, artefact_id) if record.facts["recorded"] == "1"]
+        assert len(recording) == 1, f"{path.name}: {len(recording)} audit records of recording its rewrap"
+    # The file replaced but not recorded stays under the old version in the
+    # registry, which keeps that version from being destroyed, and opens.
+    for path in paths[REWRAP_SEEN_DONE:]:
+        assert _registered_version(faulty.env, documents[path][1]) == old_version, path.name
+    for path in paths:
+        ledger.replaced(original[path], path.read_bytes())
+    check_invariants(faulty.env, ledger)
+
+    resumed = _rewrap(faulty.env, folder)
+
+    assert resumed.returncode == 0, resumed.stderr
+    report = json.loads(resumed.stdout)
+    assert report["failed"] == 0
+    assert report["current"] == replaced
+    assert report["rewrapped"] == REWRAP_FILES - replaced
+    for path, (data, artefact_id) in documents.items():
+        assert _registered_version(faulty.env, artefact_id) == new_version, path.name
+        header = envelope.parse_header(path.read_bytes())
+        assert [slot.key_version for slot in header.slots] == [new_version], path.name
+        assert path.read_bytes()[header.header_len:] == bodies[path], f"{path.name}: the body changed"
+        request_id = grant_access(faulty.env, artefact_id, ["approver-1"])
+        assert open_bytes(faulty.env, path.read_bytes(), request_id=request_id) == data, path.name
+        ledger.opened(request_id, artefact_id)
+        ledger.replaced(original[path], path.read_bytes())
+    check_invariants(faulty.env, ledger)
+
+
+# Audit checkpoint MAC ------------------------------------------------------------
+
+
+@pytest.fixture
+def checkpoint_every_record(tmp_path: Path) -> Iterator[FaultyDaemon]:
+    """A daemon of its own that writes an audit checkpoint, and so calls C_Sign, before every record."""
+    env = dev_init(tmp_path / "env")
+    config_path = env.root / "niemphongd.toml"
+    text = config_path.read_text()
+    assert "checkpoint_records = 100" in text
+    config_path.write_text(text.replace("checkpoint_records = 100", "checkpoint_records = 1"))
+    daemon = FaultyDaemon(env, tmp_path / "niemphongd.log")
+    daemon.start()
+    yield daemon
+    if daemon.process is not None and daemon.process.poll() is None:
+        assert daemon.stop() == 0, daemon.log()
+
+
+@pytest.mark.parametrize("exception", TOKEN_EXCEPTIONS)
+def test_token_failure_during_checkpoint(checkpoint_every_record: FaultyDaemon, exception: str) -> None:
+    daemon = checkpoint_every_record
+    ledger = Ledger()
+    check_serving(daemon.env, ledger)
+    artefacts_before = _count_artefacts(daemon.env)
+    daemon.arm("C_Sign", exception)
+
+    # Seal until one is refused. The checkpoint that takes the fault is
+    # written either by a seal's record or by the log's checkpoint thread,
+    # whose failure refuses the next record.
+    reason = None
+    sealed_meanwhile = 0
+    for _ in range(100):
+        try:
+            sealed, summary = seal_bytes(daemon.env, os.urandom(SEGMENT))
+        except grpc.RpcError as error:
+            reason = error_reason(error)
+            break
+        ledger.sealed(sealed, summary)
+        sealed_meanwhile += 1
+    artefacts_during = _count_artefacts(daemon.env)
+    # The daemon retries the log at most once a second.
+    time.sleep(1.5)
+
+    assert daemon.fault_fired()
+    assert reason == "AUDIT_UNAVAILABLE"
+    assert artefacts_during == artefacts_before + sealed_meanwhile, "a seal went ahead without its audit record"
+    assert "the checkpoint key cannot be used" in daemon.log()
+    check_invariants(daemon.env, ledger)
 
 
 # File systems -------------------------------------------------------------------
