@@ -502,6 +502,14 @@ CATALOG: dict[str, dict[str, str]] = {
         "Tell the operator to check the disk or token the log depends on; the operation works again once "
         "the log can be written, without restarting niemphongd.",
     },
+    "reason.STATE_UNAVAILABLE": {
+        "vi": "niemphongd không ghi được cơ sở dữ liệu trạng thái (ổ đĩa đầy, chỉ đọc hoặc hỏng) nên thao tác "
+        "không được thực hiện và không có gì được lưu. Báo người vận hành giải phóng hoặc sửa ổ đĩa chứa cơ sở "
+        "dữ liệu, rồi chạy lại lệnh; không cần khởi động lại niemphongd.",
+        "en": "niemphongd cannot write its state database (disk full, read-only or failing), so the operation "
+        "was not done and nothing was saved. Tell the operator to free or repair the disk that holds the "
+        "database, then run the command again; niemphongd need not be restarted.",
+    },
     "reason.DAEMON_STOPPING": {
         "vi": "niemphongd đang dừng (khởi động lại hoặc bảo trì) nên đã ngắt yêu cầu này trước khi xong; không có gì được lưu. Hãy chạy lại lệnh sau ít phút.",
         "en": "niemphongd is stopping (restart or maintenance) and ended this request before it finished; nothing was saved. Run the command again in a few minutes.",

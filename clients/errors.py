@@ -156,6 +156,7 @@ REASON_RULES: Mapping[str, ReasonRule] = {
     "KEY_UNAVAILABLE": ReasonRule(grpc.StatusCode.UNAVAILABLE, ExitCode.UNAVAILABLE),
     "UNKNOWN_PROFILE": ReasonRule(grpc.StatusCode.INVALID_ARGUMENT, ExitCode.USAGE),
     "AUDIT_UNAVAILABLE": ReasonRule(grpc.StatusCode.UNAVAILABLE, ExitCode.UNAVAILABLE),
+    "STATE_UNAVAILABLE": ReasonRule(grpc.StatusCode.UNAVAILABLE, ExitCode.UNAVAILABLE),
     "DAEMON_STOPPING": ReasonRule(grpc.StatusCode.UNAVAILABLE, ExitCode.UNAVAILABLE),
     "INTERNAL": ReasonRule(grpc.StatusCode.INTERNAL, ExitCode.FAILURE),
     "SPOOL_DISABLED": ReasonRule(grpc.StatusCode.FAILED_PRECONDITION, ExitCode.FAILURE),

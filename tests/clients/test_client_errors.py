@@ -45,6 +45,7 @@ REASON_TABLE = [
     ("KEY_UNAVAILABLE", grpc.StatusCode.UNAVAILABLE, 6),
     ("UNKNOWN_PROFILE", grpc.StatusCode.INVALID_ARGUMENT, 2),
     ("AUDIT_UNAVAILABLE", grpc.StatusCode.UNAVAILABLE, 6),
+    ("STATE_UNAVAILABLE", grpc.StatusCode.UNAVAILABLE, 6),
     ("DAEMON_STOPPING", grpc.StatusCode.UNAVAILABLE, 6),
     ("INTERNAL", grpc.StatusCode.INTERNAL, 1),
     ("SPOOL_DISABLED", grpc.StatusCode.FAILED_PRECONDITION, 1),
