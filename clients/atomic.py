@@ -40,6 +40,9 @@ _LINK_UNSUPPORTED = frozenset({errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, err
 # ignores the flag, and EINVAL where the flag combination is unknown.
 _TMPFILE_UNSUPPORTED = frozenset({errno.EOPNOTSUPP, errno.ENOTSUP, errno.EISDIR, errno.EINVAL})
 
+# Errors that only writing can cause: a full disk or quota, a read-only
+# file system, a file too large for it.
+_WRITE_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG})
 _TEMPORARY_PREFIX = ".niemphong-"
 _TEMPORARY_SUFFIX = ".part"
 _TEMPORARY_NAME_ATTEMPTS = 100
@@ -251,7 +254,16 @@ def atomic_output(path: Path, *, force: bool) -> Iterator[BinaryIO]:
 
         try:
             with os.fdopen(output.descriptor, "wb") as handle:
-                yield handle
+                try:
+                    yield handle
+                except OSError as exc:
+                    # A write into the output fails without a file name, which the
+                    # generic handler would show as "-".
+                    if exc.errno not in _WRITE_ERRORS or exc.filename is not None:
+                        raise
+                    raise ClientError(
+                        ExitCode.FAILURE, "error.write_failed", path=str(path), error=exc.strerror
+                    ) from exc
                 try:
                     handle.flush()
                     os.fsync(handle.fileno())
