@@ -736,24 +736,130 @@ def test_audit_disk_full(audit_on_tmpfs: tuple[FaultyDaemon, SmallFileSystem]) -
     check_invariants(daemon.env, ledger)
 
 
-def test_state_disk_full(state_on_tmpfs: tuple[FaultyDaemon, SmallFileSystem]) -> None:
+def _scan_until_refused(env: DevEnvironment, folder: Path, lang: str) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """Run ``niemphong scan`` until the daemon refuses one, at most five times; return the last run and its output path."""
+    source = folder / f"scan-{lang[:2]}.pdf"
+    source.write_bytes(os.urandom(SEGMENT))
+    for attempt in range(5):
+        output = folder / f"scan-{lang[:2]}-{attempt}.pdf.npe"
+        result = env.cli("scanner", "scan", str(source), "--level", "mat", "--doc-number", f"{attempt + 1}/FULL",
+                         "--issued", "2025-05-20", "--out", str(output), lang=lang)
+        if result.returncode != 0:
+            break
+    return result, output
+
+
+def test_state_disk_full_seal(state_on_tmpfs: tuple[FaultyDaemon, SmallFileSystem], tmp_path: Path) -> None:
     daemon, filesystem = state_on_tmpfs
     ledger = Ledger()
     check_serving(daemon.env, ledger)
+    artefacts_before = _count_artefacts(daemon.env)
     filler = filesystem.fill()
 
+    # SQLite reuses the space of its write-ahead log, so a few commits may
+    # still fit after the disk is full.
     failures = []
-    for _ in range(5):
-        try:
-            sealed, summary = seal_bytes(daemon.env, os.urandom(2 * SEGMENT))
-        except grpc.RpcError as error:
-            failures.append(error_reason(error))
-            continue
-        ledger.sealed(sealed, summary)
-    filler.unlink()
+    try:
+        for _ in range(5):
+            try:
+                sealed, summary = seal_bytes(daemon.env, os.urandom(2 * SEGMENT))
+            except grpc.RpcError as error:
+                failures.append(error_reason(error))
+                continue
+            ledger.sealed(sealed, summary)
+        artefacts_during = _count_artefacts(daemon.env)
+        vietnamese, vietnamese_output = _scan_until_refused(daemon.env, tmp_path, "vi_VN.UTF-8")
+        english, english_output = _scan_until_refused(daemon.env, tmp_path, "en_US.UTF-8")
+    finally:
+        filler.unlink()
 
     assert failures, "no seal failed on a full file system"
-    assert set(failures) <= {"INTERNAL", "AUDIT_UNAVAILABLE"}, failures
+    assert set(failures) == {"STATE_UNAVAILABLE"}, failures
+    assert artefacts_during == artefacts_before + len(ledger.seals) - 1, "a refused seal was registered"
+    assert vietnamese.returncode == 6, vietnamese.stderr
+    assert "cơ sở dữ liệu trạng thái" in vietnamese.stderr
+    assert "Traceback" not in vietnamese.stderr
+    assert english.returncode == 6, english.stderr
+    assert "cannot write its state database" in english.stderr
+    assert not vietnamese_output.exists(), "a refused scan left its output"
+    assert not english_output.exists(), "a refused scan left its output"
+    assert list(tmp_path.glob(".niemphong-*")) == [], "a refused scan left a temporary file"
+    check_invariants(daemon.env, ledger)
+
+
+def _open_collecting(env: DevEnvironment, sealed: bytes, request_id: str) -> tuple[bytes, str]:
+    """Open ``sealed`` and return the plaintext received and the refusal reason ("" when it opened)."""
+    received = bytearray()
+    with env.channel("viewer") as channel:
+        call = pb_grpc.EnvelopeServiceStub(channel).Open(iter(open_messages(sealed, request_id)), timeout=60)
+        try:
+            for response in call:
+                if response.WhichOneof("payload") == "chunk":
+                    received += response.chunk
+        except grpc.RpcError as error:
+            return bytes(received), error_reason(error)
+    return bytes(received), ""
+
+
+def test_state_disk_full_open(state_on_tmpfs: tuple[FaultyDaemon, SmallFileSystem]) -> None:
+    daemon, filesystem = state_on_tmpfs
+    ledger = Ledger()
+    check_serving(daemon.env, ledger)
+    data = os.urandom(2 * SEGMENT)
+    sealed, summary = seal_bytes(daemon.env, data)
+    ledger.sealed(sealed, summary)
+    request_ids = [grant_access(daemon.env, summary.artefact_id, ["approver-1"]) for _ in range(5)]
+    filler = filesystem.fill()
+
+    outcomes = []
+    try:
+        for request_id in request_ids:
+            received, reason = _open_collecting(daemon.env, sealed, request_id)
+            outcomes.append((request_id, received, reason))
+            if not reason:
+                ledger.opened(request_id, summary.artefact_id)
+    finally:
+        filler.unlink()
+
+    reasons = [reason for _, _, reason in outcomes if reason]
+    assert reasons, "no open failed on a full file system"
+    assert set(reasons) == {"STATE_UNAVAILABLE"}, reasons
+    for request_id, received, reason in outcomes:
+        if reason:
+            assert received == b"", "plaintext left the daemon for an open that was not counted"
+            assert _grant_row(daemon.env, request_id) == 0, "a refused open was counted"
+        else:
+            assert received == data
+    check_invariants(daemon.env, ledger)
+
+
+def test_audit_disk_full_open(audit_on_tmpfs: tuple[FaultyDaemon, SmallFileSystem]) -> None:
+    daemon, filesystem = audit_on_tmpfs
+    ledger = Ledger()
+    check_serving(daemon.env, ledger)
+    data = os.urandom(2 * SEGMENT)
+    sealed, summary = seal_bytes(daemon.env, data)
+    ledger.sealed(sealed, summary)
+    # Enough grants to outlast the records that still fit in the log's last page.
+    request_ids = [grant_access(daemon.env, summary.artefact_id, ["approver-1"]) for _ in range(60)]
+    filler = filesystem.fill()
+
+    outcomes = []
+    try:
+        for request_id in request_ids:
+            received, reason = _open_collecting(daemon.env, sealed, request_id)
+            outcomes.append((request_id, received, reason))
+            if reason:
+                break
+            ledger.opened(request_id, summary.artefact_id)
+    finally:
+        filler.unlink()
+    time.sleep(1.5)
+
+    request_id, received, reason = outcomes[-1]
+    assert reason == "AUDIT_UNAVAILABLE"
+    assert received == b""
+    assert _grant_row(daemon.env, request_id) == 0, "an open refused for want of its audit record was counted"
     check_invariants(daemon.env, ledger)
 
 
@@ -815,5 +921,51 @@ def test_envelope_output_disk_full(faulty: FaultyDaemon, ledger: Ledger, tmp_pat
 
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
+    assert str(output) in result.stderr, "the message does not name the output file"
     assert left == [], "a failed scan left files behind"
+    check_invariants(faulty.env, ledger)
+
+
+def _view_onto(faulty: FaultyDaemon, ledger: Ledger, tmp_path: Path, filesystem: SmallFileSystem,
+               size: int) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+    """Seal ``size`` random bytes, grant the viewer, and run ``niemphong view --out`` into ``filesystem``."""
+    sealed, summary = seal_bytes(faulty.env, os.urandom(size))
+    ledger.sealed(sealed, summary)
+    envelope_path = tmp_path / "view.pdf.npe"
+    envelope_path.write_bytes(sealed)
+    grant_access(faulty.env, summary.artefact_id, ["approver-1"])
+    result = faulty.env.cli("viewer", "view", str(envelope_path), "--out", str(filesystem.path / "view.pdf"))
+    left = sorted(path.name for path in filesystem.path.iterdir())
+    return result, left
+
+
+def test_view_output_read_only(faulty: FaultyDaemon, ledger: Ledger, tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small file system needs root")
+    filesystem = SmallFileSystem(tmp_path / "outfs", 1024 * 1024)
+    try:
+        filesystem.remount("ro")
+        result, left = _view_onto(faulty, ledger, tmp_path, filesystem, SEGMENT)
+    finally:
+        filesystem.unmount()
+
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert left == []
+    check_invariants(faulty.env, ledger)
+
+
+def test_view_output_disk_full(faulty: FaultyDaemon, ledger: Ledger, tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small file system needs root")
+    filesystem = SmallFileSystem(tmp_path / "outfs", 256 * 1024)
+    try:
+        result, left = _view_onto(faulty, ledger, tmp_path, filesystem, 6 * SEGMENT)
+    finally:
+        filesystem.unmount()
+
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert str(filesystem.path / "view.pdf") in result.stderr, "the message does not name the output file"
+    assert left == [], "a failed view left files behind"
     check_invariants(faulty.env, ledger)
