@@ -863,11 +863,16 @@ def test_audit_disk_full_open(audit_on_tmpfs: tuple[FaultyDaemon, SmallFileSyste
     check_invariants(daemon.env, ledger)
 
 
-def test_state_read_only_at_start(state_on_tmpfs: tuple[FaultyDaemon, SmallFileSystem]) -> None:
+@pytest.fixture(params=["state", "audit"])
+def state_or_audit_on_tmpfs(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[FaultyDaemon, SmallFileSystem]]:
+    yield from _daemon_on_tmpfs(tmp_path, request.param)
+
+
+def test_read_only_at_start(state_or_audit_on_tmpfs: tuple[FaultyDaemon, SmallFileSystem]) -> None:
     # Linux refuses to remount a file system read-only while a process has
-    # a file on it open for writing, so the daemon meets the read-only state
+    # a file on it open for writing, so the daemon meets the read-only
     # file system when it starts.
-    daemon, filesystem = state_on_tmpfs
+    daemon, filesystem = state_or_audit_on_tmpfs
     ledger = Ledger()
     check_serving(daemon.env, ledger)
     assert daemon.stop() == 0
@@ -881,6 +886,7 @@ def test_state_read_only_at_start(state_on_tmpfs: tuple[FaultyDaemon, SmallFileS
     daemon.start()
 
     assert "Traceback" not in str(excinfo.value)
+    assert "Read-only file system" in str(excinfo.value)
     check_invariants(daemon.env, ledger)
 
 
