@@ -578,6 +578,46 @@ def test_sigkill_during_rewrap(faulty: FaultyDaemon, ledger: Ledger, tmp_path: P
     check_invariants(faulty.env, ledger)
 
 
+REWRAP_CALLS = ["C_UnwrapKey", "C_CreateObject", "C_WrapKey", "C_DestroyObject"]
+
+
+@pytest.mark.parametrize("exception", TOKEN_EXCEPTIONS)
+@pytest.mark.parametrize("function", REWRAP_CALLS)
+def test_token_failure_during_rewrap(faulty: FaultyDaemon, ledger: Ledger, tmp_path: Path, function: str,
+                                     exception: str) -> None:
+    path = tmp_path / "0.npe"
+    data = os.urandom(SEGMENT + 7)
+    sealed, summary = seal_bytes(faulty.env, data, doc_number="9/REWRAP-TOKEN")
+    ledger.sealed(sealed, summary)
+    path.write_bytes(sealed)
+    rotated = faulty.env.cli("custodian", "keys", "rotate", "--level", "mat")
+    assert rotated.returncode == 0, rotated.stderr
+    old_version = _registered_version(faulty.env, summary.artefact_id)
+    faulty.arm(function, exception)
+
+    failed = _rewrap(faulty.env, path)
+    wait_for_token(faulty.env)
+
+    assert faulty.fault_fired()
+    assert failed.returncode != 0, failed.stdout
+    # The new header is made before the file is touched, so the file is
+    # still the old envelope, and the registry still names the old version.
+    assert path.read_bytes() == sealed
+    assert _registered_version(faulty.env, summary.artefact_id) == old_version
+    assert list(tmp_path.glob(".niemphong-*")) == []
+    check_invariants(faulty.env, ledger)
+
+    resumed = _rewrap(faulty.env, path)
+
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads(resumed.stdout)["rewrapped"] == 1
+    assert _registered_version(faulty.env, summary.artefact_id) == old_version + 1
+    request_id = grant_access(faulty.env, summary.artefact_id, ["approver-1"])
+    assert open_bytes(faulty.env, path.read_bytes(), request_id=request_id) == data
+    ledger.opened(request_id, summary.artefact_id)
+    ledger.replaced(sealed, path.read_bytes())
+
+
 # Audit checkpoint MAC ------------------------------------------------------------
 
 
