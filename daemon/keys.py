@@ -26,6 +26,7 @@ token is reported (for example after the token was lost).
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -250,6 +251,11 @@ class KeyRegistry:
         return self._choose_slot(header, artefact, _UNWRAPPING_STATES)
 
     def _choose_slot(self, header: Header, artefact: ArtefactRecord, usable: frozenset[str]) -> KeySlot:
+        if artefact.core_sha256 is not None and hashlib.sha256(header.core_bytes).hexdigest() != artefact.core_sha256:
+            # The core names the mode the key is unwrapped in. Checking it
+            # before any token call keeps a header altered from in-token to
+            # host mode from bringing an in-token data key into host memory.
+            raise integrity_failure()
         states = {record.version: record.state for record in self._records(artefact.key_id)}
         slots = [
             slot for slot in header.slots
@@ -278,12 +284,13 @@ class KeyRegistry:
             {"key_id": newest.key_id, "version": str(newest.key_version), "state": state},
         )
 
-    def target_slots(self, level: Level, data_key: bytes, current: Sequence[KeySlot]) -> list[KeySlot]:
+    def target_slots(self, level: Level, data_key: bytes | TokenDataKey, current: Sequence[KeySlot]) -> list[KeySlot]:
         """Return the slots an envelope of ``level`` should carry, reusing those of ``current`` that match.
 
         That is one slot under the level's active version, then the recovery
         slot when the level names a recovery key. Slots of other keys and
-        versions are dropped.
+        versions are dropped. An in-token data key is wrapped inside the
+        token; levels in in-token mode name no recovery key.
         """
         policy = self.levels[level]
         version = self.active_version(level)
@@ -291,7 +298,10 @@ class KeyRegistry:
         primary = next((slot for slot in current if (slot.key_id, slot.key_version) == (policy.key_id, version)), None)
         if primary is None:
             try:
-                primary = self.token.wrap_data_key(policy.key_id, version, data_key)
+                if isinstance(data_key, TokenDataKey):
+                    primary = self.token.wrap_in_token_data_key(policy.key_id, version, data_key)
+                else:
+                    primary = self.token.wrap_data_key(policy.key_id, version, data_key)
             except KeyError:
                 raise ServiceError("KEY_UNAVAILABLE", f"key {policy.key_id} v{version} not found in the token") from None
         slots = [primary]
@@ -299,6 +309,11 @@ class KeyRegistry:
         recovery = self.recovery_keys.get(level)
         if recovery is not None:
             existing = next((slot for slot in current if recovery.matches(slot)), None)
+            if existing is None and isinstance(data_key, TokenDataKey):
+                raise ServiceError(
+                    "REWRAP_UNSUPPORTED", "an in-token data key cannot be wrapped under a recovery key",
+                    {"key_id": recovery.key_id},
+                )
             slots.append(existing if existing is not None else recovery.wrap(data_key))
         return slots
 
