@@ -211,6 +211,11 @@ def test_fail_closed_grpc_refusal_reason(running: DaemonProcess, env: DevEnviron
 
 
 def request_id_of(call: grpc.Call) -> str | None:
+    """Return the call's x-request-id trailer, or None for a call cut off before the daemon sent it."""
+    return dict(call.trailing_metadata() or ()).get("x-request-id")
+
+
+def succeeded_request_id(call: grpc.Call) -> str | None:
     """Return the request id of a call that ended with OK, or None.
 
     A call cut off by the kill ends with UNAVAILABLE and without the
@@ -218,7 +223,7 @@ def request_id_of(call: grpc.Call) -> str | None:
     """
     if call.code() != grpc.StatusCode.OK:
         return None
-    return dict(call.trailing_metadata() or ()).get("x-request-id")
+    return request_id_of(call)
 
 
 @dataclass
@@ -247,7 +252,7 @@ def seal_once(env: DevEnvironment, data: bytes, number: int) -> Outcome:
         try:
             for response in call:
                 if response.WhichOneof("payload") == "summary":
-                    return Outcome(True, request_id_of(call), response.summary.artefact_id)
+                    return Outcome(True, succeeded_request_id(call), response.summary.artefact_id)
         except grpc.RpcError:
             pass
     return Outcome(False)
@@ -267,7 +272,7 @@ def open_once(env: DevEnvironment, envelope: bytes, expected: bytes) -> Outcome:
                 if response.WhichOneof("payload") == "chunk":
                     plain += response.chunk
                 elif bytes(plain) == expected:
-                    return Outcome(True, request_id_of(call))
+                    return Outcome(True, succeeded_request_id(call))
         except grpc.RpcError:
             pass
     return Outcome(bytes(plain) == expected)
