@@ -42,6 +42,8 @@ REASON_CODES: Mapping[str, grpc.StatusCode] = {
     "KEY_UNAVAILABLE": grpc.StatusCode.UNAVAILABLE,
     "UNKNOWN_PROFILE": grpc.StatusCode.INVALID_ARGUMENT,
     "AUDIT_UNAVAILABLE": grpc.StatusCode.UNAVAILABLE,
+    # The state database cannot be reached (PostgreSQL) or written (SQLite on a
+    # full, read-only or failing disk).
     "STATE_UNAVAILABLE": grpc.StatusCode.UNAVAILABLE,
     "DAEMON_STOPPING": grpc.StatusCode.UNAVAILABLE,
     "INTERNAL": grpc.StatusCode.INTERNAL,
@@ -112,7 +114,7 @@ class ServiceError(Exception):
 
 
 class StateUnavailable(ServiceError):
-    """The state database cannot be written because its disk is full, read-only or failing."""
+    """The SQLite state database cannot be written because its disk is full, read-only or failing."""
 
     def __init__(self, message: str) -> None:
         super().__init__("STATE_UNAVAILABLE", message)

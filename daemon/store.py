@@ -1,14 +1,16 @@
 """State: the artefact registry, access requests, approvals, grants and the key registry.
 
 Handover batches, printed copies and incidents are kept by the queries in
-``store_archive.py``, which :class:`SqliteStore` transactions include.
+``store_archive.py``, which every transaction includes.
 
 :class:`StateStore` is the interface; :class:`SqliteStore` the embedded
-implementation. Rules live in ``access.py`` and run inside one
+implementation and ``store_postgres.PostgresStore`` the one several daemons
+share. Both run the schema, migrations and queries of this module, written
+in the SQLite dialect. Rules live in ``access.py`` and run inside one
 :meth:`StateStore.transaction`, whose contract is serializable isolation:
 a transaction that reads a request and then changes it sees no concurrent
-change in between. SQLite gets that from ``BEGIN IMMEDIATE``; a PostgreSQL
-backend would take row locks with ``SELECT ... FOR UPDATE``.
+change in between. SQLite gets that from ``BEGIN IMMEDIATE``; PostgreSQL
+from an advisory lock that every transaction takes first.
 """
 
 from __future__ import annotations
@@ -20,12 +22,15 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+if TYPE_CHECKING:
+    from niemphong.daemon.config import Config
 
 T = TypeVar("T")
 
 from niemphong.daemon.errors import StateUnavailable
-from niemphong.daemon.store_archive import ARCHIVE_MIGRATION, ArchiveQueries, ArchiveTransaction
+from niemphong.daemon.store_archive import ARCHIVE_MIGRATION, ArchiveQueries, ArchiveTransaction, SqlConnection
 
 log = logging.getLogger(__name__)
 
@@ -454,7 +459,7 @@ class SqliteStore:
                 _raise_if_storage_error(exc)
                 raise
             try:
-                yield _SqliteTransaction(self._db)
+                yield _StateQueries(self._db)
             except BaseException as exc:
                 self._rollback()
                 if isinstance(exc, sqlite3.Error):
@@ -499,7 +504,7 @@ class SqliteStore:
     def _commit_batch(self, batch: list[_GroupedWrite]) -> None:
         self._db.execute("BEGIN IMMEDIATE")
         try:
-            transaction = _SqliteTransaction(self._db)
+            transaction = _StateQueries(self._db)
             for item in batch:
                 self._db.execute("SAVEPOINT grouped_write")
                 try:
@@ -534,6 +539,22 @@ class SqliteStore:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def open_store(config: Config) -> StateStore:
+    """Open the state store the configuration names, migrating its schema to this daemon's."""
+    if config.postgres is None:
+        assert config.sqlite is not None
+        return SqliteStore(config.sqlite)
+
+    from niemphong.daemon.config import read_state_password
+    from niemphong.daemon.store_postgres import PostgresStore
+
+    return PostgresStore(
+        config.postgres.conninfo,
+        password=read_state_password(config.postgres),
+        pool_size=config.postgres.pool_size,
+    )
 
 
 # SQLite primary result codes that mean the database file cannot be written
@@ -573,8 +594,10 @@ class _GroupedWrite:
         return self.result
 
 
-class _SqliteTransaction(ArchiveQueries):
-    def __init__(self, db: sqlite3.Connection) -> None:
+class _StateQueries(ArchiveQueries):
+    """The queries of :class:`StateTransaction` on one open transaction of either backend."""
+
+    def __init__(self, db: SqlConnection) -> None:
         self._db = db
 
     def insert_artefact(self, record: ArtefactRecord) -> None:
@@ -672,7 +695,10 @@ class _SqliteTransaction(ArchiveQueries):
 
     def count_artefacts_without_recovery(self, level: int, key_id: str, version: int) -> int:
         row = self._db.execute(
-            "SELECT COUNT(*) FROM artefacts WHERE level = ? AND NOT (recovery_key_id IS ? AND recovery_key_version IS ?)",
+            # COALESCE rather than SQLite's "IS ?", which PostgreSQL lacks; key ids
+            # are never empty and versions start at 1, so no real slot matches the fallbacks.
+            "SELECT COUNT(*) FROM artefacts WHERE level = ? "
+            "AND NOT (COALESCE(recovery_key_id, '') = ? AND COALESCE(recovery_key_version, 0) = ?)",
             (level, key_id, version),
         ).fetchone()
         return int(row[0])
@@ -792,13 +818,13 @@ class _SqliteTransaction(ArchiveQueries):
         self._db.execute(f"INSERT INTO {table} ({columns}) VALUES ({marks})", tuple(values.values()))
 
 
-def _classification(row: sqlite3.Row) -> ClassificationRecord:
+def _classification(row: Any) -> ClassificationRecord:
     values = dict(row)
     values["stamp_required"] = bool(values["stamp_required"])
     return ClassificationRecord(**values)
 
 
-def _grant(row: sqlite3.Row) -> GrantRecord:
+def _grant(row: Any) -> GrantRecord:
     values = dict(row)
     values["revoked"] = bool(values["revoked"])
     return GrantRecord(**values)
