@@ -515,10 +515,14 @@ CATALOG: dict[str, dict[str, str]] = {
         "the log can be written, without restarting niemphongd.",
     },
     "reason.STATE_UNAVAILABLE": {
-        "vi": "niemphongd không kết nối được cơ sở dữ liệu trạng thái (PostgreSQL) nên đã không thực hiện thao tác. "
-        "Thử lại sau ít phút hoặc qua máy chủ niemphongd khác; nếu vẫn lỗi, báo người vận hành.",
-        "en": "niemphongd cannot reach its state database (PostgreSQL), so it did not carry out the operation. "
-        "Try again in a few minutes or through another niemphongd server; if it still fails, tell the operator.",
+        "vi": "niemphongd không kết nối hoặc không ghi được cơ sở dữ liệu trạng thái (PostgreSQL không trả lời, "
+        "hoặc ổ đĩa chứa cơ sở dữ liệu đầy, chỉ đọc hay hỏng) nên đã không thực hiện thao tác và không có gì được lưu. "
+        "Thử lại sau ít phút hoặc qua máy chủ niemphongd khác; nếu vẫn lỗi, báo người vận hành kiểm tra cơ sở dữ liệu "
+        "và ổ đĩa của nó. Không cần khởi động lại niemphongd.",
+        "en": "niemphongd cannot reach or cannot write its state database (PostgreSQL does not answer, or the disk "
+        "that holds the database is full, read-only or failing), so it did not carry out the operation and nothing "
+        "was saved. Try again in a few minutes or through another niemphongd server; if it still fails, tell the "
+        "operator to check the database and its disk. niemphongd need not be restarted.",
     },
     "reason.DAEMON_STOPPING": {
         "vi": "niemphongd đang dừng (khởi động lại hoặc bảo trì) nên đã ngắt yêu cầu này trước khi xong; không có gì được lưu. Hãy chạy lại lệnh sau ít phút.",

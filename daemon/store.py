@@ -16,6 +16,7 @@ from an advisory lock that every transaction takes first.
 from __future__ import annotations
 
 import contextlib
+import logging
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
@@ -28,7 +29,10 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
+from niemphong.daemon.errors import StateUnavailable
 from niemphong.daemon.store_archive import ARCHIVE_MIGRATION, ArchiveQueries, ArchiveTransaction, SqlConnection
+
+log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 3
 
@@ -449,13 +453,30 @@ class SqliteStore:
     @contextlib.contextmanager
     def transaction(self) -> Iterator[StateTransaction]:
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                _raise_if_storage_error(exc)
+                raise
             try:
                 yield _StateQueries(self._db)
-            except BaseException:
-                self._db.execute("ROLLBACK")
+            except BaseException as exc:
+                self._rollback()
+                if isinstance(exc, sqlite3.Error):
+                    _raise_if_storage_error(exc)
                 raise
-            self._db.execute("COMMIT")
+            try:
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._rollback()
+                _raise_if_storage_error(exc)
+                raise
+
+    def _rollback(self) -> None:
+        # SQLite rolls back by itself after some errors, SQLITE_FULL among
+        # them, and then ROLLBACK fails with "no transaction is active".
+        if self._db.in_transaction:
+            self._db.execute("ROLLBACK")
 
     def write_grouped(self, work: Callable[[StateTransaction], T]) -> T:
         """Run ``work`` in a transaction that may share its commit with other callers' work.
@@ -490,15 +511,17 @@ class SqliteStore:
                     item.result = item.work(transaction)
                 except Exception as exc:
                     self._db.execute("ROLLBACK TO grouped_write")
-                    item.error = exc
+                    item.error = _storage_error(exc) if isinstance(exc, sqlite3.Error) else exc
                 self._db.execute("RELEASE grouped_write")
             self._db.execute("COMMIT")
         except BaseException as exc:
-            if self._db.in_transaction:
-                self._db.execute("ROLLBACK")
+            self._rollback()
+            error = _storage_error(exc) if isinstance(exc, sqlite3.Error) else exc
             for item in batch:
                 if item.error is None:
-                    item.error = exc
+                    item.error = error
+            if isinstance(exc, sqlite3.Error):
+                _raise_if_storage_error(exc)
             raise
         finally:
             for item in batch:
@@ -532,6 +555,28 @@ def open_store(config: Config) -> StateStore:
         password=read_state_password(config.postgres),
         pool_size=config.postgres.pool_size,
     )
+
+
+# SQLite primary result codes that mean the database file cannot be written
+# or read back: SQLITE_READONLY, SQLITE_IOERR, SQLITE_FULL and SQLITE_CANTOPEN
+# (https://www.sqlite.org/rescode.html). Extended codes keep these in the low byte.
+_STORAGE_RESULT_CODES = frozenset({8, 10, 13, 14})
+
+
+def _storage_error(exc: sqlite3.Error) -> Exception:
+    """Return StateUnavailable for an error of the disk under the database, else ``exc`` itself."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is None or code & 0xFF not in _STORAGE_RESULT_CODES:
+        return exc
+    name = getattr(exc, "sqlite_errorname", str(code))
+    log.error("state database cannot be written: %s (%s)", exc, name)
+    return StateUnavailable(f"the state database cannot be written: {exc} ({name})")
+
+
+def _raise_if_storage_error(exc: sqlite3.Error) -> None:
+    error = _storage_error(exc)
+    if error is not exc:
+        raise error from exc
 
 
 class _GroupedWrite:
