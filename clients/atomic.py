@@ -34,6 +34,9 @@ log = logging.getLogger(__name__)
 # publish of a named file then falls back on an existence check followed by
 # os.replace.
 _LINK_UNSUPPORTED = frozenset({errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK, errno.EXDEV})
+# Errors that a write to the output raises without naming the file; the block
+# reads only its inputs, which do not raise these.
+_OUTPUT_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
 # Errors from open(O_TMPFILE) that mean "not supported here": EOPNOTSUPP from
 # a file system without it, EISDIR from a kernel older than 3.11, which
@@ -249,18 +252,30 @@ def atomic_output(path: Path, *, force: bool) -> Iterator[BinaryIO]:
             raise ClientError(ExitCode.FAILURE, "error.write_failed", path=str(path), error=exc.strerror) from exc
         log.debug("writing %s through %s", path, output.temporary_name or "an unnamed O_TMPFILE file")
 
+        handle = os.fdopen(output.descriptor, "wb")
         try:
-            with os.fdopen(output.descriptor, "wb") as handle:
+            try:
                 yield handle
-                try:
-                    handle.flush()
-                    os.fsync(handle.fileno())
-                    _publish(output, path, folder_fd, force=force)
-                except OSError as exc:
-                    raise ClientError(
-                        ExitCode.FAILURE, "error.write_failed", path=str(path), error=exc.strerror
-                    ) from exc
+            except OSError as exc:
+                if exc.filename is not None or exc.errno not in _OUTPUT_FULL:
+                    raise
+                raise ClientError(
+                    ExitCode.FAILURE, "error.write_failed", path=str(path), error=exc.strerror
+                ) from exc
+            try:
+                handle.flush()
+                os.fsync(handle.fileno())
+                _publish(output, path, folder_fd, force=force)
+            except OSError as exc:
+                raise ClientError(
+                    ExitCode.FAILURE, "error.write_failed", path=str(path), error=exc.strerror
+                ) from exc
+            handle.close()
         except BaseException:
+            # Closing flushes what is still buffered, which fails again on
+            # a full file system; the first error is the one to report.
+            with suppress(OSError):
+                handle.close()
             if output.temporary_name is not None:
                 with suppress(FileNotFoundError):
                     os.unlink(output.temporary_name, dir_fd=folder_fd)

@@ -26,6 +26,7 @@ token is reported (for example after the token was lost).
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -250,6 +251,11 @@ class KeyRegistry:
         return self._choose_slot(header, artefact, _UNWRAPPING_STATES)
 
     def _choose_slot(self, header: Header, artefact: ArtefactRecord, usable: frozenset[str]) -> KeySlot:
+        if artefact.core_sha256 is not None and hashlib.sha256(header.core_bytes).hexdigest() != artefact.core_sha256:
+            # The core names the mode the key is unwrapped in. Checking it
+            # before any token call keeps a header altered from in-token to
+            # host mode from bringing an in-token data key into host memory.
+            raise integrity_failure()
         states = {record.version: record.state for record in self._records(artefact.key_id)}
         slots = [
             slot for slot in header.slots

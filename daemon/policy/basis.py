@@ -18,8 +18,11 @@ from dataclasses import dataclass
 # U+00D0 (Icelandic eth) looks like Đ and is a common typing slip for it.
 _ETH = str.maketrans({"\u00d0": "Đ", "\u00f0": "đ"})
 
+# Points are single Latin letters or "đ", in either case; the case-blind flag
+# is switched off for the value, since it would also let look-alikes such as
+# "İ" (U+0130) in and lower-case them to two characters.
 _COMPONENT = re.compile(
-    r"\b(?P<kind>điểm|khoản|điều)\s*(?P<value>[0-9]+|[a-zđ])(?![0-9a-zà-ỹđ])",
+    r"\b(?P<kind>điểm|khoản|điều)\s*(?P<value>[0-9]+|(?-i:[a-zA-ZđĐ]))(?![0-9a-zà-ỹđ])",
     re.IGNORECASE,
 )
 _LEADING_WORDS = re.compile(r"^(?:của|thuộc|tại|theo|trong)\s+", re.IGNORECASE)
@@ -102,8 +105,10 @@ def parse_basis(text: str) -> Basis:
         raise ValueError("no article (Điều) is cited")
     if "diem" in found and "khoan" not in found:
         raise ValueError("a point (Điểm) is cited without its clause (Khoản)")
-    if not found["dieu"].isdigit() or not found.get("khoan", "0").isdigit():
+    if not found["dieu"].isdigit() or not found.get("khoan", "1").isdigit():
         raise ValueError("articles and clauses are numbered")
+    if int(found["dieu"]) == 0 or found.get("khoan", "1").strip("0") == "":
+        raise ValueError("articles and clauses are numbered from 1")
     if "diem" in found and found["diem"].isdigit():
         raise ValueError("points are lettered")
 

@@ -6,6 +6,8 @@ import errno
 import os
 import signal
 import stat
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -331,3 +333,35 @@ def test_atomic_output_fallback_force_replaces(tmp_path: Path) -> None:
 
     assert out.read_bytes() == b"new"
     assert leftovers(tmp_path) == ["plain.pdf"]
+
+
+FULL_OUTPUT_PROGRAM = """
+import resource, signal, sys
+from pathlib import Path
+from niemphong.clients.atomic import atomic_output
+from niemphong.clients.errors import ClientError
+
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (65536, 65536))
+try:
+    with atomic_output(Path(sys.argv[1]), force=False) as handle:
+        for _ in range(64):
+            handle.write(bytes(4096))
+            handle.flush()
+except ClientError as exc:
+    print(exc.message_id, exc.params["path"], sep="\\n")
+"""
+
+
+def test_atomic_output_full_file_system_names_output(tmp_path: Path) -> None:
+    # RLIMIT_FSIZE makes the kernel fail the write with EFBIG, as a full
+    # file system fails it with ENOSPC, and neither names the file.
+    out = tmp_path / "plain.pdf"
+
+    result = subprocess.run(
+        [sys.executable, "-c", FULL_OUTPUT_PROGRAM, str(out)], capture_output=True, text=True, timeout=60,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["error.write_failed", str(out)]
+    assert leftovers(tmp_path) == []

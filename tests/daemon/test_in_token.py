@@ -5,11 +5,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import DaemonProcess, DevEnvironment, dev_init, error_reason, grant_access, open_bytes, seal_bytes
 from niemphong.clients.devinit import TOKEN_SESSIONS
@@ -28,6 +30,18 @@ def set_encryption(env: DevEnvironment, level: str, mode: str) -> None:
     assert marker in text
     text = text.replace(marker, f"{marker}encryption = \"{mode}\"\n", 1)
     policy.write_text(text)
+
+
+def token_unwraps(env: DevEnvironment) -> float:
+    """Return the number of C_UnwrapKey calls the daemon has counted, over all mechanisms."""
+    with urllib.request.urlopen(f"http://{env.config['metrics']['listen']}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "niemphong_token_calls_total" and sample.labels.get("function") == "C_UnwrapKey"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -114,10 +128,15 @@ def test_in_token_aead_flipped_to_host_fails(token_env: tuple[DevEnvironment, Da
     assert envelope.parse_header(bytes(altered)).aead == envelope.AEAD_HOST_AES256GCM
     assert header.aead == envelope.AEAD_TOKEN_AES256GCM
 
+    unwraps_before = token_unwraps(env)
+
     with pytest.raises(grpc.RpcError) as caught:
         open_bytes(env, bytes(altered))
 
     assert error_reason(caught.value) == "INTEGRITY_FAILURE"
+    # The registry's core hash rejects the header before any unwrap, so the
+    # in-token data key never reaches host memory.
+    assert token_unwraps(env) == unwraps_before
 
 
 def test_in_token_policy_rejected_for_luna(tmp_path: Path) -> None:

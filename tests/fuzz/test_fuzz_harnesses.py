@@ -25,6 +25,10 @@ TARGETS = sorted(path.stem.removeprefix("fuzz_") for path in FOLDER.glob("fuzz_*
 # others replay here, without atheris.
 PROCESS_ONLY = {"rpc_handlers"}
 SECONDS = int(os.environ.get("NIEMPHONG_FUZZ_SECONDS", "4"))
+# A fixed seed makes a short run the start of the same long run, so a test
+# run explores inputs that a longer run of the same seed already cleared
+# (`make fuzz` uses fresh seeds to look further).
+SEED = int(os.environ.get("NIEMPHONG_FUZZ_SEED", "1"))
 
 
 def _module(target: str):  # type: ignore[no-untyped-def]
@@ -64,7 +68,7 @@ def test_short_fuzz_run(target: str, tmp_path: Path) -> None:
     artifacts.mkdir()
 
     result = subprocess.run(
-        [sys.executable, str(FOLDER / f"fuzz_{target}.py"), f"-max_total_time={SECONDS}",
+        [sys.executable, str(FOLDER / f"fuzz_{target}.py"), f"-max_total_time={SECONDS}", f"-seed={SEED}",
          f"-artifact_prefix={artifacts}/", "-print_final_stats=1", str(corpus)],
         capture_output=True, text=True, timeout=SECONDS + 300,
     )

@@ -48,11 +48,25 @@ def test_basis_clause_only() -> None:
         "Điều 1",
         "Điều 1 Điều 2 danh mục mẫu",
         "Điểm 3 Khoản 1 Điều 1 danh mục mẫu",
+        "Khoản 0 Điều 2 danh mục mẫu",
+        "Khoản 1 Điều 00 danh mục mẫu",
     ],
 )
 def test_basis_unparsable_rejected(text: str) -> None:
     with pytest.raises(ValueError):
         parse_basis(text)
+
+
+def test_basis_describe_parses_back_to_the_same_path() -> None:
+    for text in ["Điểm Đ khoản 3 điều 2 danh mục mẫu", "khoản 12 Điều 7 của danh mục mẫu"]:
+        basis = parse_basis(text)
+
+        assert parse_basis(basis.describe()).path() == basis.path()
+
+
+def test_basis_point_is_one_letter_never_a_look_alike() -> None:
+    # U+0130 lower-cases to two characters, "i" and a combining dot.
+    assert parse_basis("Điểm\u0130 Khoản 1 Điều 1 danh mục mẫu").point is None
 
 
 def test_decision_key_ignores_prefix_case_and_diacritics() -> None:
