@@ -88,6 +88,7 @@ class Daemon:
         self.audit_key = TokenCheckpointKey(self.token)
         self.audit_log = AuditLog(config.audit, self.audit_key)
         self.audit = AuditTrail(self.audit_log)
+        self.store.group_guard = self.audit.grouped_decisions
         self.health = health.HealthServicer()
         self.notifier = Notifier()
         # Calls a drain refuses never reach the audit interceptor, so the observer reports them.

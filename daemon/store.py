@@ -384,6 +384,7 @@ class StateTransaction(ArchiveTransaction, Protocol):
 
 class StateStore(Protocol):
     def transaction(self) -> contextlib.AbstractContextManager[StateTransaction]: ...
+    def reading(self) -> contextlib.AbstractContextManager[StateTransaction]: ...
     def write_grouped(self, work: Callable[[StateTransaction], T]) -> T: ...
     def check_writable(self) -> bool: ...
     def close(self) -> None: ...
@@ -404,6 +405,12 @@ class SqliteStore:
         # Work waiting for write_grouped's next commit; guarded by _queue_lock.
         self._queue: list[_GroupedWrite] = []
         self._queue_lock = threading.Lock()
+        # Wraps the work of one grouped commit; the daemon sets it so that the
+        # batch's audit records share one fdatasync before the commit.
+        self.group_guard: Callable[[], contextlib.AbstractContextManager[object]] = contextlib.nullcontext
+        # Read-only connections for reading(), one per thread; all of them, for close().
+        self._readers = threading.local()
+        self._reader_connections: list[sqlite3.Connection] = []
         self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30)
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode = WAL")
@@ -452,6 +459,30 @@ class SqliteStore:
                 raise
             self._db.execute("COMMIT")
 
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[StateTransaction]:
+        """Yield a read-only transaction that does not wait for writers.
+
+        It runs on a separate connection of the calling thread, so it sees
+        the last committed state and never waits for the lock that writes
+        and their disk flushes hold. WAL mode lets readers run beside the
+        writer. A write inside it raises sqlite3.OperationalError.
+        """
+        db = getattr(self._readers, "db", None)
+        if db is None:
+            db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False, timeout=30)
+            db.row_factory = sqlite3.Row
+            db.execute("PRAGMA query_only = ON")
+            db.execute("PRAGMA foreign_keys = ON")
+            with self._queue_lock:
+                self._reader_connections.append(db)
+            self._readers.db = db
+        db.execute("BEGIN")
+        try:
+            yield _SqliteTransaction(db)
+        finally:
+            db.execute("ROLLBACK")
+
     def write_grouped(self, work: Callable[[StateTransaction], T]) -> T:
         """Run ``work`` in a transaction that may share its commit with other callers' work.
 
@@ -479,14 +510,16 @@ class SqliteStore:
         self._db.execute("BEGIN IMMEDIATE")
         try:
             transaction = _SqliteTransaction(self._db)
-            for item in batch:
-                self._db.execute("SAVEPOINT grouped_write")
-                try:
-                    item.result = item.work(transaction)
-                except Exception as exc:
-                    self._db.execute("ROLLBACK TO grouped_write")
-                    item.error = exc
-                self._db.execute("RELEASE grouped_write")
+            # An error at the end of the guard rolls back the whole batch.
+            with self.group_guard():
+                for item in batch:
+                    self._db.execute("SAVEPOINT grouped_write")
+                    try:
+                        item.result = item.work(transaction)
+                    except Exception as exc:
+                        self._db.execute("ROLLBACK TO grouped_write")
+                        item.error = exc
+                    self._db.execute("RELEASE grouped_write")
             self._db.execute("COMMIT")
         except BaseException as exc:
             if self._db.in_transaction:
@@ -511,6 +544,10 @@ class SqliteStore:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+        with self._queue_lock:
+            readers, self._reader_connections = self._reader_connections, []
+        for db in readers:
+            db.close()
 
 
 class _GroupedWrite:
