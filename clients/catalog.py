@@ -589,11 +589,11 @@ CATALOG: dict[str, dict[str, str]] = {
         "The token may lock after repeated wrong PINs.",
     },
     "reason.REWRAP_UNSUPPORTED": {
-        "vi": "Phong bì này được niêm phong ở chế độ mã hóa trong token; chưa bọc lại được loại phong bì này. "
-        "Tệp giữ nguyên và vẫn mở được bằng phiên bản khóa hiện tại; đừng ngừng dùng phiên bản đó để mở.",
-        "en": "This envelope was sealed in in-token mode, which cannot be rewrapped yet. "
-        "The file is left as it was and still opens under its current key version; do not retire that version "
-        "for opening.",
+        "vi": "Phong bì này được niêm phong ở chế độ mã hóa trong token, nên không có khóa khôi phục để bọc lại. "
+        "Tệp giữ nguyên; hãy bọc lại bằng khóa của token (niemphong rewrap, không dùng niemphong recover rewrap).",
+        "en": "This envelope was sealed in in-token mode, so it has no recovery slot to rewrap with. "
+        "The file is left as it was; rewrap it with the token's own keys (niemphong rewrap, not niemphong recover "
+        "rewrap).",
     },
 
     # Local spool mode: errors from niemphongd and from the client's own checks.

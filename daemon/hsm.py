@@ -630,8 +630,21 @@ class Pkcs11Token:
             raise KeyError(f"{kek_label(key_id, version)}: in-token mode needs an AES key-encryption key")
         return token_aead.new_data_key(self, lambda session: self._find_kek(session, key_id, version), key_id, version)
 
-    def unwrap_in_token_data_key(self, slot: KeySlot) -> token_aead.TokenDataKey:
+    def wrap_in_token_data_key(self, key_id: str, version: int, data_key: token_aead.TokenDataKey) -> KeySlot:
+        """Wrap an in-token data key under another AES KEK, inside the token, for rewrapping an envelope.
+
+        Raises KeyError when the token has no such AES KEK.
+        """
+        if self.kek_kind(key_id, version) != "aes":
+            raise KeyError(f"{kek_label(key_id, version)}: in-token mode needs an AES key-encryption key")
+        wrapped = data_key.wrap(lambda session: self._find_kek(session, key_id, version), self.wrap_mechanism)
+        return KeySlot(key_id, version, self.wrap_algorithm, wrapped)
+
+    def unwrap_in_token_data_key(self, slot: KeySlot, *, rewrappable: bool = False) -> token_aead.TokenDataKey:
         """Unwrap a data key into the token for an in-token envelope; the caller closes it.
+
+        With ``rewrappable`` the key may also be wrapped again under another
+        KEK (wrap_in_token_data_key), which only a rewrap needs.
 
         Raises:
             KeyError: the token contains no AES KEK for the slot.
@@ -643,6 +656,7 @@ class Pkcs11Token:
         try:
             return token_aead.unwrap_data_key(
                 self, lambda session: self._find_kek(session, slot.key_id, slot.key_version), slot, mechanism,
+                rewrappable=rewrappable,
             )
         except token_aead.UnwrapRejected:
             raise UnwrapFailed("the token rejected the wrapped key") from None

@@ -284,12 +284,13 @@ class KeyRegistry:
             {"key_id": newest.key_id, "version": str(newest.key_version), "state": state},
         )
 
-    def target_slots(self, level: Level, data_key: bytes, current: Sequence[KeySlot]) -> list[KeySlot]:
+    def target_slots(self, level: Level, data_key: bytes | TokenDataKey, current: Sequence[KeySlot]) -> list[KeySlot]:
         """Return the slots an envelope of ``level`` should carry, reusing those of ``current`` that match.
 
         That is one slot under the level's active version, then the recovery
         slot when the level names a recovery key. Slots of other keys and
-        versions are dropped.
+        versions are dropped. An in-token data key is wrapped inside the
+        token; levels in in-token mode name no recovery key.
         """
         policy = self.levels[level]
         version = self.active_version(level)
@@ -297,7 +298,10 @@ class KeyRegistry:
         primary = next((slot for slot in current if (slot.key_id, slot.key_version) == (policy.key_id, version)), None)
         if primary is None:
             try:
-                primary = self.token.wrap_data_key(policy.key_id, version, data_key)
+                if isinstance(data_key, TokenDataKey):
+                    primary = self.token.wrap_in_token_data_key(policy.key_id, version, data_key)
+                else:
+                    primary = self.token.wrap_data_key(policy.key_id, version, data_key)
             except KeyError:
                 raise ServiceError("KEY_UNAVAILABLE", f"key {policy.key_id} v{version} not found in the token") from None
         slots = [primary]
@@ -305,6 +309,11 @@ class KeyRegistry:
         recovery = self.recovery_keys.get(level)
         if recovery is not None:
             existing = next((slot for slot in current if recovery.matches(slot)), None)
+            if existing is None and isinstance(data_key, TokenDataKey):
+                raise ServiceError(
+                    "REWRAP_UNSUPPORTED", "an in-token data key cannot be wrapped under a recovery key",
+                    {"key_id": recovery.key_id},
+                )
             slots.append(existing if existing is not None else recovery.wrap(data_key))
         return slots
 

@@ -21,7 +21,6 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Generic, TypeVar
 from datetime import date, datetime, timezone
 from importlib import metadata
 from wsgiref.simple_server import WSGIServer
@@ -35,7 +34,6 @@ from niemphong.daemon.levels import Level
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
 
 # The *_created series would double the series count for a start time that
 # process_start_time_seconds already gives.
@@ -360,26 +358,6 @@ class StateCollector(Collector):
             due.add_metric([level.config_name], 1.0 if overdue else 0.0)
         yield from (created, age, period, due)
 
-
-
-class TimedCache(Generic[T]):
-    """Reuse the result of ``load`` for ``seconds``, so that frequent scrapes do not become token calls."""
-
-    def __init__(self, load: Callable[[], T], seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self._load = load
-        self._seconds = seconds
-        self._clock = clock
-        self._value: T | None = None
-        self._loaded_at = 0.0
-        self._lock = threading.Lock()
-
-    def get(self) -> T:
-        with self._lock:
-            now = self._clock()
-            if self._value is None or now - self._loaded_at >= self._seconds:
-                self._value = self._load()
-                self._loaded_at = now
-            return self._value
 
 
 def date_timestamp(day: date) -> float:

@@ -35,6 +35,7 @@ from niemphong.daemon.identity import CallContext
 from niemphong.daemon.keys import KeyRegistry, integrity_failure
 from niemphong.daemon.levels import Level
 from niemphong.daemon.store import ArtefactKeys, ArtefactRecord, StateStore
+from niemphong.daemon.token_aead import TokenDataKey
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ MAX_HEADER_BYTES = envelope.PREAMBLE_LEN + envelope.MAX_HEADER_LEN
 
 # Returns the data key unwrapped from one of the header's slots. The
 # artefact's registry entry decides which slots are trusted.
-Unwrap = Callable[[envelope.Header, ArtefactRecord], bytes]
+Unwrap = Callable[[envelope.Header, ArtefactRecord], bytes | TokenDataKey]
 
 
 @dataclass(frozen=True)
@@ -105,11 +106,11 @@ class Rewrapper:
         except envelope.IntegrityError:
             raise integrity_failure() from None
 
-        if header.aead == envelope.AEAD_TOKEN_AES256GCM:
-            # NOTE: an in-token data key cannot be read out of the token, and
-            # wrapping it under the new version inside the token is not built.
+        if header.aead == envelope.AEAD_TOKEN_AES256GCM and through_recovery:
+            # Levels in in-token mode name no recovery key, so their
+            # envelopes carry no recovery slot to unwrap.
             raise ServiceError(
-                "REWRAP_UNSUPPORTED", "envelopes sealed in in-token mode cannot be rewrapped yet",
+                "REWRAP_UNSUPPORTED", "envelopes sealed in in-token mode have no recovery slot",
                 {"artefact_id": header.artefact_id.hex()},
             )
         artefact_id = header.artefact_id.hex()
@@ -131,15 +132,14 @@ class Rewrapper:
         try:
             # Verifies the commitment and the header tag; the body is not needed.
             envelope.Opener(header, data_key)
-        except envelope.IntegrityError:
-            raise integrity_failure() from None
-        try:
             slots = self.registry.target_slots(level, data_key, header.slots)
             changed = _slot_names(slots) != _slot_names(header.slots)
             new_header = envelope.rewrap_header(header, data_key, slots) if changed else header_bytes
         except envelope.IntegrityError:
             raise integrity_failure() from None
         finally:
+            if isinstance(data_key, TokenDataKey):
+                data_key.close()
             del data_key
 
         recorded = False

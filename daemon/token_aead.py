@@ -56,7 +56,7 @@ _DATA_KEY_TEMPLATE = {
     Attribute.ENCRYPT: False,
     Attribute.DECRYPT: False,
 }
-# The unwrapped data key on opening may only derive; it is never wrapped again here.
+# The unwrapped data key on opening may only derive; it is never wrapped again.
 _UNWRAPPED_TEMPLATE = {
     Attribute.TOKEN: False,
     Attribute.SENSITIVE: True,
@@ -65,6 +65,9 @@ _UNWRAPPED_TEMPLATE = {
     Attribute.ENCRYPT: False,
     Attribute.DECRYPT: False,
 }
+# The unwrapped data key on rewrapping may also be wrapped under the new KEK
+# version. Being sensitive, it still leaves the token only wrapped.
+_REWRAPPABLE_TEMPLATE = {**_UNWRAPPED_TEMPLATE, Attribute.EXTRACTABLE: True}
 _PAYLOAD_TEMPLATE = {
     Attribute.TOKEN: False,
     Attribute.SENSITIVE: True,
@@ -146,6 +149,15 @@ class TokenDataKey(InTokenKey):
             return value
 
         return self.call(derive, "C_DeriveKey", Mechanism.AES_ECB_ENCRYPT_DATA)
+
+    def wrap(self, kek: Callable[[pkcs11.Session], pkcs11.SecretKey], mechanism: Mechanism) -> bytes:
+        """Wrap this data key under the KEK that ``kek`` finds in this key's session.
+
+        Only a key generated for sealing or unwrapped with ``rewrappable``
+        may be wrapped; the token refuses the others.
+        """
+        return bytes(self.call(lambda: kek(self._session).wrap_key(self._key, mechanism=mechanism),
+                               "C_WrapKey", mechanism))
 
     def close(self) -> None:
         """Destroy the key objects and close the session, unless a token fault already ended them."""
@@ -238,8 +250,9 @@ class UnwrapRejected(Exception):
 
 
 def unwrap_data_key(token: Pkcs11Token, kek: Callable[[pkcs11.Session], pkcs11.SecretKey], slot: KeySlot,
-                    mechanism: Mechanism) -> TokenDataKey:
-    """Unwrap a data key into the token as a sensitive key that may only derive."""
+                    mechanism: Mechanism, *, rewrappable: bool = False) -> TokenDataKey:
+    """Unwrap a data key into the token as a sensitive key that may derive, and be wrapped again if ``rewrappable``."""
+    template = _REWRAPPABLE_TEMPLATE if rewrappable else _UNWRAPPED_TEMPLATE
     session, release = _open_session(token)
     holder = TokenDataKey(token, session, None, release)  # type: ignore[arg-type]
     try:
@@ -248,7 +261,7 @@ def unwrap_data_key(token: Pkcs11Token, kek: Callable[[pkcs11.Session], pkcs11.S
             try:
                 return wrapping_key.unwrap_key(
                     ObjectClass.SECRET_KEY, KeyType.AES, slot.wrapped_key, mechanism=mechanism, store=False,
-                    template=_UNWRAPPED_TEMPLATE,
+                    template=template,
                 )
             except token.fault_errors:
                 raise

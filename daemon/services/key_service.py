@@ -16,6 +16,7 @@ from niemphong.daemon.keys import KeyRegistry, integrity_failure
 from niemphong.daemon.levels import Level
 from niemphong.daemon.rewrap import Rewrapper, RewrapResult
 from niemphong.daemon.store import ArtefactRecord, KeyChangeRecord
+from niemphong.daemon.token_aead import TokenDataKey
 from niemphong.v1 import keys_pb2 as kpb
 from niemphong.v1 import keys_pb2_grpc as kpb_grpc
 from niemphong.v1 import niemphong_pb2 as pb
@@ -228,9 +229,11 @@ class KeyServicer(kpb_grpc.KeyServiceServicer):
 
         return run_call(context, "rewrap", action)
 
-    def _unwrap(self, header: envelope.Header, artefact: ArtefactRecord) -> bytes:
+    def _unwrap(self, header: envelope.Header, artefact: ArtefactRecord) -> bytes | TokenDataKey:
         slot = self.registry.rewrap_slot(header, artefact)
         try:
+            if header.aead == envelope.AEAD_TOKEN_AES256GCM:
+                return self.registry.token.unwrap_in_token_data_key(slot, rewrappable=True)
             return self.registry.token.unwrap_data_key(slot)
         except KeyError:
             raise ServiceError(

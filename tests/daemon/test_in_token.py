@@ -183,3 +183,38 @@ def test_in_token_verify_returns_plaintext_digest(token_env: tuple[DevEnvironmen
             answer = pb_grpc.EnvelopeServiceStub(channel).Verify(
                 iter([pb.VerifyRequest(chunk=chunk) for chunk in chunks]), timeout=30)
         assert answer.plaintext_sha256 == hashlib.sha256(PLAINTEXT).hexdigest()
+
+
+def test_in_token_envelope_rewrapped_inside_token(tmp_path: Path) -> None:
+    env = dev_init(tmp_path / "env")
+    set_encryption(env, "mat", "token")
+    process = DaemonProcess(env, tmp_path / "niemphongd.log")
+    process.start()
+    try:
+        archive = tmp_path / "archive"
+        archive.mkdir()
+        sealed, summary = seal_bytes(env, PLAINTEXT, level=pb.LEVEL_MAT)
+        path = archive / "cong-van.npe"
+        path.write_bytes(sealed)
+        old_header = envelope.parse_header(sealed)
+        assert [(slot.key_id, slot.key_version) for slot in old_header.slots] == [("niemphong-mat", 1)]
+
+        rotated = env.cli("custodian", "keys", "rotate", "--level", "mat")
+        assert rotated.returncode == 0, rotated.stderr
+        rewrapped = env.cli("custodian", "rewrap", str(archive), "--json")
+        assert rewrapped.returncode == 0, rewrapped.stderr
+        assert json.loads(rewrapped.stdout)["rewrapped"] == 1
+
+        data = path.read_bytes()
+        new_header = envelope.parse_header(data)
+        assert new_header.aead == envelope.AEAD_TOKEN_AES256GCM
+        assert [(slot.key_id, slot.key_version) for slot in new_header.slots] == [("niemphong-mat", 2)]
+        assert data[new_header.header_len:] == sealed[old_header.header_len:]
+
+        # Version 1 no longer opens anything, so the file opens under version 2.
+        retired = env.cli("custodian", "keys", "retire", "--level", "mat", "--version", "1", "--for", "opening")
+        assert retired.returncode == 0, retired.stderr
+        grant_access(env, summary.artefact_id, ["approver-1"])
+        assert open_bytes(env, data) == PLAINTEXT
+    finally:
+        assert process.stop() == 0, process.log()

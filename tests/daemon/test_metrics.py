@@ -19,7 +19,7 @@ from conftest import REPO, DaemonProcess, DevEnvironment, grant_access, open_byt
 from niemphong.daemon import metrics
 from niemphong.daemon.config import MetricsConfig
 from niemphong.daemon.levels import Level
-from niemphong.daemon.metrics import KeyVersionState, LevelAccessState, MetricsListener, StateCollector, TimedCache
+from niemphong.daemon.metrics import KeyVersionState, LevelAccessState, MetricsListener, StateCollector
 from niemphong.v1 import niemphong_pb2 as pb
 from niemphong.v1 import niemphong_pb2_grpc as pb_grpc
 
@@ -251,25 +251,6 @@ def test_state_collector_store_failure_scrape_survives() -> None:
     families = list(collector.collect())
 
     assert all(not family.name.startswith("niemphong_access") for family in families)
-
-
-def test_timed_cache_reloads_after_period() -> None:
-    loads = []
-    now = [1000.0]
-
-    def load() -> float:
-        loads.append(now[0])
-        return now[0]
-
-    cache = TimedCache(load, 60, clock=lambda: now[0])
-    first = cache.get()
-    now[0] += 30
-    second = cache.get()
-    now[0] += 31
-    third = cache.get()
-
-    assert (first, second, third) == (1000.0, 1000.0, 1061.0)
-    assert loads == [1000.0, 1061.0]
 
 
 def test_metrics_listener_tls_requires_client_certificate(dev_env: DevEnvironment) -> None:
