@@ -14,6 +14,7 @@ backend would take row locks with ``SELECT ... FOR UPDATE``.
 from __future__ import annotations
 
 import contextlib
+import queue
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
@@ -390,6 +391,11 @@ class StateStore(Protocol):
     def close(self) -> None: ...
 
 
+# Read-only connections that reading() opens at most; each uses file descriptors
+# for the database, its WAL and its shared-memory index.
+READER_CONNECTIONS = 4
+
+
 class SqliteStore:
     """The embedded state store: one SQLite file in WAL mode, fully synchronous.
 
@@ -408,8 +414,8 @@ class SqliteStore:
         # Wraps the work of one grouped commit; the daemon sets it so that the
         # batch's audit records share one fdatasync before the commit.
         self.group_guard: Callable[[], contextlib.AbstractContextManager[object]] = contextlib.nullcontext
-        # Read-only connections for reading(), one per thread; all of them, for close().
-        self._readers = threading.local()
+        # Idle read-only connections for reading(), and all of them, for close().
+        self._idle_readers: queue.LifoQueue[sqlite3.Connection] = queue.LifoQueue()
         self._reader_connections: list[sqlite3.Connection] = []
         self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30)
         self._db.row_factory = sqlite3.Row
@@ -463,25 +469,36 @@ class SqliteStore:
     def reading(self) -> Iterator[StateTransaction]:
         """Yield a read-only transaction that does not wait for writers.
 
-        It runs on a separate connection of the calling thread, so it sees
-        the last committed state and never waits for the lock that writes
-        and their disk flushes hold. WAL mode lets readers run beside the
-        writer. A write inside it raises sqlite3.OperationalError.
+        It runs on one of at most READER_CONNECTIONS separate connections,
+        so it sees the last committed state and never waits for the lock
+        that writes and their disk flushes hold. WAL mode lets readers run
+        beside the writer. A write inside it raises sqlite3.OperationalError.
         """
-        db = getattr(self._readers, "db", None)
-        if db is None:
-            db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False, timeout=30)
-            db.row_factory = sqlite3.Row
-            db.execute("PRAGMA query_only = ON")
-            db.execute("PRAGMA foreign_keys = ON")
-            with self._queue_lock:
-                self._reader_connections.append(db)
-            self._readers.db = db
-        db.execute("BEGIN")
+        db = self._borrow_reader()
         try:
-            yield _SqliteTransaction(db)
+            db.execute("BEGIN")
+            try:
+                yield _SqliteTransaction(db)
+            finally:
+                db.execute("ROLLBACK")
         finally:
-            db.execute("ROLLBACK")
+            self._idle_readers.put(db)
+
+    def _borrow_reader(self) -> sqlite3.Connection:
+        try:
+            return self._idle_readers.get_nowait()
+        except queue.Empty:
+            pass
+        with self._queue_lock:
+            if len(self._reader_connections) >= READER_CONNECTIONS:
+                db = None
+            else:
+                db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False, timeout=30)
+                db.row_factory = sqlite3.Row
+                db.execute("PRAGMA query_only = ON")
+                db.execute("PRAGMA foreign_keys = ON")
+                self._reader_connections.append(db)
+        return db if db is not None else self._idle_readers.get()
 
     def write_grouped(self, work: Callable[[StateTransaction], T]) -> T:
         """Run ``work`` in a transaction that may share its commit with other callers' work.
