@@ -391,8 +391,8 @@ class StateStore(Protocol):
     def close(self) -> None: ...
 
 
-# Read-only connections that reading() opens at most; each uses file descriptors
-# for the database, its WAL and its shared-memory index.
+# Read-only connections for reading(); each uses file descriptors for the
+# database and its WAL.
 READER_CONNECTIONS = 4
 
 
@@ -424,6 +424,7 @@ class SqliteStore:
         self._db.execute("PRAGMA synchronous = FULL")
         self._db.execute("PRAGMA foreign_keys = ON")
         self._migrate()
+        self._open_readers()
 
     def _migrate(self) -> None:
         with self._lock:
@@ -469,12 +470,11 @@ class SqliteStore:
     def reading(self) -> Iterator[StateTransaction]:
         """Yield a read-only transaction that does not wait for writers.
 
-        It runs on one of at most READER_CONNECTIONS separate connections,
-        so it sees the last committed state and never waits for the lock
+        It runs on one of READER_CONNECTIONS separate connections, so it sees the last committed state and never waits for the lock
         that writes and their disk flushes hold. WAL mode lets readers run
         beside the writer. A write inside it raises sqlite3.OperationalError.
         """
-        db = self._borrow_reader()
+        db = self._idle_readers.get()
         try:
             db.execute("BEGIN")
             try:
@@ -484,21 +484,20 @@ class SqliteStore:
         finally:
             self._idle_readers.put(db)
 
-    def _borrow_reader(self) -> sqlite3.Connection:
-        try:
-            return self._idle_readers.get_nowait()
-        except queue.Empty:
-            pass
-        with self._queue_lock:
-            if len(self._reader_connections) >= READER_CONNECTIONS:
-                db = None
-            else:
-                db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False, timeout=30)
-                db.row_factory = sqlite3.Row
-                db.execute("PRAGMA query_only = ON")
-                db.execute("PRAGMA foreign_keys = ON")
-                self._reader_connections.append(db)
-        return db if db is not None else self._idle_readers.get()
+    def _open_readers(self) -> None:
+        """Open the read-only connections, each with a first read so that it has its files open.
+
+        Opening them all at start keeps the daemon's count of open file
+        descriptors steady while it serves.
+        """
+        for _ in range(READER_CONNECTIONS):
+            db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False, timeout=30)
+            db.row_factory = sqlite3.Row
+            db.execute("PRAGMA query_only = ON")
+            db.execute("PRAGMA foreign_keys = ON")
+            db.execute("SELECT version FROM schema_version").fetchall()
+            self._reader_connections.append(db)
+            self._idle_readers.put(db)
 
     def write_grouped(self, work: Callable[[StateTransaction], T]) -> T:
         """Run ``work`` in a transaction that may share its commit with other callers' work.

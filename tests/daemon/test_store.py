@@ -144,7 +144,7 @@ def test_reading_from_many_threads_shares_few_connections(tmp_path: Path) -> Non
     store.close()
 
     assert errors == []
-    assert 1 <= connections <= READER_CONNECTIONS
+    assert connections == READER_CONNECTIONS
 
 
 def test_write_grouped_guard_failure_rolls_back_batch(tmp_path: Path) -> None:
