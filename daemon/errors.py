@@ -42,6 +42,8 @@ REASON_CODES: Mapping[str, grpc.StatusCode] = {
     "KEY_UNAVAILABLE": grpc.StatusCode.UNAVAILABLE,
     "UNKNOWN_PROFILE": grpc.StatusCode.INVALID_ARGUMENT,
     "AUDIT_UNAVAILABLE": grpc.StatusCode.UNAVAILABLE,
+    # The shared PostgreSQL state database cannot be reached.
+    "STATE_UNAVAILABLE": grpc.StatusCode.UNAVAILABLE,
     "DAEMON_STOPPING": grpc.StatusCode.UNAVAILABLE,
     "INTERNAL": grpc.StatusCode.INTERNAL,
     # Local spool mode.

@@ -150,13 +150,16 @@ class KeyRegistry:
         now, because the token does not always give a date.
         """
         now = self._now()
-        keks = self.token.list_keks()
-        in_token: dict[str, set[int]] = {}
-        for info in keks:
-            in_token.setdefault(info.key_id, set()).add(info.version)
-        start_dates = {(info.key_id, info.version): info.created_on for info in keks}
 
         with self.store.transaction() as tx:
+            # The token is listed inside the transaction: a daemon sharing
+            # the database creates a key version and registers it under the
+            # same lock, so the list and the registry agree here.
+            keks = self.token.list_keks()
+            in_token: dict[str, set[int]] = {}
+            for info in keks:
+                in_token.setdefault(info.key_id, set()).add(info.version)
+            start_dates = {(info.key_id, info.version): info.created_on for info in keks}
             first_seals = tx.first_seal_times()
             for level, policy in self.levels.items():
                 records = tx.list_key_versions(policy.key_id)
@@ -234,9 +237,10 @@ class KeyRegistry:
         """Choose the slot an Open unwraps: the artefact's key, in a version that still opens.
 
         The header is not authenticated yet, so only slots the registry
-        vouches for count: the version recorded for the artefact, or a newer
-        registered version of the same key. The newer one covers a file that
-        a rewrap has replaced before it showed the daemon the new header.
+        vouches for count: the version recorded for the artefact, or another
+        registered version of the same key. A newer one covers a file that a
+        rewrap has replaced before it showed the daemon the new header, and
+        an older one a copy (a backup, say) that the rewrap did not reach.
 
         Raises:
             ServiceError: INTEGRITY_FAILURE when no slot qualifies,
@@ -259,10 +263,8 @@ class KeyRegistry:
         states = {record.version: record.state for record in self._records(artefact.key_id)}
         slots = [
             slot for slot in header.slots
-            if slot.key_id == artefact.key_id and (
-                slot.key_version == artefact.key_version
-                or (slot.key_version > artefact.key_version and slot.key_version in states)
-            )
+            if slot.key_id == artefact.key_id
+            and (slot.key_version == artefact.key_version or slot.key_version in states)
         ]
         if not slots:
             # A slot naming another key or an unknown version is an altered

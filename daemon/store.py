@@ -1,14 +1,16 @@
 """State: the artefact registry, access requests, approvals, grants and the key registry.
 
 Handover batches, printed copies and incidents are kept by the queries in
-``store_archive.py``, which :class:`SqliteStore` transactions include.
+``store_archive.py``, which every transaction includes.
 
 :class:`StateStore` is the interface; :class:`SqliteStore` the embedded
-implementation. Rules live in ``access.py`` and run inside one
+implementation and ``store_postgres.PostgresStore`` the one several daemons
+share. Both run the schema, migrations and queries of this module, written
+in the SQLite dialect. Rules live in ``access.py`` and run inside one
 :meth:`StateStore.transaction`, whose contract is serializable isolation:
 a transaction that reads a request and then changes it sees no concurrent
-change in between. SQLite gets that from ``BEGIN IMMEDIATE``; a PostgreSQL
-backend would take row locks with ``SELECT ... FOR UPDATE``.
+change in between. SQLite gets that from ``BEGIN IMMEDIATE``; PostgreSQL
+from an advisory lock that every transaction takes first.
 """
 
 from __future__ import annotations
@@ -20,11 +22,14 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+if TYPE_CHECKING:
+    from niemphong.daemon.config import Config
 
 T = TypeVar("T")
 
-from niemphong.daemon.store_archive import ARCHIVE_MIGRATION, ArchiveQueries, ArchiveTransaction
+from niemphong.daemon.store_archive import ARCHIVE_MIGRATION, ArchiveQueries, ArchiveTransaction, SqlConnection
 
 SCHEMA_VERSION = 3
 
@@ -384,6 +389,9 @@ class StateTransaction(ArchiveTransaction, Protocol):
 
 
 class StateStore(Protocol):
+    # Wraps the work of one grouped commit; an error at its end rolls the batch back.
+    group_guard: Callable[[], contextlib.AbstractContextManager[object]]
+
     def transaction(self) -> contextlib.AbstractContextManager[StateTransaction]: ...
     def reading(self) -> contextlib.AbstractContextManager[StateTransaction]: ...
     def write_grouped(self, work: Callable[[StateTransaction], T]) -> T: ...
@@ -460,7 +468,7 @@ class SqliteStore:
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                yield _SqliteTransaction(self._db)
+                yield _StateQueries(self._db)
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
@@ -478,7 +486,7 @@ class SqliteStore:
         try:
             db.execute("BEGIN")
             try:
-                yield _SqliteTransaction(db)
+                yield _StateQueries(db)
             finally:
                 db.execute("ROLLBACK")
         finally:
@@ -525,7 +533,7 @@ class SqliteStore:
     def _commit_batch(self, batch: list[_GroupedWrite]) -> None:
         self._db.execute("BEGIN IMMEDIATE")
         try:
-            transaction = _SqliteTransaction(self._db)
+            transaction = _StateQueries(self._db)
             # An error at the end of the guard rolls back the whole batch.
             with self.group_guard():
                 for item in batch:
@@ -566,6 +574,22 @@ class SqliteStore:
             db.close()
 
 
+def open_store(config: Config) -> StateStore:
+    """Open the state store the configuration names, migrating its schema to this daemon's."""
+    if config.postgres is None:
+        assert config.sqlite is not None
+        return SqliteStore(config.sqlite)
+
+    from niemphong.daemon.config import read_state_password
+    from niemphong.daemon.store_postgres import PostgresStore
+
+    return PostgresStore(
+        config.postgres.conninfo,
+        password=read_state_password(config.postgres),
+        pool_size=config.postgres.pool_size,
+    )
+
+
 class _GroupedWrite:
     """One caller's work in a grouped commit, and what came of it."""
 
@@ -581,8 +605,10 @@ class _GroupedWrite:
         return self.result
 
 
-class _SqliteTransaction(ArchiveQueries):
-    def __init__(self, db: sqlite3.Connection) -> None:
+class _StateQueries(ArchiveQueries):
+    """The queries of :class:`StateTransaction` on one open transaction of either backend."""
+
+    def __init__(self, db: SqlConnection) -> None:
         self._db = db
 
     def insert_artefact(self, record: ArtefactRecord) -> None:
@@ -680,7 +706,10 @@ class _SqliteTransaction(ArchiveQueries):
 
     def count_artefacts_without_recovery(self, level: int, key_id: str, version: int) -> int:
         row = self._db.execute(
-            "SELECT COUNT(*) FROM artefacts WHERE level = ? AND NOT (recovery_key_id IS ? AND recovery_key_version IS ?)",
+            # COALESCE rather than SQLite's "IS ?", which PostgreSQL lacks; key ids
+            # are never empty and versions start at 1, so no real slot matches the fallbacks.
+            "SELECT COUNT(*) FROM artefacts WHERE level = ? "
+            "AND NOT (COALESCE(recovery_key_id, '') = ? AND COALESCE(recovery_key_version, 0) = ?)",
             (level, key_id, version),
         ).fetchone()
         return int(row[0])
@@ -800,13 +829,13 @@ class _SqliteTransaction(ArchiveQueries):
         self._db.execute(f"INSERT INTO {table} ({columns}) VALUES ({marks})", tuple(values.values()))
 
 
-def _classification(row: sqlite3.Row) -> ClassificationRecord:
+def _classification(row: Any) -> ClassificationRecord:
     values = dict(row)
     values["stamp_required"] = bool(values["stamp_required"])
     return ClassificationRecord(**values)
 
 
-def _grant(row: sqlite3.Row) -> GrantRecord:
+def _grant(row: Any) -> GrantRecord:
     values = dict(row)
     values["revoked"] = bool(values["revoked"])
     return GrantRecord(**values)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import threading
 import time
@@ -28,7 +27,9 @@ import grpc
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import BIN, REPO, DaemonProcess, DevEnvironment, dev_init, error_reason, grant_access, seal_bytes
+from conftest import (
+    BIN, REPO, DaemonProcess, DevEnvironment, dev_init, error_reason, grant_access, seal_bytes, state_query,
+)
 from niemphong.v1 import niemphong_pb2 as pb
 from niemphong.v1 import niemphong_pb2_grpc as pb_grpc
 
@@ -55,8 +56,7 @@ def log_path(env: DevEnvironment) -> Path:
 
 
 def artefact_count(env: DevEnvironment) -> int:
-    with sqlite3.connect(f"file:{env.config['state']['sqlite']}?mode=ro", uri=True) as db:
-        return int(db.execute("SELECT count(*) FROM artefacts").fetchone()[0])
+    return int(state_query(env, "SELECT count(*) AS n FROM artefacts")[0]["n"])
 
 
 class Unwritable:
@@ -416,8 +416,7 @@ def test_fail_closed_health_reports_audit_log(running: DaemonProcess, env: DevEn
 
 
 def count_rows(env: DevEnvironment, table: str) -> int:
-    with sqlite3.connect(f"file:{env.config['state']['sqlite']}?mode=ro", uri=True) as db:
-        return int(db.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+    return int(state_query(env, f"SELECT count(*) AS n FROM {table}")[0]["n"])
 
 
 def test_fail_closed_archive_changes_refused(running: DaemonProcess, env: DevEnvironment, tmp_path: Path) -> None:

@@ -219,3 +219,42 @@ def test_rewrap_replaced_but_unrecorded_file_opens(lab: KeyLab, tmp_path: Path) 
     assert resumed.returncode == 0, resumed.stderr
     assert json.loads(resumed.stdout)["current"] == 1
     assert keys_by_version(lab)[("niemphong-mat", old_version)]["artefacts"] == recorded_before - 1
+
+
+def test_copy_left_out_of_rewrap_still_opens(tmp_path: Path) -> None:
+    lab = make_lab(tmp_path / "lab", tmp_path / "niemphongd.log")
+    lab.daemon.start()
+    try:
+        data = sample(50_000)
+        original = tmp_path / "original" / "to-trinh.npe"
+        artefact_id = seal_file(lab, original, data, MAT).artefact_id
+        archive = tmp_path / "archive"
+        archive.mkdir()
+        (archive / "to-trinh.npe").write_bytes(original.read_bytes())
+
+        rotated = lab.cli("custodian", "keys", "rotate", "--level", "mat")
+        assert rotated.returncode == 0, rotated.stderr
+        rewrapped = lab.cli("custodian", "rewrap", str(archive), "--json")
+        assert rewrapped.returncode == 0, rewrapped.stderr
+        assert slots(archive / "to-trinh.npe")[0][:2] == ("niemphong-mat", 2)
+
+        # The copy the rewrap did not reach, a backup say, opens under version 1
+        # while that version still opens, and a later rewrap moves it too.
+        assert slots(original)[0][:2] == ("niemphong-mat", 1)
+        assert open_file(lab, original, artefact_id, MAT) == data
+        backup = tmp_path / "backup"
+        backup.mkdir()
+        (backup / "to-trinh.npe").write_bytes(original.read_bytes())
+        moved = lab.cli("custodian", "rewrap", str(backup), "--json")
+        assert moved.returncode == 0, moved.stderr
+        assert slots(backup / "to-trinh.npe")[0][:2] == ("niemphong-mat", 2)
+
+        # Retired for opening, version 1 is named as the cause, not tampering.
+        retired = lab.cli("custodian", "keys", "retire", "--level", "mat", "--version", "1", "--for", "opening")
+        assert retired.returncode == 0, retired.stderr
+        request_id = grant_access(lab.env, artefact_id, ["approver-1"])
+        with pytest.raises(grpc.RpcError) as refused:
+            open_bytes(lab.env, original.read_bytes(), request_id=request_id)
+        assert error_reason(refused.value) == "KEY_RETIRED"
+    finally:
+        assert lab.daemon.stop() == 0, lab.daemon.log()

@@ -1,4 +1,4 @@
-"""SqliteStore.write_grouped: concurrent writes that share a commit."""
+"""write_grouped on both state backends: concurrent writes that share a commit."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from conftest import StoreFactory
 
 from niemphong.daemon.store import READER_CONNECTIONS, ArtefactRecord, KeyVersionRecord, SqliteStore, StateTransaction
 
@@ -23,26 +24,26 @@ def artefact(artefact_id: str) -> ArtefactRecord:
     )
 
 
-def stored_ids(path: Path) -> set[str]:
-    # A second connection sees only what was committed.
-    with sqlite3.connect(path) as db:
-        return {row[0] for row in db.execute("SELECT artefact_id FROM artefacts")}
+def stored_ids(factory: StoreFactory, candidates: list[str]) -> set[str]:
+    # A second store has its own connection, so it sees only what was committed.
+    store = factory.open()
+    with store.transaction() as tx:
+        return {artefact_id for artefact_id in candidates if tx.get_artefact(artefact_id) is not None}
 
 
-def test_write_grouped_returns_result(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "state.db")
+def test_write_grouped_returns_result(store_factory: StoreFactory) -> None:
+    store = store_factory.open()
 
     def insert(tx: StateTransaction) -> str:
         tx.insert_artefact(artefact("a" * 32))
         return "inserted"
 
     assert store.write_grouped(insert) == "inserted"
-    assert stored_ids(tmp_path / "state.db") == {"a" * 32}
-    store.close()
+    assert stored_ids(store_factory, ["a" * 32]) == {"a" * 32}
 
 
-def test_write_grouped_concurrent_all_committed(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "state.db")
+def test_write_grouped_concurrent_all_committed(store_factory: StoreFactory) -> None:
+    store = store_factory.open()
     ids = [f"{index:032x}" for index in range(64)]
 
     def insert(artefact_id: str) -> None:
@@ -51,12 +52,11 @@ def test_write_grouped_concurrent_all_committed(tmp_path: Path) -> None:
     with ThreadPoolExecutor(16) as pool:
         list(pool.map(insert, ids))
 
-    assert stored_ids(tmp_path / "state.db") == set(ids)
-    store.close()
+    assert stored_ids(store_factory, ids) == set(ids)
 
 
-def test_write_grouped_failure_rolls_back_only_its_work(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "state.db")
+def test_write_grouped_failure_rolls_back_only_its_work(store_factory: StoreFactory) -> None:
+    store = store_factory.open()
     store.write_grouped(lambda tx: tx.insert_artefact(artefact("a" * 32)))
     # Hold the connection so that the next three writes queue up and share one commit.
     release = threading.Event()
@@ -84,15 +84,15 @@ def test_write_grouped_failure_rolls_back_only_its_work(tmp_path: Path) -> None:
         holder.result(10)
         good_before.result(10)
         good_after.result(10)
-        with pytest.raises(sqlite3.IntegrityError):
+        with pytest.raises(store_factory.integrity_error):
             bad.result(10)
 
-    assert stored_ids(tmp_path / "state.db") == {"a" * 32, "b" * 32, "d" * 32}
-    store.close()
+    candidates = [letter * 32 for letter in "abcd"]
+    assert stored_ids(store_factory, candidates) == {"a" * 32, "b" * 32, "d" * 32}
 
 
-def test_write_grouped_after_failure_usable(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "state.db")
+def test_write_grouped_after_failure_usable(store_factory: StoreFactory) -> None:
+    store = store_factory.open()
 
     def fail(tx: StateTransaction) -> None:
         tx.insert_artefact(artefact("a" * 32))
@@ -104,8 +104,7 @@ def test_write_grouped_after_failure_usable(tmp_path: Path) -> None:
     with store.transaction() as tx:
         assert tx.get_artefact("b" * 32) is not None
 
-    assert stored_ids(tmp_path / "state.db") == {"b" * 32}
-    store.close()
+    assert stored_ids(store_factory, ["a" * 32, "b" * 32]) == {"b" * 32}
 
 
 def test_reading_sees_committed_rows_and_rejects_writes(tmp_path: Path) -> None:

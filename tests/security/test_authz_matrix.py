@@ -16,7 +16,6 @@ from __future__ import annotations
 import datetime as dt
 import importlib
 import pkgutil
-import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,7 +27,7 @@ import pytest
 from google.protobuf import descriptor as pb_descriptor
 from google.protobuf import message_factory
 
-from conftest import SAMPLES, DaemonProcess, DevEnvironment, error_reason, seal_bytes
+from conftest import SAMPLES, DaemonProcess, DevEnvironment, error_reason, seal_bytes, state_query
 import niemphong.v1
 from niemphong.clients import devpki
 from niemphong.daemon import envelope
@@ -277,23 +276,13 @@ class Scenario:
     def update_grant(self, request_id: str, **values: int) -> None:
         """Change a grant in the state database, for conditions that no RPC produces yet (expiry, revocation)."""
         assignments = ", ".join(f"{column} = ?" for column in values)
-        database = sqlite3.connect(self.env.config["state"]["sqlite"], timeout=30)
-        try:
-            with database:
-                database.execute(f"UPDATE grants SET {assignments} WHERE request_id = ?", (*values.values(), request_id))
-        finally:
-            database.close()
+        state_query(self.env, f"UPDATE grants SET {assignments} WHERE request_id = ?", (*values.values(), request_id))
 
     def grant_row(self, request_id: str) -> dict[str, int]:
         """Return the grant's counters and flags as stored: opens, copies, expiry, revocation."""
-        database = sqlite3.connect(self.env.config["state"]["sqlite"], timeout=30)
-        database.row_factory = sqlite3.Row
-        try:
-            row = database.execute("SELECT * FROM grants WHERE request_id = ?", (request_id,)).fetchone()
-        finally:
-            database.close()
-        assert row is not None, f"no grant for request {request_id}"
-        return dict(row)
+        rows = state_query(self.env, "SELECT * FROM grants WHERE request_id = ?", (request_id,))
+        assert rows, f"no grant for request {request_id}"
+        return rows[0]
 
 
 def print_messages(envelope: bytes, request_id: str = "") -> list[archive_pb.PrintRequest]:
