@@ -96,6 +96,7 @@ class Daemon:
         audit_order = getattr(self.store, "next_audit_order", None)
         self.audit_log = AuditLog(config.audit, self.audit_key, order_source=audit_order)
         self.audit = AuditTrail(self.audit_log)
+        self.store.group_guard = self.audit.grouped_decisions
         self.health = health.HealthServicer()
         self.notifier = Notifier()
         # Calls a drain refuses never reach the audit interceptor, so the observer reports them.

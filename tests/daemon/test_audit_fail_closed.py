@@ -178,7 +178,8 @@ def test_fail_closed_unwritable_log_refuses_then_resumes(
     assert metrics_after[("niemphong_audit_writable", ())] == 1
     failures = ("niemphong_audit_write_failures_total", ())
     assert metrics_while_refused[failures] > metrics_before.get(failures, 0)
-    assert refusals(metrics_while_refused, "EnvelopeService/Seal") - refusals(metrics_before, "EnvelopeService/Seal") == 2
+    # The scan is small enough for one SealSmall call.
+    assert refusals(metrics_while_refused, "EnvelopeService/SealSmall") - refusals(metrics_before, "EnvelopeService/SealSmall") == 2
     assert refusals(metrics_while_refused, "EnvelopeService/Open") - refusals(metrics_before, "EnvelopeService/Open") == 1
     assert env.cli("auditor", "audit", "verify").returncode == 0
 
