@@ -228,31 +228,46 @@ def _seal_small_to_file(
     force: bool,
     server: str,
 ) -> pb.SealSummary:
-    """Seal ``document`` in one SealSmall call into ``out``, which appears whole or not at all."""
-    with atomic_output(out, force=force) as handle:
-        try:
-            with deferred_interrupts():
-                response = stub.SealSmall(
-                    pb.SealSmallRequest(metadata=metadata, document=document), timeout=UNARY_TIMEOUT_SECONDS,
+    """Seal ``document`` in one SealSmall call into ``out``, which appears whole or not at all.
+
+    As for a Seal stream, the seal is confirmed once the envelope is written,
+    and abandoned when the envelope cannot be kept.
+    """
+    received = _ReceivedSeal()
+    try:
+        with atomic_output(out, force=force) as handle:
+            try:
+                with deferred_interrupts():
+                    response = stub.SealSmall(
+                        pb.SealSmallRequest(metadata=metadata, document=document), timeout=UNARY_TIMEOUT_SECONDS,
+                    )
+            except grpc.RpcError as exc:
+                info = read_error_info(exc)  # type: ignore[arg-type]
+                if info is not None and info.reason == "FIELD_TOO_LONG" and info.metadata.get("field") == "document":
+                    raise _TooLongForSealSmall() from exc
+                raise error_from_rpc(exc, server) from exc
+            kind = response.WhichOneof("result")
+            if kind == "not_sealed":
+                raise NotSealedResponse(response.not_sealed)
+            if kind != "sealed":
+                raise ClientError(ExitCode.FAILURE, "error.bad_stream")
+            envelope, summary = response.sealed.envelope, response.sealed.summary
+            received.summary = summary
+            envelope_sha256 = hashlib.sha256(envelope).hexdigest()
+            if summary.envelope_sha256.lower() != envelope_sha256:
+                raise ClientError(ExitCode.INTEGRITY_FAILURE, "error.sha256_mismatch")
+            if summary.envelope_bytes != len(envelope):
+                raise ClientError(
+                    ExitCode.INTEGRITY_FAILURE, "error.size_mismatch", received=len(envelope),
+                    reported=summary.envelope_bytes,
                 )
-        except grpc.RpcError as exc:
-            info = read_error_info(exc)  # type: ignore[arg-type]
-            if info is not None and info.reason == "FIELD_TOO_LONG" and info.metadata.get("field") == "document":
-                raise _TooLongForSealSmall() from exc
-            raise error_from_rpc(exc, server) from exc
-        kind = response.WhichOneof("result")
-        if kind == "not_sealed":
-            raise NotSealedResponse(response.not_sealed)
-        if kind != "sealed":
-            raise ClientError(ExitCode.FAILURE, "error.bad_stream")
-        envelope, summary = response.sealed.envelope, response.sealed.summary
-        if summary.envelope_sha256.lower() != hashlib.sha256(envelope).hexdigest():
-            raise ClientError(ExitCode.INTEGRITY_FAILURE, "error.sha256_mismatch")
-        if summary.envelope_bytes != len(envelope):
-            raise ClientError(
-                ExitCode.INTEGRITY_FAILURE, "error.size_mismatch", received=len(envelope), reported=summary.envelope_bytes,
-            )
-        handle.write(envelope)
+            handle.write(envelope)
+    except ClientError as error:
+        if received.summary is not None:
+            abandon_unkept_seal(stub, received.summary.artefact_id, error, server)
+        raise
+
+    confirm_written_seal(stub, summary.artefact_id, envelope_sha256, out, server)
     return summary
 
 

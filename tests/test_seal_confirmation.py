@@ -27,6 +27,8 @@ from niemphong.v1 import audit_pb2_grpc as audit_grpc
 from niemphong.v1 import niemphong_pb2 as pb
 from niemphong.v1 import niemphong_pb2_grpc as pb_grpc
 
+# The client seals a document of up to 1 MiB with SealSmall, anything larger with a Seal stream.
+SEAL_OPERATIONS = ("EnvelopeService/Seal", "EnvelopeService/SealSmall")
 # Far below the envelope of the scan below, far above the client's small files.
 FILE_SIZE_LIMIT = 64 * 1024
 ISSUED_ON = "2025-05-20"
@@ -48,12 +50,12 @@ def run_with_file_limit(env: DevEnvironment, identity: str, *args: str) -> subpr
     )
 
 
-def write_scan(path: Path) -> None:
+def write_scan(path: Path, padding: int = 512 * 1024) -> None:
     # Pillow reads only the JPEG header, so the padding keeps one page and
     # makes the envelope much larger than FILE_SIZE_LIMIT.
     with path.open("wb") as handle:
         handle.write((SAMPLES / "giay-de-nghi-mau.jpg").read_bytes())
-        handle.write(os.urandom(512 * 1024))
+        handle.write(os.urandom(padding))
 
 
 class OneRowBatch:
@@ -234,10 +236,11 @@ def test_batch_unconfirmed_row_shown_and_resealed(dev_env: DevEnvironment, daemo
     assert batch.show()["documents"][0]["outcome"] == "sealed"
     seal_records = [
         record for record in audit_records(dev_env)
-        if record["operation"] == "EnvelopeService/Seal" and record["facts"].get("artefact_id") == row["artefact_id"]
+        if record["operation"] in SEAL_OPERATIONS and record["facts"].get("artefact_id") == row["artefact_id"]
     ]
     assert [record["facts"].get("superseded_artefact_id") for record in seal_records] == [old.artefact_id]
-    assert ("EnvelopeService/Seal", "allowed") in history_operations(dev_env, old.artefact_id)
+    history = history_operations(dev_env, old.artefact_id)
+    assert any((operation, "allowed") in history for operation in SEAL_OPERATIONS)
     with pytest.raises(grpc.RpcError) as opened:
         open_bytes(dev_env, old_envelope, request_id=request_id)
     assert error_reason(opened.value) == "ARTEFACT_ABANDONED"
@@ -305,14 +308,19 @@ def test_confirm_seal_checks_envelope_and_sealer(dev_env: DevEnvironment, daemon
 
 
 @pytest.mark.parametrize(
-    ("lang", "expected"),
-    [("vi", "đã được báo hủy bỏ"), ("en", "was reported abandoned")],
+    ("lang", "expected", "padding"),
+    [
+        # One SealSmall call.
+        ("vi", "đã được báo hủy bỏ", 512 * 1024),
+        # A Seal stream, whose write fails while envelope chunks still arrive.
+        ("en", "was reported abandoned", 3 * 1024 * 1024),
+    ],
 )
 def test_scan_full_disk_reports_abandoned_seal(
-    dev_env: DevEnvironment, daemon: DaemonProcess, tmp_path: Path, lang: str, expected: str
+    dev_env: DevEnvironment, daemon: DaemonProcess, tmp_path: Path, lang: str, expected: str, padding: int
 ) -> None:
     source = tmp_path / "scan.jpg"
-    write_scan(source)
+    write_scan(source, padding)
     out = tmp_path / "scan.npe"
     before = len(audit_records(dev_env))
 
@@ -327,7 +335,7 @@ def test_scan_full_disk_reports_abandoned_seal(
     assert not out.exists()
     assert [path.name for path in tmp_path.iterdir()] == ["scan.jpg"]
     new_records = audit_records(dev_env)[before:]
-    sealed = [r["facts"]["artefact_id"] for r in new_records if r["operation"] == "EnvelopeService/Seal"
+    sealed = [r["facts"]["artefact_id"] for r in new_records if r["operation"] in SEAL_OPERATIONS
               and r["decision"] == "allowed" and "artefact_id" in r["facts"]]
     abandoned = [r["facts"]["artefact_id"] for r in new_records if r["operation"] == "EnvelopeService/AbandonSeal"]
     assert len(sealed) == 1
