@@ -45,7 +45,6 @@ from niemphong.daemon.systemd import Notifier
 from niemphong.daemon.token_supervisor import TokenSupervisor
 from niemphong.v1 import audit_pb2_grpc
 from niemphong.v1 import keys_pb2_grpc
-from niemphong.v1 import niemphong_pb2 as pb
 from niemphong.v1 import niemphong_pb2_grpc as pb_grpc
 from niemphong.v1 import token_pb2_grpc
 

@@ -346,11 +346,7 @@ def test_fail_closed_sigkill_during_stream_keeps_acknowledged(
                        if entry["operation"].endswith("Seal")}
     opens_recorded = sum(1 for entry in allowed_records if entry["operation"].endswith("Open")
                          and entry["facts"].get("artefact_id") == summary.artefact_id)
-    database = sqlite3.connect(f"file:{env.config['state']['sqlite']}?mode=ro", uri=True, timeout=30)
-    try:
-        registered = {row[0] for row in database.execute("SELECT artefact_id FROM artefacts")}
-    finally:
-        database.close()
+    registered = {row["artefact_id"] for row in state_query(env, "SELECT artefact_id FROM artefacts")}
     running.start()
     online = env.cli("auditor", "audit", "verify", "--json")
 

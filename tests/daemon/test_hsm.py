@@ -15,7 +15,6 @@ from pkcs11 import Attribute
 from conftest import BIN, DevEnvironment
 from niemphong.daemon.config import load_config, read_pin
 from niemphong.daemon.envelope import KeySlot
-from niemphong.daemon.errors import TokenUnavailable
 from niemphong.daemon.hsm import Pkcs11Token, UnwrapFailed
 
 
