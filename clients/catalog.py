@@ -1142,3 +1142,8 @@ CATALOG.update(POLICY_CATALOG)
 from niemphong.clients.catalog_token import TOKEN_CATALOG  # noqa: E402
 
 CATALOG.update(TOKEN_CATALOG)
+
+# Operating-system error texts shown inside other messages.
+from niemphong.clients.catalog_system import SYSTEM_CATALOG  # noqa: E402
+
+CATALOG.update(SYSTEM_CATALOG)

@@ -21,7 +21,7 @@ from niemphong.clients.connection import (
     resolve_server,
 )
 from niemphong.clients.console import Console
-from niemphong.clients.errors import ClientError, ExitCode
+from niemphong.clients.errors import ClientError, ExitCode, os_error_text
 from niemphong.clients.protocol import starts_with_envelope_magic
 
 
@@ -60,14 +60,14 @@ def open_input_file(path: Path) -> tuple[BinaryIO, int]:
     except FileNotFoundError as exc:
         raise ClientError(ExitCode.USAGE, "usage.input_missing", path=str(path)) from exc
     except OSError as exc:
-        raise ClientError(ExitCode.USAGE, "usage.input_unreadable", path=str(path), error=exc.strerror) from exc
+        raise ClientError(ExitCode.USAGE, "usage.input_unreadable", path=str(path), error=os_error_text(exc)) from exc
     if not stat.S_ISREG(status.st_mode):
         raise ClientError(ExitCode.USAGE, "usage.input_not_file", path=str(path))
 
     try:
         handle = path.open("rb")
     except OSError as exc:
-        raise ClientError(ExitCode.USAGE, "usage.input_unreadable", path=str(path), error=exc.strerror) from exc
+        raise ClientError(ExitCode.USAGE, "usage.input_unreadable", path=str(path), error=os_error_text(exc)) from exc
     return handle, os.fstat(handle.fileno()).st_size
 
 
@@ -83,7 +83,7 @@ def open_envelope_file(path: Path) -> tuple[BinaryIO, int]:
         is_envelope = starts_with_envelope_magic(handle)
     except OSError as exc:
         handle.close()
-        raise ClientError(ExitCode.USAGE, "usage.input_unreadable", path=str(path), error=exc.strerror) from exc
+        raise ClientError(ExitCode.USAGE, "usage.input_unreadable", path=str(path), error=os_error_text(exc)) from exc
     if not is_envelope:
         handle.close()
         raise ClientError(ExitCode.INTEGRITY_FAILURE, "envelope.not_envelope", path=str(path))

@@ -10,6 +10,7 @@ as the user's message, because the daemon does not localize it.
 from __future__ import annotations
 
 import enum
+import errno
 import logging
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -20,6 +21,7 @@ import grpc
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+from niemphong.clients.catalog import CATALOG
 from niemphong.clients.i18n import Lang, format_timestamp, translate
 from niemphong.clients.render import printable
 
@@ -84,6 +86,29 @@ class LocalizedText(NamedTuple):
         return self.vi if lang == "vi" else self.en
 
 
+class SystemErrorText(NamedTuple):
+    """A message parameter holding an operating-system error, shown in the user's language.
+
+    Vietnamese uses the catalog text for the errno; an errno without one,
+    and English, use the system's own text.
+    """
+
+    number: int | None
+    text: str
+
+    def localize(self, lang: Lang) -> str:
+        """Return the error text in ``lang``."""
+        name = errno.errorcode.get(self.number) if self.number is not None else None
+        if lang == "en" or name is None or f"os_error.{name}" not in CATALOG:
+            return self.text
+        return translate(lang, f"os_error.{name}")
+
+
+def os_error_text(exc: OSError) -> SystemErrorText:
+    """Return the error of ``exc`` as a message parameter that localizes itself."""
+    return SystemErrorText(exc.errno, exc.strerror or str(exc))
+
+
 class ClientError(Exception):
     """A failure to report to the user: an exit code and a catalog message.
 
@@ -118,9 +143,12 @@ class ClientError(Exception):
         return "\n".join(lines)
 
 
+_LOCALIZABLE = (CatalogText, RoleNames, LocalTime, LocalizedText, SystemErrorText)
+
+
 def _translate_with_params(lang: Lang, message_id: str, params: Mapping[str, object]) -> str:
     resolved = {
-        name: value.localize(lang) if isinstance(value, (CatalogText, RoleNames, LocalTime, LocalizedText)) else value
+        name: value.localize(lang) if isinstance(value, _LOCALIZABLE) else value
         for name, value in params.items()
     }
     return translate(lang, message_id, **resolved)
