@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import stat
+import sys
 import unicodedata
 from pathlib import Path
 
@@ -900,3 +902,23 @@ def test_inspect_json_registry_mismatch(fake_daemon: FakeDaemon, short_tmp: Path
         assert code == 0
         assert json.loads(stdout)["registry_mismatch"] is mismatch
         assert ("sửa đổi" in stderr) is mismatch
+
+
+def test_inspect_closed_stdout_ends_quietly(
+    fake_daemon: FakeDaemon, short_tmp: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    envelope = short_tmp / "e.np"
+    envelope.write_bytes(ENVELOPE_MAGIC + b"H" * 100)
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    # Python ignores SIGPIPE, so writing to the pipe raises BrokenPipeError as under `| head`.
+    closed_stdout = io.TextIOWrapper(io.FileIO(write_end, "w"), encoding="utf-8")
+    monkeypatch.setattr(sys, "stdout", closed_stdout)
+
+    code = main(["inspect", str(envelope)], fake_daemon.environ("viewer"))
+    stderr = capsys.readouterr().err
+    closed_stdout.write("x" * 100_000)
+    closed_stdout.flush()
+
+    assert code == 141
+    assert stderr == ""
