@@ -307,6 +307,12 @@ CATALOG: dict[str, dict[str, str]] = {
         "en": "key file {path} has mode {mode}, so other users can read it; run chmod 600 {path}",
     },
     "usage.input_missing": {"vi": "Không tìm thấy tệp {path}.", "en": "File {path} not found."},
+    "usage.name_ambiguous": {
+        "vi": "Có {count} tệp hoặc thư mục cùng tên {path}, chỉ khác nhau ở cách mã hóa dấu tiếng Việt (NFC và NFD), "
+        "nên không biết nên dùng tệp nào. Hãy đổi tên hoặc chuyển bớt để chỉ còn một.",
+        "en": "{count} files or folders are named {path}, differing only in how the Vietnamese accents are encoded "
+        "(NFC and NFD), so it is unclear which one to use. Rename or move all but one.",
+    },
     "usage.input_not_file": {"vi": "{path} không phải là tệp thường.", "en": "{path} is not a regular file."},
     "usage.input_unreadable": {
         "vi": "Không đọc được tệp {path}: {error}",
