@@ -225,10 +225,6 @@ CATALOG: dict[str, dict[str, str]] = {
         "vi": "ngày không hợp lệ: {value}; dùng YYYY-MM-DD (2025-05-14) hoặc dd/mm/yyyy (14/05/2025)",
         "en": "invalid date: {value}; use YYYY-MM-DD (2025-05-14) or dd/mm/yyyy (14/05/2025)",
     },
-    "arg.date_future": {
-        "vi": "ngày ban hành {value} sau ngày hôm nay ({today})",
-        "en": "issue date {value} is after today ({today})",
-    },
     "arg.out_empty": {
         "vi": "không được để trống; hãy cho đường dẫn tới tệp sẽ tạo",
         "en": "must not be empty; give the path of the file to create",
@@ -307,6 +303,10 @@ CATALOG: dict[str, dict[str, str]] = {
         "en": "key file {path} has mode {mode}, so other users can read it; run chmod 600 {path}",
     },
     "usage.input_missing": {"vi": "Không tìm thấy tệp {path}.", "en": "File {path} not found."},
+    "usage.issued_future": {
+        "vi": "Ngày ban hành {value} sau ngày hôm nay ({today}). Kiểm tra lại ngày ghi trên văn bản.",
+        "en": "The issue date {value} is after today ({today}). Check the date written on the document.",
+    },
     "usage.name_ambiguous": {
         "vi": "Có {count} tệp hoặc thư mục cùng tên {path}, chỉ khác nhau ở cách mã hóa dấu tiếng Việt (NFC và NFD), "
         "nên không biết nên dùng tệp nào. Hãy đổi tên hoặc chuyển bớt để chỉ còn một.",

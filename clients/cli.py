@@ -115,12 +115,7 @@ def _issued_type(lang: Lang) -> Callable[[str], dt.date]:
             issued = parse_issued_date(text)
         except ValueError:
             raise argparse.ArgumentTypeError(translate(lang, "arg.date_invalid", value=text)) from None
-
-        today = today_in_vietnam()
-        if issued > today:
-            raise argparse.ArgumentTypeError(
-                translate(lang, "arg.date_future", value=text, today=format_date(today, lang))
-            )
+        # A well-formed date after today is rejected by run_scan, without the usage text.
         return issued
 
     return parse

@@ -222,6 +222,12 @@ def run_scan(args: argparse.Namespace, context: CommandContext) -> int:
     console = context.console
     if args.level is None and not args.kind:
         raise ClientError(ExitCode.USAGE, "scan.level_or_kind")
+    today = today_in_vietnam()
+    if args.issued > today:
+        raise ClientError(
+            ExitCode.USAGE, "usage.issued_future",
+            value=format_date(args.issued, console.lang), today=format_date(today, console.lang),
+        )
     source = Path(args.file)
     out = Path(args.out)
     source_name = args.source_name if args.source_name is not None else source_name_of(source)
