@@ -632,3 +632,28 @@ def test_verify_by_other_scanner_rejected(dev_env: DevEnvironment, daemon: Daemo
         pb_grpc.EnvelopeServiceStub(channel).Verify(iter([pb.VerifyRequest(chunk=envelope)]), timeout=10)
 
     assert error_reason(error.value) == "NOT_YOUR_ARTEFACT"
+
+
+def test_batch_nfd_scan_names_found(dev_env: DevEnvironment, daemon: DaemonProcess, tmp_path: Path) -> None:
+    # The list is NFC as Excel writes it; the folder and the scan were copied from macOS, so both are NFD.
+    name = "công văn số hóa.pdf"
+    scans = tmp_path / unicodedata.normalize("NFD", "Bản quét")
+    scans.mkdir()
+    shutil.copyfile(SAMPLES / "cong-van-mau.pdf", scans / unicodedata.normalize("NFD", name))
+    manifest = tmp_path / "danh-muc.csv"
+    manifest.write_text(f"STT;Số tài liệu;Ngày ban hành;Số tờ;Số trang;Độ mật;Tệp\n1;31/NFD-VP;12/03/2025;2;3;Mật;{name}\n",
+                        encoding="utf-8")
+    batch = Batch(dev_env, tmp_path, manifest, tmp_path / "Bản quét")
+    batch.open_and_permit()
+
+    scanned = batch.scan("--json")
+    closed = dev_env.cli("scanner", "batch", "close", batch.batch_id, "--note", "Trả đủ tài liệu")
+    minutes = dev_env.cli("approver-1", "batch", "minutes", batch.batch_id, "--out", str(tmp_path / "bien-ban.pdf"))
+
+    assert scanned.returncode == 0, scanned.stderr
+    assert json.loads(scanned.stdout)["rows"][0]["status"] == "sealed"
+    assert (batch.out / f"{name}.npe").is_file()
+    assert closed.returncode == 0, closed.stderr
+    assert minutes.returncode == 0, minutes.stderr
+    size = (tmp_path / "bien-ban.pdf").stat().st_size
+    assert f"({size:,} byte)".replace(",", ".") in minutes.stderr
