@@ -1153,3 +1153,8 @@ CATALOG.update(TOKEN_CATALOG)
 from niemphong.clients.catalog_system import SYSTEM_CATALOG  # noqa: E402
 
 CATALOG.update(SYSTEM_CATALOG)
+
+# Short labels of error reasons for audit tables.
+from niemphong.clients.catalog_reasons import REASON_LABEL_CATALOG  # noqa: E402
+
+CATALOG.update(REASON_LABEL_CATALOG)
