@@ -343,7 +343,7 @@ def run_inspect(args: argparse.Namespace, context: CommandContext) -> int:
         response = pb_grpc.EnvelopeServiceStub(channel).Inspect(request, timeout=UNARY_TIMEOUT_SECONDS)
 
     if response.registry_mismatch:
-        log.warning("artefact_id=%s: header level or document number differ from the registry", response.artefact_id)
+        log.info("artefact_id=%s: header level or document number differ from the registry", response.artefact_id)
         context.console.warn("inspect.registry_mismatch_warning", envelope=args.envelope)
     if args.json:
         context.console.json(inspect_json(response, envelope_bytes))

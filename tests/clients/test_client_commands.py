@@ -890,6 +890,22 @@ def test_inspect_registry_mismatch_warns(fake_daemon: FakeDaemon, short_tmp: Pat
     assert "has been altered" in stderr
 
 
+def test_inspect_registry_mismatch_no_log_line(
+    fake_daemon: FakeDaemon, short_tmp: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake_daemon.state.registry_mismatch = True
+    envelope = short_tmp / "e.np"
+    envelope.write_bytes(ENVELOPE_MAGIC + b"H" * 100)
+
+    code, _, quiet = run(capsys, ["inspect", str(envelope)], fake_daemon.environ("viewer"))
+    _, _, verbose = run(capsys, ["inspect", str(envelope), "-v"], fake_daemon.environ("viewer"))
+
+    assert code == 0
+    assert quiet.startswith("Cảnh báo: phần đầu phong bì")
+    assert "niemphong.clients" not in quiet
+    assert "differ from the registry" in verbose
+
+
 def test_inspect_json_registry_mismatch(fake_daemon: FakeDaemon, short_tmp: Path, capsys: pytest.CaptureFixture[str]) -> None:
     envelope = short_tmp / "e.np"
     envelope.write_bytes(ENVELOPE_MAGIC + b"H" * 100)
