@@ -370,6 +370,24 @@ CATALOG: dict[str, dict[str, str]] = {
         "(niemphongd --config DIR/niemphongd.toml), the --server/NIEMPHONG_SERVER address and "
         "the --identity. Detail: {detail}",
     },
+    "error.client_certificate_rejected": {
+        "vi": "niemphongd tại {server} không chấp nhận chứng thư của định danh đang dùng: nó đóng kết nối ngay khi "
+        "kiểm tra chứng thư. Chứng thư có thể do một CA khác cấp, đã hết hạn, hoặc không phải chứng thư người dùng "
+        "(ví dụ chứng thư của máy chủ). Kiểm tra thư mục định danh (--identity hoặc NIEMPHONG_IDENTITY), hoặc hỏi "
+        "cán bộ phụ trách bảo mật để được cấp chứng thư.",
+        "en": "niemphongd at {server} did not accept the certificate of the identity in use: it closed the connection "
+        "as soon as it checked the certificate. The certificate may come from another CA, have expired, or not be a "
+        "user certificate (the server's own, for example). Check the identity folder (--identity or "
+        "NIEMPHONG_IDENTITY), or ask the security officer for a certificate.",
+    },
+    "error.server_certificate_rejected": {
+        "vi": "Không xác thực được chứng thư của niemphongd tại {server}: chứng thư không do CA trong ca.pem của định "
+        "danh đang dùng cấp, hoặc không mang tên máy chủ đã chờ đợi. Kiểm tra thư mục định danh (--identity hoặc "
+        "NIEMPHONG_IDENTITY) và NIEMPHONG_SERVER_NAME, hoặc hỏi cán bộ phụ trách bảo mật.",
+        "en": "Cannot verify the certificate of niemphongd at {server}: it was not issued by the CA in the identity's "
+        "ca.pem, or does not carry the expected server name. Check the identity folder (--identity or "
+        "NIEMPHONG_IDENTITY) and NIEMPHONG_SERVER_NAME, or ask the security officer.",
+    },
     "error.connection_lost": {
         "vi": "Mất kết nối tới niemphongd tại {server} khi đang truyền dữ liệu, nên không có tệp kết quả nào "
         "được giữ lại. Kiểm tra niemphongd còn chạy không (nhật ký của niemphongd cho biết lý do), rồi chạy "

@@ -349,9 +349,38 @@ def _key_params(metadata: Mapping[str, str]) -> dict[str, object]:
     }
 
 
+# What a failed connection's detail shows when TLS, not a missing daemon,
+# stopped it. grpcio (1.85, BoringSSL) reports the client's own refusal of
+# the server certificate as "Tls handshake failed" or a failed verification
+# check. Under TLS 1.3 the server checks the client certificate after the
+# client has finished its side of the handshake, so a daemon that rejects it
+# shows only as a connection that listened and then closed ("Socket closed").
+_SERVER_CERTIFICATE_MARKS = ("handshake failed", "certificate_verify_failed", "verification check failed")
+_CLIENT_CERTIFICATE_MARKS = ("socket closed",)
+_TLS_REJECTIONS: Mapping[str, tuple[ExitCode, str]] = {
+    "server_certificate": (ExitCode.UNAVAILABLE, "error.server_certificate_rejected"),
+    "client_certificate": (ExitCode.NOT_AUTHORIZED, "error.client_certificate_rejected"),
+}
+
+
+def _tls_rejection(detail: str) -> str | None:
+    """Return which side's certificate a connection failure points at, or None for another failure."""
+    text = detail.lower()
+    if any(mark in text for mark in _SERVER_CERTIFICATE_MARKS):
+        return "server_certificate"
+    if any(mark in text for mark in _CLIENT_CERTIFICATE_MARKS):
+        return "client_certificate"
+    return None
+
+
 def _error_from_status(code: grpc.StatusCode, detail: str, server: str, transfer_started: bool) -> ClientError:
     exit_code = STATUS_EXIT_CODES.get(code, ExitCode.FAILURE)
 
+    if code == grpc.StatusCode.UNAVAILABLE and not transfer_started:
+        rejected = _tls_rejection(detail)
+        if rejected is not None:
+            log.debug("TLS handshake with %s failed: %s", server, rejected)
+            return ClientError(*_TLS_REJECTIONS[rejected], server=server)
     if code == grpc.StatusCode.UNAVAILABLE:
         # UNAVAILABLE without an ErrorInfo comes from the gRPC library itself:
         # before the transfer started, no daemon listens on the socket or the

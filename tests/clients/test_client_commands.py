@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import stat
 import sys
 import unicodedata
@@ -29,6 +30,7 @@ from fake_niemphongd import (  # noqa: F401 (dev_layout, fake_daemon and short_t
 from niemphong.clients.cli import main
 from niemphong.clients.connection import CHUNK_BYTES
 from niemphong.clients.devinit import DevLayout
+from niemphong.clients.devpki import create_ca, write_client_identity
 from niemphong.v1 import niemphong_pb2 as pb
 
 ISSUED = "2025-05-14"
@@ -316,6 +318,45 @@ def test_client_wrong_server_name_fails_tls(fake_daemon: FakeDaemon, capsys: pyt
     code, _, _ = run(capsys, ["pending"], environ)
 
     assert code == 6
+
+
+@pytest.mark.parametrize("transport", ["unix", "tcp"])
+def test_client_server_cert_as_client_rejected(
+    fake_daemon: FakeDaemon, short_tmp: Path, transport: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    identity = short_tmp / "server-as-client"
+    identity.mkdir(mode=0o700)
+    shutil.copyfile(fake_daemon.layout.pki / "server.pem", identity / "cert.pem")
+    shutil.copyfile(fake_daemon.layout.pki / "server.key", identity / "key.pem")
+    (identity / "key.pem").chmod(0o600)
+    shutil.copyfile(fake_daemon.layout.identity("scanner") / "ca.pem", identity / "ca.pem")
+    environ = fake_daemon.environ("scanner")
+    environ["NIEMPHONG_IDENTITY"] = str(identity)
+    if transport == "tcp":
+        environ["NIEMPHONG_SERVER"] = fake_daemon.tcp_address
+
+    code, _, stderr = run(capsys, ["pending"], environ)
+
+    assert code == 4
+    assert "không chấp nhận chứng thư" in stderr
+    assert "NIEMPHONG_IDENTITY" in stderr
+    assert "đã chạy chưa" not in stderr
+    assert "Socket closed" not in stderr
+
+
+def test_client_foreign_ca_identity_rejected(
+    fake_daemon: FakeDaemon, short_tmp: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    identity = write_client_identity(short_tmp / "foreign", "scanner", "scanner", create_ca())
+    environ = fake_daemon.environ("scanner", lang="en_US.UTF-8")
+    environ["NIEMPHONG_IDENTITY"] = str(identity)
+
+    code, _, stderr = run(capsys, ["pending"], environ)
+
+    assert code == 6
+    assert "Cannot verify the certificate of niemphongd" in stderr
+    assert "is running" not in stderr
+    assert "CERTIFICATE_VERIFY_FAILED" not in stderr
 
 
 def test_client_unix_uri_form_accepted(fake_daemon: FakeDaemon, capsys: pytest.CaptureFixture[str]) -> None:
