@@ -14,7 +14,10 @@ backend would take row locks with ``SELECT ... FOR UPDATE``.
 from __future__ import annotations
 
 import contextlib
+import logging
+import os
 import sqlite3
+import stat
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -24,6 +27,8 @@ from typing import Any, Protocol, TypeVar
 T = TypeVar("T")
 
 from niemphong.daemon.store_archive import ARCHIVE_MIGRATION, ArchiveQueries, ArchiveTransaction
+
+log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 3
 
@@ -389,6 +394,30 @@ class StateStore(Protocol):
     def close(self) -> None: ...
 
 
+
+def _create_private(path: Path) -> None:
+    """Create the database file with mode 0600, or narrow it and its -wal and -shm files to 0600.
+
+    The files hold grants and the key registry, so they must be private
+    whatever the umask of the process that creates them: ``niemphong dev
+    init`` runs ``niemphongd provision`` before any umask is set. SQLite
+    creates the -wal and -shm files with the mode of the database file.
+    """
+    companions = [Path(f"{path}{suffix}") for suffix in ("-wal", "-shm")]
+    for index, file in enumerate([path, *companions]):
+        flags = os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC | (os.O_CREAT if index == 0 else 0)
+        try:
+            descriptor = os.open(file, flags, 0o600)
+        except FileNotFoundError:
+            continue
+        try:
+            mode = stat.S_IMODE(os.fstat(descriptor).st_mode)
+            if mode & 0o077:
+                log.info("narrowing the mode of %s from %04o to 0600", file, mode)
+                os.fchmod(descriptor, 0o600)
+        finally:
+            os.close(descriptor)
+
 class SqliteStore:
     """The embedded state store: one SQLite file in WAL mode, fully synchronous.
 
@@ -399,6 +428,7 @@ class SqliteStore:
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _create_private(path)
         self.path = path
         self._lock = threading.Lock()
         # Work waiting for write_grouped's next commit; guarded by _queue_lock.

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import stat
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -104,3 +106,30 @@ def test_write_grouped_after_failure_usable(tmp_path: Path) -> None:
 
     assert stored_ids(tmp_path / "state.db") == {"b" * 32}
     store.close()
+
+
+def test_store_files_private_under_open_umask(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    previous = os.umask(0o022)
+    try:
+        store = SqliteStore(path)
+        store.write_grouped(lambda tx: tx.insert_artefact(artefact("b" * 32)))
+    finally:
+        os.umask(previous)
+
+    modes = {name: stat.S_IMODE(os.stat(tmp_path / name).st_mode) for name in ("state.db", "state.db-wal", "state.db-shm")}
+    store.close()
+
+    assert modes == {"state.db": 0o600, "state.db-wal": 0o600, "state.db-shm": 0o600}
+
+
+def test_store_narrows_existing_readable_files(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    SqliteStore(path).close()
+    path.chmod(0o644)
+
+    store = SqliteStore(path)
+    mode = stat.S_IMODE(path.stat().st_mode)
+    store.close()
+
+    assert mode == 0o600
