@@ -657,3 +657,34 @@ def test_batch_nfd_scan_names_found(dev_env: DevEnvironment, daemon: DaemonProce
     assert minutes.returncode == 0, minutes.stderr
     size = (tmp_path / "bien-ban.pdf").stat().st_size
     assert f"({size:,} byte)".replace(",", ".") in minutes.stderr
+
+
+def test_batch_minutes_rule_d_stamp_note_matches_decision(
+    dev_env: DevEnvironment, daemon: DaemonProcess, tmp_path: Path,
+) -> None:
+    # A Mật document whose protection stamp has ended is not secret under
+    # rule d, and the decision does not require the "Giải mật" stamp.
+    ended = dt.datetime.now(VIETNAM).date() - dt.timedelta(days=30)
+    issued = ended - dt.timedelta(days=200)
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    shutil.copyfile(SAMPLES / "giay-de-nghi-mau.jpg", scans / "giay.jpg")
+    manifest = tmp_path / "danh-muc.csv"
+    manifest.write_text(
+        "STT;Số tài liệu;Ngày ban hành;Số tờ;Số trang;Độ mật;Thời hạn bảo vệ đến;Tệp\n"
+        f"1;41/GĐN-D;{issued:%d/%m/%Y};1;1;Mật;{ended:%d/%m/%Y};giay.jpg\n", encoding="utf-8",
+    )
+    checked = dev_env.cli("scanner", "policy", "check", "--manifest", str(manifest), "--json")
+    batch = Batch(dev_env, tmp_path, manifest, scans)
+    batch.open_and_permit()
+
+    scanned = batch.scan("--json")
+    _, minutes = batch.close_and_minutes()
+
+    decision = json.loads(checked.stdout)[0]
+    assert (decision["rule"], decision["stamp_required"]) == ("d", False)
+    assert json.loads(scanned.stdout)["rows"][0]["status"] == "not_secret", scanned.stdout
+    text = " ".join(" ".join(pdf_text(minutes)).split())
+    assert "tài liệu số 41/GĐN-D không còn thuộc BMNN" in text
+    assert 'không cần đóng dấu "Giải mật"' in text
+    assert "nếu quy định yêu cầu" not in text
