@@ -315,12 +315,24 @@ def test_opening_slot_unregistered_version_is_integrity_failure(setup: Setup) ->
     assert reason_of(setup.registry.opening_slot, header_with_versions(setup.mat, 7), artefact) == "INTEGRITY_FAILURE"
 
 
-def test_opening_slot_older_than_recorded_is_integrity_failure(setup: Setup) -> None:
+def test_opening_slot_older_registered_version_used(setup: Setup) -> None:
+    # A copy that a rewrap did not reach, while its version still opens.
     setup.changes.propose(CUSTODIAN, keys.CREATE, Level.MAT, None, "")
     setup.changes.propose(CUSTODIAN, keys.ROTATE, Level.MAT, None, "")
     artefact = register_artefact(setup, setup.mat, 2)
 
-    assert reason_of(setup.registry.opening_slot, header_with_versions(setup.mat, 1), artefact) == "INTEGRITY_FAILURE"
+    slot = setup.registry.opening_slot(header_with_versions(setup.mat, 1), artefact)
+
+    assert slot.key_version == 1
+
+
+def test_opening_slot_older_version_retired_for_opening(setup: Setup) -> None:
+    setup.changes.propose(CUSTODIAN, keys.CREATE, Level.MAT, None, "")
+    setup.changes.propose(CUSTODIAN, keys.ROTATE, Level.MAT, None, "")
+    setup.changes.propose(CUSTODIAN, keys.RETIRE_OPENING, Level.MAT, 1, "")
+    artefact = register_artefact(setup, setup.mat, 2)
+
+    assert reason_of(setup.registry.opening_slot, header_with_versions(setup.mat, 1), artefact) == "KEY_RETIRED"
 
 
 def test_opening_slot_newer_registered_version_used(setup: Setup) -> None:
