@@ -40,9 +40,7 @@ from niemphong.clients.errors import ClientError, ExitCode, os_error_text
 from niemphong.clients.i18n import (
     LANGUAGES,
     Lang,
-    format_date,
     select_language,
-    today_in_vietnam,
     translate,
     translate_argparse_error,
 )
