@@ -203,6 +203,18 @@ CATALOG: dict[str, dict[str, str]] = {
         "en": "create a SoftHSM2 token, per-level keys, a dev PKI and a niemphongd configuration in DIR",
     },
     "help.dev.dir": {"vi": "thư mục môi trường phát triển", "en": "development environment folder"},
+    "help.dev.postgres": {
+        "vi": "lưu trạng thái trong cơ sở dữ liệu PostgreSQL này (chuỗi kết nối libpq, không chứa mật khẩu) "
+        "thay vì SQLite, để nhiều niemphongd dùng chung",
+        "en": "keep state in this PostgreSQL database (a libpq connection string without a password) "
+        "instead of SQLite, so that several niemphongd can share it",
+    },
+    "help.dev.join": {
+        "vi": "tạo niemphongd thứ hai với socket riêng, dùng chung token, khóa, định danh và cơ sở dữ liệu "
+        "của DIR đã tạo bằng --postgres",
+        "en": "create a second niemphongd on its own socket that shares the token, keys, identities and "
+        "database of a DIR made with --postgres",
+    },
     "help.dev.add_identity": {
         "vi": "cấp thêm một định danh, ký bằng CA thử nghiệm của DIR",
         "en": "issue one more identity, signed by the dev CA of DIR",
@@ -525,6 +537,16 @@ CATALOG: dict[str, dict[str, str]] = {
         "en": "niemphongd cannot write its audit log, so it refused the operation and released nothing. "
         "Tell the operator to check the disk or token the log depends on; the operation works again once "
         "the log can be written, without restarting niemphongd.",
+    },
+    "reason.STATE_UNAVAILABLE": {
+        "vi": "niemphongd không kết nối hoặc không ghi được cơ sở dữ liệu trạng thái (PostgreSQL không trả lời, "
+        "hoặc ổ đĩa chứa cơ sở dữ liệu đầy, chỉ đọc hay hỏng) nên đã không thực hiện thao tác và không có gì được lưu. "
+        "Thử lại sau ít phút hoặc qua máy chủ niemphongd khác; nếu vẫn lỗi, báo người vận hành kiểm tra cơ sở dữ liệu "
+        "và ổ đĩa của nó. Không cần khởi động lại niemphongd.",
+        "en": "niemphongd cannot reach or cannot write its state database (PostgreSQL does not answer, or the disk "
+        "that holds the database is full, read-only or failing), so it did not carry out the operation and nothing "
+        "was saved. Try again in a few minutes or through another niemphongd server; if it still fails, tell the "
+        "operator to check the database and its disk. niemphongd need not be restarted.",
     },
     "reason.DAEMON_STOPPING": {
         "vi": "niemphongd đang dừng (khởi động lại hoặc bảo trì) nên đã ngắt yêu cầu này trước khi xong; không có gì được lưu. Hãy chạy lại lệnh sau ít phút.",
@@ -1114,6 +1136,30 @@ CATALOG: dict[str, dict[str, str]] = {
         "  1. Start niemphongd:       {daemon_command}\n"
         "  2. In another terminal:    {source_command}\n"
         "  3. Seal a file to try it:  {scan_command}",
+    },
+    "dev.joined": {
+        "vi": "Đã tạo niemphongd thứ hai trong {dir}, dùng chung token, khóa, định danh và cơ sở dữ liệu với {shared}:\n"
+        "  cấu hình niemphongd:  {config}\n"
+        "  socket:               {socket}\n"
+        "Chạy: {daemon_command}",
+        "en": "Created a second niemphongd in {dir}, sharing the token, keys, identities and database of {shared}:\n"
+        "  niemphongd configuration: {config}\n"
+        "  socket:                   {socket}\n"
+        "Start it: {daemon_command}",
+    },
+    "dev.join_missing": {
+        "vi": "Không tìm thấy {path}. Tạo môi trường đầu tiên bằng niemphong dev init DIR --postgres DSN trước.",
+        "en": "{path} not found. Create the first environment with niemphong dev init DIR --postgres DSN first.",
+    },
+    "dev.join_unreadable": {
+        "vi": "Không đọc được cấu hình {path}: {error}",
+        "en": "Cannot read the configuration {path}: {error}",
+    },
+    "dev.join_not_postgres": {
+        "vi": "{path} lưu trạng thái trong SQLite, chỉ một niemphongd dùng được. "
+        "Chỉ nhập được môi trường tạo bằng niemphong dev init DIR --postgres DSN.",
+        "en": "{path} keeps state in SQLite, which only one niemphongd can use. "
+        "Only an environment made with niemphong dev init DIR --postgres DSN can be joined.",
     },
     "dev.identity_created": {
         "vi": "Đã cấp định danh {name} (vai trò {role}) trong {path}.",

@@ -31,13 +31,22 @@ POLICY_CATALOG: dict[str, dict[str, str]] = {
     },
     "help.scan.extension_date": {"vi": "ngày của quyết định gia hạn", "en": "date of the extension decision"},
     "help.scan.declassified_by": {
-        "vi": "quyết định giải mật của người có thẩm quyền",
-        "en": "the declassification decision of a competent person",
+        "vi": "quyết định giải mật của người có thẩm quyền, hoặc của Lưu trữ lịch sử khi có --historical-archive, "
+        "ví dụ \"Quyết định số 15/QĐ-LTLS\"",
+        "en": "the declassification decision of a competent person, or of the historical archive with "
+        "--historical-archive, e.g. \"Quyết định số 15/QĐ-LTLS\"",
     },
-    "help.scan.declassified_on": {"vi": "ngày của quyết định giải mật", "en": "date of the declassification decision"},
+    "help.scan.declassified_on": {
+        "vi": "ngày của quyết định giải mật (bắt buộc khi có --declassified-by)",
+        "en": "date of the declassification decision (required with --declassified-by)",
+    },
     "help.scan.historical_archive": {
-        "vi": "tài liệu do Lưu trữ lịch sử lưu giữ và không xác định được cơ quan xác định BMNN",
-        "en": "a historical archive holds the document and its originating agency cannot be determined",
+        "vi": "tài liệu do Lưu trữ lịch sử lưu giữ và không xác định được cơ quan xác định BMNN; chỉ là "
+        "không chứa BMNN khi có quyết định giải mật của Lưu trữ lịch sử (--declassified-by, --declassified-on), "
+        "nếu không thì vẫn niêm phong (Tuyệt mật: từ chối)",
+        "en": "a historical archive holds the document and its originating agency cannot be determined; it is "
+        "not secret only with the archive's declassification decision (--declassified-by, --declassified-on), "
+        "otherwise it is still sealed (Tuyệt mật: rejected)",
     },
     "help.scan.kind": {
         "vi": "loại văn bản điện tử có quyết định độ mật chung (xem niemphong policy show); "

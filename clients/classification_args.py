@@ -78,6 +78,9 @@ def classification_from_args(args: argparse.Namespace) -> pb.ClassificationFacts
     declassified_by = normalize_text(args.declassified_by)
     if args.declassified_on is not None and not declassified_by:
         raise OptionMissing("--declassified-on", "--declassified-by")
+    # A declassification decision (rule e, or the archive's under rule g) is cited with its date.
+    if declassified_by and args.declassified_on is None:
+        raise OptionMissing("--declassified-by", "--declassified-on")
     if declassified_by:
         facts.declassification.CopyFrom(pb.Declassification(
             decision=declassified_by, decided_on=_iso(args.declassified_on),

@@ -322,6 +322,9 @@ def _add_dev_commands(commands: argparse._SubParsersAction, lang: Lang) -> None:
 
     init = _add_command(dev_commands, "init", "help.dev.init", lang, run_dev_init)
     init.add_argument("dir", metavar="DIR", help=translate(lang, "help.dev.dir"))
+    shared_state = init.add_mutually_exclusive_group()
+    shared_state.add_argument("--postgres", metavar="DSN", help=translate(lang, "help.dev.postgres"))
+    shared_state.add_argument("--join", metavar="DIR", help=translate(lang, "help.dev.join"))
     _add_json_option(init, lang)
     _add_common_options(init, lang, top_level=False)
 

@@ -177,8 +177,8 @@ def toml_string(value: str) -> str:
     return '"' + "".join(escaped) + '"'
 
 
-def render_config(layout: DevLayout, module_path: str, tcp_port: int) -> str:
-    """Return the text of niemphongd.toml for ``layout``."""
+def render_config(layout: DevLayout, module_path: str, tcp_port: int, postgres: str | None = None) -> str:
+    """Return the text of niemphongd.toml for ``layout``, with state in SQLite or in the ``postgres`` database."""
     lines = [
         "# niemphongd development configuration, written by niemphong dev init.",
         "[server]",
@@ -202,7 +202,10 @@ def render_config(layout: DevLayout, module_path: str, tcp_port: int) -> str:
         f"SOFTHSM2_CONF = {toml_string(str(layout.softhsm_config))}",
         "",
         "[state]",
-        f"sqlite = {toml_string(str(layout.sqlite))}",
+        *(
+            [f"sqlite = {toml_string(str(layout.sqlite))}"] if postgres is None
+            else ['backend = "postgresql"', f"postgresql = {toml_string(postgres)}"]
+        ),
         "",
         "[audit]",
         f"path = {toml_string(str(layout.audit_log))}",
@@ -385,6 +388,7 @@ def write_dev_files(
     module_path: str,
     tcp_port: int,
     identities: Mapping[str, str] = DEFAULT_IDENTITIES,
+    postgres: str | None = None,
 ) -> CertificateAuthority:
     """Write the PKI, the identities and every configuration file into an existing, checked root."""
     os.chmod(layout.root, 0o700)
@@ -400,7 +404,7 @@ def write_dev_files(
         (layout.spool / name).mkdir(mode=0o700)
 
     write_new_file(layout.softhsm_config, render_softhsm_config(layout).encode(), 0o600)
-    write_new_file(layout.config, render_config(layout, module_path, tcp_port).encode(), 0o600)
+    write_new_file(layout.config, render_config(layout, module_path, tcp_port, postgres).encode(), 0o600)
     write_new_file(layout.policy, render_policy(layout).encode(), 0o600)
     write_new_file(layout.catalog, sample_catalog_bytes(), 0o600)
     write_new_file(layout.client_env, render_client_env(layout, tcp_port).encode(), 0o600)
@@ -413,6 +417,7 @@ def prepare_dev_folder(
     module_path: str,
     tcp_port: int | None = None,
     identities: Mapping[str, str] = DEFAULT_IDENTITIES,
+    postgres: str | None = None,
 ) -> DevLayout:
     """Create a development environment under ``root``, without provisioning the token.
 
@@ -431,7 +436,7 @@ def prepare_dev_folder(
     created_root = not layout.root.exists()
     try:
         layout.root.mkdir(mode=0o700, parents=True, exist_ok=True)
-        write_dev_files(layout, module_path=module_path, tcp_port=port, identities=identities)
+        write_dev_files(layout, module_path=module_path, tcp_port=port, identities=identities, postgres=postgres)
     except BaseException as exc:
         remove_dev_files(layout, remove_root=created_root)
         if isinstance(exc, OSError):
@@ -565,12 +570,15 @@ def run_dev_init(args: argparse.Namespace, context: CommandContext) -> int:
     root = Path(args.dir)
     # Checked first, so that a folder SoftHSM2 cannot use is reported before any other problem.
     _check_folder_characters(Path(os.path.abspath(root.expanduser())))
+    if args.join:
+        # The first daemon's folder has the token and the module path already.
+        return _run_join(args, context, root)
     if importlib.util.find_spec("niemphong.daemon") is None:
         raise ClientError(ExitCode.UNAVAILABLE, "dev.daemon_missing")
     module_path = find_softhsm_module(environ)
 
     created_root = not root.exists()
-    layout = prepare_dev_folder(root, module_path=module_path)
+    layout = prepare_dev_folder(root, module_path=module_path, postgres=args.postgres)
     try:
         provision_token(layout, environ)
     except BaseException:
@@ -601,6 +609,92 @@ def run_dev_init(args: argparse.Namespace, context: CommandContext) -> int:
                 "identities": {name: str(layout.identity(name)) for name in DEFAULT_IDENTITIES},
             }
         )
+    return ExitCode.OK
+
+
+def render_joined_config(shared_text: str, layout: DevLayout) -> str:
+    """Return the configuration of a second daemon: the first one's, with its own socket, ports, audit log and spool.
+
+    The token, PKI, policy and state database stay those of the first
+    daemon. ``shared_text`` is the first daemon's niemphongd.toml as dev
+    init wrote it.
+    """
+    # The (section, key) settings that must differ from the first daemon's.
+    own = {
+        ("server", "unix_socket"): toml_string(str(layout.socket)),
+        ("server", "tcp"): toml_string(f"127.0.0.1:{layout.tcp_port}"),
+        ("audit", "path"): toml_string(str(layout.audit_log)),
+        ("metrics", "listen"): toml_string(f"127.0.0.1:{layout.metrics_port}"),
+        ("spool", "root"): toml_string(str(layout.spool)),
+    }
+    section = ""
+    lines = []
+    for line in shared_text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("[") and stripped.endswith("]"):
+            section = stripped.strip("[]").strip()
+        key = stripped.split("=", 1)[0].strip() if "=" in stripped and not stripped.startswith("#") else ""
+        if (section, key) in own:
+            line = f"{key} = {own[(section, key)]}"
+        lines.append(line)
+    lines[0] = "# niemphongd development configuration of a second daemon, written by niemphong dev init --join."
+    return "\n".join(lines) + "\n"
+
+
+def _run_join(args: argparse.Namespace, context: CommandContext, root: Path) -> int:
+    """Write a second daemon's folder that shares ``args.join``'s token, keys, identities and database."""
+    import tomllib
+
+    shared = DevLayout(Path(os.path.abspath(Path(args.join).expanduser())))
+    try:
+        shared_text = shared.config.read_text(encoding="utf-8")
+        shared_config = tomllib.loads(shared_text)
+    except FileNotFoundError as exc:
+        raise ClientError(ExitCode.USAGE, "dev.join_missing", path=str(shared.config)) from exc
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ClientError(ExitCode.FAILURE, "dev.join_unreadable", path=str(shared.config), error=str(exc)) from exc
+    if shared_config.get("state", {}).get("backend") != "postgresql":
+        # Two daemons on one SQLite file would each lock it; they can share only PostgreSQL.
+        raise ClientError(ExitCode.USAGE, "dev.join_not_postgres", path=str(shared.config))
+
+    tcp_port = pick_free_tcp_port()
+    metrics_port = pick_free_tcp_port()
+    layout = DevLayout(Path(os.path.abspath(root.expanduser())), tcp_port=tcp_port, metrics_port=metrics_port)
+    _check_new_layout(layout)
+    created_root = not layout.root.exists()
+    try:
+        layout.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(layout.root, 0o700)
+        for folder in (layout.state, layout.run, layout.spool):
+            folder.mkdir(mode=0o700)
+        if shared.identities.is_dir():
+            for identity in sorted(shared.identities.iterdir()):
+                (layout.spool / identity.name).mkdir(mode=0o700)
+        write_new_file(layout.config, render_joined_config(shared_text, layout).encode(), 0o600)
+        client_env = render_client_env(layout, tcp_port).replace(str(layout.identities), str(shared.identities))
+        write_new_file(layout.client_env, client_env.encode(), 0o600)
+    except BaseException as exc:
+        remove_dev_files(layout, remove_root=created_root)
+        if isinstance(exc, OSError):
+            raise ClientError(
+                ExitCode.FAILURE, "dev.write_failed", path=str(exc.filename or layout.root), error=exc.strerror
+            ) from exc
+        raise
+
+    context.console.say(
+        "dev.joined", dir=str(layout.root), shared=str(shared.root), config=str(layout.config),
+        socket=str(layout.socket), daemon_command=shlex.join(["niemphongd", "--config", str(layout.config)]),
+    )
+    if args.json:
+        context.console.json({
+            "dir": str(layout.root),
+            "joins": str(shared.root),
+            "config": str(layout.config),
+            "client_env": str(layout.client_env),
+            "unix_socket": str(layout.socket),
+            "tcp": f"127.0.0.1:{tcp_port}",
+            "metrics_url": f"http://127.0.0.1:{metrics_port}/metrics",
+        })
     return ExitCode.OK
 
 

@@ -184,6 +184,7 @@ REASON_RULES: Mapping[str, ReasonRule] = {
     "KEY_UNAVAILABLE": ReasonRule(grpc.StatusCode.UNAVAILABLE, ExitCode.UNAVAILABLE),
     "UNKNOWN_PROFILE": ReasonRule(grpc.StatusCode.INVALID_ARGUMENT, ExitCode.USAGE),
     "AUDIT_UNAVAILABLE": ReasonRule(grpc.StatusCode.UNAVAILABLE, ExitCode.UNAVAILABLE),
+    "STATE_UNAVAILABLE": ReasonRule(grpc.StatusCode.UNAVAILABLE, ExitCode.UNAVAILABLE),
     "DAEMON_STOPPING": ReasonRule(grpc.StatusCode.UNAVAILABLE, ExitCode.UNAVAILABLE),
     "INTERNAL": ReasonRule(grpc.StatusCode.INTERNAL, ExitCode.FAILURE),
     "SPOOL_DISABLED": ReasonRule(grpc.StatusCode.FAILED_PRECONDITION, ExitCode.FAILURE),
@@ -331,7 +332,13 @@ def _error_from_reason(info: error_details_pb2.ErrorInfo, rule: ReasonRule) -> C
         code = metadata.get("code", "")
         params["why"] = CatalogText(f"extension.{code if code in _EXTENSION_CODES else 'OTHER'}")
 
-    return ClientError(rule.exit_code, f"reason.{info.reason}", reason=info.reason, **params)
+    error = ClientError(rule.exit_code, f"reason.{info.reason}", reason=info.reason, **params)
+    if info.reason == "LEVEL_NEVER_DIGITIZED" and metadata.get("code", "TUYET_MAT") != "TUYET_MAT":
+        # The refusal rests on more than the level, such as a historical archive
+        # that has not decided yet, so niemphongd's explanation names what is missing.
+        explanation = LocalizedText(metadata.get("explanation", "?"), metadata.get("explanation_en", "?"))
+        error.add_hint("scan.decision", explanation=explanation)
+    return error
 
 
 def _key_params(metadata: Mapping[str, str]) -> dict[str, object]:

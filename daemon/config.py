@@ -103,6 +103,23 @@ class RecoveryConfig:
     keys: Mapping[Level, RecoveryPublicKey]
 
 
+STATE_BACKENDS = ("sqlite", "postgresql")
+DEFAULT_STATE_POOL_SIZE = 8
+
+
+@dataclass(frozen=True)
+class PostgresConfig:
+    """Where the shared PostgreSQL state database is, and where its password is read from.
+
+    ``conninfo`` is a libpq connection string or URI that contains no password.
+    """
+
+    conninfo: str
+    password_file: Path | None = None
+    password_credential: str | None = None
+    pool_size: int = DEFAULT_STATE_POOL_SIZE
+
+
 @dataclass(frozen=True)
 class AuditSettings:
     """The [audit] section: where the audit log is and how often it gets a checkpoint."""
@@ -134,7 +151,8 @@ class Config:
     tls_cert: Path
     tls_key: Path
     token: TokenConfig
-    sqlite: Path
+    # The SQLite database file; with PostgreSQL, None.
+    sqlite: Path | None
     levels: Mapping[Level, LevelPolicy]
     audit: AuditSettings
     log_level: str = "info"
@@ -149,6 +167,8 @@ class Config:
     log_format: str = "auto"
     spool: SpoolConfig | None = None
     recovery: RecoveryConfig | None = None
+    # The shared state database, when [state] backend = "postgresql".
+    postgres: PostgresConfig | None = None
 
 
 class _Reader:
@@ -261,10 +281,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
 
     token = _load_token(root.section("token"))
 
-    state = root.section("state")
-    state.reject_unknown({"sqlite"})
-    sqlite = state.path_value("sqlite", required=True)
-    assert sqlite is not None
+    sqlite, postgres = _load_state(root.section("state"))
 
     policy_section = root.section("policy")
     policy_section.reject_unknown({"file"})
@@ -309,6 +326,47 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         metrics=metrics,
         log_format=log_format,
         spool=_load_spool(root.section("spool", required=False)),
+        postgres=postgres,
+    )
+
+
+def _load_state(state: _Reader) -> tuple[Path | None, PostgresConfig | None]:
+    """Read [state]: the SQLite file by default, or the PostgreSQL database several daemons share."""
+    state.reject_unknown({"backend", "sqlite", "postgresql", "password_file", "password_credential", "pool_size"})
+    backend = state.string("backend", default="sqlite")
+    if backend not in STATE_BACKENDS:
+        raise state.fail("backend", f"must be one of {', '.join(STATE_BACKENDS)}, got {backend!r}")
+    if backend == "sqlite":
+        for key in ("postgresql", "password_file", "password_credential", "pool_size"):
+            if key in state.table:
+                raise state.fail(key, 'applies only with backend = "postgresql"')
+        return state.path_value("sqlite", required=True), None
+
+    if "sqlite" in state.table:
+        raise state.fail("sqlite", 'applies only with backend = "sqlite"; remove it')
+    conninfo = state.string("postgresql", required=True)
+    assert conninfo is not None
+    try:
+        import psycopg.conninfo
+
+        parameters = psycopg.conninfo.conninfo_to_dict(conninfo)
+    except ImportError:
+        raise state.fail("backend", "the PostgreSQL backend needs psycopg; install niemphong[daemon]") from None
+    except psycopg.ProgrammingError as exc:
+        raise state.fail("postgresql", f"invalid connection string: {exc}") from None
+    # The configuration is readable by operators and ends up in backups and
+    # tickets; the password is read from its own file at start.
+    if "password" in parameters:
+        raise state.fail("postgresql", "must not contain a password; use password_file or password_credential")
+    password_file = state.path_value("password_file")
+    password_credential = state.string("password_credential")
+    if password_file is not None and password_credential is not None:
+        raise state.fail("password_file", "set at most one of password_file and password_credential")
+    return None, PostgresConfig(
+        conninfo=conninfo,
+        password_file=password_file,
+        password_credential=password_credential,
+        pool_size=state.integer("pool_size", DEFAULT_STATE_POOL_SIZE, 1, 256),
     )
 
 
@@ -497,16 +555,42 @@ def _load_audit(audit: _Reader) -> AuditSettings:
     )
 
 
+def read_state_password(postgres: PostgresConfig) -> str | None:
+    """Read the state database password from its file or systemd credential; None when neither is set.
+
+    Without one, libpq still finds a password in ~/.pgpass or PGPASSFILE, or
+    authenticates without one (peer, certificate).
+    """
+    if postgres.password_credential is not None:
+        path = _credential_path("state.password_credential", postgres.password_credential)
+    elif postgres.password_file is not None:
+        path = postgres.password_file
+    else:
+        return None
+
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read the state database password from {path}: {exc.strerror}") from None
+    password = raw[:-1] if raw.endswith("\n") else raw
+    if not password:
+        raise ConfigError(f"the state database password file {path} is empty")
+    return password
+
+
+def _credential_path(key: str, name: str) -> Path:
+    directory = os.environ.get("CREDENTIALS_DIRECTORY")
+    if not directory:
+        raise ConfigError(
+            f"{key} is {name!r} but CREDENTIALS_DIRECTORY is not set (set LoadCredential= in the systemd unit)"
+        )
+    return Path(directory) / name
+
+
 def read_pin(token: TokenConfig) -> str:
     """Read the token PIN from its file or systemd credential, stripping one trailing newline."""
     if token.pin_credential is not None:
-        directory = os.environ.get("CREDENTIALS_DIRECTORY")
-        if not directory:
-            raise ConfigError(
-                f"token.pin_credential is {token.pin_credential!r} but CREDENTIALS_DIRECTORY is not set "
-                "(set LoadCredential= in the systemd unit)"
-            )
-        pin_path = Path(directory) / token.pin_credential
+        pin_path = _credential_path("token.pin_credential", token.pin_credential)
     else:
         assert token.pin_file is not None
         pin_path = token.pin_file

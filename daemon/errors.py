@@ -42,6 +42,9 @@ REASON_CODES: Mapping[str, grpc.StatusCode] = {
     "KEY_UNAVAILABLE": grpc.StatusCode.UNAVAILABLE,
     "UNKNOWN_PROFILE": grpc.StatusCode.INVALID_ARGUMENT,
     "AUDIT_UNAVAILABLE": grpc.StatusCode.UNAVAILABLE,
+    # The state database cannot be reached (PostgreSQL) or written (SQLite on a
+    # full, read-only or failing disk).
+    "STATE_UNAVAILABLE": grpc.StatusCode.UNAVAILABLE,
     "DAEMON_STOPPING": grpc.StatusCode.UNAVAILABLE,
     "INTERNAL": grpc.StatusCode.INTERNAL,
     # Local spool mode.
@@ -108,6 +111,13 @@ class ServiceError(Exception):
     @property
     def code(self) -> grpc.StatusCode:
         return REASON_CODES[self.reason]
+
+
+class StateUnavailable(ServiceError):
+    """The SQLite state database cannot be written because its disk is full, read-only or failing."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("STATE_UNAVAILABLE", message)
 
 
 class ConfigError(Exception):

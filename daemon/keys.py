@@ -150,13 +150,16 @@ class KeyRegistry:
         now, because the token does not always give a date.
         """
         now = self._now()
-        keks = self.token.list_keks()
-        in_token: dict[str, set[int]] = {}
-        for info in keks:
-            in_token.setdefault(info.key_id, set()).add(info.version)
-        start_dates = {(info.key_id, info.version): info.created_on for info in keks}
 
         with self.store.transaction() as tx:
+            # The token is listed inside the transaction: a daemon sharing
+            # the database creates a key version and registers it under the
+            # same lock, so the list and the registry agree here.
+            keks = self.token.list_keks()
+            in_token: dict[str, set[int]] = {}
+            for info in keks:
+                in_token.setdefault(info.key_id, set()).add(info.version)
+            start_dates = {(info.key_id, info.version): info.created_on for info in keks}
             first_seals = tx.first_seal_times()
             for level, policy in self.levels.items():
                 records = tx.list_key_versions(policy.key_id)

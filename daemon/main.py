@@ -10,8 +10,10 @@
     niemphongd probe --config FILE [--profile P] [--json]
                                                      check the token against a
                                                      token profile
-    niemphongd audit verify --config FILE [--log PATH] [--json]
-                                                     check the audit log offline
+    niemphongd audit verify --config FILE [--log PATH]... [--json] [--merged-out FILE]
+                                                     check audit logs offline; with
+                                                     several, merge them into one order
+    niemphongd migrate --config FILE                 create or upgrade the state schema
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from typing import Any
 from niemphong.daemon.config import load_config, read_pin
 from niemphong.daemon.audit.log import AuditLogError
 from niemphong.daemon.audit.token_key import CheckpointKeyError
-from niemphong.daemon.errors import ConfigError, TokenUnavailable
+from niemphong.daemon.errors import ConfigError, ServiceError, TokenUnavailable
 from niemphong.daemon.logs import setup_logging
 
 log = logging.getLogger("niemphong.daemon")
@@ -177,21 +179,51 @@ def _probe(config_path: str, profile_name: str | None, as_json: bool) -> int:
     return 0 if report.passed else 1
 
 
-def _audit_verify(config_path: str, log_path: str | None, as_json: bool) -> int:
+def _audit_verify(config_path: str, log_paths: list[str] | None, as_json: bool, merged_out: str | None) -> int:
+    import json
     from pathlib import Path
 
     from niemphong.daemon.audit import offline
 
     config = load_config(config_path)
     setup_logging(config.log_level, config.log_format)
-    path = Path(log_path) if log_path else config.audit.path
-    try:
-        report = offline.verify_offline(config, path)
-    except OSError as exc:
-        print(f"niemphongd: cannot read audit log {path}: {exc.strerror or exc}", file=sys.stderr)
-        return EXIT_UNAVAILABLE
-    print(offline.report_json(report) if as_json else offline.report_text(report, path))
-    return 0 if report.intact else EXIT_INTEGRITY
+    paths = [Path(path) for path in log_paths] if log_paths else [config.audit.path]
+    reports = []
+    for path in paths:
+        try:
+            reports.append(offline.verify_offline(config, path))
+        except OSError as exc:
+            print(f"niemphongd: cannot read audit log {path}: {exc.strerror or exc}", file=sys.stderr)
+            return EXIT_UNAVAILABLE
+    intact = all(report.intact for report in reports)
+    if len(paths) == 1 and merged_out is None:
+        print(offline.report_json(reports[0]) if as_json else offline.report_text(reports[0], paths[0]))
+        return 0 if intact else EXIT_INTEGRITY
+
+    # Several daemons' logs: each chain first, then one order over all of them.
+    merge, records = offline.merge_verified(paths)
+    if merged_out is not None:
+        offline.write_merged(records, Path(merged_out))
+    if as_json:
+        print(json.dumps({
+            "logs": [json.loads(offline.report_json(report)) for report in reports],
+            "merge": offline.merge_json(merge),
+        }, indent=2))
+    else:
+        print("\n".join(offline.report_text(report, path) for report, path in zip(reports, paths)))
+        print(offline.merge_text(merge))
+    return 0 if intact and merge.ordered else EXIT_INTEGRITY
+
+
+def _migrate(config_path: str) -> int:
+    from niemphong.daemon.store import SCHEMA_VERSION, open_store
+
+    config = load_config(config_path)
+    setup_logging(config.log_level, config.log_format)
+    store = open_store(config)
+    store.close()
+    print(f"state database at schema {SCHEMA_VERSION}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -227,10 +259,26 @@ def main(argv: list[str] | None = None) -> int:
             "verify", help="check the whole audit log with the token's key; exit 5 when it was altered",
         )
         verify.add_argument("--config", required=True, help="path of niemphongd.toml")
-        verify.add_argument("--log", help="log file to check instead of [audit] path, such as a copy")
+        verify.add_argument(
+            "--log", action="append",
+            help="log file to check instead of [audit] path, such as a copy; give it once per daemon to "
+                 "check the logs of daemons sharing a PostgreSQL state database and merge them into one order",
+        )
         verify.add_argument("--json", action="store_true", help="print the report as JSON")
+        verify.add_argument(
+            "--merged-out", metavar="FILE", help="write every record of the logs in the merged order to FILE as JSON Lines",
+        )
         options = parser.parse_args(args[1:])
-        action = lambda: _audit_verify(options.config, options.log, options.json)  # noqa: E731
+        action = lambda: _audit_verify(options.config, options.log, options.json, options.merged_out)  # noqa: E731
+    elif args and args[0] == "migrate":
+        parser = argparse.ArgumentParser(
+            prog="niemphongd migrate",
+            description="Create or upgrade the state database's schema; safe to run on every start and from "
+                        "several daemons at once.",
+        )
+        parser.add_argument("--config", required=True, help="path of niemphongd.toml")
+        options = parser.parse_args(args[1:])
+        action = lambda: _migrate(options.config)  # noqa: E731
     else:
         parser = argparse.ArgumentParser(prog="niemphongd", description="Niêm Phong key-custody daemon.")
         parser.add_argument("--config", required=True, help="path of niemphongd.toml")
@@ -247,6 +295,10 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_UNAVAILABLE
     except (AuditLogError, CheckpointKeyError) as exc:
         print(f"niemphongd: audit log unavailable: {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    except ServiceError as exc:
+        # STATE_UNAVAILABLE: the state database cannot be reached.
+        print(f"niemphongd: {exc.message}", file=sys.stderr)
         return EXIT_UNAVAILABLE
     except OSError as exc:
         print(f"niemphongd: {exc}", file=sys.stderr)

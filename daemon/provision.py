@@ -103,10 +103,10 @@ def create_level_keys(config: Config) -> list[str]:
     """
     from niemphong.daemon import keys
     from niemphong.daemon.hsm import kek_label
-    from niemphong.daemon.store import SqliteStore
+    from niemphong.daemon.store import open_store
 
     token = Pkcs11Token(config.token, read_pin(config.token))
-    store = SqliteStore(config.sqlite)
+    store = open_store(config)
     recovery_keys = config.recovery.keys if config.recovery else {}
     registry = keys.KeyRegistry(store, token, config.levels, recovery_keys)
     created = []

@@ -40,7 +40,7 @@ from niemphong.daemon.services.policy_service import PolicyServicer
 from niemphong.daemon.services.recovery_service import RecoveryServicer
 from niemphong.daemon.services.spool_service import SpoolServicer
 from niemphong.daemon.services.token_service import TokenServicer
-from niemphong.daemon.store import SqliteStore
+from niemphong.daemon.store import open_store
 from niemphong.daemon.systemd import Notifier
 from niemphong.daemon.token_supervisor import TokenSupervisor
 from niemphong.v1 import audit_pb2_grpc
@@ -73,11 +73,16 @@ class Daemon:
 
     def __init__(self, config: Config, token: TokenSupervisor | None = None) -> None:
         self.config = config
-        self._state_lock = _lock_state(config.sqlite)
+        # On SQLite one daemon owns the database file. Daemons that share a
+        # PostgreSQL database each own their audit log instead.
+        if config.sqlite is not None:
+            self._state_lock = _lock_state(config.sqlite, "the state database")
+        else:
+            self._state_lock = _lock_state(config.audit.path, "the audit log")
         # The token is supervised: a fault turns health NOT_SERVING and the
         # supervisor opens the token again by itself (token_supervisor.py).
         self.token = token if token is not None else TokenSupervisor(config.token)
-        self.store = SqliteStore(config.sqlite)
+        self.store = open_store(config)
         self.access = AccessControl(self.store, config.levels)
         recovery_keys = config.recovery.keys if config.recovery else {}
         self.keys = KeyRegistry(self.store, self.token, config.levels, recovery_keys)
@@ -86,7 +91,10 @@ class Daemon:
         self.recovery = RecoverySessions(config.recovery)
         self.rewrapper = Rewrapper(self.keys, self.store)
         self.audit_key = TokenCheckpointKey(self.token)
-        self.audit_log = AuditLog(config.audit, self.audit_key)
+        # With a shared database every record gets a number in one order
+        # across the daemons' logs, for `niemphongd audit verify` to merge them.
+        audit_order = getattr(self.store, "next_audit_order", None)
+        self.audit_log = AuditLog(config.audit, self.audit_key, order_source=audit_order)
         self.audit = AuditTrail(self.audit_log)
         self.health = health.HealthServicer()
         self.notifier = Notifier()
@@ -97,7 +105,7 @@ class Daemon:
             ("",) + SERVICE_NAMES,
             [
                 HealthCheck("token", self.token.check_alive),
-                HealthCheck("state_store", lambda: self.store.check_writable() and path_writable(config.sqlite)),
+                HealthCheck("state_store", self._state_writable),
                 # Also retries a failed audit log, at most once a second.
                 HealthCheck("audit_log", lambda: self.audit_log.writable() and path_writable(config.audit.path)),
             ],
@@ -209,6 +217,11 @@ class Daemon:
         if available:
             self.keys.reconcile()
         self.health_monitor.run_checks()
+
+    def _state_writable(self) -> bool:
+        if not self.store.check_writable():
+            return False
+        return self.config.sqlite is None or path_writable(self.config.sqlite)
 
     def _level_counts(self) -> list[metrics.LevelAccessState]:
         with self.store.transaction() as tx:
@@ -323,17 +336,18 @@ def _prepare_socket_path(path: os.PathLike[str] | str) -> None:
     raise OSError(f"another process is serving on {path}; stop it first")
 
 
-def _lock_state(sqlite_path: os.PathLike[str] | str) -> int:
-    """Take an exclusive lock beside the state database, so one daemon serves one configuration.
+def _lock_state(owned_path: os.PathLike[str] | str, description: str) -> int:
+    """Take an exclusive lock beside the file one daemon owns (its SQLite database or audit log).
 
-    Returns the descriptor, which must stay open for the daemon's life.
+    So one daemon serves one configuration. Returns the descriptor, which
+    must stay open for the daemon's life.
     """
-    lock_path = f"{os.fspath(sqlite_path)}.lock"
+    lock_path = f"{os.fspath(owned_path)}.lock"
     os.makedirs(os.path.dirname(lock_path), mode=0o700, exist_ok=True)
     descriptor = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(descriptor)
-        raise OSError(f"another niemphongd already uses the state database {sqlite_path}; stop it first") from None
+        raise OSError(f"another niemphongd already uses {description} {owned_path}; stop it first") from None
     return descriptor

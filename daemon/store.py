@@ -1,14 +1,16 @@
 """State: the artefact registry, access requests, approvals, grants and the key registry.
 
 Handover batches, printed copies and incidents are kept by the queries in
-``store_archive.py``, which :class:`SqliteStore` transactions include.
+``store_archive.py``, which every transaction includes.
 
 :class:`StateStore` is the interface; :class:`SqliteStore` the embedded
-implementation. Rules live in ``access.py`` and run inside one
+implementation and ``store_postgres.PostgresStore`` the one several daemons
+share. Both run the schema, migrations and queries of this module, written
+in the SQLite dialect. Rules live in ``access.py`` and run inside one
 :meth:`StateStore.transaction`, whose contract is serializable isolation:
 a transaction that reads a request and then changes it sees no concurrent
-change in between. SQLite gets that from ``BEGIN IMMEDIATE``; a PostgreSQL
-backend would take row locks with ``SELECT ... FOR UPDATE``.
+change in between. SQLite gets that from ``BEGIN IMMEDIATE``; PostgreSQL
+from an advisory lock that every transaction takes first.
 """
 
 from __future__ import annotations
@@ -22,11 +24,15 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+if TYPE_CHECKING:
+    from niemphong.daemon.config import Config
 
 T = TypeVar("T")
 
-from niemphong.daemon.store_archive import ARCHIVE_MIGRATION, ArchiveQueries, ArchiveTransaction
+from niemphong.daemon.errors import StateUnavailable
+from niemphong.daemon.store_archive import ARCHIVE_MIGRATION, ArchiveQueries, ArchiveTransaction, SqlConnection
 
 log = logging.getLogger(__name__)
 
@@ -475,13 +481,30 @@ class SqliteStore:
     @contextlib.contextmanager
     def transaction(self) -> Iterator[StateTransaction]:
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
             try:
-                yield _SqliteTransaction(self._db)
-            except BaseException:
-                self._db.execute("ROLLBACK")
+                self._db.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                _raise_if_storage_error(exc)
                 raise
-            self._db.execute("COMMIT")
+            try:
+                yield _StateQueries(self._db)
+            except BaseException as exc:
+                self._rollback()
+                if isinstance(exc, sqlite3.Error):
+                    _raise_if_storage_error(exc)
+                raise
+            try:
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._rollback()
+                _raise_if_storage_error(exc)
+                raise
+
+    def _rollback(self) -> None:
+        # SQLite rolls back by itself after some errors, SQLITE_FULL among
+        # them, and then ROLLBACK fails with "no transaction is active".
+        if self._db.in_transaction:
+            self._db.execute("ROLLBACK")
 
     def write_grouped(self, work: Callable[[StateTransaction], T]) -> T:
         """Run ``work`` in a transaction that may share its commit with other callers' work.
@@ -509,22 +532,24 @@ class SqliteStore:
     def _commit_batch(self, batch: list[_GroupedWrite]) -> None:
         self._db.execute("BEGIN IMMEDIATE")
         try:
-            transaction = _SqliteTransaction(self._db)
+            transaction = _StateQueries(self._db)
             for item in batch:
                 self._db.execute("SAVEPOINT grouped_write")
                 try:
                     item.result = item.work(transaction)
                 except Exception as exc:
                     self._db.execute("ROLLBACK TO grouped_write")
-                    item.error = exc
+                    item.error = _storage_error(exc) if isinstance(exc, sqlite3.Error) else exc
                 self._db.execute("RELEASE grouped_write")
             self._db.execute("COMMIT")
         except BaseException as exc:
-            if self._db.in_transaction:
-                self._db.execute("ROLLBACK")
+            self._rollback()
+            error = _storage_error(exc) if isinstance(exc, sqlite3.Error) else exc
             for item in batch:
                 if item.error is None:
-                    item.error = exc
+                    item.error = error
+            if isinstance(exc, sqlite3.Error):
+                _raise_if_storage_error(exc)
             raise
         finally:
             for item in batch:
@@ -544,6 +569,44 @@ class SqliteStore:
             self._db.close()
 
 
+def open_store(config: Config) -> StateStore:
+    """Open the state store the configuration names, migrating its schema to this daemon's."""
+    if config.postgres is None:
+        assert config.sqlite is not None
+        return SqliteStore(config.sqlite)
+
+    from niemphong.daemon.config import read_state_password
+    from niemphong.daemon.store_postgres import PostgresStore
+
+    return PostgresStore(
+        config.postgres.conninfo,
+        password=read_state_password(config.postgres),
+        pool_size=config.postgres.pool_size,
+    )
+
+
+# SQLite primary result codes that mean the database file cannot be written
+# or read back: SQLITE_READONLY, SQLITE_IOERR, SQLITE_FULL and SQLITE_CANTOPEN
+# (https://www.sqlite.org/rescode.html). Extended codes keep these in the low byte.
+_STORAGE_RESULT_CODES = frozenset({8, 10, 13, 14})
+
+
+def _storage_error(exc: sqlite3.Error) -> Exception:
+    """Return StateUnavailable for an error of the disk under the database, else ``exc`` itself."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is None or code & 0xFF not in _STORAGE_RESULT_CODES:
+        return exc
+    name = getattr(exc, "sqlite_errorname", str(code))
+    log.error("state database cannot be written: %s (%s)", exc, name)
+    return StateUnavailable(f"the state database cannot be written: {exc} ({name})")
+
+
+def _raise_if_storage_error(exc: sqlite3.Error) -> None:
+    error = _storage_error(exc)
+    if error is not exc:
+        raise error from exc
+
+
 class _GroupedWrite:
     """One caller's work in a grouped commit, and what came of it."""
 
@@ -559,8 +622,10 @@ class _GroupedWrite:
         return self.result
 
 
-class _SqliteTransaction(ArchiveQueries):
-    def __init__(self, db: sqlite3.Connection) -> None:
+class _StateQueries(ArchiveQueries):
+    """The queries of :class:`StateTransaction` on one open transaction of either backend."""
+
+    def __init__(self, db: SqlConnection) -> None:
         self._db = db
 
     def insert_artefact(self, record: ArtefactRecord) -> None:
@@ -658,7 +723,10 @@ class _SqliteTransaction(ArchiveQueries):
 
     def count_artefacts_without_recovery(self, level: int, key_id: str, version: int) -> int:
         row = self._db.execute(
-            "SELECT COUNT(*) FROM artefacts WHERE level = ? AND NOT (recovery_key_id IS ? AND recovery_key_version IS ?)",
+            # COALESCE rather than SQLite's "IS ?", which PostgreSQL lacks; key ids
+            # are never empty and versions start at 1, so no real slot matches the fallbacks.
+            "SELECT COUNT(*) FROM artefacts WHERE level = ? "
+            "AND NOT (COALESCE(recovery_key_id, '') = ? AND COALESCE(recovery_key_version, 0) = ?)",
             (level, key_id, version),
         ).fetchone()
         return int(row[0])
@@ -782,13 +850,13 @@ class _SqliteTransaction(ArchiveQueries):
         self._db.execute(f"INSERT INTO {table} ({columns}) VALUES ({marks})", tuple(values.values()))
 
 
-def _classification(row: sqlite3.Row) -> ClassificationRecord:
+def _classification(row: Any) -> ClassificationRecord:
     values = dict(row)
     values["stamp_required"] = bool(values["stamp_required"])
     return ClassificationRecord(**values)
 
 
-def _grant(row: sqlite3.Row) -> GrantRecord:
+def _grant(row: Any) -> GrantRecord:
     values = dict(row)
     values["revoked"] = bool(values["revoked"])
     return GrantRecord(**values)

@@ -1,8 +1,8 @@
 """State of the archive's working day: handover batches, printed copies, incidents.
 
 These tables arrive with schema version 2 (see ``ARCHIVE_MIGRATION``) and are
-read and written through :class:`ArchiveQueries`, which every SQLite
-transaction of ``store.py`` includes. The rules that use them run inside one
+read and written through :class:`ArchiveQueries`, which every transaction
+of ``store.py`` includes, on SQLite and on PostgreSQL alike. The rules that use them run inside one
 serializable transaction, as the access rules do.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 # Brings a version 1 database to version 2. Statements are separated by
 # semicolons and contain none themselves.
@@ -190,10 +190,19 @@ class ArchiveTransaction(Protocol):
     def revoke_grants(self, artefact_ids: Sequence[str]) -> int: ...
 
 
-class ArchiveQueries:
-    """The SQLite implementation of :class:`ArchiveTransaction`, mixed into the store's transaction."""
+class SqlConnection(Protocol):
+    """What the queries need of a connection: sqlite3's ``execute``, with ``?`` placeholders.
 
-    _db: sqlite3.Connection
+    A sqlite3.Connection is one; the PostgreSQL store passes an adapter.
+    """
+
+    def execute(self, statement: str, params: Sequence[Any] = ..., /) -> Any: ...
+
+
+class ArchiveQueries:
+    """The SQL implementation of :class:`ArchiveTransaction`, mixed into the store's transaction."""
+
+    _db: SqlConnection
 
     # Batches ------------------------------------------------------------------
 
@@ -354,20 +363,20 @@ class ArchiveQueries:
         return cursor.rowcount
 
 
-def _insert_row(db: sqlite3.Connection, table: str, values: dict[str, object]) -> None:
+def _insert_row(db: SqlConnection, table: str, values: dict[str, object]) -> None:
     columns = ", ".join(values)
     marks = ", ".join("?" for _ in values)
     db.execute(f"INSERT INTO {table} ({columns}) VALUES ({marks})", tuple(values.values()))
 
 
-def _batch_document(row: sqlite3.Row) -> BatchDocumentRecord:
+def _batch_document(row: Any) -> BatchDocumentRecord:
     values = dict(row)
     values["returned"] = bool(values["returned"])
     values["damaged"] = bool(values["damaged"])
     return BatchDocumentRecord(**values)
 
 
-def _incident(row: sqlite3.Row) -> IncidentRecord:
+def _incident(row: Any) -> IncidentRecord:
     values = dict(row)
     values["grants_revoked"] = bool(values["grants_revoked"])
     return IncidentRecord(**values)

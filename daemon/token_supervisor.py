@@ -73,6 +73,8 @@ class TokenSupervisor:
         self._retry_max = retry_max if retry_max is not None else config.retry_max_seconds
         self._token = self._watch(open_token(config, read_pin(config)))
         self._available = True
+        # A fault reported but not yet passed on to the listeners.
+        self._fault_unannounced = False
         self._lock = threading.Lock()
         self._listeners: list[Listener] = []
         self._wake = threading.Event()
@@ -170,9 +172,12 @@ class TokenSupervisor:
             if token is not self._token or not self._available:
                 return
             self._available = False
+            self._fault_unannounced = True
             self.faults += 1
         log.error("token %s fault: %s; refusing token calls until it is back", token.describe(), reason)
-        self._notify(False)
+        # The supervisor thread notifies the listeners. The caller may hold locks
+        # that a listener takes, such as the audit log's during a checkpoint
+        # MAC or a state transaction, and would wait for itself.
         self._wake.set()
 
     def _run(self) -> None:
@@ -190,6 +195,10 @@ class TokenSupervisor:
                     self.report_fault(token, "the periodic check found the token not answering")
                 continue
 
+            with self._lock:
+                announce, self._fault_unannounced = self._fault_unannounced, False
+            if announce:
+                self._notify(False)
             attempt += 1
             if self._recover(attempt):
                 continue

@@ -1,6 +1,11 @@
 """Fixtures shared by the whole suite: a throwaway SoftHSM2 token set up by
 ``niemphong dev init``, a real niemphongd process on it, and ways to call it
 over the unix socket and over TCP, always with mutual TLS.
+
+State lives in SQLite unless NIEMPHONG_TEST_STATE_BACKEND=postgresql, which
+puts every daemon the tests start on its own database in a throwaway
+PostgreSQL cluster (tests/pg_cluster.py). Tests that open a store
+themselves take ``store_factory``, which runs them on both backends.
 """
 
 from __future__ import annotations
@@ -11,9 +16,10 @@ import subprocess
 import sys
 import time
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -29,6 +35,7 @@ SAMPLES = REPO / "samples"
 # points elsewhere, for a worktree that has them in another place.
 SHARED_SAMPLES = Path(os.environ.get("NIEMPHONG_SHARED_SAMPLES") or REPO.parent / "shared" / "samples")
 SERVER_NAME = "niemphongd"
+STATE_BACKEND = os.environ.get("NIEMPHONG_TEST_STATE_BACKEND", "sqlite")
 MESSAGE_LIMIT = 1024 * 1024 + 64 * 1024
 
 
@@ -91,8 +98,11 @@ class DevEnvironment:
         return self.identity(name)
 
 
-def dev_init(root: Path) -> DevEnvironment:
-    result = run_niemphong("dev", "init", str(root), timeout=300)
+def dev_init(root: Path, *extra: str) -> DevEnvironment:
+    """Run ``niemphong dev init`` on the backend this run tests, unless ``extra`` chooses one."""
+    if STATE_BACKEND == "postgresql" and not extra:
+        extra = ("--postgres", shared_cluster().create_database())
+    result = run_niemphong("dev", "init", str(root), *extra, timeout=300)
     assert result.returncode == 0, f"dev init failed:\n{result.stdout}\n{result.stderr}"
     with (root / "niemphongd.toml").open("rb") as handle:
         config = tomllib.load(handle)
@@ -154,6 +164,116 @@ class DaemonProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+def state_query(env: DevEnvironment, statement: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+    """Run one statement with ``?`` placeholders on the daemon's state database, committed; return the rows.
+
+    For checks on what is stored and for conditions no RPC produces. Works on
+    the SQLite file and on the PostgreSQL database alike.
+    """
+    state = env.config["state"]
+    if state.get("backend") == "postgresql":
+        import psycopg
+        from psycopg.rows import dict_row
+
+        with psycopg.connect(state["postgresql"], row_factory=dict_row) as connection:
+            cursor = connection.execute(statement.replace("?", "%s"), params)
+            return list(cursor.fetchall()) if cursor.description else []
+
+    import sqlite3
+
+    database = sqlite3.connect(state["sqlite"], timeout=30)
+    database.row_factory = sqlite3.Row
+    try:
+        with database:
+            return [dict(row) for row in database.execute(statement, params)]
+    finally:
+        database.close()
+
+
+# PostgreSQL ---------------------------------------------------------------------
+
+_cluster: Any = None
+
+
+def start_cluster() -> Any:
+    """Start a new PostgreSQL test cluster; skip (or fail in CI) without PostgreSQL. The caller stops it."""
+    from pg_cluster import PostgresCluster, find_bin, postgres_required
+
+    bin_dir = find_bin()
+    if bin_dir is None or not (bin_dir / "initdb").exists():
+        message = "PostgreSQL server binaries not found (install postgresql or set NIEMPHONG_PG_BIN)"
+        if postgres_required():
+            pytest.fail(message)
+        pytest.skip(message)
+    cluster = PostgresCluster(bin_dir)
+    try:
+        cluster.start()
+    except BaseException:
+        cluster.stop()
+        raise
+    return cluster
+
+
+def shared_cluster() -> Any:
+    """Return the session's PostgreSQL cluster, started on first use."""
+    global _cluster
+    if _cluster is None:
+        _cluster = start_cluster()
+    return _cluster
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _cluster is not None:
+        _cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Any:
+    return shared_cluster()
+
+
+@dataclass
+class StoreFactory:
+    """Opens state stores on one test's database, on the backend the test runs with."""
+
+    backend: str
+    open: Callable[[], Any]
+    # What a duplicate key raises on this backend.
+    integrity_error: type[Exception]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreFactory]:
+    """Open stores on a new SQLite file or a new PostgreSQL database; every store opened is closed after."""
+    opened: list[Any] = []
+    if request.param == "sqlite":
+        import sqlite3
+
+        from niemphong.daemon.store import SqliteStore
+
+        path = tmp_path / "state" / "np.db"
+
+        def open_sqlite() -> Any:
+            opened.append(SqliteStore(path))
+            return opened[-1]
+
+        yield StoreFactory("sqlite", open_sqlite, sqlite3.IntegrityError)
+    else:
+        import psycopg
+
+        from niemphong.daemon.store_postgres import PostgresStore
+
+        conninfo = shared_cluster().create_database()
+
+        def open_postgres() -> Any:
+            opened.append(PostgresStore(conninfo))
+            return opened[-1]
+
+        yield StoreFactory("postgresql", open_postgres, psycopg.IntegrityError)
+    for store in opened:
+        store.close()
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,6 @@ import json
 import os
 import shutil
 import signal
-import sqlite3
 import subprocess
 import threading
 import time
@@ -39,6 +38,7 @@ from conftest import (
     grant_access,
     open_bytes,
     seal_bytes,
+    state_query,
 )
 from niemphong.clients.manifest import ManifestRow, read_manifest
 from niemphong.v1 import archive_pb2 as apb
@@ -274,12 +274,8 @@ def test_batch_scan_resumes_without_sealing_twice(
     assert statuses == ["already_sealed", "sealed", "sealed"]
     third = batch.scan("--json")
     assert [row["status"] for row in json.loads(third.stdout)["rows"]] == ["already_sealed"] * 3
-    database = sqlite3.connect(f"file:{dev_env.config['state']['sqlite']}?mode=ro", uri=True)
-    try:
-        count = database.execute("SELECT COUNT(*) FROM artefacts WHERE batch_id = ?", (batch.batch_id,)).fetchone()[0]
-    finally:
-        database.close()
-    assert count == 3
+    rows = state_query(dev_env, "SELECT COUNT(*) AS n FROM artefacts WHERE batch_id = ?", (batch.batch_id,))
+    assert rows[0]["n"] == 3
     assert sorted(path.name for path in batch.out.glob("*.npe")) == ["a.pdf.npe", "b.jpg.npe", "c.tiff.npe"]
 
 

@@ -249,7 +249,9 @@ def test_seal_not_secret_records_decision(daemon: DaemonProcess, dev_env: DevEnv
     metadata = pb.SealMetadata(
         level=pb.LEVEL_MAT,
         document=pb.DocumentMetadata(doc_number="5/GM", issued_on="2025-01-01", source_name="x.pdf"),
-        classification=pb.ClassificationFacts(declassification=pb.Declassification(decision="Quyết định số 3/QĐ-UBND")),
+        classification=pb.ClassificationFacts(declassification=pb.Declassification(
+            decision="Quyết định số 3/QĐ-UBND", decided_on="2026-01-15",
+        )),
     )
 
     with dev_env.channel("scanner") as channel:
@@ -347,3 +349,121 @@ def test_daemon_bad_policy_stops_at_start(dev_env: DevEnvironment, tmp_path: Pat
     assert result.returncode == 2
     assert str(policy) in result.stderr
     assert named in result.stderr
+
+
+# Rule g: a historical archive with no known originating agency must decide before a document is not secret.
+
+ARCHIVE_LIST = (
+    "STT;Số tài liệu;Ngày ban hành;Độ mật;Quyết định giải mật;Ngày giải mật;Lưu trữ lịch sử\n"
+    "1;1/HA;01/01/2020;Mật;;;có\n"
+    "2;2/HA;01/01/2020;Tối mật;;;có\n"
+    "3;3/HA;01/01/1980;Tuyệt mật;;;có\n"
+    "4;4/HA;01/01/2020;Mật;Quyết định số 15/QĐ-LTLS;10/03/2026;có\n"
+    "5;5/HA;01/01/2020;Tối mật;Quyết định số 15/QĐ-LTLS;10/03/2026;x\n"
+    "6;6/HA;01/01/1980;Tuyệt mật;Quyết định số 15/QĐ-LTLS;10/03/2026;có\n"
+    "7;7/HA;01/01/2020;Tối mật;Quyết định số 15/QĐ-LTLS;;có\n"
+    "8;8/HA;01/01/2020;Mật;Quyết định số 15/QĐ-LTLS;05/12/2026;có\n"
+    "9;9/HA;01/01/1980;Tuyệt mật;Quyết định số 15/QĐ-LTLS;31/12/1979;có\n"
+    "10;10/HA;20/05/2011;Mật;;;có\n"
+)
+
+
+def test_policy_check_historical_archive_rows(daemon: DaemonProcess, dev_env: DevEnvironment, tmp_path: Path) -> None:
+    manifest = tmp_path / "luu-tru-lich-su.csv"
+    manifest.write_text(ARCHIVE_LIST, encoding="utf-8")
+
+    rows = {row["row"]: row for row in check_json(dev_env, manifest, "--date", CHECK_DATE)}
+
+    expected = {
+        1: ("seal", "mat", None, "ARCHIVE_DECISION_REQUIRED"),
+        2: ("seal", "toi-mat", None, "ARCHIVE_DECISION_REQUIRED"),
+        3: ("refuse", None, None, "TUYET_MAT_ARCHIVE_DECISION_REQUIRED"),
+        4: ("not_secret", None, "g", "HISTORICAL_ARCHIVE"),
+        5: ("not_secret", None, "g", "HISTORICAL_ARCHIVE"),
+        6: ("not_secret", None, "g", "HISTORICAL_ARCHIVE"),
+        7: ("refuse", None, None, "ARCHIVE_DECISION_UNDATED"),
+        8: ("refuse", None, None, "DECLASSIFICATION_AFTER_TODAY"),
+        9: ("refuse", None, None, "DECLASSIFICATION_BEFORE_ISSUE"),
+        10: ("not_secret", None, "c", "PERIOD_ENDED"),
+    }
+    for number, (decision, level, rule, code) in expected.items():
+        assert (rows[number]["decision"], rows[number]["level"], rows[number]["rule"], rows[number]["code"]) == (
+            decision, level, rule, code,
+        ), number
+    assert rows[1]["protected_until"] == "2030-01-01"
+    assert rows[2]["protected_until"] == "2040-01-01"
+    assert "điểm g" in str(rows[1]["reason"])
+    assert "Quyết định số 15/QĐ-LTLS" in str(rows[4]["reason"])
+    assert rows[4]["stamp_required"] is True
+
+
+def test_scan_tuyet_mat_archive_without_decision_refused(daemon: DaemonProcess, dev_env: DevEnvironment,
+                                                         tmp_path: Path) -> None:
+    result, out = scan(dev_env, tmp_path, "tmha", "--level", "tuyet-mat", "--issued", "1980-01-01",
+                       "--historical-archive")
+
+    assert result.returncode == 3
+    assert not out.exists()
+    assert "Lưu trữ lịch sử phải quyết định việc giải mật" in result.stderr
+    assert "Không chứa BMNN" not in result.stderr
+    assert not list(tmp_path.glob(".niemphong-*"))
+
+
+def test_scan_tuyet_mat_archive_without_decision_english(daemon: DaemonProcess, dev_env: DevEnvironment,
+                                                         tmp_path: Path) -> None:
+    result, out = scan(dev_env, tmp_path, "tmhaen", "--level", "tuyet-mat", "--issued", "1980-01-01",
+                       "--historical-archive", lang="en_US.UTF-8")
+
+    assert result.returncode == 3
+    assert not out.exists()
+    assert "the archive must decide" in result.stderr
+
+
+def test_scan_mat_archive_without_decision_sealed(daemon: DaemonProcess, dev_env: DevEnvironment,
+                                                  tmp_path: Path) -> None:
+    result, out = scan(dev_env, tmp_path, "mha", "--level", "mat", "--issued", "2020-01-01", "--historical-archive",
+                       "--json")
+
+    assert result.returncode == 0, result.stderr
+    assert out.exists()
+    decision = json.loads(result.stdout)["decision"]
+    assert (decision["decision"], decision["level"], decision["code"]) == ("seal", "mat", "ARCHIVE_DECISION_REQUIRED")
+    assert decision["protected_until"] == "2030-01-01"
+    assert "điểm g" in decision["reason"]
+
+
+def test_scan_archive_decision_not_sealed_and_audited(daemon: DaemonProcess, dev_env: DevEnvironment,
+                                                      tmp_path: Path) -> None:
+    audit_log = Path(dev_env.config["audit"]["path"])
+    offset = audit_log.stat().st_size
+
+    result, out = scan(dev_env, tmp_path, "gha", "--level", "toi-mat", "--issued", "1980-01-01", "--historical-archive",
+                       "--declassified-by", "Quyết định số 16/QĐ-LTLS", "--declassified-on", "2026-03-10", "--json")
+
+    assert result.returncode == 3, result.stderr
+    assert not out.exists()
+    answer = json.loads(result.stdout)
+    assert (answer["decision"], answer["rule"], answer["code"]) == ("not_secret", "g", "HISTORICAL_ARCHIVE")
+    assert answer["stamp_required"] is True
+    entries = [json.loads(line) for line in audit_log.read_bytes()[offset:].splitlines()]
+    [record] = [entry for entry in entries if entry["kind"] == "record"
+                and entry["facts"].get("declassification_decision") == "Quyết định số 16/QĐ-LTLS"]
+    assert record["facts"]["rule"] == "g"
+    assert record["facts"]["declassified_on"] == "2026-03-10"
+    assert record["facts"]["historical_archive"] == "yes"
+
+
+def test_archive_undecided_seal_due_by_stamp(daemon: DaemonProcess, dev_env: DevEnvironment, tmp_path: Path) -> None:
+    stamp_until = today() + dt.timedelta(days=10)
+    result, _ = scan(dev_env, tmp_path, "hadue", "--level", "mat", "--issued", "2026-01-01", "--historical-archive",
+                     "--stamp-until", stamp_until.isoformat(), "--json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["decision"]["code"] == "ARCHIVE_DECISION_REQUIRED"
+
+    listed = dev_env.cli("approver-1", "policy", "due", "--within", "30d", "--json")
+
+    assert listed.returncode == 0, listed.stderr
+    entry = {item["artefact_id"]: item for item in json.loads(listed.stdout)}[summary["artefact_id"]]
+    assert entry["source"] == "stamp"
+    assert entry["protected_until"] == stamp_until.isoformat()

@@ -178,8 +178,12 @@ class AuditLog:
         *,
         file_factory: Callable[[Path], LogFile] = LogFile,
         clock: Callable[[], float] = time.time,
+        order_source: Callable[[], int] | None = None,
     ) -> None:
         self.settings = settings
+        # Numbers of one order shared with the other daemons on the same
+        # state database; each record carries one as ``state_seq``.
+        self._order_source = order_source
         self.path = settings.path
         self.key = key
         self.host = socket.gethostname()
@@ -405,9 +409,30 @@ class AuditLog:
                     else entries.CHECKPOINT_INTERVAL
                 )
                 self._write_checkpoint(reason, {})
-            entry = self._write_entry({**fields, "kind": entries.RECORD})
+            record = {**fields, "kind": entries.RECORD}
+            state_seq = self._next_state_seq()
+            if state_seq is not None:
+                record["state_seq"] = state_seq
+            entry = self._write_entry(record)
             self._records_since_checkpoint += 1
             return entry
+
+    def _next_state_seq(self) -> int | None:
+        """Take the record's number in the order shared across daemons; None without one.
+
+        Taken under the log's lock, so the numbers rise along this log. When
+        the database cannot give one the record is still written, without
+        ``state_seq``: a record of a call that failed because the database is
+        away must not be lost for want of a number. The merge places such a
+        record right after the one before it in its own log.
+        """
+        if self._order_source is None:
+            return None
+        try:
+            return self._order_source()
+        except Exception as exc:  # any database failure; the record matters more than its number
+            log.warning("audit record in %s written without state_seq: %s", self.path, exc)
+            return None
 
     def _checkpoint_due(self) -> bool:
         if self._records_since_checkpoint == 0:

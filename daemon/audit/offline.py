@@ -5,15 +5,20 @@ and to read the log's anchor. Without the running daemon's memory it cannot
 tell the entries after the last checkpoint of an unclean stop from forged
 ones, so it reports them as a warning; ``niemphong audit verify`` against the
 running daemon has no such gap.
+
+Given the logs of several daemons that share a state database, it verifies
+each chain and then merges their records into one order (``merge.py``).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
 from niemphong.daemon.audit import entries
+from niemphong.daemon.audit.merge import MergedRecord, MergeReport, log_records, merge_logs
 from niemphong.daemon.audit.token_key import TokenCheckpointKey
 from niemphong.daemon.audit.verify import Problem, Report, read_log_lines, verify_log
 from niemphong.daemon.config import Config, read_pin
@@ -30,6 +35,40 @@ def verify_offline(config: Config, log_path: Path | None = None) -> Report:
         return verify_log(read_log_lines(path), key, anchor=anchor)
     finally:
         token.close()
+
+
+def merge_verified(paths: Sequence[Path]) -> tuple[MergeReport, list[MergedRecord]]:
+    """Merge the records of verified logs into the one order their ``state_seq`` numbers give."""
+    return merge_logs([log_records(read_log_lines(path)) for path in paths])
+
+
+def merge_json(report: MergeReport) -> dict[str, object]:
+    value = asdict(report)
+    value["ordered"] = report.ordered
+    return value
+
+
+def merge_text(report: MergeReport) -> str:
+    """Return the merge report as English text for the operator."""
+    span = (
+        f"state_seq {report.first_state_seq} to {report.last_state_seq}"
+        if report.first_state_seq is not None else "no state_seq"
+    )
+    lines = [f"merged order: {report.records} records from {report.logs} logs, {span}, "
+             f"{report.without_state_seq} records without state_seq"]
+    if report.ordered:
+        lines.append("ordered: every log's records fit one order")
+    else:
+        lines += [f"NOT ORDERED: {problem}" for problem in report.problems]
+    return "\n".join(lines)
+
+
+def write_merged(records: Sequence[MergedRecord], path: Path) -> None:
+    """Write the merged records as JSON Lines, each entry with the id of the log it is from."""
+    with path.open("w", encoding="utf-8") as handle:
+        for record in records:
+            handle.write(json.dumps({"log_id": record.log_id, **record.entry}, ensure_ascii=False, sort_keys=True))
+            handle.write("\n")
 
 
 def _log_id(path: Path) -> str:

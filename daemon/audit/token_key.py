@@ -113,7 +113,9 @@ class TokenCheckpointKey:
         # TokenUnavailable; any other PKCS#11 error is a refusal by the token.
         try:
             with self.token.session() as session:
-                return bytes(self._key(session).sign(data, mechanism=Mechanism.SHA256_HMAC))
+                key = self._key(session)
+                with self.token.timed_call("C_Sign", Mechanism.SHA256_HMAC):
+                    return bytes(key.sign(data, mechanism=Mechanism.SHA256_HMAC))
         except p11x.PKCS11Error as exc:
             raise CheckpointKeyError(f"HMAC with {self.label!r} failed: {type(exc).__name__}") from exc
 
@@ -123,7 +125,8 @@ class TokenCheckpointKey:
             with self.token.session() as session:
                 key = self._key(session)
                 try:
-                    return bool(key.verify(data, mac, mechanism=Mechanism.SHA256_HMAC))
+                    with self.token.timed_call("C_Verify", Mechanism.SHA256_HMAC):
+                        return bool(key.verify(data, mac, mechanism=Mechanism.SHA256_HMAC))
                 except (p11x.SignatureInvalid, p11x.SignatureLenRange):
                     return False
         except p11x.PKCS11Error as exc:

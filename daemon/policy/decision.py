@@ -12,19 +12,25 @@ tháng 5/2025), which applies the Law on Protection of State Secrets No.
     stamped "Giải mật" first;
 (e) a competent person declassified it by decision (Article 22); stamped
     "Giải mật" first;
-(g) a historical archive holds it and its originating agency cannot be
-    determined, so the archive decides on declassification under the law on
-    archives; stamped "Giải mật" first.
+(g) a historical archive holds it, its originating agency cannot be
+    determined, and the archive has declassified it by a dated decision
+    under the law on archives; stamped "Giải mật" first.
+
+Being held by a historical archive with no known originating agency is only
+the precondition of g: it names who decides. Until the archive's decision
+is cited, a Tối mật or Mật document stays secret (unless c, d or đ applies)
+and a Tuyệt mật document is refused.
 
 A Tuyệt mật document is never digitized unless it was declassified by
 decision (e or g); the passing of its 30 years changes nothing.
 
 Order of evaluation, so that one document gets one answer: formal
-declassification (e, then g) first, because a decision overrides dates and
-catalogs; then Tuyệt mật; then every check on the inputs themselves, which
-refuses inconsistent facts before any rule relies on them; then the dates
-(d when a stamp governs, c otherwise), which need no stamp; then the
-catalog (đ); and otherwise seal until the last protected day.
+declassification (g when the archive holds the document, e otherwise)
+first, because a decision overrides dates and catalogs; then Tuyệt mật;
+then every check on the inputs themselves, which refuses inconsistent facts
+before any rule relies on them; then the dates (d when a stamp governs, c
+otherwise), which need no stamp; then the catalog (đ); and otherwise seal
+until the last protected day.
 """
 
 from __future__ import annotations
@@ -38,6 +44,12 @@ from niemphong.daemon.levels import Level
 from niemphong.daemon.policy.basis import Basis, parse_basis
 from niemphong.daemon.policy.catalog import Catalog, Lookup
 from niemphong.daemon.policy.periods import has_ended, protection_end
+
+
+# Key in ``Decision.details`` of ARCHIVE_DECISION_REQUIRED naming the seal
+# code (PROTECTED, PROTECTED_BY_STAMP or PROTECTED_BY_EXTENSION) that gives
+# the last protected day.
+PROTECTION_CODE = "protection_code"
 
 
 class Outcome(enum.Enum):
@@ -65,7 +77,11 @@ class Extension:
 
 @dataclass(frozen=True)
 class Declassification:
-    """A declassification decision (quyết định giải mật)."""
+    """A declassification decision (quyết định giải mật).
+
+    When ``DocumentFacts.historical_archive`` is set, this is the historical
+    archive's decision (rule g), and ``decided_on`` is required.
+    """
 
     decision: str
     decided_on: dt.date | None = None
@@ -176,16 +192,28 @@ def decide(facts: DocumentFacts, rules: Rules, today: dt.date) -> Decision:
     # Formal declassification comes first: a decision overrides dates and catalogs.
     declassification = facts.declassification
     if declassification is not None:
-        if declassification.decided_on is not None and declassification.decided_on > today:
-            return refuse("DECLASSIFICATION_AFTER_TODAY", decided_on=declassification.decided_on.isoformat())
-        if declassification.decided_on is not None and declassification.decided_on < facts.issued_on:
-            return refuse("DECLASSIFICATION_BEFORE_ISSUE", decided_on=declassification.decided_on.isoformat())
-        return not_secret("e", "DECLASSIFIED", True, decision=declassification.decision)
-    if facts.historical_archive:
-        return not_secret("g", "HISTORICAL_ARCHIVE", True)
+        decided_on = declassification.decided_on
+        if decided_on is not None and decided_on > today:
+            return refuse("DECLASSIFICATION_AFTER_TODAY", decided_on=decided_on.isoformat())
+        if decided_on is not None and decided_on < facts.issued_on:
+            return refuse("DECLASSIFICATION_BEFORE_ISSUE", decided_on=decided_on.isoformat())
+        # The date is what the digitizing rests on, and without it neither
+        # check above can run; a Tuyệt mật document would otherwise leave
+        # protection on a decision number alone.
+        if decided_on is None:
+            code = "ARCHIVE_DECISION_UNDATED" if facts.historical_archive else "DECLASSIFICATION_UNDATED"
+            return refuse(code, decision=declassification.decision)
+        if not facts.historical_archive:
+            return not_secret(
+                "e", "DECLASSIFIED", True, decision=declassification.decision, decided_on=decided_on.isoformat(),
+            )
+        # With no originating agency to ask, only the archive's own decision declassifies.
+        return not_secret(
+            "g", "HISTORICAL_ARCHIVE", True, decision=declassification.decision, decided_on=decided_on.isoformat(),
+        )
 
     if level is Level.TUYET_MAT:
-        return refuse("TUYET_MAT")
+        return refuse("TUYET_MAT_ARCHIVE_DECISION_REQUIRED" if facts.historical_archive else "TUYET_MAT")
 
     years = rules.protection_years[level]
     statutory_end = protection_end(facts.issued_on, years)
@@ -237,8 +265,14 @@ def decide(facts: DocumentFacts, rules: Rules, today: dt.date) -> Decision:
     if standing is not None:
         details["kind"] = standing.kind
         details["standing_decision"] = standing.decision
+    code = code_running
+    if facts.historical_archive:
+        # Without the archive's decision rule g does not apply, so the document
+        # stays secret and its explanation tells the archive to decide.
+        details[PROTECTION_CODE] = code_running
+        code = "ARCHIVE_DECISION_REQUIRED"
     return Decision(
-        Outcome.SEAL, code_running, level, today, protected_until=last_day, catalog_item=item, details=details,
+        Outcome.SEAL, code, level, today, protected_until=last_day, catalog_item=item, details=details,
     )
 
 

@@ -79,18 +79,53 @@ _TEXTS: Mapping[str, tuple[str, str]] = {
         "has been replaced and is no longer in force." + _STAMP_EN,
     ),
     "DECLASSIFIED": (
-        "Không chứa BMNN theo điểm e ({guidance_vi}): tài liệu đã được giải mật theo {decision} "
-        "(Điều 22 {law_vi})." + _STAMP_VI,
-        "Not secret under rule e ({guidance_en}): the document was declassified by {decision} "
-        "(Article 22 of {law_en})." + _STAMP_EN,
+        "Không chứa BMNN theo điểm e ({guidance_vi}): tài liệu đã được giải mật theo {decision} ngày "
+        "{decided_on} (Điều 22 {law_vi})." + _STAMP_VI,
+        "Not secret under rule e ({guidance_en}): the document was declassified by {decision} of "
+        "{decided_on} (Article 22 of {law_en})." + _STAMP_EN,
     ),
     "HISTORICAL_ARCHIVE": (
-        "Không chứa BMNN theo điểm g ({guidance_vi}): tài liệu do Lưu trữ lịch sử lưu giữ và không xác định "
-        "được cơ quan xác định BMNN, nên Lưu trữ lịch sử quyết định việc giải mật theo pháp luật về lưu trữ."
-        + _STAMP_VI,
-        "Not secret under rule g ({guidance_en}): a historical archive holds the document and its originating "
-        "agency cannot be determined, so the archive decides on declassification under the law on archives."
-        + _STAMP_EN,
+        "Không chứa BMNN theo điểm g ({guidance_vi}): tài liệu do Lưu trữ lịch sử lưu giữ, không xác định "
+        "được cơ quan xác định BMNN, và Lưu trữ lịch sử đã quyết định giải mật theo {decision} ngày "
+        "{decided_on} (pháp luật về lưu trữ)." + _STAMP_VI,
+        "Not secret under rule g ({guidance_en}): a historical archive holds the document, its originating "
+        "agency cannot be determined, and the archive declassified it by {decision} of {decided_on} under "
+        "the law on archives." + _STAMP_EN,
+    ),
+    "ARCHIVE_DECISION_REQUIRED": (
+        "Niêm phong độ {level}, bảo vệ đến hết ngày {last_day}: tài liệu do Lưu trữ lịch sử lưu giữ và không "
+        "xác định được cơ quan xác định BMNN, nhưng chưa có quyết định giải mật của Lưu trữ lịch sử. Theo "
+        "điểm g ({guidance_vi}), Lưu trữ lịch sử quyết định việc giải mật theo pháp luật về lưu trữ; chỉ khi "
+        'đã có quyết định đó (ghi số và ngày quyết định) và tài liệu đã được đóng dấu "Giải mật" thì mới số '
+        "hóa như tài liệu không chứa BMNN.",
+        "Seal as {level}, protected through {last_day}: a historical archive holds the document and its "
+        "originating agency cannot be determined, but the archive has not decided on its declassification. "
+        "Under rule g ({guidance_en}), the archive decides under the law on archives; only once its decision "
+        'is cited (number and date) and the document is stamped "Giải mật" may it be digitized as an '
+        "ordinary document.",
+    ),
+    "TUYET_MAT_ARCHIVE_DECISION_REQUIRED": (
+        "Từ chối: tài liệu độ Tuyệt mật do Lưu trữ lịch sử lưu giữ và không xác định được cơ quan xác định "
+        "BMNN, nhưng chưa có quyết định giải mật của Lưu trữ lịch sử. Theo điểm g ({guidance_vi}), Lưu trữ "
+        "lịch sử phải quyết định việc giải mật theo pháp luật về lưu trữ trước khi tài liệu được số hóa như "
+        "tài liệu không chứa BMNN; đến khi đó, tài liệu độ Tuyệt mật không được số hóa ({law_vi}). "
+        "Giữ nguyên bản giấy.",
+        "Rejected: a historical archive holds this Tuyệt mật document and its originating agency cannot be "
+        "determined, but the archive has not decided on its declassification. Under rule g ({guidance_en}), "
+        "the archive must decide under the law on archives before the document can be digitized as not "
+        "secret; until then a Tuyệt mật document is never digitized ({law_en}). Keep the paper original.",
+    ),
+    "DECLASSIFICATION_UNDATED": (
+        "Từ chối: quyết định giải mật ({decision}) không ghi ngày. Theo điểm e ({guidance_vi}), ghi cả số và "
+        "ngày của quyết định.",
+        "Rejected: the declassification decision ({decision}) has no date. Under rule e ({guidance_en}), give "
+        "both its number and its date.",
+    ),
+    "ARCHIVE_DECISION_UNDATED": (
+        "Từ chối: quyết định giải mật của Lưu trữ lịch sử ({decision}) không ghi ngày. Theo điểm g "
+        "({guidance_vi}), ghi cả số và ngày của quyết định.",
+        "Rejected: the historical archive's declassification decision ({decision}) has no date. Under rule g "
+        "({guidance_en}), give both its number and its date.",
     ),
     "TUYET_MAT": (
         "Từ chối: tài liệu độ Tuyệt mật không được số hóa, kể cả khi đã quá 30 năm, trừ khi đã có quyết định "

@@ -18,6 +18,7 @@ from niemphong.daemon.errors import ServiceError
 from niemphong.daemon.identity import CallContext
 from niemphong.daemon.levels import Level
 from niemphong.daemon.policy.decision import (
+    PROTECTION_CODE,
     Decision,
     Declassification,
     DocumentFacts,
@@ -41,6 +42,8 @@ _OUTCOMES = {
     Outcome.REFUSE: pb.DECISION_OUTCOME_REFUSE,
 }
 _SOURCES = {"PROTECTED": "period", "PROTECTED_BY_STAMP": "stamp", "PROTECTED_BY_EXTENSION": "extension"}
+# Refusals of a Tuyệt mật document, which Seal reports as LEVEL_NEVER_DIGITIZED.
+_NEVER_DIGITIZED_CODES = frozenset({"TUYET_MAT", "TUYET_MAT_ARCHIVE_DECISION_REQUIRED"})
 
 
 @dataclass(frozen=True)
@@ -89,7 +92,7 @@ class Verdict:
             facts_json=facts_json(facts),
             stamp_required=decision.stamp_required,
             protected_until=decision.protected_until.isoformat() if decision.protected_until else None,
-            protection_source=_SOURCES.get(decision.code),
+            protection_source=_SOURCES.get(decision.details.get(PROTECTION_CODE, decision.code)),
             extension_decision=facts.extension.decision if facts.extension else None,
             explanation=self.explanation,
             decided_on=decision.on.isoformat(),
@@ -118,8 +121,9 @@ class Classifier:
                     context: CallContext) -> Verdict:
         """Decide a Seal request; raise ServiceError when the decision is a refusal.
 
-        Tuyệt mật keeps its own reason, LEVEL_NEVER_DIGITIZED; every other
-        refusal is CLASSIFICATION_REFUSED with the decision code.
+        Tuyệt mật keeps its own reason, LEVEL_NEVER_DIGITIZED, with the
+        decision code; every other refusal is CLASSIFICATION_REFUSED with the
+        decision code. Both carry the explanation.
         """
         facts = facts_from_proto(level, document["issued_on"], classification)
         verdict = self.decide(facts)
@@ -134,15 +138,22 @@ class Classifier:
             context.facts["standing_decision"] = facts.standing_decision
         if facts.declassification is not None:
             context.facts["declassification_decision"] = facts.declassification.decision
+            if facts.declassification.decided_on is not None:
+                context.facts["declassified_on"] = facts.declassification.decided_on.isoformat()
+        if facts.historical_archive:
+            context.facts["historical_archive"] = "yes"
         if decision.level is not None:
             context.facts["level"] = decision.level.config_name
 
         if decision.outcome is Outcome.REFUSE:
-            if decision.code == "TUYET_MAT":
+            if decision.code in _NEVER_DIGITIZED_CODES:
                 raise ServiceError(
                     "LEVEL_NEVER_DIGITIZED",
                     "Tuyệt mật documents are never digitized; keep the paper original",
-                    {"level": Level.TUYET_MAT.config_name},
+                    {
+                        "level": Level.TUYET_MAT.config_name, "code": decision.code,
+                        "explanation": verdict.explanation, "explanation_en": verdict.explanation_en,
+                    },
                 )
             if decision.code == "LEVEL_MISSING":
                 raise ServiceError("LEVEL_MISSING", "the classification level is missing or unknown")

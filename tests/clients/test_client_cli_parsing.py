@@ -196,3 +196,23 @@ def test_parse_level_rejects_unknown(text: str) -> None:
 def test_parse_request_id_rejects_invalid(text: str) -> None:
     with pytest.raises(ValueError):
         parse_request_id(text)
+
+
+def test_cli_archive_decision_without_date_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = SCAN_OK + ["--historical-archive", "--declassified-by", "Quyết định số 15/QĐ-LTLS"]
+
+    assert main(argv, UNREACHABLE) == 2
+    assert "--declassified-on" in capsys.readouterr().err
+
+
+def test_cli_archive_decision_with_date_parsed() -> None:
+    from niemphong.clients.classification_args import classification_from_args
+
+    args = build_parser("en").parse_args(SCAN_OK + [
+        "--historical-archive", "--declassified-by", "Quyết định số 15/QĐ-LTLS", "--declassified-on", "10/03/2026",
+    ])
+    facts = classification_from_args(args)
+
+    assert facts.historical_archive is True
+    assert facts.declassification.decision == "Quyết định số 15/QĐ-LTLS"
+    assert facts.declassification.decided_on == "2026-03-10"

@@ -401,3 +401,53 @@ def test_dev_next_steps_use_npe_extension(dev_layout: DevLayout) -> None:
     steps = devinit._next_steps(dev_layout)
 
     assert "--out tai-lieu.pdf.npe" in steps["scan_command"]
+
+
+def test_dev_postgres_config_has_no_sqlite(short_tmp: Path) -> None:
+    conninfo = "host=/run/postgresql dbname=np user=np"
+    layout = prepare_dev_folder(short_tmp / "dev", module_path=FAKE_MODULE, postgres=conninfo)
+
+    with layout.config.open("rb") as handle:
+        config = tomllib.load(handle)
+
+    assert config["state"] == {"backend": "postgresql", "postgresql": conninfo}
+
+
+def test_dev_join_shares_all_but_own_paths(short_tmp: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    first = prepare_dev_folder(short_tmp / "a", module_path=FAKE_MODULE, postgres="host=/run/postgresql dbname=np")
+    second = short_tmp / "b"
+
+    code = main(["dev", "init", str(second), "--join", str(first.root), "--json"], {"LANG": "en_US.UTF-8"})
+
+    assert code == 0, capsys.readouterr().err
+    with first.config.open("rb") as handle:
+        shared = tomllib.load(handle)
+    with (second / "niemphongd.toml").open("rb") as handle:
+        joined = tomllib.load(handle)
+    for section in ("tls", "token", "state", "policy"):
+        assert joined[section] == shared[section], section
+    assert joined["server"]["unix_socket"] == f"{second}/run/niemphongd.sock"
+    assert joined["server"]["tcp"] != shared["server"]["tcp"]
+    assert joined["audit"]["path"] == f"{second}/state/audit.jsonl"
+    assert joined["spool"]["root"] == f"{second}/spool"
+    assert joined["metrics"]["listen"] != shared["metrics"]["listen"]
+    assert sorted(path.name for path in (second / "spool").iterdir()) == sorted(DEFAULT_IDENTITIES)
+    client_env = (second / "client.env").read_text()
+    assert f"{second}/run/niemphongd.sock" in client_env
+    assert f"{first.root}/identities" in client_env
+
+
+def test_dev_join_sqlite_folder_rejected(dev_layout: DevLayout, short_tmp: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["dev", "init", str(short_tmp / "b"), "--join", str(dev_layout.root)], {"LANG": "vi_VN.UTF-8"})
+
+    assert code == 2
+    assert "SQLite" in capsys.readouterr().err
+    assert not (short_tmp / "b").exists()
+
+
+def test_dev_join_missing_folder_rejected(short_tmp: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["dev", "init", str(short_tmp / "b"), "--join", str(short_tmp / "none")], {"LANG": "en_US.UTF-8"})
+
+    assert code == 2
+    assert "--postgres" in capsys.readouterr().err

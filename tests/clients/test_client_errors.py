@@ -48,6 +48,7 @@ REASON_TABLE = [
     ("KEY_UNAVAILABLE", grpc.StatusCode.UNAVAILABLE, 6),
     ("UNKNOWN_PROFILE", grpc.StatusCode.INVALID_ARGUMENT, 2),
     ("AUDIT_UNAVAILABLE", grpc.StatusCode.UNAVAILABLE, 6),
+    ("STATE_UNAVAILABLE", grpc.StatusCode.UNAVAILABLE, 6),
     ("DAEMON_STOPPING", grpc.StatusCode.UNAVAILABLE, 6),
     ("INTERNAL", grpc.StatusCode.INTERNAL, 1),
     ("SPOOL_DISABLED", grpc.StatusCode.FAILED_PRECONDITION, 1),
@@ -193,6 +194,29 @@ def test_level_never_digitized_english_cites_law() -> None:
     assert "never digitized" in message
     assert "29/2018/QH14" in message
     assert "on paper" in message
+
+
+def test_level_never_digitized_shows_archive_explanation() -> None:
+    metadata = {"level": "tuyet-mat", "code": "TUYET_MAT_ARCHIVE_DECISION_REQUIRED",
+                "explanation": "Từ chối: Lưu trữ lịch sử phải quyết định việc giải mật.",
+                "explanation_en": "Rejected: the archive must decide on declassification."}
+    error = rich_error(grpc.StatusCode.FAILED_PRECONDITION, "LEVEL_NEVER_DIGITIZED", metadata)
+
+    _, vietnamese = describe_rpc_error(error, "vi", SERVER)
+    _, english = describe_rpc_error(error, "en", SERVER)
+
+    assert "Tuyệt mật không được số hóa" in vietnamese
+    assert "Lưu trữ lịch sử phải quyết định việc giải mật." in vietnamese
+    assert "the archive must decide on declassification." in english
+
+
+def test_level_never_digitized_plain_has_no_explanation_hint() -> None:
+    metadata = {"level": "tuyet-mat", "code": "TUYET_MAT", "explanation": "Từ chối: EXPLANATION"}
+    error = rich_error(grpc.StatusCode.FAILED_PRECONDITION, "LEVEL_NEVER_DIGITIZED", metadata)
+
+    _, vietnamese = describe_rpc_error(error, "vi", SERVER)
+
+    assert "EXPLANATION" not in vietnamese
 
 
 def test_field_too_long_names_field_and_max() -> None:

@@ -1,18 +1,18 @@
-"""Access rules against a real SQLite state file (no token needed)."""
+"""Access rules against a real state store on each backend (no token needed)."""
 
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 
 import pytest
+from conftest import StoreFactory
 
 from niemphong.daemon.access import AccessControl
 from niemphong.daemon.config import LevelPolicy
 from niemphong.daemon.errors import ServiceError
 from niemphong.daemon.identity import Identity
 from niemphong.daemon.levels import Level
-from niemphong.daemon.store import ArtefactRecord, SqliteStore
+from niemphong.daemon.store import ArtefactRecord
 
 VIEWER = Identity("viewer", frozenset({"viewer"}))
 OTHER_VIEWER = Identity("viewer-2", frozenset({"viewer"}))
@@ -41,8 +41,8 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def access(tmp_path: Path, clock: Clock) -> AccessControl:
-    store = SqliteStore(tmp_path / "state.db")
+def access(store_factory: StoreFactory, clock: Clock) -> AccessControl:
+    store = store_factory.open()
     control = AccessControl(store, POLICIES, clock=clock)
     for artefact_id, level in (("a" * 32, Level.TOI_MAT), ("b" * 32, Level.MAT)):
         with store.transaction() as tx:
@@ -52,8 +52,7 @@ def access(tmp_path: Path, clock: Clock) -> AccessControl:
                 wrap_algorithm="AES-KWP", plaintext_bytes=10, envelope_bytes=100, envelope_sha256="0" * 64,
                 sealed_by="scanner", sealed_at=int(clock.now),
             ))
-    yield control
-    store.close()
+    return control
 
 
 TOI_MAT_ID, MAT_ID = "a" * 32, "b" * 32

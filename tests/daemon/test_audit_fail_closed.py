@@ -16,19 +16,21 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import BIN, REPO, DaemonProcess, DevEnvironment, dev_init, error_reason, grant_access, seal_bytes
+from conftest import (
+    BIN, REPO, DaemonProcess, DevEnvironment, dev_init, error_reason, grant_access, seal_bytes, state_query,
+)
 from niemphong.v1 import niemphong_pb2 as pb
 from niemphong.v1 import niemphong_pb2_grpc as pb_grpc
 
@@ -55,8 +57,7 @@ def log_path(env: DevEnvironment) -> Path:
 
 
 def artefact_count(env: DevEnvironment) -> int:
-    with sqlite3.connect(f"file:{env.config['state']['sqlite']}?mode=ro", uri=True) as db:
-        return int(db.execute("SELECT count(*) FROM artefacts").fetchone()[0])
+    return int(state_query(env, "SELECT count(*) AS n FROM artefacts")[0]["n"])
 
 
 class Unwritable:
@@ -209,12 +210,38 @@ def test_fail_closed_grpc_refusal_reason(running: DaemonProcess, env: DevEnviron
 # SIGKILL during a stream of seals and opens ---------------------------------------
 
 
-def request_id_of(call: grpc.Call) -> str:
-    return dict(call.trailing_metadata() or ())["x-request-id"]
+def request_id_of(call: grpc.Call) -> str | None:
+    """Return the call's x-request-id trailer, or None for a call cut off before the daemon sent it."""
+    return dict(call.trailing_metadata() or ()).get("x-request-id")
 
 
-def seal_once(env: DevEnvironment, data: bytes, number: int) -> tuple[str, str, bytes] | None:
-    """Seal ``data``; return (request id, artefact id, envelope) when the client saw it succeed, else None."""
+def succeeded_request_id(call: grpc.Call) -> str | None:
+    """Return the request id of a call that ended with OK, or None.
+
+    A call cut off by the kill ends with UNAVAILABLE and without the
+    x-request-id trailer, so it is not a success the client saw complete.
+    """
+    if call.code() != grpc.StatusCode.OK:
+        return None
+    return request_id_of(call)
+
+
+@dataclass
+class Outcome:
+    """What one Seal or Open call showed the client.
+
+    ``acknowledged`` is true once the seal's summary, or all of the opened
+    plaintext, arrived, whether or not the call then ended with OK.
+    ``request_id`` is set only for a call that ended with OK.
+    """
+
+    acknowledged: bool
+    request_id: str | None = None
+    artefact_id: str = ""
+
+
+def seal_once(env: DevEnvironment, data: bytes, number: int) -> Outcome:
+    """Seal ``data`` and return what the client saw."""
     def requests() -> Iterator[pb.SealRequest]:
         yield pb.SealRequest(metadata=pb.SealMetadata(level=pb.LEVEL_MAT, document=pb.DocumentMetadata(
             doc_number=f"{number}/KILL", issued_on="2025-05-20", source_name="scan.pdf")))
@@ -222,20 +249,17 @@ def seal_once(env: DevEnvironment, data: bytes, number: int) -> tuple[str, str, 
 
     with env.channel("scanner") as channel:
         call = pb_grpc.EnvelopeServiceStub(channel).Seal(requests(), timeout=20)
-        envelope = bytearray()
         try:
             for response in call:
-                if response.WhichOneof("payload") == "chunk":
-                    envelope += response.chunk
-                else:
-                    return request_id_of(call), response.summary.artefact_id, bytes(envelope)
+                if response.WhichOneof("payload") == "summary":
+                    return Outcome(True, succeeded_request_id(call), response.summary.artefact_id)
         except grpc.RpcError:
-            return None
-    return None
+            pass
+    return Outcome(False)
 
 
-def open_once(env: DevEnvironment, envelope: bytes, expected: bytes) -> str | None:
-    """Open ``envelope``; return the request id when the client received all of ``expected``, else None."""
+def open_once(env: DevEnvironment, envelope: bytes, expected: bytes) -> Outcome:
+    """Open ``envelope`` and return what the client saw, which is acknowledged once all of ``expected`` arrived."""
     def requests() -> Iterator[pb.OpenRequest]:
         yield pb.OpenRequest(start=pb.OpenStart())
         yield pb.OpenRequest(chunk=envelope)
@@ -248,10 +272,10 @@ def open_once(env: DevEnvironment, envelope: bytes, expected: bytes) -> str | No
                 if response.WhichOneof("payload") == "chunk":
                     plain += response.chunk
                 elif bytes(plain) == expected:
-                    return request_id_of(call)
+                    return Outcome(True, succeeded_request_id(call))
         except grpc.RpcError:
-            return None
-    return None
+            pass
+    return Outcome(bytes(plain) == expected)
 
 
 def test_fail_closed_sigkill_during_stream_keeps_acknowledged(
@@ -266,7 +290,9 @@ def test_fail_closed_sigkill_during_stream_keeps_acknowledged(
     with env.channel("approver-1") as channel:
         pb_grpc.AccessServiceStub(channel).Approve(pb.ApproveRequest(request_id=request.request_id), timeout=10)
 
-    succeeded: list[str] = []
+    succeeded: list[str] = []  # request ids of calls that ended with OK
+    sealed: list[str] = []  # artefact ids whose seal summary arrived
+    opens_seen = 0  # opens whose plaintext all arrived
     lock = threading.Lock()
     stop = threading.Event()
 
@@ -275,18 +301,24 @@ def test_fail_closed_sigkill_during_stream_keeps_acknowledged(
         while not stop.is_set():
             number += 1
             outcome = seal_once(env, os.urandom(20_000), worker * 10_000 + number)
-            if outcome is None:
-                return
             with lock:
-                succeeded.append(outcome[0])
+                if outcome.acknowledged:
+                    sealed.append(outcome.artefact_id)
+                if outcome.request_id is not None:
+                    succeeded.append(outcome.request_id)
+            if outcome.request_id is None:
+                return
 
     def open_stream() -> None:
+        nonlocal opens_seen
         while not stop.is_set():
-            request_id = open_once(env, envelope, base)
-            if request_id is None:
-                return
+            outcome = open_once(env, envelope, base)
             with lock:
-                succeeded.append(request_id)
+                opens_seen += outcome.acknowledged
+                if outcome.request_id is not None:
+                    succeeded.append(outcome.request_id)
+            if outcome.request_id is None:
+                return
 
     threads = [threading.Thread(target=seal_stream, args=(worker,)) for worker in range(3)]
     threads.append(threading.Thread(target=open_stream))
@@ -306,14 +338,28 @@ def test_fail_closed_sigkill_during_stream_keeps_acknowledged(
     offline = subprocess.run([str(BIN / "niemphongd"), "audit", "verify", "--config", config, "--json"],
                              capture_output=True, text=True, timeout=120)
     stored = [json.loads(line) for line in log_path(env).read_bytes().splitlines()]
-    allowed = {entry["request_id"] for entry in stored if entry["kind"] == "record" and entry["decision"] == "allowed"}
+    allowed_records = [entry for entry in stored if entry["kind"] == "record" and entry["decision"] == "allowed"]
+    allowed = {entry["request_id"] for entry in allowed_records}
+    sealed_recorded = {entry["facts"].get("artefact_id") for entry in allowed_records
+                       if entry["operation"].endswith("Seal")}
+    opens_recorded = sum(1 for entry in allowed_records if entry["operation"].endswith("Open")
+                         and entry["facts"].get("artefact_id") == summary.artefact_id)
+    database = sqlite3.connect(f"file:{env.config['state']['sqlite']}?mode=ro", uri=True, timeout=30)
+    try:
+        registered = {row[0] for row in database.execute("SELECT artefact_id FROM artefacts")}
+    finally:
+        database.close()
     running.start()
     online = env.cli("auditor", "audit", "verify", "--json")
 
+    assert all(not thread.is_alive() for thread in threads)
     assert len(succeeded) >= 20, "the stream did not get going before the kill"
     assert offline.returncode == 0, offline.stdout + offline.stderr
     assert json.loads(offline.stdout)["intact"] is True
     assert set(succeeded) <= allowed
+    assert set(sealed) <= sealed_recorded, "a seal whose summary arrived has no allowed record"
+    assert set(sealed) <= registered, "a seal whose summary arrived is not registered"
+    assert opens_recorded >= opens_seen, f"{opens_seen} opens arrived whole, {opens_recorded} recorded"
     assert online.returncode == 0, online.stdout + online.stderr
     report = json.loads(online.stdout)
     assert report["intact"] is True
@@ -415,8 +461,7 @@ def test_fail_closed_health_reports_audit_log(running: DaemonProcess, env: DevEn
 
 
 def count_rows(env: DevEnvironment, table: str) -> int:
-    with sqlite3.connect(f"file:{env.config['state']['sqlite']}?mode=ro", uri=True) as db:
-        return int(db.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+    return int(state_query(env, f"SELECT count(*) AS n FROM {table}")[0]["n"])
 
 
 def test_fail_closed_archive_changes_refused(running: DaemonProcess, env: DevEnvironment, tmp_path: Path) -> None:

@@ -397,3 +397,30 @@ def test_audit_log_token_gone_refuses_then_recovers(tmp_path: Path, key: TokenCh
     assert recovered
     assert numbers == [1, 2, 4]
     assert verify_log(read_log_lines(path), key).intact
+
+
+def test_audit_log_records_carry_state_seq(tmp_path: Path, key: TokenCheckpointKey) -> None:
+    numbers = iter([41, 42, 57])
+    audit_log = AuditLog(AuditSettings(tmp_path / "audit.jsonl", 100, 3600), key, order_source=lambda: next(numbers))
+    audit_log.open()
+    for number in range(3):
+        audit_log.append(record(number))
+    audit_log.close()
+
+    records = [entry for entry in stored(tmp_path / "audit.jsonl") if entry["kind"] == "record"]
+    assert [entry["state_seq"] for entry in records] == [41, 42, 57]
+    assert verify_log(read_log_lines(tmp_path / "audit.jsonl"), key).problem is None
+
+
+def test_audit_log_record_kept_without_state_seq(tmp_path: Path, key: TokenCheckpointKey) -> None:
+    def database_down() -> int:
+        raise ConnectionError("state database unreachable")
+
+    audit_log = AuditLog(AuditSettings(tmp_path / "audit.jsonl", 100, 3600), key, order_source=database_down)
+    audit_log.open()
+    audit_log.append(record(1))
+    audit_log.close()
+
+    records = [entry for entry in stored(tmp_path / "audit.jsonl") if entry["kind"] == "record"]
+    assert len(records) == 1
+    assert "state_seq" not in records[0]

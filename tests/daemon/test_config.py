@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from niemphong.daemon.config import load_config, read_pin
+from niemphong.daemon.config import load_config, read_pin, read_state_password
 from niemphong.daemon.errors import ConfigError
 from niemphong.daemon.levels import Level
 from niemphong.daemon.pkcs11_uri import parse_pkcs11_uri
@@ -218,3 +218,73 @@ def test_config_example_files_load(tmp_path: Path) -> None:
     assert config.levels[Level.TOI_MAT].custodians == 2
     assert config.levels[Level.MAT].custodians == 1
     assert config.recovery is None
+
+
+POSTGRES_STATE = '[state]\nbackend = "postgresql"\npostgresql = "host=/run/postgresql dbname=niemphong user=niemphong"\n'
+
+
+def with_state(section: str) -> str:
+    return BASE.replace('[state]\nsqlite = "state/np.db"\n', section)
+
+
+def test_config_postgres_backend(tmp_path: Path) -> None:
+    (tmp_path / "db.password").write_text("mật-khẩu\n", encoding="utf-8")
+    config = load_config(write(tmp_path, with_state(POSTGRES_STATE + 'password_file = "db.password"\npool_size = 4\n')))
+
+    assert config.sqlite is None
+    assert config.postgres is not None
+    assert config.postgres.conninfo == "host=/run/postgresql dbname=niemphong user=niemphong"
+    assert config.postgres.pool_size == 4
+    assert read_state_password(config.postgres) == "mật-khẩu"
+
+
+def test_config_postgres_password_in_conninfo_rejected(tmp_path: Path) -> None:
+    state = POSTGRES_STATE.replace("user=niemphong", "user=niemphong password=secret-value")
+
+    with pytest.raises(ConfigError) as excinfo:
+        load_config(write(tmp_path, with_state(state)))
+
+    assert "state.postgresql" in str(excinfo.value)
+    assert "password_file" in str(excinfo.value)
+    assert "secret-value" not in str(excinfo.value)
+
+
+def test_config_postgres_uri_password_rejected(tmp_path: Path) -> None:
+    state = '[state]\nbackend = "postgresql"\npostgresql = "postgresql://np:secret-value@db.example/np"\n'
+
+    with pytest.raises(ConfigError) as excinfo:
+        load_config(write(tmp_path, with_state(state)))
+
+    assert "must not contain a password" in str(excinfo.value)
+    assert "secret-value" not in str(excinfo.value)
+
+
+def test_config_postgres_with_sqlite_key_rejected(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="state.sqlite"):
+        load_config(write(tmp_path, with_state(POSTGRES_STATE + 'sqlite = "state/np.db"\n')))
+
+
+def test_config_sqlite_with_postgres_key_rejected(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="state.pool_size"):
+        load_config(write(tmp_path, with_state('[state]\nsqlite = "state/np.db"\npool_size = 4\n')))
+
+
+def test_config_unknown_backend_rejected(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="state.backend"):
+        load_config(write(tmp_path, with_state('[state]\nbackend = "mysql"\n')))
+
+
+def test_config_postgres_both_password_sources_rejected(tmp_path: Path) -> None:
+    state = POSTGRES_STATE + 'password_file = "db.password"\npassword_credential = "np-db"\n'
+
+    with pytest.raises(ConfigError, match="state.password_file"):
+        load_config(write(tmp_path, with_state(state)))
+
+
+def test_state_password_credential_needs_systemd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
+    config = load_config(write(tmp_path, with_state(POSTGRES_STATE + 'password_credential = "np-db"\n')))
+    assert config.postgres is not None
+
+    with pytest.raises(ConfigError, match="CREDENTIALS_DIRECTORY"):
+        read_state_password(config.postgres)

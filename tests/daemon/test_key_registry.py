@@ -8,11 +8,10 @@ import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
-from conftest import DevEnvironment
+from conftest import DevEnvironment, StoreFactory
 from niemphong.daemon import envelope, keys
 from niemphong.daemon.config import LevelPolicy, load_config, read_pin
 from niemphong.daemon.errors import ServiceError
@@ -21,7 +20,7 @@ from niemphong.daemon.identity import Identity
 from niemphong.daemon.key_changes import KeyChanges
 from niemphong.daemon.keys import KeyRegistry
 from niemphong.daemon.levels import Level
-from niemphong.daemon.store import ArtefactRecord, KeyVersionRecord, SqliteStore
+from niemphong.daemon.store import ArtefactRecord, KeyVersionRecord, StateStore
 
 DAY = 86400
 CUSTODIAN = Identity("custodian", frozenset({"custodian"}))
@@ -48,24 +47,23 @@ def token(dev_env: DevEnvironment) -> Iterator[Pkcs11Token]:
 class Setup:
     registry: KeyRegistry
     changes: KeyChanges
-    store: SqliteStore
+    store: StateStore
     clock: Clock
     mat: str
     toi_mat: str
 
 
 @pytest.fixture
-def setup(token: Pkcs11Token, tmp_path: Path) -> Iterator[Setup]:
+def setup(token: Pkcs11Token, store_factory: StoreFactory) -> Iterator[Setup]:
     prefix = f"test-{uuid.uuid4().hex[:8]}"
     levels = {
         Level.TOI_MAT: LevelPolicy(Level.TOI_MAT, f"{prefix}-toi-mat", 2, 3600, 1, rotation_days=365, custodians=2),
         Level.MAT: LevelPolicy(Level.MAT, f"{prefix}-mat", 1, 3600, 3, rotation_days=30, custodians=1),
     }
     clock = Clock()
-    store = SqliteStore(tmp_path / "np.db")
+    store = store_factory.open()
     registry = KeyRegistry(store, token, levels, {}, clock=clock)
     yield Setup(registry, KeyChanges(store, registry, clock=clock), store, clock, f"{prefix}-mat", f"{prefix}-toi-mat")
-    store.close()
     for info in token.list_keks():
         if info.key_id.startswith(prefix):
             token.destroy_kek(info.key_id, info.version)

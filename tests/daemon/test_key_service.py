@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import grpc
 import pytest
 from cryptography.hazmat.primitives.keywrap import aes_key_wrap_with_padding
 
-from conftest import error_reason
+from conftest import error_reason, state_query
 from key_helpers import KeyLab, body, make_lab, sample, seal_file, slots
 from test_audit_end_to_end import log_size, records_after
 from test_metrics import scrape, value
@@ -96,22 +95,16 @@ def test_keys_rejected_change_no_longer_pending(lab: KeyLab) -> None:
 
 
 def test_keys_due_lists_key_past_rotation(lab: KeyLab) -> None:
-    database = lab.env.root / "state" / "niemphong.db"
+    age = "UPDATE key_versions SET created_at = created_at {} ? WHERE key_id = 'niemphong-mat' AND state = 'active'"
     before = lab.cli("auditor", "keys", "due", "--json")
-    db = sqlite3.connect(database)
-    db.execute("UPDATE key_versions SET created_at = created_at - ? WHERE key_id = 'niemphong-mat' AND state = 'active'",
-               (731 * DAY,))
-    db.commit()
+    state_query(lab.env, age.format("-"), (731 * DAY,))
     try:
         due = lab.cli("auditor", "keys", "due", "--json")
         text = lab.cli("auditor", "keys", "due", lang="en_US.UTF-8")
         # The metric reads the same registry, at every scrape.
         samples = scrape(lab.env)
     finally:
-        db.execute("UPDATE key_versions SET created_at = created_at + ? WHERE key_id = 'niemphong-mat' AND state = 'active'",
-                   (731 * DAY,))
-        db.commit()
-        db.close()
+        state_query(lab.env, age.format("+"), (731 * DAY,))
 
     assert json.loads(before.stdout) == {"due": []}
     listed = json.loads(due.stdout)["due"]

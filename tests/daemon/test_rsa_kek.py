@@ -125,7 +125,7 @@ from niemphong.daemon.hsm import Pkcs11Token
 
 import time
 from niemphong.daemon.levels import Level
-from niemphong.daemon.store import KeyVersionRecord, SqliteStore
+from niemphong.daemon.store import KeyVersionRecord, open_store
 
 config = load_config(sys.argv[1])
 token = Pkcs11Token(config.token, read_pin(config.token))
@@ -136,7 +136,7 @@ token.close()
 # Enter it in the key registry as a custodians' rotation would: a version
 # found in the token outside the registry never seals.
 now = int(time.time())
-store = SqliteStore(config.sqlite)
+store = open_store(config)
 with store.transaction() as tx:
     tx.set_key_state("niemphong-mat", 1, "retired_sealing", now)
     tx.insert_key_version(KeyVersionRecord("niemphong-mat", 2, int(Level.MAT), "active", now, now))

@@ -440,7 +440,8 @@ def test_second_daemon_on_same_config_refused(daemon: DaemonProcess, dev_env: De
     )
 
     assert second.returncode != 0
-    assert "already uses the state database" in second.stderr
+    # The state database on SQLite, the audit log on PostgreSQL, which daemons share.
+    assert "another niemphongd already uses" in second.stderr
     assert daemon.serving()
 
 
@@ -509,7 +510,9 @@ def test_seal_small_over_chunk_bound_rejected(daemon: DaemonProcess, dev_env: De
 def test_seal_small_not_secret_returns_record(daemon: DaemonProcess, dev_env: DevEnvironment) -> None:
     metadata = pb.SealMetadata(
         level=pb.LEVEL_MAT, document=SMALL_METADATA.document,
-        classification=pb.ClassificationFacts(declassification=pb.Declassification(decision="Quyết định số 3/QĐ-UBND")),
+        classification=pb.ClassificationFacts(declassification=pb.Declassification(
+            decision="Quyết định số 3/QĐ-UBND", decided_on="2026-01-15",
+        )),
     )
 
     response = seal_small(dev_env, b"scan", metadata)

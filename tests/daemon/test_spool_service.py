@@ -209,7 +209,9 @@ def test_seal_file_not_secret_writes_nothing(daemon: DaemonProcess, dev_env: Dev
     (scanner_dir / name).write_bytes(b"scan")
     metadata = pb.SealMetadata(
         level=pb.LEVEL_MAT, document=METADATA.document,
-        classification=pb.ClassificationFacts(declassification=pb.Declassification(decision="Quyết định số 3/QĐ-UBND")),
+        classification=pb.ClassificationFacts(declassification=pb.Declassification(
+            decision="Quyết định số 3/QĐ-UBND", decided_on="2026-01-15",
+        )),
     )
 
     response = seal_file_response(dev_env, name, name + ".npe", metadata=metadata)

@@ -1,18 +1,15 @@
-"""SqliteStore.write_grouped: concurrent writes that share a commit."""
+"""write_grouped on both state backends: concurrent writes that share a commit."""
 
 from __future__ import annotations
 
-import os
-import sqlite3
-import stat
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
+from conftest import StoreFactory
 
-from niemphong.daemon.store import ArtefactRecord, SqliteStore, StateTransaction
+from niemphong.daemon.store import ArtefactRecord, StateTransaction
 
 
 def artefact(artefact_id: str) -> ArtefactRecord:
@@ -23,26 +20,26 @@ def artefact(artefact_id: str) -> ArtefactRecord:
     )
 
 
-def stored_ids(path: Path) -> set[str]:
-    # A second connection sees only what was committed.
-    with sqlite3.connect(path) as db:
-        return {row[0] for row in db.execute("SELECT artefact_id FROM artefacts")}
+def stored_ids(factory: StoreFactory, candidates: list[str]) -> set[str]:
+    # A second store has its own connection, so it sees only what was committed.
+    store = factory.open()
+    with store.transaction() as tx:
+        return {artefact_id for artefact_id in candidates if tx.get_artefact(artefact_id) is not None}
 
 
-def test_write_grouped_returns_result(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "state.db")
+def test_write_grouped_returns_result(store_factory: StoreFactory) -> None:
+    store = store_factory.open()
 
     def insert(tx: StateTransaction) -> str:
         tx.insert_artefact(artefact("a" * 32))
         return "inserted"
 
     assert store.write_grouped(insert) == "inserted"
-    assert stored_ids(tmp_path / "state.db") == {"a" * 32}
-    store.close()
+    assert stored_ids(store_factory, ["a" * 32]) == {"a" * 32}
 
 
-def test_write_grouped_concurrent_all_committed(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "state.db")
+def test_write_grouped_concurrent_all_committed(store_factory: StoreFactory) -> None:
+    store = store_factory.open()
     ids = [f"{index:032x}" for index in range(64)]
 
     def insert(artefact_id: str) -> None:
@@ -51,12 +48,11 @@ def test_write_grouped_concurrent_all_committed(tmp_path: Path) -> None:
     with ThreadPoolExecutor(16) as pool:
         list(pool.map(insert, ids))
 
-    assert stored_ids(tmp_path / "state.db") == set(ids)
-    store.close()
+    assert stored_ids(store_factory, ids) == set(ids)
 
 
-def test_write_grouped_failure_rolls_back_only_its_work(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "state.db")
+def test_write_grouped_failure_rolls_back_only_its_work(store_factory: StoreFactory) -> None:
+    store = store_factory.open()
     store.write_grouped(lambda tx: tx.insert_artefact(artefact("a" * 32)))
     # Hold the connection so that the next three writes queue up and share one commit.
     release = threading.Event()
@@ -84,15 +80,15 @@ def test_write_grouped_failure_rolls_back_only_its_work(tmp_path: Path) -> None:
         holder.result(10)
         good_before.result(10)
         good_after.result(10)
-        with pytest.raises(sqlite3.IntegrityError):
+        with pytest.raises(store_factory.integrity_error):
             bad.result(10)
 
-    assert stored_ids(tmp_path / "state.db") == {"a" * 32, "b" * 32, "d" * 32}
-    store.close()
+    candidates = [letter * 32 for letter in "abcd"]
+    assert stored_ids(store_factory, candidates) == {"a" * 32, "b" * 32, "d" * 32}
 
 
-def test_write_grouped_after_failure_usable(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "state.db")
+def test_write_grouped_after_failure_usable(store_factory: StoreFactory) -> None:
+    store = store_factory.open()
 
     def fail(tx: StateTransaction) -> None:
         tx.insert_artefact(artefact("a" * 32))
@@ -104,32 +100,4 @@ def test_write_grouped_after_failure_usable(tmp_path: Path) -> None:
     with store.transaction() as tx:
         assert tx.get_artefact("b" * 32) is not None
 
-    assert stored_ids(tmp_path / "state.db") == {"b" * 32}
-    store.close()
-
-
-def test_store_files_private_under_open_umask(tmp_path: Path) -> None:
-    path = tmp_path / "state.db"
-    previous = os.umask(0o022)
-    try:
-        store = SqliteStore(path)
-        store.write_grouped(lambda tx: tx.insert_artefact(artefact("b" * 32)))
-    finally:
-        os.umask(previous)
-
-    modes = {name: stat.S_IMODE(os.stat(tmp_path / name).st_mode) for name in ("state.db", "state.db-wal", "state.db-shm")}
-    store.close()
-
-    assert modes == {"state.db": 0o600, "state.db-wal": 0o600, "state.db-shm": 0o600}
-
-
-def test_store_narrows_existing_readable_files(tmp_path: Path) -> None:
-    path = tmp_path / "state.db"
-    SqliteStore(path).close()
-    path.chmod(0o644)
-
-    store = SqliteStore(path)
-    mode = stat.S_IMODE(path.stat().st_mode)
-    store.close()
-
-    assert mode == 0o600
+    assert stored_ids(store_factory, ["a" * 32, "b" * 32]) == {"b" * 32}

@@ -1,10 +1,15 @@
-"""The state store upgrades a schema 1 database in place and keeps its data."""
+"""The state store upgrades a schema 1 database in place and keeps its data; migrations on PostgreSQL."""
 
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
+import psycopg
 import pytest
 
 from niemphong.daemon.store import SCHEMA_VERSION, ArtefactKeys, KeyVersionRecord, SqliteStore
@@ -103,3 +108,80 @@ def test_store_allows_one_active_version_per_key(tmp_path: Path) -> None:
             tx.insert_key_version(KeyVersionRecord("niemphong-mat", 1, 1, "active", 1, 1))
             tx.insert_key_version(KeyVersionRecord("niemphong-mat", 2, 1, "active", 2, 2))
     store.close()
+
+
+def test_postgres_concurrent_migration_once(pg_cluster: Any) -> None:
+    # Daemons that start together on an empty database: one migrates, the others find nothing to do.
+    from niemphong.daemon.store_postgres import PostgresStore
+
+    conninfo = pg_cluster.create_database()
+    barrier = threading.Barrier(4)
+
+    def open_store() -> PostgresStore:
+        barrier.wait(10)
+        return PostgresStore(conninfo)
+
+    with ThreadPoolExecutor(4) as pool:
+        stores = list(pool.map(lambda _: open_store(), range(4)))
+    with stores[0].transaction() as tx:
+        tx.insert_key_version(KeyVersionRecord("niemphong-mat", 1, 1, "active", 1, 1))
+    with stores[3].transaction() as tx:
+        versions = tx.list_key_versions()
+    for store in stores:
+        store.close()
+
+    assert [record.version for record in versions] == [1]
+    with psycopg.connect(conninfo) as connection:
+        rows = connection.execute("SELECT version FROM schema_version").fetchall()
+    assert rows == [(SCHEMA_VERSION,)]
+
+
+def test_postgres_migrate_again_keeps_data(pg_cluster: Any) -> None:
+    from niemphong.daemon.store_postgres import PostgresStore
+
+    store = PostgresStore(pg_cluster.create_database())
+    with store.transaction() as tx:
+        tx.insert_key_version(KeyVersionRecord("niemphong-mat", 1, 1, "active", 1, 1))
+
+    assert store.migrate() == SCHEMA_VERSION
+    with store.transaction() as tx:
+        assert len(tx.list_key_versions()) == 1
+    store.close()
+
+
+def test_postgres_newer_schema_rejected(pg_cluster: Any) -> None:
+    from niemphong.daemon.store_postgres import PostgresStore
+
+    conninfo = pg_cluster.create_database()
+    PostgresStore(conninfo).close()
+    with psycopg.connect(conninfo) as connection:
+        connection.execute("UPDATE schema_version SET version = 99")
+
+    with pytest.raises(RuntimeError, match="upgrade the daemon"):
+        PostgresStore(conninfo)
+
+
+def test_migrate_command_on_postgres(pg_cluster: Any, tmp_path: Path) -> None:
+    from conftest import BIN, dev_init
+
+    env = dev_init(tmp_path / "env", "--postgres", pg_cluster.create_database())
+
+    result = subprocess.run(
+        [str(BIN / "niemphongd"), "migrate", "--config", str(env.root / "niemphongd.toml")],
+        capture_output=True, text=True, timeout=60,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"state database at schema {SCHEMA_VERSION}"
+
+
+def test_postgres_unreachable_state_unavailable(tmp_path: Path) -> None:
+    from niemphong.daemon.errors import ServiceError
+    from niemphong.daemon.store_postgres import PostgresStore
+
+    # A socket folder with no server in it.
+    with pytest.raises(ServiceError) as excinfo:
+        PostgresStore(f"host={tmp_path} port=5432 user=postgres dbname=np", connect_timeout=1)
+
+    assert excinfo.value.reason == "STATE_UNAVAILABLE"
+    assert str(tmp_path) in excinfo.value.message

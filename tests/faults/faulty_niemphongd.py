@@ -1,18 +1,23 @@
 """niemphongd with PKCS#11 failures injected on request, for the fault tests.
 
-A test arms one failure by writing "FUNCTION EXCEPTION", for example
-"C_WrapKey DeviceRemoved", into the file named by NIEMPHONG_TEST_FAULT_FILE.
-The next call of that PKCS#11 function made for a request raises that
-python-pkcs11 exception instead of reaching the token, and the file is
-removed, so each arming fails one call. Calls from the health thread are
-never failed, so that its periodic C_GenerateRandom cannot take the fault.
-Everything else, the token included, is the real daemon.
+A test arms one fault by writing "FUNCTION ACTION [SKIP]" into the file named
+by NIEMPHONG_TEST_FAULT_FILE, for example "C_WrapKey DeviceRemoved" or
+"C_UnwrapKey SIGKILL 3". The first SKIP calls (default 0) of that PKCS#11
+function made for a request go through; the next one does not reach the
+token. An ACTION that names a python-pkcs11 exception raises it in place of
+the call, and SIGKILL kills the daemon at that point, as a power cut would.
+The file is removed when the fault fires, so each arming fails one call.
+Calls from the health thread are never failed, so that its periodic
+C_GenerateRandom cannot take the fault. The audit log's checkpoint thread
+can take a C_Sign fault, as it would from a real token. Everything else, the
+token included, is the real daemon.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import sys
 import threading
 from collections.abc import Iterator
@@ -28,27 +33,34 @@ _real_token_call = hsm._token_call
 _lock = threading.Lock()
 
 
-def _armed_fault(function: str) -> Exception | None:
+def _armed_action(function: str) -> str | None:
+    """Return the action armed for this call of ``function``, or None when it goes through."""
     if threading.current_thread().name == "health":
         return None
     with _lock:
         try:
-            armed_function, exception_name = FAULT_FILE.read_text().split()
-        except FileNotFoundError:
+            armed_function, action, *rest = FAULT_FILE.read_text().split()
+        except (FileNotFoundError, ValueError):
             return None
         if armed_function != function:
             return None
+        skip = int(rest[0]) if rest else 0
+        if skip > 0:
+            FAULT_FILE.write_text(f"{armed_function} {action} {skip - 1}")
+            return None
         FAULT_FILE.unlink()
-    exception: Exception = getattr(p11x, exception_name)()
-    return exception
+    return action
 
 
 @contextlib.contextmanager
 def _faulty_token_call(function: str, mechanism: object = None) -> Iterator[None]:
-    fault = _armed_fault(function)
+    action = _armed_action(function)
+    if action == "SIGKILL":
+        os.kill(os.getpid(), signal.SIGKILL)
     with _real_token_call(function, mechanism):  # type: ignore[arg-type]
-        if fault is not None:
-            raise fault
+        if action is not None:
+            exception: Exception = getattr(p11x, action)()
+            raise exception
         yield
 
 

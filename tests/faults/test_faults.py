@@ -18,6 +18,7 @@ After every fault the same invariants are checked:
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import signal
 import sqlite3
@@ -67,8 +68,9 @@ class FaultyDaemon(DaemonProcess):
             time.sleep(0.1)
         raise RuntimeError(f"niemphongd did not become ready:\n{self.log()}")
 
-    def arm(self, function: str, exception: str) -> None:
-        self.fault_file.write_text(f"{function} {exception}")
+    def arm(self, function: str, action: str, skip: int = 0) -> None:
+        """Fail the call of ``function`` after ``skip`` more go through: raise ``action``, or SIGKILL the daemon."""
+        self.fault_file.write_text(f"{function} {action} {skip}")
 
     def fault_fired(self) -> bool:
         return not self.fault_file.exists()
@@ -464,6 +466,210 @@ def test_sigterm_mid_stream(faulty: FaultyDaemon, ledger: Ledger, method: str) -
     check_invariants(faulty.env, ledger)
 
 
+# SIGKILL during a rewrap ----------------------------------------------------------
+
+REWRAP_FILES = 5
+
+
+def _rewrap(env: DevEnvironment, folder: Path) -> subprocess.CompletedProcess[str]:
+    result = env.cli("custodian", "rewrap", str(folder), "--json")
+    assert "Traceback" not in result.stderr, result.stderr
+    return result
+
+
+def _registered_version(env: DevEnvironment, artefact_id: str) -> int:
+    database = _database(env)
+    try:
+        return database.execute("SELECT key_version FROM artefacts WHERE artefact_id = ?", (artefact_id,)).fetchone()[0]
+    finally:
+        database.close()
+
+
+def _audited_rewraps(env: DevEnvironment, artefact_id: str) -> list[audit_pb.AuditRecord]:
+    with env.channel("auditor") as channel:
+        records = audit_grpc.AuditServiceStub(channel).ArtefactHistory(
+            audit_pb.ArtefactHistoryRequest(artefact_id=artefact_id), timeout=60)
+        return [record for record in records if record.operation == "KeyService/Rewrap" and record.decision == "allowed"]
+
+
+# Each file costs two Rewrap calls: one gets the new header (C_UnwrapKey,
+# then C_WrapKey), and one, after the file was replaced, records it
+# (C_UnwrapKey only). The client takes the files in name order, one at a
+# time. The skips put the kill in the third file's first call, or between
+# replacing the third file and recording it. Either way the client saw the
+# first two files rewrapped and recorded.
+REWRAP_KILL_POINTS = {
+    "new_header": ("C_WrapKey", 2),
+    "replaced_not_recorded": ("C_UnwrapKey", 5),
+}
+REWRAP_SEEN_DONE = 2
+
+
+@pytest.mark.parametrize("point", sorted(REWRAP_KILL_POINTS))
+def test_sigkill_during_rewrap(faulty: FaultyDaemon, ledger: Ledger, tmp_path: Path, point: str) -> None:
+    folder = tmp_path / "archive"
+    folder.mkdir()
+    paths = [folder / f"{index}.npe" for index in range(REWRAP_FILES)]
+    documents: dict[Path, tuple[bytes, str]] = {}
+    for index, path in enumerate(paths):
+        data = os.urandom(2 * SEGMENT + index)
+        sealed, summary = seal_bytes(faulty.env, data, doc_number=f"{index + 1}/REWRAP")
+        ledger.sealed(sealed, summary)
+        path.write_bytes(sealed)
+        documents[path] = (data, summary.artefact_id)
+    original = {path: path.read_bytes() for path in paths}
+    bodies = {path: original[path][envelope.parse_header(original[path]).header_len:] for path in paths}
+    rotated = faulty.env.cli("custodian", "keys", "rotate", "--level", "mat")
+    assert rotated.returncode == 0, rotated.stderr
+    old_version = _registered_version(faulty.env, documents[paths[0]][1])
+    new_version = old_version + 1
+    function, skip = REWRAP_KILL_POINTS[point]
+    faulty.arm(function, "SIGKILL", skip)
+
+    killed = _rewrap(faulty.env, folder)
+    assert faulty.process is not None
+    assert faulty.process.wait(timeout=60) == -signal.SIGKILL
+    faulty.start()
+
+    assert faulty.fault_fired()
+    assert killed.returncode == 6, killed.stderr  # UNAVAILABLE
+    replaced = REWRAP_SEEN_DONE + (1 if point == "replaced_not_recorded" else 0)
+    assert sorted(folder.iterdir()) == paths, "the killed run left a temporary file or lost one"
+    for path in paths[replaced:]:
+        assert path.read_bytes() == original[path], f"{path.name} changed before its turn"
+    for path in paths[:replaced]:
+        header = envelope.parse_header(path.read_bytes())
+        assert [slot.key_version for slot in header.slots] == [new_version], path.name
+    # Every rewrap the client saw recorded is in the registry under the new
+    # version, with one audit record of the recording call.
+    for path in paths[:REWRAP_SEEN_DONE]:
+        artefact_id = documents[path][1]
+        assert _registered_version(faulty.env, artefact_id) == new_version, path.name
+        recording = [record for record in _audited_rewraps(faulty.env, artefact_id) if record.facts["recorded"] == "1"]
+        assert len(recording) == 1, f"{path.name}: {len(recording)} audit records of recording its rewrap"
+    # The file replaced but not recorded stays under the old version in the
+    # registry, which keeps that version from being destroyed, and opens.
+    for path in paths[REWRAP_SEEN_DONE:]:
+        assert _registered_version(faulty.env, documents[path][1]) == old_version, path.name
+    # The old envelopes stay in the ledger: a copy that the rewrap did not
+    # reach, such as a backup, must still open.
+    for path in paths[:replaced]:
+        ledger.envelopes.append(path.read_bytes())
+    check_invariants(faulty.env, ledger)
+
+    resumed = _rewrap(faulty.env, folder)
+
+    assert resumed.returncode == 0, resumed.stderr
+    report = json.loads(resumed.stdout)
+    assert report["failed"] == 0
+    assert report["current"] == replaced
+    assert report["rewrapped"] == REWRAP_FILES - replaced
+    for path, (data, artefact_id) in documents.items():
+        assert _registered_version(faulty.env, artefact_id) == new_version, path.name
+        header = envelope.parse_header(path.read_bytes())
+        assert [slot.key_version for slot in header.slots] == [new_version], path.name
+        assert path.read_bytes()[header.header_len:] == bodies[path], f"{path.name}: the body changed"
+        request_id = grant_access(faulty.env, artefact_id, ["approver-1"])
+        assert open_bytes(faulty.env, path.read_bytes(), request_id=request_id) == data, path.name
+        ledger.opened(request_id, artefact_id)
+        if path.read_bytes() not in ledger.envelopes:
+            ledger.envelopes.append(path.read_bytes())
+    check_invariants(faulty.env, ledger)
+
+
+REWRAP_CALLS = ["C_UnwrapKey", "C_CreateObject", "C_WrapKey", "C_DestroyObject"]
+
+
+@pytest.mark.parametrize("exception", TOKEN_EXCEPTIONS)
+@pytest.mark.parametrize("function", REWRAP_CALLS)
+def test_token_failure_during_rewrap(faulty: FaultyDaemon, ledger: Ledger, tmp_path: Path, function: str,
+                                     exception: str) -> None:
+    path = tmp_path / "0.npe"
+    data = os.urandom(SEGMENT + 7)
+    sealed, summary = seal_bytes(faulty.env, data, doc_number="9/REWRAP-TOKEN")
+    ledger.sealed(sealed, summary)
+    path.write_bytes(sealed)
+    rotated = faulty.env.cli("custodian", "keys", "rotate", "--level", "mat")
+    assert rotated.returncode == 0, rotated.stderr
+    old_version = _registered_version(faulty.env, summary.artefact_id)
+    faulty.arm(function, exception)
+
+    failed = _rewrap(faulty.env, path)
+    wait_for_token(faulty.env)
+
+    assert faulty.fault_fired()
+    assert failed.returncode != 0, failed.stdout
+    # The new header is made before the file is touched, so the file is
+    # still the old envelope, and the registry still names the old version.
+    assert path.read_bytes() == sealed
+    assert _registered_version(faulty.env, summary.artefact_id) == old_version
+    assert list(tmp_path.glob(".niemphong-*")) == []
+    check_invariants(faulty.env, ledger)
+
+    resumed = _rewrap(faulty.env, path)
+
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads(resumed.stdout)["rewrapped"] == 1
+    assert _registered_version(faulty.env, summary.artefact_id) == old_version + 1
+    request_id = grant_access(faulty.env, summary.artefact_id, ["approver-1"])
+    assert open_bytes(faulty.env, path.read_bytes(), request_id=request_id) == data
+    ledger.opened(request_id, summary.artefact_id)
+    ledger.envelopes.append(path.read_bytes())
+
+
+# Audit checkpoint MAC ------------------------------------------------------------
+
+
+@pytest.fixture
+def checkpoint_every_record(tmp_path: Path) -> Iterator[FaultyDaemon]:
+    """A daemon of its own that writes an audit checkpoint, and so calls C_Sign, before every record."""
+    env = dev_init(tmp_path / "env")
+    config_path = env.root / "niemphongd.toml"
+    text = config_path.read_text()
+    assert "checkpoint_records = 100" in text
+    config_path.write_text(text.replace("checkpoint_records = 100", "checkpoint_records = 1"))
+    daemon = FaultyDaemon(env, tmp_path / "niemphongd.log")
+    daemon.start()
+    yield daemon
+    if daemon.process is not None and daemon.process.poll() is None:
+        assert daemon.stop() == 0, daemon.log()
+
+
+@pytest.mark.parametrize("exception", TOKEN_EXCEPTIONS)
+def test_token_failure_during_checkpoint(checkpoint_every_record: FaultyDaemon, exception: str) -> None:
+    daemon = checkpoint_every_record
+    ledger = Ledger()
+    check_serving(daemon.env, ledger)
+    artefacts_before = _count_artefacts(daemon.env)
+    daemon.arm("C_Sign", exception)
+
+    # Seal until one is refused. The checkpoint that takes the fault is
+    # written either by a seal's record or by the log's checkpoint thread,
+    # whose failure refuses the next record.
+    reason = None
+    sealed_meanwhile = 0
+    for _ in range(100):
+        try:
+            sealed, summary = seal_bytes(daemon.env, os.urandom(SEGMENT))
+        except grpc.RpcError as error:
+            reason = error_reason(error)
+            break
+        ledger.sealed(sealed, summary)
+        sealed_meanwhile += 1
+    artefacts_during = _count_artefacts(daemon.env)
+    # The daemon retries the log at most once a second.
+    time.sleep(1.5)
+
+    assert daemon.fault_fired()
+    # When the checkpoint thread takes DeviceRemoved, the next seal meets
+    # the token down before it reaches the log.
+    expected = {"AUDIT_UNAVAILABLE", "TOKEN_UNAVAILABLE"} if exception == "DeviceRemoved" else {"AUDIT_UNAVAILABLE"}
+    assert reason in expected
+    assert artefacts_during == artefacts_before + sealed_meanwhile, "a seal went ahead without its audit record"
+    assert "the checkpoint key cannot be used" in daemon.log()
+    check_invariants(daemon.env, ledger)
+
+
 # File systems -------------------------------------------------------------------
 
 
@@ -572,32 +778,143 @@ def test_audit_disk_full(audit_on_tmpfs: tuple[FaultyDaemon, SmallFileSystem]) -
     check_invariants(daemon.env, ledger)
 
 
-def test_state_disk_full(state_on_tmpfs: tuple[FaultyDaemon, SmallFileSystem]) -> None:
+def _scan_until_refused(env: DevEnvironment, folder: Path, lang: str) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """Run ``niemphong scan`` until the daemon refuses one, at most five times; return the last run and its output path."""
+    source = folder / f"scan-{lang[:2]}.pdf"
+    source.write_bytes(os.urandom(SEGMENT))
+    for attempt in range(5):
+        output = folder / f"scan-{lang[:2]}-{attempt}.pdf.npe"
+        result = env.cli("scanner", "scan", str(source), "--level", "mat", "--doc-number", f"{attempt + 1}/FULL",
+                         "--issued", "2025-05-20", "--out", str(output), lang=lang)
+        if result.returncode != 0:
+            break
+    return result, output
+
+
+def test_state_disk_full_seal(state_on_tmpfs: tuple[FaultyDaemon, SmallFileSystem], tmp_path: Path) -> None:
     daemon, filesystem = state_on_tmpfs
     ledger = Ledger()
     check_serving(daemon.env, ledger)
+    artefacts_before = _count_artefacts(daemon.env)
     filler = filesystem.fill()
 
+    # SQLite reuses the space of its write-ahead log, so a few commits may
+    # still fit after the disk is full.
     failures = []
-    for _ in range(5):
-        try:
-            sealed, summary = seal_bytes(daemon.env, os.urandom(2 * SEGMENT))
-        except grpc.RpcError as error:
-            failures.append(error_reason(error))
-            continue
-        ledger.sealed(sealed, summary)
-    filler.unlink()
+    try:
+        for _ in range(5):
+            try:
+                sealed, summary = seal_bytes(daemon.env, os.urandom(2 * SEGMENT))
+            except grpc.RpcError as error:
+                failures.append(error_reason(error))
+                continue
+            ledger.sealed(sealed, summary)
+        artefacts_during = _count_artefacts(daemon.env)
+        vietnamese, vietnamese_output = _scan_until_refused(daemon.env, tmp_path, "vi_VN.UTF-8")
+        english, english_output = _scan_until_refused(daemon.env, tmp_path, "en_US.UTF-8")
+    finally:
+        filler.unlink()
 
     assert failures, "no seal failed on a full file system"
-    assert set(failures) <= {"INTERNAL", "AUDIT_UNAVAILABLE"}, failures
+    assert set(failures) == {"STATE_UNAVAILABLE"}, failures
+    assert artefacts_during == artefacts_before + len(ledger.seals) - 1, "a refused seal was registered"
+    assert vietnamese.returncode == 6, vietnamese.stderr
+    assert "cơ sở dữ liệu trạng thái" in vietnamese.stderr
+    assert "Traceback" not in vietnamese.stderr
+    assert english.returncode == 6, english.stderr
+    assert "cannot write its state database" in english.stderr
+    assert not vietnamese_output.exists(), "a refused scan left its output"
+    assert not english_output.exists(), "a refused scan left its output"
+    assert list(tmp_path.glob(".niemphong-*")) == [], "a refused scan left a temporary file"
     check_invariants(daemon.env, ledger)
 
 
-def test_state_read_only_at_start(state_on_tmpfs: tuple[FaultyDaemon, SmallFileSystem]) -> None:
-    # Linux refuses to remount a file system read-only while a process has
-    # a file on it open for writing, so the daemon meets the read-only state
-    # file system when it starts.
+def _open_collecting(env: DevEnvironment, sealed: bytes, request_id: str) -> tuple[bytes, str]:
+    """Open ``sealed`` and return the plaintext received and the refusal reason ("" when it opened)."""
+    received = bytearray()
+    with env.channel("viewer") as channel:
+        call = pb_grpc.EnvelopeServiceStub(channel).Open(iter(open_messages(sealed, request_id)), timeout=60)
+        try:
+            for response in call:
+                if response.WhichOneof("payload") == "chunk":
+                    received += response.chunk
+        except grpc.RpcError as error:
+            return bytes(received), error_reason(error)
+    return bytes(received), ""
+
+
+def test_state_disk_full_open(state_on_tmpfs: tuple[FaultyDaemon, SmallFileSystem]) -> None:
     daemon, filesystem = state_on_tmpfs
+    ledger = Ledger()
+    check_serving(daemon.env, ledger)
+    data = os.urandom(2 * SEGMENT)
+    sealed, summary = seal_bytes(daemon.env, data)
+    ledger.sealed(sealed, summary)
+    request_ids = [grant_access(daemon.env, summary.artefact_id, ["approver-1"]) for _ in range(5)]
+    filler = filesystem.fill()
+
+    outcomes = []
+    try:
+        for request_id in request_ids:
+            received, reason = _open_collecting(daemon.env, sealed, request_id)
+            outcomes.append((request_id, received, reason))
+            if not reason:
+                ledger.opened(request_id, summary.artefact_id)
+    finally:
+        filler.unlink()
+
+    reasons = [reason for _, _, reason in outcomes if reason]
+    assert reasons, "no open failed on a full file system"
+    assert set(reasons) == {"STATE_UNAVAILABLE"}, reasons
+    for request_id, received, reason in outcomes:
+        if reason:
+            assert received == b"", "plaintext left the daemon for an open that was not counted"
+            assert _grant_row(daemon.env, request_id) == 0, "a refused open was counted"
+        else:
+            assert received == data
+    check_invariants(daemon.env, ledger)
+
+
+def test_audit_disk_full_open(audit_on_tmpfs: tuple[FaultyDaemon, SmallFileSystem]) -> None:
+    daemon, filesystem = audit_on_tmpfs
+    ledger = Ledger()
+    check_serving(daemon.env, ledger)
+    data = os.urandom(2 * SEGMENT)
+    sealed, summary = seal_bytes(daemon.env, data)
+    ledger.sealed(sealed, summary)
+    # Enough grants to outlast the records that still fit in the log's last page.
+    request_ids = [grant_access(daemon.env, summary.artefact_id, ["approver-1"]) for _ in range(60)]
+    filler = filesystem.fill()
+
+    outcomes = []
+    try:
+        for request_id in request_ids:
+            received, reason = _open_collecting(daemon.env, sealed, request_id)
+            outcomes.append((request_id, received, reason))
+            if reason:
+                break
+            ledger.opened(request_id, summary.artefact_id)
+    finally:
+        filler.unlink()
+    time.sleep(1.5)
+
+    request_id, received, reason = outcomes[-1]
+    assert reason == "AUDIT_UNAVAILABLE"
+    assert received == b""
+    assert _grant_row(daemon.env, request_id) == 0, "an open refused for want of its audit record was counted"
+    check_invariants(daemon.env, ledger)
+
+
+@pytest.fixture(params=["state", "audit"])
+def state_or_audit_on_tmpfs(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[FaultyDaemon, SmallFileSystem]]:
+    yield from _daemon_on_tmpfs(tmp_path, request.param)
+
+
+def test_read_only_at_start(state_or_audit_on_tmpfs: tuple[FaultyDaemon, SmallFileSystem]) -> None:
+    # Linux refuses to remount a file system read-only while a process has
+    # a file on it open for writing, so the daemon meets the read-only
+    # file system when it starts.
+    daemon, filesystem = state_or_audit_on_tmpfs
     ledger = Ledger()
     check_serving(daemon.env, ledger)
     assert daemon.stop() == 0
@@ -611,6 +928,7 @@ def test_state_read_only_at_start(state_on_tmpfs: tuple[FaultyDaemon, SmallFileS
     daemon.start()
 
     assert "Traceback" not in str(excinfo.value)
+    assert "Read-only file system" in str(excinfo.value)
     check_invariants(daemon.env, ledger)
 
 
@@ -651,5 +969,51 @@ def test_envelope_output_disk_full(faulty: FaultyDaemon, ledger: Ledger, tmp_pat
 
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
+    assert str(output) in result.stderr, "the message does not name the output file"
     assert left == [], "a failed scan left files behind"
+    check_invariants(faulty.env, ledger)
+
+
+def _view_onto(faulty: FaultyDaemon, ledger: Ledger, tmp_path: Path, filesystem: SmallFileSystem,
+               size: int) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+    """Seal ``size`` random bytes, grant the viewer, and run ``niemphong view --out`` into ``filesystem``."""
+    sealed, summary = seal_bytes(faulty.env, os.urandom(size))
+    ledger.sealed(sealed, summary)
+    envelope_path = tmp_path / "view.pdf.npe"
+    envelope_path.write_bytes(sealed)
+    grant_access(faulty.env, summary.artefact_id, ["approver-1"])
+    result = faulty.env.cli("viewer", "view", str(envelope_path), "--out", str(filesystem.path / "view.pdf"))
+    left = sorted(path.name for path in filesystem.path.iterdir())
+    return result, left
+
+
+def test_view_output_read_only(faulty: FaultyDaemon, ledger: Ledger, tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small file system needs root")
+    filesystem = SmallFileSystem(tmp_path / "outfs", 1024 * 1024)
+    try:
+        filesystem.remount("ro")
+        result, left = _view_onto(faulty, ledger, tmp_path, filesystem, SEGMENT)
+    finally:
+        filesystem.unmount()
+
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert left == []
+    check_invariants(faulty.env, ledger)
+
+
+def test_view_output_disk_full(faulty: FaultyDaemon, ledger: Ledger, tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small file system needs root")
+    filesystem = SmallFileSystem(tmp_path / "outfs", 256 * 1024)
+    try:
+        result, left = _view_onto(faulty, ledger, tmp_path, filesystem, 6 * SEGMENT)
+    finally:
+        filesystem.unmount()
+
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert str(filesystem.path / "view.pdf") in result.stderr, "the message does not name the output file"
+    assert left == [], "a failed view left files behind"
     check_invariants(faulty.env, ledger)

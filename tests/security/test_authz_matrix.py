@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib
+import os
 import pkgutil
-import sqlite3
+import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ import pytest
 from google.protobuf import descriptor as pb_descriptor
 from google.protobuf import message_factory
 
-from conftest import SAMPLES, DaemonProcess, DevEnvironment, error_reason, seal_bytes
+from conftest import BIN, SAMPLES, DaemonProcess, DevEnvironment, dev_init, error_reason, seal_bytes, state_query
 import niemphong.v1
 from niemphong.clients import devpki
 from niemphong.daemon import envelope
@@ -114,33 +115,49 @@ ALLOWED_ROLE_REFUSALS: dict[str, frozenset[str]] = {
     "RecoveryService/RecoverOpen": frozenset({"RECOVERY_NOT_CONFIGURED", "RECOVERY_NOT_ACTIVE"}),
 }
 
-# RPCs that release plaintext but whose grant cases need state the matrix
-# does not build, with the reason.
-GRANT_CASES_MISSING: dict[str, str] = {
-    # TODO: build a recovery session on a dev recovery token and run the grant cases.
-    "RecoveryService/RecoverOpen": "needs an active recovery session, opened with two custodians' PIN shares",
-}
-
 # RPCs that release plaintext: each must succeed only under the caller's own
 # approved, unexpired, unrevoked grant with opens left.
 @dataclass(frozen=True)
 class GrantRpc:
     """How to call an RPC that releases plaintext, and how its grant is made and counted."""
 
-    request: Callable[[bytes, str], Any]  # (envelope, request id) -> request messages
+    request: Callable[[Scenario, bytes, str], Any]  # (scenario, envelope, request id) -> request messages
     copies: int  # printed copies to ask for in the access request
     counter: str  # the grants column one success increments
     refusals: frozenset[str]  # reasons for a grant that does not allow the call
+    # Runs on a daemon of its own with an active recovery session.
+    needs_recovery_session: bool = False
+
+
+def _open_request(scenario: Scenario, envelope: bytes, request_id: str) -> list[pb.OpenRequest]:
+    return open_messages(envelope, request_id)
+
+
+def _print_request(scenario: Scenario, envelope: bytes, request_id: str) -> list[archive_pb.PrintRequest]:
+    return print_messages(envelope, request_id)
+
+
+def _spool_open_request(scenario: Scenario, envelope: bytes, request_id: str) -> pb.OpenFileRequest:
+    """Put ``envelope`` in the viewer's spool directory and name a fresh output file there."""
+    name = f"authz-{os.urandom(6).hex()}"
+    folder = scenario.spool_folder(GRANT_CALLER)
+    (folder / f"{name}.pdf.npe").write_bytes(envelope)
+    scenario.spool_outputs.append(folder / f"{name}.pdf")
+    return pb.OpenFileRequest(request_id=request_id, envelope_path=f"{name}.pdf.npe", output_path=f"{name}.pdf")
 
 
 GRANT_RPCS: dict[str, GrantRpc] = {
-    "EnvelopeService/Open": GrantRpc(
-        lambda envelope, request_id: open_messages(envelope, request_id), 0, "opens_used",
-        frozenset({"NOT_APPROVED"})),
+    "EnvelopeService/Open": GrantRpc(_open_request, 0, "opens_used", frozenset({"NOT_APPROVED"})),
+    "SpoolService/OpenFile": GrantRpc(_spool_open_request, 0, "opens_used", frozenset({"NOT_APPROVED"})),
     "CopyService/Print": GrantRpc(
-        lambda envelope, request_id: print_messages(envelope, request_id), 1, "copies_made",
-        frozenset({"NOT_APPROVED", "NOT_APPROVED_FOR_PRINTING"})),
+        _print_request, 1, "copies_made", frozenset({"NOT_APPROVED", "NOT_APPROVED_FOR_PRINTING"})),
+    "RecoveryService/RecoverOpen": GrantRpc(
+        _open_request, 0, "opens_used", frozenset({"NOT_APPROVED"}), needs_recovery_session=True),
 }
+# The response messages that carry plaintext, or report plaintext written to
+# a file. An RPC that returns one of them must be in GRANT_RPCS.
+PLAINTEXT_RESPONSES = frozenset({f"{V1}OpenResponse", f"{V1}PrintResponse", f"{V1}OpenSummary"})
+GRANT_CALLER = "authz-viewer"
 
 # Who calls in the matrix: one identity for each role the daemon knows (a
 # role added there is called here at once, and fails wherever this file does
@@ -216,6 +233,11 @@ class Scenario:
 
     def __init__(self, env: DevEnvironment) -> None:
         self.env = env
+        # Output files named in SpoolService/OpenFile requests.
+        self.spool_outputs: list[Path] = []
+
+    def spool_folder(self, identity: str) -> Path:
+        return Path(self.env.config["spool"]["root"]) / identity
 
     def seal(self, data: bytes = b"authz matrix document", level: int = pb.LEVEL_MAT,
              scanner: str = "authz-scanner") -> tuple[bytes, pb.SealSummary]:
@@ -277,23 +299,13 @@ class Scenario:
     def update_grant(self, request_id: str, **values: int) -> None:
         """Change a grant in the state database, for conditions that no RPC produces yet (expiry, revocation)."""
         assignments = ", ".join(f"{column} = ?" for column in values)
-        database = sqlite3.connect(self.env.config["state"]["sqlite"], timeout=30)
-        try:
-            with database:
-                database.execute(f"UPDATE grants SET {assignments} WHERE request_id = ?", (*values.values(), request_id))
-        finally:
-            database.close()
+        state_query(self.env, f"UPDATE grants SET {assignments} WHERE request_id = ?", (*values.values(), request_id))
 
     def grant_row(self, request_id: str) -> dict[str, int]:
         """Return the grant's counters and flags as stored: opens, copies, expiry, revocation."""
-        database = sqlite3.connect(self.env.config["state"]["sqlite"], timeout=30)
-        database.row_factory = sqlite3.Row
-        try:
-            row = database.execute("SELECT * FROM grants WHERE request_id = ?", (request_id,)).fetchone()
-        finally:
-            database.close()
-        assert row is not None, f"no grant for request {request_id}"
-        return dict(row)
+        rows = state_query(self.env, "SELECT * FROM grants WHERE request_id = ?", (request_id,))
+        assert rows, f"no grant for request {request_id}"
+        return rows[0]
 
 
 def print_messages(envelope: bytes, request_id: str = "") -> list[archive_pb.PrintRequest]:
@@ -651,16 +663,54 @@ BUILDERS: dict[str, Callable[[Scenario, str], Built]] = {
 
 @pytest.fixture(scope="module")
 def scenario(daemon: DaemonProcess, dev_env: DevEnvironment) -> Scenario:
-    for name, roles in CALLERS.items():
-        if roles and not dev_env.identity(name).exists():
-            dev_env.add_identity(name, ",".join(sorted(roles)))
-    for name, role in ((OTHER_VIEWER, "viewer"), (SECOND_APPROVER, "approver"), (SECOND_CUSTODIAN, "custodian")):
-        if not dev_env.identity(name).exists():
-            dev_env.add_identity(name, role)
+    _add_scenario_identities(dev_env)
     no_role = dev_env.identity("authz-no-role")
     if not no_role.exists():
         _write_identity_without_role(dev_env, no_role)
     return Scenario(dev_env)
+
+
+def _add_scenario_identities(env: DevEnvironment) -> None:
+    for name, roles in CALLERS.items():
+        if roles and not env.identity(name).exists():
+            env.add_identity(name, ",".join(sorted(roles)))
+    for name, role in ((OTHER_VIEWER, "viewer"), (SECOND_APPROVER, "approver"), (SECOND_CUSTODIAN, "custodian")):
+        if not env.identity(name).exists():
+            env.add_identity(name, role)
+
+
+@pytest.fixture(scope="module")
+def recovery_scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
+    """A daemon of its own whose levels have recovery keys, with a recovery session that two custodians opened.
+
+    The key ceremony makes a recovery token in SoftHSM2 and splits its PIN
+    into two shares; envelopes sealed afterwards carry a recovery slot.
+    """
+    root = tmp_path_factory.mktemp("authz-recovery")
+    env = dev_init(root / "env")
+    _add_scenario_identities(env)
+    config = env.root / "niemphongd.toml"
+    shares = env.root / "recovery"
+    ceremony = subprocess.run(
+        [str(BIN / "niemphongd"), "recovery-init", "--config", str(config), "--out", str(shares),
+         "--label", "niemphong-recovery", "--init-softhsm"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert ceremony.returncode == 0, ceremony.stderr
+    with config.open("a", encoding="utf-8") as handle:
+        handle.write("\n" + (shares / "recovery.toml").read_text(encoding="utf-8"))
+    daemon = DaemonProcess(env, root / "niemphongd.log")
+    daemon.start()
+    try:
+        started = env.cli("authz-custodian", "recover", "start", "--reason", "Kiểm tra phân quyền",
+                          "--share-file", str(shares / "share-1.txt"))
+        assert started.returncode == 0, started.stderr
+        confirmed = env.cli(SECOND_CUSTODIAN, "recover", "confirm", started.stdout.strip(),
+                            "--share-file", str(shares / "share-2.txt"))
+        assert confirmed.returncode == 0, confirmed.stderr
+        yield Scenario(env)
+    finally:
+        assert daemon.stop() == 0, daemon.log()
 
 
 def _write_identity_without_role(env: DevEnvironment, folder: Path) -> None:
@@ -692,10 +742,9 @@ def test_matrix_covers_every_rpc() -> None:
 
 
 def test_plaintext_rpcs_have_grant_cases() -> None:
-    # Every RPC that answers with OpenResponse messages releases plaintext.
-    releasing = {rpc_name(method) for method in v1_methods() if method.output_type.full_name == f"{V1}OpenResponse"}
+    releasing = {rpc_name(method) for method in v1_methods() if method.output_type.full_name in PLAINTEXT_RESPONSES}
 
-    assert releasing - set(GRANT_RPCS) - set(GRANT_CASES_MISSING) == set(), "add these RPCs to GRANT_RPCS"
+    assert releasing - set(GRANT_RPCS) == set(), "add these RPCs to GRANT_RPCS"
 
 
 def test_daemon_role_table_matches_matrix() -> None:
@@ -848,15 +897,22 @@ def _grant_methods() -> list[pb_descriptor.MethodDescriptor]:
     return [method for method in v1_methods() if rpc_name(method) in GRANT_RPCS]
 
 
+def _grant_scenario(request: pytest.FixtureRequest, rpc: GrantRpc) -> Scenario:
+    scenario: Scenario = request.getfixturevalue("recovery_scenario" if rpc.needs_recovery_session else "scenario")
+    scenario.spool_outputs.clear()
+    return scenario
+
+
 @pytest.mark.parametrize("method", _grant_methods(), ids=rpc_name)
 @pytest.mark.parametrize("case", sorted(REFUSED_GRANT_CASES))
-def test_grant_condition_refused(scenario: Scenario, method: pb_descriptor.MethodDescriptor, case: str) -> None:
+def test_grant_condition_refused(request: pytest.FixtureRequest, method: pb_descriptor.MethodDescriptor, case: str) -> None:
     rpc = GRANT_RPCS[rpc_name(method)]
+    scenario = _grant_scenario(request, rpc)
     prepared = REFUSED_GRANT_CASES[case](scenario, rpc)
     before = scenario.grant_row(prepared.watched) if prepared.watched else None
 
     try:
-        outcome = attempt(scenario.env, "authz-viewer", method, rpc.request(prepared.envelope, prepared.request_id))
+        outcome = attempt(scenario.env, GRANT_CALLER, method, rpc.request(scenario, prepared.envelope, prepared.request_id))
     finally:
         prepared.cleanup()
 
@@ -864,18 +920,23 @@ def test_grant_condition_refused(scenario: Scenario, method: pb_descriptor.Metho
     assert outcome.reason in (prepared.reasons or rpc.refusals), outcome
     if prepared.watched:
         assert scenario.grant_row(prepared.watched) == before, "a refused call changed the grant"
+    written = [path.name for path in scenario.spool_outputs if path.exists()]
+    assert written == [], "a refused call wrote plaintext to the spool"
 
 
 @pytest.mark.parametrize("method", _grant_methods(), ids=rpc_name)
-def test_grant_own_valid_succeeds(scenario: Scenario, method: pb_descriptor.MethodDescriptor) -> None:
+def test_grant_own_valid_succeeds(request: pytest.FixtureRequest, method: pb_descriptor.MethodDescriptor) -> None:
     rpc = GRANT_RPCS[rpc_name(method)]
+    scenario = _grant_scenario(request, rpc)
     prepared = case_own_grant(scenario, rpc)
     used_before = scenario.grant_row(prepared.request_id)[rpc.counter]
 
-    outcome = attempt(scenario.env, "authz-viewer", method, rpc.request(prepared.envelope, prepared.request_id))
+    outcome = attempt(scenario.env, GRANT_CALLER, method, rpc.request(scenario, prepared.envelope, prepared.request_id))
 
     assert outcome.code == grpc.StatusCode.OK, outcome
     assert scenario.grant_row(prepared.request_id)[rpc.counter] == used_before + 1
+    for path in scenario.spool_outputs:
+        assert path.read_bytes() == PRINTABLE
 
 
 def test_open_used_up_by_real_opens_refused(scenario: Scenario) -> None:
@@ -884,7 +945,7 @@ def test_open_used_up_by_real_opens_refused(scenario: Scenario) -> None:
     assert prepared.watched is not None
     before = scenario.grant_row(prepared.watched)
 
-    outcome = attempt(scenario.env, "authz-viewer", _open_method(), rpc.request(prepared.envelope, ""))
+    outcome = attempt(scenario.env, GRANT_CALLER, _open_method(), rpc.request(scenario, prepared.envelope, ""))
 
     assert (outcome.code, outcome.reason) == (grpc.StatusCode.PERMISSION_DENIED, "NOT_APPROVED")
     assert scenario.grant_row(prepared.watched) == before

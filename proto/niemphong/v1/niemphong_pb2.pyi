@@ -967,7 +967,10 @@ Global___ProtectionExtension: _TypeAlias = ProtectionExtension  # noqa: Y015
 
 @_typing.final
 class Declassification(_message.Message):
-    """A declassification decision (quyết định giải mật)."""
+    """A declassification decision (quyết định giải mật). With
+    ClassificationFacts.historical_archive set, it is the historical archive's
+    decision (rule g).
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -976,7 +979,9 @@ class Declassification(_message.Message):
     decision: _builtins.str
     """The decision as cited. Required."""
     decided_on: _builtins.str
-    """Date of the decision. Optional."""
+    """Date of the decision. Optional, except for the historical archive's
+    decision, which is refused without it (ARCHIVE_DECISION_UNDATED).
+    """
     def __init__(
         self,
         *,
@@ -1007,7 +1012,10 @@ class ClassificationFacts(_message.Message):
     """
     historical_archive: _builtins.bool
     """A historical archive holds the document and its originating agency
-    cannot be determined.
+    cannot be determined, so the archive decides on declassification. Rule g
+    applies only with the archive's decision in declassification; without
+    it the document is sealed (ARCHIVE_DECISION_REQUIRED) or, if Tuyệt mật,
+    refused (TUYET_MAT_ARCHIVE_DECISION_REQUIRED).
     """
     standing_decision: _builtins.str
     """Kind of recurring electronic document whose standing decision applies,

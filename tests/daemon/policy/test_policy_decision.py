@@ -225,24 +225,126 @@ def test_rule_e_decision_before_issue_refused(rules: Rules) -> None:
 
 
 def test_rule_e_tuyet_mat_declassified(rules: Rules) -> None:
-    facts = DocumentFacts(level=Level.TUYET_MAT, issued_on=D(1990, 1, 1), declassification=Declassification("QĐ 1"))
+    facts = DocumentFacts(
+        level=Level.TUYET_MAT, issued_on=D(1990, 1, 1), declassification=Declassification("QĐ 1", D(2020, 1, 1)),
+    )
 
     assert decide(facts, rules, TODAY).rule == "e"
 
 
-# Rule g: a historical archive with no known originating agency.
+@pytest.mark.parametrize("level", [Level.MAT, Level.TOI_MAT, Level.TUYET_MAT])
+def test_rule_e_undated_decision_refused(rules: Rules, level: Level) -> None:
+    # Without its date a decision cannot be checked against today and the
+    # issue date, so no level leaves protection on a decision number alone.
+    facts = DocumentFacts(level=level, issued_on=D(1990, 1, 1), declassification=Declassification("QĐ 1"))
 
-def test_rule_g_historical_archive(rules: Rules) -> None:
-    decision = decide(mat(D(2020, 1, 1), historical_archive=True), rules, TODAY)
+    decision = decide(facts, rules, TODAY)
 
-    assert decision.outcome is Outcome.NOT_SECRET
-    assert decision.rule == "g"
-    assert decision.stamp_required
+    assert decision.outcome is Outcome.REFUSE
+    assert decision.code == "DECLASSIFICATION_UNDATED"
 
 
-def test_rule_g_applies_before_the_period_ends(rules: Rules) -> None:
+# Rule g: a historical archive with no known originating agency decides itself.
+
+ARCHIVE_DECISION = "Quyết định số 15/QĐ-LTLS"
+ARCHIVE_ISSUED = D(1980, 1, 1)
+# Issued within both periods, so that without the archive's decision nothing but g could make it not secret.
+RECENT_ISSUED = D(2020, 1, 1)
+
+
+def archive(level: Level, issued: dt.date, decided_on: dt.date | None = None, decided: bool = True) -> DocumentFacts:
+    declassification = Declassification(ARCHIVE_DECISION, decided_on) if decided else None
+    return DocumentFacts(level=level, issued_on=issued, declassification=declassification, historical_archive=True)
+
+
+@pytest.mark.parametrize("level", [Level.MAT, Level.TOI_MAT, Level.TUYET_MAT])
+@pytest.mark.parametrize(
+    ("issued", "decided_on", "outcome", "code"),
+    [
+        # The archive decided, dated today or on the issue date: not secret under g.
+        (ARCHIVE_ISSUED, TODAY, Outcome.NOT_SECRET, "HISTORICAL_ARCHIVE"),
+        (RECENT_ISSUED, RECENT_ISSUED, Outcome.NOT_SECRET, "HISTORICAL_ARCHIVE"),
+        # A decision without a date, dated tomorrow, or dated before the issue date.
+        (ARCHIVE_ISSUED, None, Outcome.REFUSE, "ARCHIVE_DECISION_UNDATED"),
+        (ARCHIVE_ISSUED, TODAY + dt.timedelta(days=1), Outcome.REFUSE, "DECLASSIFICATION_AFTER_TODAY"),
+        (RECENT_ISSUED, RECENT_ISSUED - dt.timedelta(days=1), Outcome.REFUSE, "DECLASSIFICATION_BEFORE_ISSUE"),
+    ],
+)
+def test_rule_g_with_archive_decision(rules: Rules, level: Level, issued: dt.date, decided_on: dt.date | None,
+                                      outcome: Outcome, code: str) -> None:
+    decision = decide(archive(level, issued, decided_on), rules, TODAY)
+
+    assert decision.outcome is outcome
+    assert decision.code == code
+    assert decision.rule == ("g" if outcome is Outcome.NOT_SECRET else None)
+    assert decision.stamp_required is (outcome is Outcome.NOT_SECRET)
+    if outcome is Outcome.NOT_SECRET:
+        assert decision.details["decision"] == ARCHIVE_DECISION
+        assert decision.details["decided_on"] == decided_on.isoformat()  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("level", "outcome", "code"),
+    [
+        (Level.MAT, Outcome.SEAL, "ARCHIVE_DECISION_REQUIRED"),
+        (Level.TOI_MAT, Outcome.SEAL, "ARCHIVE_DECISION_REQUIRED"),
+        (Level.TUYET_MAT, Outcome.REFUSE, "TUYET_MAT_ARCHIVE_DECISION_REQUIRED"),
+    ],
+)
+def test_rule_g_without_archive_decision(rules: Rules, level: Level, outcome: Outcome, code: str) -> None:
+    decision = decide(archive(level, RECENT_ISSUED, decided=False), rules, TODAY)
+
+    assert decision.outcome is outcome
+    assert decision.code == code
+    assert decision.rule is None
+    assert not decision.stamp_required
+
+
+@pytest.mark.parametrize("level", [Level.MAT, Level.TOI_MAT])
+def test_rule_g_without_decision_sealed_at_level(rules: Rules, level: Level) -> None:
+    decision = decide(archive(level, RECENT_ISSUED, decided=False), rules, TODAY)
+
+    assert decision.level is level
+    assert decision.protected_until == D(2020 + rules.protection_years[level], 1, 1)
+    assert decision.details["protection_code"] == "PROTECTED"
+
+
+def test_rule_g_without_decision_keeps_stamp_date(rules: Rules) -> None:
+    facts = DocumentFacts(level=Level.MAT, issued_on=D(2026, 3, 15), stamp=Stamp(ends_on=D(2026, 12, 31)),
+                          historical_archive=True)
+
+    decision = decide(facts, rules, TODAY)
+
+    assert decision.code == "ARCHIVE_DECISION_REQUIRED"
+    assert decision.protected_until == D(2026, 12, 31)
+    assert decision.details["protection_code"] == "PROTECTED_BY_STAMP"
+
+
+def test_rule_g_without_decision_other_rules_apply(rules: Rules) -> None:
+    # Rules c and đ need no decision from anyone, so the archive's silence does not keep the document secret.
+    period_ended = decide(archive(Level.MAT, D(2011, 5, 20), decided=False), rules, TODAY)
+    not_in_catalog = decide(
+        DocumentFacts(level=Level.MAT, issued_on=D(2025, 3, 1), basis="Điểm c Khoản 2 Điều 1 danh mục mẫu",
+                      historical_archive=True),
+        rules, TODAY,
+    )
+
+    assert (period_ended.outcome, period_ended.rule) == (Outcome.NOT_SECRET, "c")
+    assert (not_in_catalog.outcome, not_in_catalog.rule) == (Outcome.NOT_SECRET, "đ")
+
+
+def test_rule_g_tuyet_mat_1980_undecided_refused(rules: Rules) -> None:
+    decision = decide(archive(Level.TUYET_MAT, ARCHIVE_ISSUED, decided=False), rules, TODAY)
+
+    assert decision.outcome is Outcome.REFUSE
+    assert decision.code == "TUYET_MAT_ARCHIVE_DECISION_REQUIRED"
+
+
+def test_rule_g_decision_overrides_running_period(rules: Rules) -> None:
     # The archive's decision does not wait for the period: the last protected day is still rule g.
-    assert decide(mat(D(2016, 12, 4), historical_archive=True), rules, D(2026, 12, 4)).rule == "g"
+    facts = archive(Level.MAT, D(2016, 12, 4), decided_on=D(2026, 12, 1))
+
+    assert decide(facts, rules, D(2026, 12, 4)).rule == "g"
 
 
 # Tuyệt mật and the inputs.
@@ -339,6 +441,43 @@ def test_explanation_rule_dd_says_stamp_giai_mat(rules: Rules) -> None:
     vietnamese, _ = explain(decision, D(2025, 3, 1))
 
     assert 'đóng dấu "Giải mật"' in vietnamese
+
+
+def test_explanation_rule_g_cites_archive_decision(rules: Rules) -> None:
+    decision = decide(archive(Level.TOI_MAT, ARCHIVE_ISSUED, decided_on=D(2026, 3, 10)), rules, TODAY)
+
+    vietnamese, english = explain(decision, ARCHIVE_ISSUED)
+
+    assert "điểm g" in vietnamese
+    assert ARCHIVE_DECISION in vietnamese
+    assert "10/03/2026" in vietnamese
+    assert 'đóng dấu "Giải mật"' in vietnamese
+    assert "rule g" in english
+    assert "2026-03-10" in english
+
+
+def test_explanation_archive_decision_required(rules: Rules) -> None:
+    decision = decide(archive(Level.MAT, RECENT_ISSUED, decided=False), rules, TODAY)
+
+    vietnamese, english = explain(decision, RECENT_ISSUED)
+
+    assert vietnamese.startswith("Niêm phong độ Mật")
+    assert "01/01/2030" in vietnamese
+    assert "điểm g" in vietnamese
+    assert "chưa có quyết định giải mật của Lưu trữ lịch sử" in vietnamese
+    assert "rule g" in english
+    assert "has not decided" in english
+
+
+def test_explanation_tuyet_mat_archive_decision_required(rules: Rules) -> None:
+    decision = decide(archive(Level.TUYET_MAT, ARCHIVE_ISSUED, decided=False), rules, TODAY)
+
+    vietnamese, english = explain(decision, ARCHIVE_ISSUED)
+
+    assert vietnamese.startswith("Từ chối")
+    assert "điểm g" in vietnamese
+    assert "Lưu trữ lịch sử phải quyết định việc giải mật" in vietnamese
+    assert "must decide" in english
 
 
 @pytest.mark.parametrize("code", sorted(codes()))
