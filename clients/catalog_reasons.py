@@ -67,6 +67,7 @@ REASON_LABEL_CATALOG: dict[str, dict[str, str]] = {
     "reason_label.SPOOL_IO_FAILED": {"vi": "lỗi đọc/ghi spool", "en": "spool I/O failed"},
     "reason_label.SPOOL_OUTPUT_EXISTS": {"vi": "tệp kết quả đã có trong spool", "en": "spool output exists"},
     "reason_label.SPOOL_PATH_INVALID": {"vi": "đường dẫn spool không hợp lệ", "en": "invalid spool path"},
+    "reason_label.STATE_UNAVAILABLE": {"vi": "cơ sở dữ liệu trạng thái không sẵn sàng", "en": "state database unavailable"},
     "reason_label.SUSPENDED_BY_INCIDENT": {"vi": "bị tạm dừng do sự cố", "en": "suspended by an incident"},
     "reason_label.TOKEN_UNAVAILABLE": {"vi": "token không sẵn sàng", "en": "token unavailable"},
     "reason_label.TOO_MANY_PENDING": {"vi": "quá nhiều yêu cầu đang chờ", "en": "too many pending requests"},

@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 import errno
 import logging
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import NamedTuple, TypeVar
@@ -361,7 +361,8 @@ def _key_params(metadata: Mapping[str, str]) -> dict[str, object]:
 # the server certificate as "Tls handshake failed" or a failed verification
 # check. Under TLS 1.3 the server checks the client certificate after the
 # client has finished its side of the handshake, so a daemon that rejects it
-# shows only as a connection that listened and then closed ("Socket closed").
+# shows only as a connection that listened and then closed ("Socket closed"),
+# which clients/tls_check.py then confirms.
 _SERVER_CERTIFICATE_MARKS = ("handshake failed", "certificate_verify_failed", "verification check failed")
 _CLIENT_CERTIFICATE_MARKS = ("socket closed",)
 _TLS_REJECTIONS: Mapping[str, tuple[ExitCode, str]] = {
@@ -370,12 +371,25 @@ _TLS_REJECTIONS: Mapping[str, tuple[ExitCode, str]] = {
 }
 
 
-def _tls_rejection(detail: str) -> str | None:
+# Per server as shown to the user: a check that repeats the TLS handshake
+# and returns True when the daemon rejects the client certificate.
+_CERTIFICATE_CHECKS: dict[str, Callable[[], bool]] = {}
+
+
+def register_certificate_check(server: str, check: Callable[[], bool]) -> None:
+    """Record how to tell, for ``server``, a rejected client certificate from a daemon that went away."""
+    _CERTIFICATE_CHECKS[server] = check
+
+
+def _tls_rejection(detail: str, server: str) -> str | None:
     """Return which side's certificate a connection failure points at, or None for another failure."""
     text = detail.lower()
     if any(mark in text for mark in _SERVER_CERTIFICATE_MARKS):
         return "server_certificate"
-    if any(mark in text for mark in _CLIENT_CERTIFICATE_MARKS):
+    # A closed connection is also what a daemon that stopped or died leaves,
+    # so only the daemon's own certificate alert, read by the check, counts.
+    check = _CERTIFICATE_CHECKS.get(server)
+    if any(mark in text for mark in _CLIENT_CERTIFICATE_MARKS) and check is not None and check():
         return "client_certificate"
     return None
 
@@ -384,7 +398,7 @@ def _error_from_status(code: grpc.StatusCode, detail: str, server: str, transfer
     exit_code = STATUS_EXIT_CODES.get(code, ExitCode.FAILURE)
 
     if code == grpc.StatusCode.UNAVAILABLE and not transfer_started:
-        rejected = _tls_rejection(detail)
+        rejected = _tls_rejection(detail, server)
         if rejected is not None:
             log.debug("TLS handshake with %s failed: %s", server, rejected)
             return ClientError(*_TLS_REJECTIONS[rejected], server=server)
