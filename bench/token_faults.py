@@ -10,7 +10,9 @@ Each python-pkcs11 method makes more than one PKCS#11 call (measured with
 OpenSC's pkcs11-spy on python-pkcs11 0.10 and SoftHSM2 2.6): building the
 Python object of a new key reads two attributes, and a key look-up is a
 find of three calls plus two attribute reads. CALLS_PER_METHOD delays each
-method once per call it makes.
+method once per call it makes. The daemon wraps and unwraps data keys through
+the module's exported functions, one call each (pkcs11_direct.py); those are
+delayed once.
 """
 
 from __future__ import annotations
@@ -27,6 +29,11 @@ CALLS_PER_METHOD = {
     "unwrap_key": 3,
     "destroy": 1,
     "read_attribute": 2,
+    "direct_create_data_key": 1,
+    "direct_wrap_key": 1,
+    "direct_unwrap_data_key": 1,
+    "direct_read_value": 1,
+    "direct_destroy": 1,
 }
 
 
@@ -88,8 +95,32 @@ class SlowSession(_Proxy):
         return SlowKey(self._inner.get_key(**kwargs), self._device)
 
 
+class SlowDirectCalls(_Proxy):
+    def create_data_key(self, session: Any, value: bytes) -> int:
+        self._device.delay("direct_create_data_key")
+        return self._inner.create_data_key(_inner(session), value)
+
+    def wrap_key(self, session: Any, kek: Any, key: int, mechanism: Any, expected_len: int) -> bytes:
+        self._device.delay("direct_wrap_key")
+        return self._inner.wrap_key(_inner(session), _inner(kek), key, mechanism, expected_len)
+
+    def unwrap_data_key(self, session: Any, kek: Any, mechanism: Any, wrapped: bytes) -> int:
+        self._device.delay("direct_unwrap_data_key")
+        return self._inner.unwrap_data_key(_inner(session), _inner(kek), mechanism, wrapped)
+
+    def read_value(self, session: Any, key: int, expected_len: int) -> bytes:
+        self._device.delay("direct_read_value")
+        return self._inner.read_value(_inner(session), key, expected_len)
+
+    def destroy(self, session: Any, handle: int) -> None:
+        self._device.delay("direct_destroy")
+        self._inner.destroy(_inner(session), handle)
+
+
 def slow_down(token: Any, device: SlowDevice) -> None:
     """Replace the pool sessions of a Pkcs11Token with slow ones; the login session stays fast."""
+    if token._direct is not None:
+        token._direct = SlowDirectCalls(token._direct, device)
     sessions = []
     while not token._pool.empty():
         sessions.append(token._pool.get_nowait())

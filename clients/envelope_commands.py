@@ -6,6 +6,7 @@ import argparse
 import hashlib
 import logging
 import os
+import stat
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -20,6 +21,8 @@ from niemphong.clients.connection import identity_common_name
 from niemphong.clients.context import CommandContext, open_envelope_file, open_input_file
 from niemphong.clients.errors import (
     CatalogText,
+    error_from_rpc,
+    read_error_info,
     ClientError,
     ExitCode,
     LocalizedText,
@@ -176,6 +179,66 @@ class _HashingReader:
         return data
 
 
+# A regular file of at most this many bytes is sealed in one SealSmall call,
+# which costs the daemon and the client far less than a Seal stream: gRPC
+# Python runs a request-reader thread for every streaming call. It is the
+# daemon's default chunk bound; a daemon configured with a smaller bound
+# refuses the document as too long, and the file is then streamed.
+SMALL_DOCUMENT_BYTES = CHUNK_BYTES
+
+
+def _small_document_size(source_file: BinaryIO) -> int | None:
+    """Return the size of ``source_file`` when it is a regular file small enough for SealSmall."""
+    try:
+        info = os.fstat(source_file.fileno())
+    except (AttributeError, OSError, ValueError):
+        return None
+    if stat.S_ISREG(info.st_mode) and info.st_size <= SMALL_DOCUMENT_BYTES:
+        return info.st_size
+    return None
+
+
+class _TooLongForSealSmall(Exception):
+    """The daemon's chunk bound is below the document's size; the document must be streamed."""
+
+
+def _seal_small_to_file(
+    stub: pb_grpc.EnvelopeServiceStub,
+    metadata: pb.SealMetadata,
+    document: bytes,
+    out: Path,
+    *,
+    force: bool,
+    server: str,
+) -> pb.SealSummary:
+    """Seal ``document`` in one SealSmall call into ``out``, which appears whole or not at all."""
+    with atomic_output(out, force=force) as handle:
+        try:
+            with deferred_interrupts():
+                response = stub.SealSmall(
+                    pb.SealSmallRequest(metadata=metadata, document=document), timeout=UNARY_TIMEOUT_SECONDS,
+                )
+        except grpc.RpcError as exc:
+            info = read_error_info(exc)  # type: ignore[arg-type]
+            if info is not None and info.reason == "FIELD_TOO_LONG" and info.metadata.get("field") == "document":
+                raise _TooLongForSealSmall() from exc
+            raise error_from_rpc(exc, server) from exc
+        kind = response.WhichOneof("result")
+        if kind == "not_sealed":
+            raise NotSealedResponse(response.not_sealed)
+        if kind != "sealed":
+            raise ClientError(ExitCode.FAILURE, "error.bad_stream")
+        envelope, summary = response.sealed.envelope, response.sealed.summary
+        if summary.envelope_sha256.lower() != hashlib.sha256(envelope).hexdigest():
+            raise ClientError(ExitCode.INTEGRITY_FAILURE, "error.sha256_mismatch")
+        if summary.envelope_bytes != len(envelope):
+            raise ClientError(
+                ExitCode.INTEGRITY_FAILURE, "error.size_mismatch", received=len(envelope), reported=summary.envelope_bytes,
+            )
+        handle.write(envelope)
+    return summary
+
+
 def seal_to_file(
     stub: pb_grpc.EnvelopeServiceStub,
     metadata: pb.SealMetadata,
@@ -187,13 +250,24 @@ def seal_to_file(
 ) -> tuple[pb.SealSummary, str]:
     """Seal ``source_file`` into ``out``, which appears whole or not at all.
 
-    Returns the daemon's summary and the SHA-256 of the bytes sent. Raises
-    ClientError when the daemon refuses or the envelope received does not
-    match the summary, and NotSealedResponse when the classification rules
-    found the document not secret (nothing is written then). Ctrl+C during
-    the stream is deferred to the next response, so that the call is
+    A small regular file goes in one SealSmall call, anything else in a Seal
+    stream. Returns the daemon's summary and the SHA-256 of the bytes sent.
+    Raises ClientError when the daemon refuses or the envelope received does
+    not match the summary, and NotSealedResponse when the classification
+    rules found the document not secret (nothing is written then). Ctrl+C
+    during the stream is deferred to the next response, so that the call is
     cancelled cleanly and the partial output removed.
     """
+    if _small_document_size(source_file) is not None:
+        document = source_file.read(SMALL_DOCUMENT_BYTES + 1)
+        if len(document) <= SMALL_DOCUMENT_BYTES:
+            try:
+                summary = _seal_small_to_file(stub, metadata, document, out, force=force, server=server)
+                return summary, hashlib.sha256(document).hexdigest()
+            except _TooLongForSealSmall:
+                log.debug("the daemon's chunk bound is below %d bytes; streaming the document", len(document))
+        # The file grew after it was measured, or the daemon wants it streamed.
+        source_file.seek(0)
     reader = _HashingReader(source_file)
     progress = TransferProgress()
     with atomic_output(out, force=force) as handle, rpc_errors_as_client_errors(server, progress):

@@ -11,7 +11,7 @@ from niemphong.daemon.audit.trail import AuditTrail
 from niemphong.daemon.copies import Copies
 from niemphong.daemon.handover import Handover
 from niemphong.daemon.incidents import Incidents
-from niemphong.daemon.pdf_fonts import FontUnavailable, register_fonts
+from niemphong.daemon.pdf_fonts import FontUnavailable, check_fonts
 from niemphong.daemon.services.copy_service import CopyServicer
 from niemphong.daemon.services.envelope_service import EnvelopeServicer
 from niemphong.daemon.services.handover_service import HandoverServicer
@@ -27,7 +27,7 @@ def add_archive_services(
 ) -> None:
     """Add the handover, copy and incident services to ``server``, on the access rules' store and audit trail."""
     try:
-        register_fonts()
+        check_fonts()
     except FontUnavailable as exc:
         # The daemon still seals and opens; minutes and copies fail with RENDERER_UNAVAILABLE.
         log.error("minutes and printed copies are unavailable: %s", exc)

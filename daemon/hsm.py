@@ -41,11 +41,14 @@ from niemphong.daemon.config import TokenConfig
 from niemphong.daemon.envelope import KeySlot
 from niemphong.daemon.errors import TokenBusy, TokenUnavailable
 from niemphong.daemon.hsm_profiles import Profile, ProfileError, callable_mechanism, load_profile
+from niemphong.daemon.pkcs11_direct import DirectCalls
 from niemphong.daemon.token_faults import HANDLE_INVALID_ERRORS, check_not_forked, initialize_module, library_gate
 
 log = logging.getLogger(__name__)
 
 DATA_KEY_BITS = 256
+# An AES key wrap of a 32-byte key, with or without padding (RFC 3394, RFC 5649).
+WRAPPED_DATA_KEY_BYTES = DATA_KEY_BITS // 8 + 8
 SESSION_WAIT_SECONDS = 30.0
 
 # The wrapping algorithms, their order of preference and their mechanism
@@ -96,6 +99,7 @@ _DATA_KEY_TEMPLATE = {
 
 
 _libraries: dict[str, pkcs11.lib] = {}
+_direct_calls: dict[str, DirectCalls | None] = {}
 _libraries_lock = threading.Lock()
 
 
@@ -117,6 +121,11 @@ def _load_library(module: str) -> pkcs11.lib:
         except OSError as exc:
             raise TokenUnavailable(f"cannot load PKCS#11 module {module}: {exc}") from exc
         initialize_module(handle, module)
+        try:
+            _direct_calls[module] = DirectCalls(handle)
+        except AttributeError:
+            # The module exports only C_GetFunctionList; python-pkcs11's calls are used.
+            _direct_calls[module] = None
         _libraries[module] = library
         return library
 
@@ -215,6 +224,21 @@ def _session_object(obj: pkcs11.Object) -> Iterator[None]:
         obj.destroy()
 
 
+@contextlib.contextmanager
+def _direct_session_object(direct: DirectCalls, session: pkcs11.Session, handle: int) -> Iterator[None]:
+    """:func:`_session_object` for an object known only by its handle (pkcs11_direct.py)."""
+    try:
+        yield
+    except _TOKEN_GONE:
+        raise
+    except BaseException:
+        with _token_call("C_DestroyObject"):
+            direct.destroy(session, handle)
+        raise
+    with _token_call("C_DestroyObject"):
+        direct.destroy(session, handle)
+
+
 class Pkcs11Token:
     """A logged-in token with a pool of sessions.
 
@@ -250,6 +274,9 @@ class Pkcs11Token:
             os.environ[name] = value
         try:
             self._lib = _load_library(str(config.module))
+            # One PKCS#11 call per step of a data key's wrap and unwrap
+            # (pkcs11_direct.py), or None to use python-pkcs11's calls.
+            self._direct: DirectCalls | None = _direct_calls.get(str(config.module))
             self.token = self._find_token()
             self._anchor = self.token.open(rw=True, user_pin=pin)
             for _ in range(config.sessions):
@@ -511,6 +538,18 @@ class Pkcs11Token:
             kek = self._kek(session, key_id, version)
             with _token_call("C_GenerateRandom"):
                 data_key = session.generate_random(DATA_KEY_BITS)
+            wrapped = self._wrap(session, kek, data_key)
+        return data_key, KeySlot(key_id, version, self.wrap_algorithm, wrapped)
+
+    def _wrap(self, session: pkcs11.Session, kek: pkcs11.SecretKey, data_key: bytes) -> bytes:
+        """Import ``data_key`` as a session object, wrap it under ``kek`` and destroy it.
+
+        With the module's exported functions this is three PKCS#11 calls.
+        python-pkcs11 makes six: it reads the class and key type of the
+        object it creates, and calls C_WrapKey once more to learn the length.
+        """
+        direct = self._direct
+        if direct is None:
             with _token_call("C_CreateObject"):
                 temporary = session.create_object({
                     Attribute.CLASS: ObjectClass.SECRET_KEY,
@@ -518,13 +557,12 @@ class Pkcs11Token:
                     Attribute.VALUE: data_key,
                     **_DATA_KEY_TEMPLATE,
                 })
-            with _session_object(temporary):
-                # TODO: python-pkcs11 makes two C_WrapKey calls here, the first
-                # only to learn the length; one call with a 40-byte buffer would
-                # halve the wrap's round trips to a USB token (docs/benchmarks.md).
-                with _token_call("C_WrapKey", self.wrap_mechanism):
-                    wrapped = kek.wrap_key(temporary, mechanism=self.wrap_mechanism)
-        return data_key, KeySlot(key_id, version, self.wrap_algorithm, wrapped)
+            with _session_object(temporary), _token_call("C_WrapKey", self.wrap_mechanism):
+                return bytes(kek.wrap_key(temporary, mechanism=self.wrap_mechanism))
+        with _token_call("C_CreateObject"):
+            handle = direct.create_data_key(session, data_key)
+        with _direct_session_object(direct, session, handle), _token_call("C_WrapKey", self.wrap_mechanism):
+            return direct.wrap_key(session, kek, handle, self.wrap_mechanism, WRAPPED_DATA_KEY_BYTES)
 
     def wrap_data_key(self, key_id: str, version: int, data_key: bytes) -> KeySlot:
         """Wrap an existing data key under a KEK, for rewrapping an envelope.
@@ -533,19 +571,7 @@ class Pkcs11Token:
         """
         with self.session() as session:
             kek = self._kek(session, key_id, version)
-            with _token_call("C_CreateObject"):
-                temporary = session.create_object({
-                    Attribute.CLASS: ObjectClass.SECRET_KEY,
-                    Attribute.KEY_TYPE: KeyType.AES,
-                    Attribute.VALUE: data_key,
-                    **_DATA_KEY_TEMPLATE,
-                })
-            try:
-                with _token_call("C_WrapKey", self.wrap_mechanism):
-                    wrapped = kek.wrap_key(temporary, mechanism=self.wrap_mechanism)
-            finally:
-                with _token_call("C_DestroyObject"):
-                    temporary.destroy()
+            wrapped = self._wrap(session, kek, data_key)
         return KeySlot(key_id, version, self.wrap_algorithm, wrapped)
 
     def unwrap_data_key(self, slot: KeySlot) -> bytes:
@@ -561,14 +587,18 @@ class Pkcs11Token:
         if mechanism is None:
             raise UnwrapFailed(f"unsupported wrapping algorithm {slot.wrap_algorithm!r}")
 
+        direct = self._direct
         with self.session() as session:
             kek = self._kek(session, slot.key_id, slot.key_version)
             try:
                 with _token_call("C_UnwrapKey", mechanism):
-                    key = kek.unwrap_key(
-                        ObjectClass.SECRET_KEY, KeyType.AES, slot.wrapped_key,
-                        mechanism=mechanism, store=False, template=_DATA_KEY_TEMPLATE,
-                    )
+                    if direct is not None:
+                        handle = direct.unwrap_data_key(session, kek, mechanism, slot.wrapped_key)
+                    else:
+                        key = kek.unwrap_key(
+                            ObjectClass.SECRET_KEY, KeyType.AES, slot.wrapped_key,
+                            mechanism=mechanism, store=False, template=_DATA_KEY_TEMPLATE,
+                        )
             except _TOKEN_GONE:
                 raise
             except p11x.PKCS11Error as exc:
@@ -576,8 +606,13 @@ class Pkcs11Token:
                 # CKR_GENERAL_ERROR; other tokens use CKR_WRAPPED_KEY_INVALID
                 # or CKR_ENCRYPTED_DATA_INVALID. All mean the same here.
                 raise UnwrapFailed(type(exc).__name__) from exc
-            with _session_object(key), _token_call("C_GetAttributeValue"):
-                data_key = bytes(key[Attribute.VALUE])
+            if direct is not None:
+                # Three calls: C_UnwrapKey, C_GetAttributeValue, C_DestroyObject.
+                with _direct_session_object(direct, session, handle), _token_call("C_GetAttributeValue"):
+                    data_key = direct.read_value(session, handle, DATA_KEY_BITS // 8)
+            else:
+                with _session_object(key), _token_call("C_GetAttributeValue"):
+                    data_key = bytes(key[Attribute.VALUE])
 
         if len(data_key) != DATA_KEY_BITS // 8:
             raise UnwrapFailed(f"unwrapped key has {len(data_key)} bytes")

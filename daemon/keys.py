@@ -322,7 +322,8 @@ class KeyRegistry:
     def _records(self, key_id: str, tx: StateTransaction | None = None) -> list[KeyVersionRecord]:
         if tx is not None:
             return tx.list_key_versions(key_id)
-        with self.store.transaction() as own:
+        # A read on its own connection, so that seals do not queue behind the commits of other seals.
+        with self.store.reading() as own:
             return own.list_key_versions(key_id)
 
     # Listing ------------------------------------------------------------------------

@@ -19,6 +19,8 @@
 from __future__ import annotations
 
 import argparse
+import ctypes
+import ctypes.util
 import logging
 import os
 import signal
@@ -41,12 +43,39 @@ EXIT_INTEGRITY = 5
 EXIT_UNAVAILABLE = 6
 
 
+# glibc's mallopt parameter for the number of malloc arenas (malloc.h).
+_M_ARENA_MAX = -8
+MALLOC_ARENAS = 2
+
+
+def _limit_malloc_arenas() -> None:
+    """Let glibc keep at most MALLOC_ARENAS malloc arenas, unless MALLOC_ARENA_MAX is set.
+
+    glibc gives threads up to eight arenas per core, and each keeps the
+    memory its threads freed. With gRPC's reader and handler threads passing
+    1 MiB messages, that raised the peak of a streamed 1 GiB seal from about
+    117 MiB to 134 MiB on the benchmark machine. It must run before the
+    daemon starts threads. Other C libraries are left alone.
+    """
+    if "MALLOC_ARENA_MAX" in os.environ:
+        return
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt.restype = ctypes.c_int
+    mallopt(_M_ARENA_MAX, MALLOC_ARENAS)
+
+
 def _serve(config_path: str, open_token: Callable[..., Any] | None = None) -> int:
     """Serve until SIGTERM or SIGINT.
 
     ``open_token`` replaces the Pkcs11Token constructor; fault-injection
     tests pass a wrapper around the real token through it.
     """
+    _limit_malloc_arenas()
     from niemphong.daemon.hardening import check_user, harden_process
     from niemphong.daemon.server import Daemon
     from niemphong.daemon.token_supervisor import TokenSupervisor

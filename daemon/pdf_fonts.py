@@ -27,10 +27,32 @@ class FontUnavailable(Exception):
     """The font files are missing or unreadable; the message names the path."""
 
 
+def _font_folder() -> Path:
+    return Path(os.environ.get("NIEMPHONG_FONT_DIR") or DEFAULT_FONT_DIR)
+
+
+def check_fonts() -> None:
+    """Check that the font files can be read, without parsing them; raise FontUnavailable otherwise.
+
+    Parsing both fonts costs the daemon about 10 MiB of memory, so it waits
+    for the first PDF (register_fonts); this check lets start-up report
+    missing fonts at once.
+    """
+    for file_name in _FILES.values():
+        path = _font_folder() / file_name
+        try:
+            with path.open("rb") as handle:
+                handle.read(4)
+        except OSError as exc:
+            raise FontUnavailable(
+                f"cannot read font {path} (install fonts-dejavu-core or set NIEMPHONG_FONT_DIR): {exc.strerror or exc}"
+            ) from exc
+
+
 @functools.lru_cache(maxsize=1)
 def register_fonts() -> tuple[str, str]:
     """Register the regular and bold fonts with reportlab once and return their names."""
-    folder = Path(os.environ.get("NIEMPHONG_FONT_DIR") or DEFAULT_FONT_DIR)
+    folder = _font_folder()
     for name, file_name in _FILES.items():
         path = folder / file_name
         try:

@@ -102,7 +102,6 @@ def create_level_keys(config: Config) -> list[str]:
     custodian; later changes go through KeyService.
     """
     from niemphong.daemon import keys
-    from niemphong.daemon.hsm import kek_label
     from niemphong.daemon.store import open_store
 
     token = Pkcs11Token(config.token, read_pin(config.token))

@@ -45,7 +45,6 @@ from niemphong.daemon.systemd import Notifier
 from niemphong.daemon.token_supervisor import TokenSupervisor
 from niemphong.v1 import audit_pb2_grpc
 from niemphong.v1 import keys_pb2_grpc
-from niemphong.v1 import niemphong_pb2 as pb
 from niemphong.v1 import niemphong_pb2_grpc as pb_grpc
 from niemphong.v1 import token_pb2_grpc
 
@@ -96,6 +95,7 @@ class Daemon:
         audit_order = getattr(self.store, "next_audit_order", None)
         self.audit_log = AuditLog(config.audit, self.audit_key, order_source=audit_order)
         self.audit = AuditTrail(self.audit_log)
+        self.store.group_guard = self.audit.grouped_decisions
         self.health = health.HealthServicer()
         self.notifier = Notifier()
         # Calls a drain refuses never reach the audit interceptor, so the observer reports them.

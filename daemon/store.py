@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import queue
 import sqlite3
 import stat
 import threading
@@ -395,11 +396,19 @@ class StateTransaction(ArchiveTransaction, Protocol):
 
 
 class StateStore(Protocol):
+    # Wraps the work of one grouped commit; an error at its end rolls the batch back.
+    group_guard: Callable[[], contextlib.AbstractContextManager[object]]
+
     def transaction(self) -> contextlib.AbstractContextManager[StateTransaction]: ...
+    def reading(self) -> contextlib.AbstractContextManager[StateTransaction]: ...
     def write_grouped(self, work: Callable[[StateTransaction], T]) -> T: ...
     def check_writable(self) -> bool: ...
     def close(self) -> None: ...
 
+
+# Read-only connections for reading(); each uses file descriptors for the
+# database and its WAL.
+READER_CONNECTIONS = 4
 
 
 def _create_private(path: Path) -> None:
@@ -425,6 +434,7 @@ def _create_private(path: Path) -> None:
         finally:
             os.close(descriptor)
 
+
 class SqliteStore:
     """The embedded state store: one SQLite file in WAL mode, fully synchronous.
 
@@ -441,6 +451,12 @@ class SqliteStore:
         # Work waiting for write_grouped's next commit; guarded by _queue_lock.
         self._queue: list[_GroupedWrite] = []
         self._queue_lock = threading.Lock()
+        # Wraps the work of one grouped commit; the daemon sets it so that the
+        # batch's audit records share one fdatasync before the commit.
+        self.group_guard: Callable[[], contextlib.AbstractContextManager[object]] = contextlib.nullcontext
+        # Idle read-only connections for reading(), and all of them, for close().
+        self._idle_readers: queue.LifoQueue[sqlite3.Connection] = queue.LifoQueue()
+        self._reader_connections: list[sqlite3.Connection] = []
         self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30)
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode = WAL")
@@ -448,6 +464,7 @@ class SqliteStore:
         self._db.execute("PRAGMA synchronous = FULL")
         self._db.execute("PRAGMA foreign_keys = ON")
         self._migrate()
+        self._open_readers()
 
     def _migrate(self) -> None:
         with self._lock:
@@ -506,6 +523,40 @@ class SqliteStore:
         if self._db.in_transaction:
             self._db.execute("ROLLBACK")
 
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[StateTransaction]:
+        """Yield a read-only transaction that does not wait for writers.
+
+        It runs on one of READER_CONNECTIONS separate connections, so it
+        sees the last committed state and never waits for the lock
+        that writes and their disk flushes hold. WAL mode lets readers run
+        beside the writer. A write inside it raises sqlite3.OperationalError.
+        """
+        db = self._idle_readers.get()
+        try:
+            db.execute("BEGIN")
+            try:
+                yield _StateQueries(db)
+            finally:
+                db.execute("ROLLBACK")
+        finally:
+            self._idle_readers.put(db)
+
+    def _open_readers(self) -> None:
+        """Open the read-only connections, each with a first read so that it has its files open.
+
+        Opening them all at start keeps the daemon's count of open file
+        descriptors steady while it serves.
+        """
+        for _ in range(READER_CONNECTIONS):
+            db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False, timeout=30)
+            db.row_factory = sqlite3.Row
+            db.execute("PRAGMA query_only = ON")
+            db.execute("PRAGMA foreign_keys = ON")
+            db.execute("SELECT version FROM schema_version").fetchall()
+            self._reader_connections.append(db)
+            self._idle_readers.put(db)
+
     def write_grouped(self, work: Callable[[StateTransaction], T]) -> T:
         """Run ``work`` in a transaction that may share its commit with other callers' work.
 
@@ -533,14 +584,16 @@ class SqliteStore:
         self._db.execute("BEGIN IMMEDIATE")
         try:
             transaction = _StateQueries(self._db)
-            for item in batch:
-                self._db.execute("SAVEPOINT grouped_write")
-                try:
-                    item.result = item.work(transaction)
-                except Exception as exc:
-                    self._db.execute("ROLLBACK TO grouped_write")
-                    item.error = _storage_error(exc) if isinstance(exc, sqlite3.Error) else exc
-                self._db.execute("RELEASE grouped_write")
+            # An error at the end of the guard rolls back the whole batch.
+            with self.group_guard():
+                for item in batch:
+                    self._db.execute("SAVEPOINT grouped_write")
+                    try:
+                        item.result = item.work(transaction)
+                    except Exception as exc:
+                        self._db.execute("ROLLBACK TO grouped_write")
+                        item.error = _storage_error(exc) if isinstance(exc, sqlite3.Error) else exc
+                    self._db.execute("RELEASE grouped_write")
             self._db.execute("COMMIT")
         except BaseException as exc:
             self._rollback()
@@ -567,6 +620,10 @@ class SqliteStore:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+        with self._queue_lock:
+            readers, self._reader_connections = self._reader_connections, []
+        for db in readers:
+            db.close()
 
 
 def open_store(config: Config) -> StateStore:

@@ -8,7 +8,6 @@ serializable transaction, as the access rules do.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol

@@ -110,6 +110,8 @@ class PostgresStore:
         self._queue: list[_GroupedWrite] = []
         self._queue_lock = threading.Lock()
         self._group_lock = threading.Lock()
+        # Wraps the work of one grouped commit, as SqliteStore.group_guard.
+        self.group_guard: Callable[[], contextlib.AbstractContextManager[object]] = contextlib.nullcontext
         kwargs: dict[str, Any] = {"autocommit": True}
         if password is not None:
             kwargs["password"] = password
@@ -189,6 +191,18 @@ class PostgresStore:
                 connection.execute("SELECT pg_advisory_xact_lock(%s)", (STATE_LOCK,))
                 yield _StateQueries(_PostgresConnection(connection))
 
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[StateTransaction]:
+        """Yield a read-only transaction that does not take the state lock.
+
+        As :meth:`SqliteStore.reading`: it sees the last committed state and
+        does not wait for writers or their commits.
+        """
+        with self._connection() as connection:
+            with connection.transaction():
+                connection.execute("SET TRANSACTION READ ONLY")
+                yield _StateQueries(_PostgresConnection(connection))
+
     def write_grouped(self, work: Callable[[StateTransaction], T]) -> T:
         """Run ``work`` in a transaction that may share its commit with other callers' work.
 
@@ -213,14 +227,16 @@ class PostgresStore:
                 with connection.transaction():
                     connection.execute("SELECT pg_advisory_xact_lock(%s)", (STATE_LOCK,))
                     transaction = _StateQueries(_PostgresConnection(connection))
-                    for item in batch:
-                        try:
-                            # A nested transaction() is a savepoint: an error
-                            # rolls back this caller's work only.
-                            with connection.transaction():
-                                item.result = item.work(transaction)
-                        except Exception as exc:
-                            item.error = exc
+                    # An error at the end of the guard rolls back the whole batch.
+                    with self.group_guard():
+                        for item in batch:
+                            try:
+                                # A nested transaction() is a savepoint: an error
+                                # rolls back this caller's work only.
+                                with connection.transaction():
+                                    item.result = item.work(transaction)
+                            except Exception as exc:
+                                item.error = exc
         except BaseException as exc:
             for item in batch:
                 if item.error is None:

@@ -6,10 +6,13 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import unicodedata
+import urllib.request
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import SAMPLES, SHARED_SAMPLES, DaemonProcess, DevEnvironment
 
@@ -82,6 +85,39 @@ def test_project_samples_round_trip(daemon: DaemonProcess, dev_env: DevEnvironme
         level = LEVEL_OPTIONS[row["Độ mật"]]
         opened = seal_and_open(dev_env, scan, level, row["Số tài liệu"], row["Ngày ban hành"], tmp_path, "unix")
         assert opened.read_bytes() == scan.read_bytes()
+
+
+def seal_calls(env: DevEnvironment) -> dict[str, float]:
+    """Return the daemon's count of finished Seal and SealSmall calls that succeeded, from /metrics."""
+    with urllib.request.urlopen(f"http://{env.config['metrics']['listen']}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    counts = {"EnvelopeService/Seal": 0.0, "EnvelopeService/SealSmall": 0.0}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            rpc = sample.labels.get("rpc")
+            if sample.name == "niemphong_rpc_requests_total" and rpc in counts and sample.labels.get("outcome") == "OK":
+                counts[rpc] += sample.value
+    return counts
+
+
+@pytest.mark.parametrize(("size", "expected_rpc"), [
+    (4096, "EnvelopeService/SealSmall"),
+    (1024 * 1024, "EnvelopeService/SealSmall"),
+    (1024 * 1024 + 1, "EnvelopeService/Seal"),
+])
+def test_scan_rpc_by_file_size(daemon: DaemonProcess, dev_env: DevEnvironment, tmp_path: Path,
+                               size: int, expected_rpc: str) -> None:
+    scan = tmp_path / "to-trinh.pdf"
+    scan.write_bytes(os.urandom(size))
+    before = seal_calls(dev_env)
+
+    opened = seal_and_open(dev_env, scan, "mat", f"{size}/TTr", "2025-03-04", tmp_path, "unix")
+
+    after = seal_calls(dev_env)
+    other_rpc = next(rpc for rpc in after if rpc != expected_rpc)
+    assert after[expected_rpc] - before[expected_rpc] == 1
+    assert after[other_rpc] - before[other_rpc] == 0
+    assert opened.read_bytes() == scan.read_bytes()
 
 
 def test_view_before_approval_exits_4(daemon: DaemonProcess, dev_env: DevEnvironment, tmp_path: Path) -> None:

@@ -4,6 +4,9 @@ One :class:`AuditLog` owns one file. Appends take a lock, so entries get
 consecutive sequence numbers in the order they reach the file, and each
 append returns only after fdatasync(2) succeeded. A caller that gets
 :class:`AuditUnavailable` must not perform the operation the entry describes.
+Inside :meth:`AuditLog.grouped_sync` one thread's appends share one
+fdatasync(2) at the end of the block instead, and nothing they allow may be
+released before the block ends without an error.
 
 A checkpoint is written after every ``checkpoint_records`` records, after
 ``checkpoint_seconds`` with records pending, at start and at clean shutdown.
@@ -22,6 +25,7 @@ someone else stays refused.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import errno
 import logging
@@ -32,7 +36,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -214,6 +218,8 @@ class AuditLog:
         self._last_recovery_attempt = 0.0
         self._last_failure_log = 0.0
         self._refused_while_failed = 0
+        # The appends of the running grouped_sync block not yet made durable.
+        self._group: _Group | None = None
 
     # Opening ----------------------------------------------------------------
 
@@ -417,6 +423,61 @@ class AuditLog:
             self._records_since_checkpoint += 1
             return entry
 
+    @contextlib.contextmanager
+    def grouped_sync(self) -> Iterator[None]:
+        """Hold the log for the calling thread and make its appends durable with one fdatasync at the end.
+
+        Appends inside the block return before their records are durable.
+        When the block ends, one fdatasync covers them all. If it fails, or
+        an append inside the block failed, every record of the block is
+        removed from the log's state as a failed append's is, and
+        AuditUnavailable is raised at the end of the block: the caller must
+        then undo and release nothing that those appends allowed. A
+        checkpoint inside the block is made durable at once, with the
+        records before it. Other threads' appends wait until the block ends.
+        """
+        with self._lock:
+            if self._group is not None:
+                yield
+                return
+            self._group = _Group()
+            try:
+                yield
+            finally:
+                group, self._group = self._group, None
+                self._finish_group(group)
+
+    def _snapshot(self) -> _State:
+        return _State(
+            self._next_seq, self._head, self._durable_bytes, self._last_line, list(self._recent),
+            self._records_since_checkpoint,
+        )
+
+    def _restore(self, state: _State) -> None:
+        self._next_seq, self._head, self._durable_bytes = state.next_seq, state.head, state.durable_bytes
+        self._last_line, self._recent = state.last_line, state.recent
+        self._records_since_checkpoint = state.records_since_checkpoint
+
+    def _finish_group(self, group: _Group) -> None:
+        if group.failed:
+            raise AuditUnavailable(f"audit log {self.path} cannot be written: {self._failure}")
+        if not group.lines:
+            return
+        try:
+            self._file.sync()
+        except OSError as exc:
+            self._drop_group(group, b"")
+            self._fail("file", f"{exc.strerror or exc} (errno {exc.errno})")
+            raise AuditUnavailable(f"cannot write the audit log: {exc.strerror or exc}") from exc
+
+    def _drop_group(self, group: _Group, failed_line: bytes) -> None:
+        """Forget the group's records that are not durable, so that recovery removes their bytes."""
+        self._failed_line = b"".join(group.lines) + failed_line
+        if group.state is not None:
+            self._restore(group.state)
+        group.lines.clear()
+        group.state = None
+        group.failed = True
     def _next_state_seq(self) -> int | None:
         """Take the record's number in the order shared across daemons; None without one.
 
@@ -444,6 +505,9 @@ class AuditLog:
     def _ensure_ready(self) -> None:
         if not self._open:
             raise AuditUnavailable(f"audit log {self.path} is not open")
+        if self._group is not None and self._group.failed:
+            # The block's records are lost; it fails as a whole, so recovery waits until it ends.
+            raise AuditUnavailable(f"audit log {self.path} cannot be written: {self._failure}")
         if self._failure is not None:
             self._try_recover()
         if self._failure is not None:
@@ -464,7 +528,8 @@ class AuditLog:
                 self._fail("key", f"the checkpoint key cannot be used: {exc}")
                 raise AuditUnavailable(str(exc)) from exc
         line = entries.encode_entry(entry)
-        self._write_line(line)
+        # A checkpoint is durable before the token's anchor moves to it.
+        self._write_line(line, durable=entry["kind"] == entries.CHECKPOINT or self._group is None)
 
         self._next_seq += 1
         self._head = entry["hash"]
@@ -477,7 +542,9 @@ class AuditLog:
             metrics.AUDIT_RECORDS.inc()
         return entry
 
-    def _write_line(self, line: bytes) -> None:
+    def _write_line(self, line: bytes, durable: bool = True) -> None:
+        """Append ``line``, and fdatasync unless ``durable`` is False inside grouped_sync."""
+        group = self._group
         try:
             size = self._file.size()
             if size != self._durable_bytes:
@@ -486,19 +553,37 @@ class AuditLog:
                 raise _Tampered("the path no longer names the open file")
             self._file.check_writable()
         except _Tampered as exc:
+            if group is not None:
+                self._drop_group(group, b"")
             self._fail("file", f"{exc}; another process changed the log")
             raise AuditUnavailable(str(exc)) from None
         except OSError as exc:
+            if group is not None:
+                self._drop_group(group, b"")
             self._fail("file", f"cannot check the file: {exc.strerror or exc}")
             raise AuditUnavailable(str(exc)) from exc
 
         try:
             self._file.append(line)
-            self._file.sync()
+            if durable:
+                self._file.sync()
         except OSError as exc:
-            self._failed_line = line
+            if group is not None:
+                self._drop_group(group, line)
+            else:
+                self._failed_line = line
             self._fail("file", f"{exc.strerror or exc} (errno {exc.errno})")
             raise AuditUnavailable(f"cannot write the audit log: {exc.strerror or exc}") from exc
+        if group is not None:
+            if durable:
+                # This sync also covered the group's earlier lines.
+                group.lines.clear()
+                group.state = None
+            else:
+                if not group.lines:
+                    # The entries so far are durable; this line is not yet in the state.
+                    group.state = self._snapshot()
+                group.lines.append(line)
 
     def _write_checkpoint(self, reason: str, extra: Mapping[str, Any]) -> Entry:
         entry = self._write_entry({
@@ -719,3 +804,24 @@ def _lines_backward(read: Callable[[int, int], bytes], end: int) -> Iterator[tup
         step = min(_READ_BLOCK_BYTES, position)
         position -= step
         pending = read(position, step) + pending
+
+
+@dataclass
+class _State:
+    """The log's position after its last durable entry, to return to when later appends fail."""
+
+    next_seq: int
+    head: str
+    durable_bytes: int
+    last_line: bytes
+    recent: list[tuple[int, str]]
+    records_since_checkpoint: int
+
+
+@dataclass
+class _Group:
+    """The appends of one grouped_sync block since its last fdatasync."""
+
+    state: _State | None = None
+    lines: list[bytes] = field(default_factory=list)
+    failed: bool = False

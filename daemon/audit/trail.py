@@ -27,9 +27,11 @@ longer extend; their records are written when the log allows.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import re
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -110,6 +112,8 @@ class AuditTrail:
 
     def __init__(self, audit_log: AuditLog) -> None:
         self.log = audit_log
+        # Per thread: the calls whose decisions a grouped_decisions block recorded.
+        self._group = threading.local()
 
     def record_decision(self, call: CallContext) -> None:
         """Make the allowed decision of ``call`` durable; call it before releasing anything.
@@ -129,6 +133,37 @@ class AuditTrail:
             )
             raise ServiceError("AUDIT_UNAVAILABLE", "the audit log cannot be written") from exc
         call.decision_seq = entry["seq"]
+        recorded = getattr(self._group, "calls", None)
+        if recorded is not None:
+            recorded.append(call)
+
+    @contextlib.contextmanager
+    def grouped_decisions(self) -> Iterator[None]:
+        """Let the decisions recorded by this thread in the block share one fdatasync at its end.
+
+        For a batch of registrations in one SQLite transaction: raises
+        ServiceError AUDIT_UNAVAILABLE at the end when the records cannot be
+        made durable, and the caller must then roll back the whole batch.
+        """
+        if getattr(self._group, "calls", None) is not None:
+            yield
+            return
+        calls: list[AuditedCall] = []
+        self._group.calls = calls
+        try:
+            with self.log.grouped_sync():
+                yield
+        except AuditUnavailable as exc:
+            for call in calls:
+                # The decision record is gone, so the outcome record must not point to it.
+                call.decision_seq = None
+                log.warning(
+                    "request %s %s by %s refused: its audit record cannot be written (%s)",
+                    call.request_id, call.operation, call.identity.name, exc,
+                )
+            raise ServiceError("AUDIT_UNAVAILABLE", "the audit log cannot be written") from exc
+        finally:
+            self._group.calls = None
 
     def record_refusal(self, method: str, context: grpc.ServicerContext, error: ServiceError) -> None:
         """Record a call that a wrapper outside the audit interceptor refused, such as a drain."""

@@ -17,7 +17,6 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from niemphong.daemon.config import LevelPolicy, TokenConfig, _Reader
 from niemphong.daemon.errors import ConfigError

@@ -61,6 +61,8 @@ class FakeState:
 
     seal_metadata: list[pb.SealMetadata] = field(default_factory=list)
     seal_chunk_sizes: list[int] = field(default_factory=list)
+    # The document sizes of SealSmall calls.
+    seal_small_sizes: list[int] = field(default_factory=list)
     open_starts: list[pb.OpenStart] = field(default_factory=list)
     inspect_requests: list[pb.InspectRequest] = field(default_factory=list)
     access_requests: list[pb.RequestAccessRequest] = field(default_factory=list)
@@ -99,9 +101,7 @@ class FakeEnvelopeService(pb_grpc.EnvelopeServiceServicer):
     def __init__(self, state: FakeState) -> None:
         self.state = state
 
-    def Seal(self, request_iterator, context):  # type: ignore[no-untyped-def]
-        first = next(request_iterator)
-        metadata = first.metadata
+    def _check_seal_metadata(self, metadata: pb.SealMetadata, context: grpc.ServicerContext) -> None:
         self.state.seal_metadata.append(metadata)
         if metadata.level == pb.LEVEL_TUYET_MAT:
             abort_with_reason(
@@ -114,6 +114,24 @@ class FakeEnvelopeService(pb_grpc.EnvelopeServiceServicer):
                 context, grpc.StatusCode.INVALID_ARGUMENT, "INVALID_FIELD", "bad source_name", field="source_name"
             )
 
+    def _seal_summary(self, metadata: pb.SealMetadata, plaintext_bytes: int, envelope: bytes) -> pb.SealSummary:
+        digest = hashlib.sha256(envelope).hexdigest()
+        if self.state.wrong_sha256:
+            digest = "0" * 64
+        return pb.SealSummary(
+            artefact_id=ARTEFACT_ID,
+            level=metadata.level,
+            key=pb.KeyRef(key_id="niemphong-mat", version=1, wrap_algorithm="AES-KWP"),
+            plaintext_bytes=plaintext_bytes,
+            envelope_bytes=len(envelope),
+            envelope_sha256=digest,
+        )
+
+    def Seal(self, request_iterator, context):  # type: ignore[no-untyped-def]
+        first = next(request_iterator)
+        metadata = first.metadata
+        self._check_seal_metadata(metadata, context)
+
         plaintext = bytearray()
         for request in request_iterator:
             self.state.seal_chunk_sizes.append(len(request.chunk))
@@ -121,20 +139,14 @@ class FakeEnvelopeService(pb_grpc.EnvelopeServiceServicer):
         envelope = ENVELOPE_MAGIC + bytes(plaintext)
         for offset in range(0, len(envelope), 1024 * 1024):
             yield pb.SealResponse(chunk=envelope[offset : offset + 1024 * 1024])
+        yield pb.SealResponse(summary=self._seal_summary(metadata, len(plaintext), envelope))
 
-        digest = hashlib.sha256(envelope).hexdigest()
-        if self.state.wrong_sha256:
-            digest = "0" * 64
-        yield pb.SealResponse(
-            summary=pb.SealSummary(
-                artefact_id=ARTEFACT_ID,
-                level=metadata.level,
-                key=pb.KeyRef(key_id="niemphong-mat", version=1, wrap_algorithm="AES-KWP"),
-                plaintext_bytes=len(plaintext),
-                envelope_bytes=len(envelope),
-                envelope_sha256=digest,
-            )
-        )
+    def SealSmall(self, request, context):  # type: ignore[no-untyped-def]
+        self._check_seal_metadata(request.metadata, context)
+        self.state.seal_small_sizes.append(len(request.document))
+        envelope = ENVELOPE_MAGIC + request.document
+        summary = self._seal_summary(request.metadata, len(request.document), envelope)
+        return pb.SealSmallResponse(sealed=pb.Sealed(envelope=envelope, summary=summary))
 
     def Open(self, request_iterator, context):  # type: ignore[no-untyped-def]
         first = next(request_iterator)

@@ -83,6 +83,37 @@ def test_scan_chunks_at_most_one_mib(
     assert fake_daemon.state.seal_chunk_sizes == [CHUNK_BYTES, CHUNK_BYTES, 17]
 
 
+def test_scan_small_file_in_one_call(
+    fake_daemon: FakeDaemon, short_tmp: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = short_tmp / "to-trinh.pdf"
+    source.write_bytes(b"%PDF-1.4 small scan")
+    out = short_tmp / "e.np"
+
+    code, _, stderr = run(capsys, scan_argv(source, out), fake_daemon.environ())
+
+    assert code == 0, stderr
+    assert fake_daemon.state.seal_small_sizes == [len(b"%PDF-1.4 small scan")]
+    assert fake_daemon.state.seal_chunk_sizes == []
+    assert out.read_bytes() == ENVELOPE_MAGIC + source.read_bytes()
+
+
+def test_scan_small_wrong_sha256_exits_5_without_file(
+    fake_daemon: FakeDaemon, short_tmp: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake_daemon.state.wrong_sha256 = True
+    source = short_tmp / "to-trinh.pdf"
+    source.write_bytes(b"%PDF-1.4 small scan")
+    out = short_tmp / "e.np"
+
+    code, stdout, stderr = run(capsys, scan_argv(source, out), fake_daemon.environ())
+
+    assert code == 5
+    assert stdout == ""
+    assert "SHA-256" in stderr
+    assert not out.exists()
+
+
 def test_scan_nfd_arguments_sent_as_nfc(
     fake_daemon: FakeDaemon, short_tmp: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

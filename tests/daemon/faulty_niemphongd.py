@@ -15,7 +15,11 @@ when a listed point fails: the token stays away until the test brings it back.
 
 A point is a python-pkcs11 method name (``generate_random``, ``create_object``,
 ``get_key``, ``wrap_key``, ``unwrap_key``, ``destroy``, ``encrypt``,
-``decrypt``, ...) or ``get_attribute:NAME`` for reading one attribute.
+``decrypt``, ...) or ``get_attribute:NAME`` for reading one attribute. The
+daemon makes some calls through the module's exported functions instead
+(pkcs11_direct.py); each of those is the point of the python-pkcs11 method
+that does the same work, so ``create_object`` also fails the direct import
+of a data key and ``get_attribute:VALUE`` the direct read of its value.
 
 After an injected fault every session that existed at that moment is dead, as
 it would be in a real token. Any later call on such a session, or on a key
@@ -137,6 +141,34 @@ class _Proxy:
         return hash(self._target)
 
 
+# The methods of DirectCalls, by the point of the python-pkcs11 method doing the same work.
+_DIRECT_POINTS = {
+    "create_data_key": "create_object",
+    "wrap_key": "wrap_key",
+    "unwrap_data_key": "unwrap_key",
+    "read_value": "get_attribute:VALUE",
+    "destroy": "destroy",
+}
+
+
+class _DirectProxy:
+    """Passes the daemon's direct PKCS#11 calls through the plan, on the epoch of their session."""
+
+    def __init__(self, target: Any, plan: FaultPlan) -> None:
+        self._target = target
+        self._plan = plan
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._target, name)
+        point = _DIRECT_POINTS[name]
+
+        def call(session: Any, *args: Any) -> Any:
+            self._plan.before_call(point, session._epoch)
+            return attribute(_unwrap(session), *(_unwrap(arg) for arg in args))
+
+        return call
+
+
 class _TokenProxy(_Proxy):
     def open(self, **kwargs: Any) -> _Proxy:
         self._plan.before_call("open", self._plan.epoch)
@@ -146,6 +178,11 @@ class _TokenProxy(_Proxy):
 def faulty_token_factory(plan: FaultPlan) -> Any:
     class FaultyToken(Pkcs11Token):
         """The real Pkcs11Token, on wrapped python-pkcs11 objects."""
+
+        def __init__(self, config: TokenConfig, pin: str) -> None:
+            super().__init__(config, pin)
+            if self._direct is not None:
+                self._direct = _DirectProxy(self._direct, plan)  # type: ignore[assignment]
 
         def _find_token(self) -> Any:
             if plan.down():

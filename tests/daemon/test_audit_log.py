@@ -399,6 +399,92 @@ def test_audit_log_token_gone_refuses_then_recovers(tmp_path: Path, key: TokenCh
     assert verify_log(read_log_lines(path), key).intact
 
 
+def test_grouped_sync_one_fdatasync_for_group(tmp_path: Path, key: TokenCheckpointKey) -> None:
+    path = tmp_path / "audit.jsonl"
+    syncs = []
+    audit_log = open_log(path, key, faults=Faults())
+    real_sync = audit_log._file.sync
+    audit_log._file.sync = lambda: (syncs.append(1), real_sync())  # type: ignore[method-assign]
+
+    with audit_log.grouped_sync():
+        for number in range(1, 6):
+            audit_log.append(record(number))
+    audit_log._file.sync = real_sync  # type: ignore[method-assign]
+    audit_log.close()
+    numbers = [entry["facts"]["number"] for entry in stored(path) if entry["kind"] == "record"]
+
+    assert len(syncs) == 1
+    assert numbers == [1, 2, 3, 4, 5]
+    assert verify_log(read_log_lines(path), key).intact
+
+
+def test_grouped_sync_failure_drops_group_then_recovers(tmp_path: Path, key: TokenCheckpointKey) -> None:
+    path = tmp_path / "audit.jsonl"
+    faults = Faults()
+    audit_log = open_log(path, key, faults=faults)
+    audit_log.append(record(1))
+
+    with pytest.raises(AuditUnavailable):
+        with audit_log.grouped_sync():
+            audit_log.append(record(2))
+            audit_log.append(record(3))
+            faults.sync_error = errno.EIO
+    faults.sync_error = None
+    recovered = wait_for_recovery(audit_log)
+    audit_log.append(record(4))
+    audit_log.close()
+    numbers = [entry["facts"]["number"] for entry in stored(path) if entry["kind"] == "record"]
+
+    assert recovered
+    assert numbers == [1, 4]
+    assert verify_log(read_log_lines(path), key).intact
+
+
+def test_grouped_sync_write_failure_fails_whole_group(tmp_path: Path, key: TokenCheckpointKey) -> None:
+    path = tmp_path / "audit.jsonl"
+    faults = Faults()
+    audit_log = open_log(path, key, faults=faults)
+
+    with pytest.raises(AuditUnavailable):
+        with audit_log.grouped_sync():
+            audit_log.append(record(1))
+            faults.write_error = errno.ENOSPC
+            with pytest.raises(AuditUnavailable):
+                audit_log.append(record(2))
+            faults.write_error = None
+            with pytest.raises(AuditUnavailable):
+                audit_log.append(record(3))
+    recovered = wait_for_recovery(audit_log)
+    audit_log.append(record(4))
+    audit_log.close()
+    numbers = [entry["facts"]["number"] for entry in stored(path) if entry["kind"] == "record"]
+
+    assert recovered
+    assert numbers == [4]
+    assert verify_log(read_log_lines(path), key).intact
+
+
+def test_grouped_sync_checkpoint_inside_group(tmp_path: Path, key: TokenCheckpointKey) -> None:
+    path = tmp_path / "audit.jsonl"
+    faults = Faults()
+    audit_log = open_log(path, key, records=3, faults=faults)
+
+    with pytest.raises(AuditUnavailable):
+        with audit_log.grouped_sync():
+            for number in range(1, 6):
+                audit_log.append(record(number))
+            faults.sync_error = errno.EIO
+    faults.sync_error = None
+    recovered = wait_for_recovery(audit_log)
+    audit_log.close()
+    numbers = [entry["facts"]["number"] for entry in stored(path) if entry["kind"] == "record"]
+
+    # The checkpoint after record 3 made records 1 to 3 durable; 4 and 5 were not.
+    assert recovered
+    assert numbers == [1, 2, 3]
+    assert verify_log(read_log_lines(path), key).intact
+
+
 def test_audit_log_records_carry_state_seq(tmp_path: Path, key: TokenCheckpointKey) -> None:
     numbers = iter([41, 42, 57])
     audit_log = AuditLog(AuditSettings(tmp_path / "audit.jsonl", 100, 3600), key, order_source=lambda: next(numbers))

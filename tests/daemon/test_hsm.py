@@ -10,11 +10,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pkcs11 import Attribute
 
 from conftest import BIN, DevEnvironment
 from niemphong.daemon.config import load_config, read_pin
 from niemphong.daemon.envelope import KeySlot
-from niemphong.daemon.errors import TokenUnavailable
 from niemphong.daemon.hsm import Pkcs11Token, UnwrapFailed
 
 
@@ -74,6 +74,71 @@ def test_unwrap_unknown_algorithm_fails(token: Pkcs11Token) -> None:
 
     with pytest.raises(UnwrapFailed):
         token.unwrap_data_key(slot)
+
+
+@pytest.fixture
+def python_pkcs11_only(token: Pkcs11Token) -> Iterator[Pkcs11Token]:
+    """The same token using python-pkcs11's calls, as for a module that exports only C_GetFunctionList."""
+    direct = token._direct
+    token._direct = None
+    yield token
+    token._direct = direct
+
+
+def test_token_uses_exported_functions_on_softhsm(token: Pkcs11Token) -> None:
+    assert token._direct is not None
+
+
+def test_python_pkcs11_path_round_trip(python_pkcs11_only: Pkcs11Token) -> None:
+    data_key, slot = python_pkcs11_only.new_data_key("niemphong-mat", 1)
+
+    assert python_pkcs11_only.unwrap_data_key(slot) == data_key
+
+
+def test_exported_and_python_pkcs11_paths_interoperate(token: Pkcs11Token) -> None:
+    direct_key, direct_slot = token.new_data_key("niemphong-mat", 1)
+    direct = token._direct
+    token._direct = None
+    try:
+        python_key, python_slot = token.new_data_key("niemphong-mat", 1)
+        opened_by_python = token.unwrap_data_key(direct_slot)
+    finally:
+        token._direct = direct
+
+    assert opened_by_python == direct_key
+    assert token.unwrap_data_key(python_slot) == python_key
+
+
+def test_python_pkcs11_path_altered_key_fails(python_pkcs11_only: Pkcs11Token) -> None:
+    _, slot = python_pkcs11_only.new_data_key("niemphong-mat", 1)
+    altered = bytes([slot.wrapped_key[0] ^ 1]) + slot.wrapped_key[1:]
+
+    with pytest.raises(UnwrapFailed):
+        python_pkcs11_only.unwrap_data_key(dataclasses.replace(slot, wrapped_key=altered))
+
+
+def test_rewrap_under_another_key_opens(token: Pkcs11Token) -> None:
+    data_key, _ = token.new_data_key("niemphong-mat", 1)
+
+    slot = token.wrap_data_key("niemphong-toi-mat", 1, data_key)
+
+    assert slot.key_id == "niemphong-toi-mat"
+    assert token.unwrap_data_key(slot) == data_key
+
+
+def test_data_keys_leave_no_session_objects(token: Pkcs11Token) -> None:
+    for _ in range(5):
+        data_key, slot = token.new_data_key("niemphong-mat", 1)
+        token.wrap_data_key("niemphong-mat", 1, data_key)
+        token.unwrap_data_key(slot)
+        altered = bytes([slot.wrapped_key[0] ^ 1]) + slot.wrapped_key[1:]
+        with pytest.raises(UnwrapFailed):
+            token.unwrap_data_key(dataclasses.replace(slot, wrapped_key=altered))
+
+    # Temporary data keys are session objects; every one must be destroyed.
+    with token.session() as session:
+        leftovers = list(session.get_objects({Attribute.TOKEN: False}))
+    assert leftovers == []
 
 
 def test_concurrent_requests_share_pool(token: Pkcs11Token) -> None:

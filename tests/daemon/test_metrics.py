@@ -8,7 +8,6 @@ import re
 import ssl
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import grpc
 import pytest

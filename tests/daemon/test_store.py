@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 from conftest import StoreFactory
 
-from niemphong.daemon.store import ArtefactRecord, StateTransaction
+from niemphong.daemon.store import READER_CONNECTIONS, ArtefactRecord, KeyVersionRecord, SqliteStore, StateTransaction
 
 
 def artefact(artefact_id: str) -> ArtefactRecord:
@@ -101,3 +105,61 @@ def test_write_grouped_after_failure_usable(store_factory: StoreFactory) -> None
         assert tx.get_artefact("b" * 32) is not None
 
     assert stored_ids(store_factory, ["a" * 32, "b" * 32]) == {"b" * 32}
+
+
+def test_reading_sees_committed_rows_and_rejects_writes(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "state.sqlite")
+    with store.transaction() as tx:
+        tx.insert_key_version(KeyVersionRecord("niemphong-mat", 1, 2, "active", 100, 100))
+
+    with store.reading() as tx:
+        versions = [record.version for record in tx.list_key_versions("niemphong-mat")]
+    with pytest.raises(sqlite3.OperationalError):
+        with store.reading() as tx:
+            tx.insert_key_version(KeyVersionRecord("niemphong-mat", 2, 2, "active", 200, 200))
+    store.close()
+
+    assert versions == [1]
+
+
+def test_reading_from_many_threads_shares_few_connections(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "state.sqlite")
+    errors: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            for _ in range(20):
+                with store.reading() as tx:
+                    tx.list_key_versions("niemphong-mat")
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=read) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    connections = len(store._reader_connections)
+    store.close()
+
+    assert errors == []
+    assert connections == READER_CONNECTIONS
+
+
+def test_write_grouped_guard_failure_rolls_back_batch(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "state.sqlite")
+
+    @contextlib.contextmanager
+    def failing_guard() -> Iterator[None]:
+        yield
+        raise RuntimeError("the batch's audit records are not durable")
+
+    store.group_guard = failing_guard
+    with pytest.raises(RuntimeError):
+        store.write_grouped(lambda tx: tx.insert_artefact(artefact("a" * 32)))
+    store.group_guard = contextlib.nullcontext
+    with store.transaction() as tx:
+        stored = tx.get_artefact("a" * 32)
+    store.close()
+
+    assert stored is None
