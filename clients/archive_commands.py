@@ -17,7 +17,7 @@ from niemphong.clients.context import CommandContext, open_input_file
 from niemphong.clients.envelope_commands import read_inspect_request
 from niemphong.clients.errors import ClientError, ExitCode, rpc_errors_as_client_errors
 from niemphong.clients.interrupts import deferred_interrupts
-from niemphong.clients.i18n import Lang, format_timestamp, translate
+from niemphong.clients.i18n import Lang, format_count, format_timestamp, translate
 from niemphong.clients.manifest import describe_problem, read_manifest
 from niemphong.clients.protocol import level_name, normalize_text
 from niemphong.clients.render import level_label, printable
@@ -209,7 +209,8 @@ def run_batch_minutes(args: argparse.Namespace, context: CommandContext) -> int:
                 handle.write(message.chunk)
                 written += len(message.chunk)
 
-    context.console.say("batch.minutes_written", batch_id=batch.batch_id, out=str(out), size=written)
+    size = format_count(written, context.console.lang)
+    context.console.say("batch.minutes_written", batch_id=batch.batch_id, out=str(out), size=size)
     if args.json:
         context.console.json(batch_json(batch))
     return ExitCode.OK

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from niemphong.clients.errors import CatalogText, ClientError, ExitCode
+from niemphong.clients.errors import CatalogText, ClientError, ExitCode, os_error_text
 
 log = logging.getLogger(__name__)
 
@@ -243,13 +243,13 @@ def atomic_output(path: Path, *, force: bool) -> Iterator[BinaryIO]:
     try:
         folder_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError as exc:
-        raise ClientError(ExitCode.FAILURE, "error.write_failed", path=str(path), error=exc.strerror) from exc
+        raise ClientError(ExitCode.FAILURE, "error.write_failed", path=str(path), error=os_error_text(exc)) from exc
 
     try:
         try:
             output = _create_unnamed(folder_fd) or _create_named(folder_fd)
         except OSError as exc:
-            raise ClientError(ExitCode.FAILURE, "error.write_failed", path=str(path), error=exc.strerror) from exc
+            raise ClientError(ExitCode.FAILURE, "error.write_failed", path=str(path), error=os_error_text(exc)) from exc
         log.debug("writing %s through %s", path, output.temporary_name or "an unnamed O_TMPFILE file")
 
         handle = os.fdopen(output.descriptor, "wb")
@@ -260,7 +260,7 @@ def atomic_output(path: Path, *, force: bool) -> Iterator[BinaryIO]:
                 if exc.filename is not None or exc.errno not in _OUTPUT_FULL:
                     raise
                 raise ClientError(
-                    ExitCode.FAILURE, "error.write_failed", path=str(path), error=exc.strerror
+                    ExitCode.FAILURE, "error.write_failed", path=str(path), error=os_error_text(exc)
                 ) from exc
             try:
                 handle.flush()
@@ -268,7 +268,7 @@ def atomic_output(path: Path, *, force: bool) -> Iterator[BinaryIO]:
                 _publish(output, path, folder_fd, force=force)
             except OSError as exc:
                 raise ClientError(
-                    ExitCode.FAILURE, "error.write_failed", path=str(path), error=exc.strerror
+                    ExitCode.FAILURE, "error.write_failed", path=str(path), error=os_error_text(exc)
                 ) from exc
             handle.close()
         except BaseException:

@@ -16,6 +16,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 
+from niemphong.clients.catalog import CATALOG
 from niemphong.clients.i18n import VIETNAM_TIME, Lang, format_count, translate
 from niemphong.clients.render import level_label, printable
 from niemphong.v1 import archive_pb2, audit_pb2, keys_pb2, niemphong_pb2, token_pb2
@@ -335,6 +336,14 @@ def _detail(record: audit_pb2.AuditRecord, lang: Lang) -> str:
     return _shorten("; ".join(parts), DETAIL_COLUMN_WIDTH)
 
 
+def reason_label(reason: str, lang: Lang) -> str:
+    """Return the short label of niemphongd's error reason in ``lang``, or the code when it has none."""
+    message_id = f"reason_label.{reason}"
+    if message_id in CATALOG:
+        return translate(lang, message_id)
+    return reason
+
+
 def render_history(records: Sequence[audit_pb2.AuditRecord], lang: Lang) -> str:
     """Return the ``audit show`` table, one record per line, oldest first."""
     header = [
@@ -353,7 +362,7 @@ def render_history(records: Sequence[audit_pb2.AuditRecord], lang: Lang) -> str:
             operation_label(record.operation, lang),
             record.identity,
             decision_label(record.decision, lang),
-            record.reason,
+            reason_label(record.reason, lang),
             _detail(record, lang),
         ]
         for record in records

@@ -40,6 +40,7 @@ from niemphong.clients.envelope_commands import (
     seal_to_file,
 )
 from niemphong.clients.errors import ClientError, ExitCode, rpc_errors_as_client_errors
+from niemphong.clients.filenames import find_normalized, find_normalized_path
 from niemphong.clients.hygiene import verify_and_remove
 from niemphong.clients.i18n import Lang, translate
 from niemphong.clients.manifest import Manifest, ManifestRow, describe_problem, read_manifest
@@ -232,7 +233,7 @@ class BatchScan:
         self.batch = batch
         self.envelopes = envelopes
         self.server = server
-        self.scans = Path(args.dir)
+        self.scans = find_normalized_path(Path(args.dir))
         self.out_dir = Path(args.out_dir)
         self.listed = {status.document.doc_number: status for status in batch.documents}
 
@@ -263,7 +264,8 @@ class BatchScan:
         if not row.file:
             return self._send_without_scan(row)
 
-        source = self.scans / row.file
+        # Lists are NFC, but scans copied from macOS or some scanners keep NFD names.
+        source = find_normalized(self.scans, row.file)
         envelope = self.out_dir / (row.file + ENVELOPE_SUFFIX)
         if listed.record_id:
             result = self.result(row, NOT_SECRET, ExitCode.REFUSED_BY_POLICY, "batch.row_already_not_secret",
@@ -414,7 +416,7 @@ def run_batch_scan(args: argparse.Namespace, context: CommandContext) -> int:
     """Seal every scan of a handover list; the exit code is the highest of the rows' exit codes."""
     console = context.console
     manifest = read_manifest(Path(args.manifest), batch=True)
-    scans = Path(args.dir)
+    scans = find_normalized_path(Path(args.dir))
     if not scans.is_dir():
         raise ClientError(ExitCode.USAGE, "usage.out_dir_missing", path=str(scans))
     out_dir = Path(args.out_dir)

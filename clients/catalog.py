@@ -237,10 +237,6 @@ CATALOG: dict[str, dict[str, str]] = {
         "vi": "ngày không hợp lệ: {value}; dùng YYYY-MM-DD (2025-05-14) hoặc dd/mm/yyyy (14/05/2025)",
         "en": "invalid date: {value}; use YYYY-MM-DD (2025-05-14) or dd/mm/yyyy (14/05/2025)",
     },
-    "arg.date_future": {
-        "vi": "ngày ban hành {value} sau ngày hôm nay ({today})",
-        "en": "issue date {value} is after today ({today})",
-    },
     "arg.out_empty": {
         "vi": "không được để trống; hãy cho đường dẫn tới tệp sẽ tạo",
         "en": "must not be empty; give the path of the file to create",
@@ -319,6 +315,16 @@ CATALOG: dict[str, dict[str, str]] = {
         "en": "key file {path} has mode {mode}, so other users can read it; run chmod 600 {path}",
     },
     "usage.input_missing": {"vi": "Không tìm thấy tệp {path}.", "en": "File {path} not found."},
+    "usage.issued_future": {
+        "vi": "Ngày ban hành {value} sau ngày hôm nay ({today}). Kiểm tra lại ngày ghi trên văn bản.",
+        "en": "The issue date {value} is after today ({today}). Check the date written on the document.",
+    },
+    "usage.name_ambiguous": {
+        "vi": "Có {count} tệp hoặc thư mục cùng tên {path}, chỉ khác nhau ở cách mã hóa dấu tiếng Việt (NFC và NFD), "
+        "nên không biết nên dùng tệp nào. Hãy đổi tên hoặc chuyển bớt để chỉ còn một.",
+        "en": "{count} files or folders are named {path}, differing only in how the Vietnamese accents are encoded "
+        "(NFC and NFD), so it is unclear which one to use. Rename or move all but one.",
+    },
     "usage.input_not_file": {"vi": "{path} không phải là tệp thường.", "en": "{path} is not a regular file."},
     "usage.input_unreadable": {
         "vi": "Không đọc được tệp {path}: {error}",
@@ -375,6 +381,24 @@ CATALOG: dict[str, dict[str, str]] = {
         "en": "Cannot connect to niemphongd at {server}. Check that niemphongd is running "
         "(niemphongd --config DIR/niemphongd.toml), the --server/NIEMPHONG_SERVER address and "
         "the --identity. Detail: {detail}",
+    },
+    "error.client_certificate_rejected": {
+        "vi": "niemphongd tại {server} không chấp nhận chứng thư của định danh đang dùng: nó đóng kết nối ngay khi "
+        "kiểm tra chứng thư. Chứng thư có thể do một CA khác cấp, đã hết hạn, hoặc không phải chứng thư người dùng "
+        "(ví dụ chứng thư của máy chủ). Kiểm tra thư mục định danh (--identity hoặc NIEMPHONG_IDENTITY), hoặc hỏi "
+        "cán bộ phụ trách bảo mật để được cấp chứng thư.",
+        "en": "niemphongd at {server} did not accept the certificate of the identity in use: it closed the connection "
+        "as soon as it checked the certificate. The certificate may come from another CA, have expired, or not be a "
+        "user certificate (the server's own, for example). Check the identity folder (--identity or "
+        "NIEMPHONG_IDENTITY), or ask the security officer for a certificate.",
+    },
+    "error.server_certificate_rejected": {
+        "vi": "Không xác thực được chứng thư của niemphongd tại {server}: chứng thư không do CA trong ca.pem của định "
+        "danh đang dùng cấp, hoặc không mang tên máy chủ đã chờ đợi. Kiểm tra thư mục định danh (--identity hoặc "
+        "NIEMPHONG_IDENTITY) và NIEMPHONG_SERVER_NAME, hoặc hỏi cán bộ phụ trách bảo mật.",
+        "en": "Cannot verify the certificate of niemphongd at {server}: it was not issued by the CA in the identity's "
+        "ca.pem, or does not carry the expected server name. Check the identity folder (--identity or "
+        "NIEMPHONG_IDENTITY) and NIEMPHONG_SERVER_NAME, or ask the security officer.",
     },
     "error.connection_lost": {
         "vi": "Mất kết nối tới niemphongd tại {server} khi đang truyền dữ liệu, nên không có tệp kết quả nào "
@@ -1209,3 +1233,13 @@ CATALOG.update(POLICY_CATALOG)
 from niemphong.clients.catalog_token import TOKEN_CATALOG  # noqa: E402
 
 CATALOG.update(TOKEN_CATALOG)
+
+# Operating-system error texts shown inside other messages.
+from niemphong.clients.catalog_system import SYSTEM_CATALOG  # noqa: E402
+
+CATALOG.update(SYSTEM_CATALOG)
+
+# Short labels of error reasons for audit tables.
+from niemphong.clients.catalog_reasons import REASON_LABEL_CATALOG  # noqa: E402
+
+CATALOG.update(REASON_LABEL_CATALOG)

@@ -108,8 +108,10 @@ POLICY_CATALOG: dict[str, dict[str, str]] = {
     "help.policy": {"vi": "chính sách phân loại và khóa theo độ mật", "en": "classification and key policy"},
     "help.policy.show": {"vi": "in chính sách đang áp dụng", "en": "print the policy in force"},
     "help.policy.check": {
-        "vi": "xét từng dòng của danh mục bàn giao (không niêm phong gì) và in bảng kết quả",
-        "en": "decide every row of a handover list without sealing anything, and print the decisions",
+        "vi": "xét từng dòng của danh mục bàn giao (không niêm phong gì) và in bảng kết quả; "
+        "mã thoát 3 khi có dòng bị từ chối hoặc không đọc được, 0 khi mọi dòng đều xét được",
+        "en": "decide every row of a handover list without sealing anything, and print the decisions; "
+        "exit code 3 when any row is rejected or unreadable, 0 when every row can go ahead",
     },
     "help.policy.manifest": {
         "vi": "tệp CSV danh mục tài liệu bàn giao (UTF-8, dấu phẩy hoặc chấm phẩy, tiêu đề tiếng Việt)",

@@ -8,6 +8,7 @@ from the daemon), 3 refused by policy, 4 not authorized or not yet approved,
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import io
 import logging
@@ -35,13 +36,11 @@ from niemphong.clients.archive_cli import (
 )
 from niemphong.clients.archive_commands import parse_hex_id
 from niemphong.clients.envelope_commands import run_inspect, run_view
-from niemphong.clients.errors import ClientError, ExitCode
+from niemphong.clients.errors import ClientError, ExitCode, os_error_text
 from niemphong.clients.i18n import (
     LANGUAGES,
     Lang,
-    format_date,
     select_language,
-    today_in_vietnam,
     translate,
     translate_argparse_error,
 )
@@ -60,6 +59,8 @@ from niemphong.clients.protocol import parse_issued_date, parse_level, parse_req
 from niemphong.clients.recovery_commands import add_recovery_commands
 
 PROG = "niemphong"
+# Exit status when stdout's reader went away, as the shell reports a command killed by SIGPIPE.
+PIPE_CLOSED_STATUS = 128 + signal.SIGPIPE
 
 log = logging.getLogger(__name__)
 
@@ -112,12 +113,7 @@ def _issued_type(lang: Lang) -> Callable[[str], dt.date]:
             issued = parse_issued_date(text)
         except ValueError:
             raise argparse.ArgumentTypeError(translate(lang, "arg.date_invalid", value=text)) from None
-
-        today = today_in_vietnam()
-        if issued > today:
-            raise argparse.ArgumentTypeError(
-                translate(lang, "arg.date_future", value=text, today=format_date(today, lang))
-            )
+        # A well-formed date after today is rejected by run_scan, without the usage text.
         return issued
 
     return parse
@@ -482,6 +478,21 @@ def _exit_status(code: object) -> int:
     return ExitCode.FAILURE
 
 
+def _end_on_closed_pipe(command: str) -> int:
+    """Return the exit status of a command whose stdout reader went away, as `head` leaves it.
+
+    Like cat or grep killed by SIGPIPE, the command ends without a message,
+    and the shell sees status 141 (128 + SIGPIPE). stdout is pointed at
+    /dev/null first, so that the interpreter's final flush cannot fail again.
+    """
+    log.debug("%s stopped: stdout was closed by its reader", command)
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    return PIPE_CLOSED_STATUS
+
+
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     """Run the niemphong command and return its exit code."""
     arguments = list(sys.argv[1:] if argv is None else argv)
@@ -504,7 +515,12 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     context = CommandContext(console=console, environ=environment)
     try:
         with raise_on_termination():
-            return int(args.handler(args, context))
+            status = int(args.handler(args, context))
+            # Flush here, so that a reader that went away shows up as BrokenPipeError below.
+            sys.stdout.flush()
+            return status
+    except BrokenPipeError:
+        return _end_on_closed_pipe(args.command)
     except ClientError as exc:
         log.debug(
             "%s failed: message=%s reason=%s exit_code=%d", args.command, exc.message_id, exc.reason, exc.exit_code
@@ -521,7 +537,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         return ExitCode.FAILURE
     except OSError as exc:
         log.debug("%s failed: %r", args.command, exc)
-        console.fail(translate(lang, "error.io", path=exc.filename or "-", error=exc.strerror or str(exc)))
+        console.fail(translate(lang, "error.io", path=exc.filename or "-", error=os_error_text(exc).localize(lang)))
         return ExitCode.FAILURE
 
 

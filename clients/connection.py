@@ -18,7 +18,7 @@ import grpc
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from niemphong.clients.errors import ClientError, ExitCode
+from niemphong.clients.errors import ClientError, ExitCode, os_error_text
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +148,7 @@ def load_identity(folder: Path) -> Identity:
             raise ClientError(ExitCode.USAGE, "usage.identity_file_missing", path=str(path)) from exc
         except OSError as exc:
             raise ClientError(
-                ExitCode.USAGE, "usage.identity_unreadable", path=str(path), error=exc.strerror or str(exc)
+                ExitCode.USAGE, "usage.identity_unreadable", path=str(path), error=os_error_text(exc)
             ) from exc
 
     key_mode = stat.S_IMODE((folder / "key.pem").stat().st_mode)

@@ -13,6 +13,7 @@ from typing import BinaryIO
 import grpc
 
 from niemphong.clients.connection import (
+    DEFAULT_SERVER_NAME,
     Identity,
     ServerAddress,
     load_identity,
@@ -21,8 +22,9 @@ from niemphong.clients.connection import (
     resolve_server,
 )
 from niemphong.clients.console import Console
-from niemphong.clients.errors import ClientError, ExitCode
+from niemphong.clients.errors import ClientError, ExitCode, os_error_text, register_certificate_check
 from niemphong.clients.protocol import starts_with_envelope_magic
+from niemphong.clients.tls_check import client_certificate_rejected
 
 
 @dataclass
@@ -45,6 +47,10 @@ class CommandContext:
             key_path = identity.folder / "key.pem"
             self.console.warn("warning.key_permissions", path=str(key_path), mode=f"{identity.key_mode:04o}")
         self.identity = identity
+        server_name = self.environ.get("NIEMPHONG_SERVER_NAME") or DEFAULT_SERVER_NAME
+        register_certificate_check(
+            server.display, lambda: client_certificate_rejected(server, identity, server_name),
+        )
         return open_channel(server, identity, self.environ), server
 
 
@@ -60,14 +66,14 @@ def open_input_file(path: Path) -> tuple[BinaryIO, int]:
     except FileNotFoundError as exc:
         raise ClientError(ExitCode.USAGE, "usage.input_missing", path=str(path)) from exc
     except OSError as exc:
-        raise ClientError(ExitCode.USAGE, "usage.input_unreadable", path=str(path), error=exc.strerror) from exc
+        raise ClientError(ExitCode.USAGE, "usage.input_unreadable", path=str(path), error=os_error_text(exc)) from exc
     if not stat.S_ISREG(status.st_mode):
         raise ClientError(ExitCode.USAGE, "usage.input_not_file", path=str(path))
 
     try:
         handle = path.open("rb")
     except OSError as exc:
-        raise ClientError(ExitCode.USAGE, "usage.input_unreadable", path=str(path), error=exc.strerror) from exc
+        raise ClientError(ExitCode.USAGE, "usage.input_unreadable", path=str(path), error=os_error_text(exc)) from exc
     return handle, os.fstat(handle.fileno()).st_size
 
 
@@ -83,7 +89,7 @@ def open_envelope_file(path: Path) -> tuple[BinaryIO, int]:
         is_envelope = starts_with_envelope_magic(handle)
     except OSError as exc:
         handle.close()
-        raise ClientError(ExitCode.USAGE, "usage.input_unreadable", path=str(path), error=exc.strerror) from exc
+        raise ClientError(ExitCode.USAGE, "usage.input_unreadable", path=str(path), error=os_error_text(exc)) from exc
     if not is_envelope:
         handle.close()
         raise ClientError(ExitCode.INTEGRITY_FAILURE, "envelope.not_envelope", path=str(path))

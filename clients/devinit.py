@@ -38,7 +38,7 @@ from niemphong.clients.devpki import (
     write_new_file,
     write_server_identity,
 )
-from niemphong.clients.errors import ClientError, ExitCode
+from niemphong.clients.errors import ClientError, ExitCode, os_error_text
 
 log = logging.getLogger(__name__)
 
@@ -441,7 +441,7 @@ def prepare_dev_folder(
         remove_dev_files(layout, remove_root=created_root)
         if isinstance(exc, OSError):
             raise ClientError(
-                ExitCode.FAILURE, "dev.write_failed", path=str(exc.filename or layout.root), error=exc.strerror
+                ExitCode.FAILURE, "dev.write_failed", path=str(exc.filename or layout.root), error=os_error_text(exc)
             ) from exc
         raise
     return layout
@@ -535,7 +535,7 @@ def add_identity(root: Path, name: str, role: str, full_name: str = "", title: s
         shutil.rmtree(folder, ignore_errors=True)
         if isinstance(exc, OSError):
             raise ClientError(
-                ExitCode.FAILURE, "dev.write_failed", path=str(exc.filename or folder), error=exc.strerror
+                ExitCode.FAILURE, "dev.write_failed", path=str(exc.filename or folder), error=os_error_text(exc)
             ) from exc
         raise
     return folder

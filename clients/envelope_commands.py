@@ -374,6 +374,12 @@ def run_scan(args: argparse.Namespace, context: CommandContext) -> int:
     console = context.console
     if args.level is None and not args.kind:
         raise ClientError(ExitCode.USAGE, "scan.level_or_kind")
+    today = today_in_vietnam()
+    if args.issued > today:
+        raise ClientError(
+            ExitCode.USAGE, "usage.issued_future",
+            value=format_date(args.issued, console.lang), today=format_date(today, console.lang),
+        )
     source = Path(args.file)
     out = Path(args.out)
     source_name = args.source_name if args.source_name is not None else source_name_of(source)
@@ -489,7 +495,7 @@ def run_inspect(args: argparse.Namespace, context: CommandContext) -> int:
         response = pb_grpc.EnvelopeServiceStub(channel).Inspect(request, timeout=UNARY_TIMEOUT_SECONDS)
 
     if response.registry_mismatch:
-        log.warning("artefact_id=%s: header level or document number differ from the registry", response.artefact_id)
+        log.info("artefact_id=%s: header level or document number differ from the registry", response.artefact_id)
         context.console.warn("inspect.registry_mismatch_warning", envelope=args.envelope)
     if args.json:
         context.console.json(inspect_json(response, envelope_bytes))

@@ -10,8 +10,9 @@ as the user's message, because the daemon does not localize it.
 from __future__ import annotations
 
 import enum
+import errno
 import logging
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import NamedTuple, TypeVar
@@ -20,6 +21,7 @@ import grpc
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+from niemphong.clients.catalog import CATALOG
 from niemphong.clients.i18n import Lang, format_timestamp, translate
 from niemphong.clients.render import printable
 
@@ -84,6 +86,29 @@ class LocalizedText(NamedTuple):
         return self.vi if lang == "vi" else self.en
 
 
+class SystemErrorText(NamedTuple):
+    """A message parameter holding an operating-system error, shown in the user's language.
+
+    Vietnamese uses the catalog text for the errno; an errno without one,
+    and English, use the system's own text.
+    """
+
+    number: int | None
+    text: str
+
+    def localize(self, lang: Lang) -> str:
+        """Return the error text in ``lang``."""
+        name = errno.errorcode.get(self.number) if self.number is not None else None
+        if lang == "en" or name is None or f"os_error.{name}" not in CATALOG:
+            return self.text
+        return translate(lang, f"os_error.{name}")
+
+
+def os_error_text(exc: OSError) -> SystemErrorText:
+    """Return the error of ``exc`` as a message parameter that localizes itself."""
+    return SystemErrorText(exc.errno, exc.strerror or str(exc))
+
+
 class ClientError(Exception):
     """A failure to report to the user: an exit code and a catalog message.
 
@@ -118,9 +143,12 @@ class ClientError(Exception):
         return "\n".join(lines)
 
 
+_LOCALIZABLE = (CatalogText, RoleNames, LocalTime, LocalizedText, SystemErrorText)
+
+
 def _translate_with_params(lang: Lang, message_id: str, params: Mapping[str, object]) -> str:
     resolved = {
-        name: value.localize(lang) if isinstance(value, (CatalogText, RoleNames, LocalTime, LocalizedText)) else value
+        name: value.localize(lang) if isinstance(value, _LOCALIZABLE) else value
         for name, value in params.items()
     }
     return translate(lang, message_id, **resolved)
@@ -337,9 +365,52 @@ def _key_params(metadata: Mapping[str, str]) -> dict[str, object]:
     }
 
 
+# What a failed connection's detail shows when TLS, not a missing daemon,
+# stopped it. grpcio (1.85, BoringSSL) reports the client's own refusal of
+# the server certificate as "Tls handshake failed" or a failed verification
+# check. Under TLS 1.3 the server checks the client certificate after the
+# client has finished its side of the handshake, so a daemon that rejects it
+# shows only as a connection that listened and then closed ("Socket closed"),
+# which clients/tls_check.py then confirms.
+_SERVER_CERTIFICATE_MARKS = ("handshake failed", "certificate_verify_failed", "verification check failed")
+_CLIENT_CERTIFICATE_MARKS = ("socket closed",)
+_TLS_REJECTIONS: Mapping[str, tuple[ExitCode, str]] = {
+    "server_certificate": (ExitCode.UNAVAILABLE, "error.server_certificate_rejected"),
+    "client_certificate": (ExitCode.NOT_AUTHORIZED, "error.client_certificate_rejected"),
+}
+
+
+# Per server as shown to the user: a check that repeats the TLS handshake
+# and returns True when the daemon rejects the client certificate.
+_CERTIFICATE_CHECKS: dict[str, Callable[[], bool]] = {}
+
+
+def register_certificate_check(server: str, check: Callable[[], bool]) -> None:
+    """Record how to tell, for ``server``, a rejected client certificate from a daemon that went away."""
+    _CERTIFICATE_CHECKS[server] = check
+
+
+def _tls_rejection(detail: str, server: str) -> str | None:
+    """Return which side's certificate a connection failure points at, or None for another failure."""
+    text = detail.lower()
+    if any(mark in text for mark in _SERVER_CERTIFICATE_MARKS):
+        return "server_certificate"
+    # A closed connection is also what a daemon that stopped or died leaves,
+    # so only the daemon's own certificate alert, read by the check, counts.
+    check = _CERTIFICATE_CHECKS.get(server)
+    if any(mark in text for mark in _CLIENT_CERTIFICATE_MARKS) and check is not None and check():
+        return "client_certificate"
+    return None
+
+
 def _error_from_status(code: grpc.StatusCode, detail: str, server: str, transfer_started: bool) -> ClientError:
     exit_code = STATUS_EXIT_CODES.get(code, ExitCode.FAILURE)
 
+    if code == grpc.StatusCode.UNAVAILABLE and not transfer_started:
+        rejected = _tls_rejection(detail, server)
+        if rejected is not None:
+            log.debug("TLS handshake with %s failed: %s", server, rejected)
+            return ClientError(*_TLS_REJECTIONS[rejected], server=server)
     if code == grpc.StatusCode.UNAVAILABLE:
         # UNAVAILABLE without an ErrorInfo comes from the gRPC library itself:
         # before the transfer started, no daemon listens on the socket or the

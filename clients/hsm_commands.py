@@ -13,7 +13,8 @@ from niemphong.clients.connection import UNARY_TIMEOUT_SECONDS
 from niemphong.clients.context import CommandContext
 from niemphong.clients.errors import ExitCode, rpc_errors_as_client_errors
 from niemphong.clients.i18n import Lang, translate
-from niemphong.clients.render import printable
+from niemphong.clients.protocol import parse_level
+from niemphong.clients.render import level_label, printable
 from niemphong.v1 import token_pb2 as tpb
 from niemphong.v1 import token_pb2_grpc as tpb_grpc
 
@@ -48,7 +49,12 @@ def run_hsm_probe(args: argparse.Namespace, context: CommandContext) -> int:
 def point_label(name: str, lang: Lang) -> str:
     """Return the user's name for a probe point such as "wrapping" or "level-key:toi-mat"."""
     if name.startswith("level-key:"):
-        return translate(lang, "probe.point.level-key", level=name.split(":", 1)[1])
+        level = name.split(":", 1)[1]
+        try:
+            label = level_label(parse_level(level), lang)
+        except ValueError:
+            label = printable(level)
+        return translate(lang, "probe.point.level-key", level=label)
     message_id = f"probe.point.{name}"
     try:
         return translate(lang, message_id)
@@ -62,6 +68,11 @@ def _reason_text(reason: str, lang: Lang) -> str:
         return translate(lang, f"probe.reason.{reason}")
     except KeyError:
         return printable(reason)
+
+
+def _in_lang(english: str, vietnamese: str, lang: Lang) -> str:
+    # A daemon that predates the Vietnamese fields sends them empty.
+    return vietnamese if lang == "vi" and vietnamese else english
 
 
 def render_probe(report: tpb.ProbeReport, lang: Lang) -> str:
@@ -78,8 +89,8 @@ def render_probe(report: tpb.ProbeReport, lang: Lang) -> str:
         if point.reason and point.status == tpb.PROBE_FAIL:
             head += f": {_reason_text(point.reason, lang)}"
         lines.append(head)
-        lines.append(f"    {needs}: {printable(point.required)}")
-        lines.append(f"    {offers}: {printable(point.offered)}")
+        lines.append(f"    {needs}: {printable(_in_lang(point.required, point.required_vi, lang))}")
+        lines.append(f"    {offers}: {printable(_in_lang(point.offered, point.offered_vi, lang))}")
 
     failed = sum(1 for point in report.points if point.status == tpb.PROBE_FAIL)
     lines.append("")
@@ -90,8 +101,10 @@ def render_probe(report: tpb.ProbeReport, lang: Lang) -> str:
     if report.quirks:
         lines.extend(["", translate(lang, "probe.quirks")])
         for quirk in report.quirks:
-            lines.append(translate(lang, "probe.quirk", summary=printable(quirk.summary),
-                                   handling=printable(quirk.handling), source=printable(quirk.source)))
+            summary = _in_lang(quirk.summary, quirk.summary_vi, lang)
+            handling = _in_lang(quirk.handling, quirk.handling_vi, lang)
+            lines.append(translate(lang, "probe.quirk", summary=printable(summary), handling=printable(handling),
+                                   source=printable(quirk.source)))
     return "\n".join(lines)
 
 

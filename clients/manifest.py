@@ -29,7 +29,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from niemphong.clients.errors import ClientError, ExitCode
+from niemphong.clients.errors import ClientError, ExitCode, os_error_text
 from niemphong.clients.i18n import Lang, translate
 from niemphong.clients.protocol import normalize_text, parse_issued_date, parse_level
 from niemphong.clients.render import printable
@@ -191,7 +191,7 @@ def read_manifest(path: Path, *, batch: bool = False) -> Manifest:
     except IsADirectoryError as exc:
         raise ClientError(ExitCode.USAGE, "usage.input_not_file", path=str(path)) from exc
     except OSError as exc:
-        raise ClientError(ExitCode.USAGE, "usage.input_unreadable", path=str(path), error=exc.strerror) from exc
+        raise ClientError(ExitCode.USAGE, "usage.input_unreadable", path=str(path), error=os_error_text(exc)) from exc
     return parse_manifest(decode_manifest(data, path), path, batch=batch)
 
 

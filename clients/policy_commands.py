@@ -16,6 +16,7 @@ from niemphong.clients.i18n import Lang, format_date, translate
 from niemphong.clients.manifest import ManifestRow, read_manifest
 from niemphong.clients.policy_render import (
     due_json,
+    outcome_name,
     policy_json,
     render_check_table,
     render_due_table,
@@ -120,7 +121,11 @@ def run_policy_check(args: argparse.Namespace, context: CommandContext) -> int:
         console.json([row_json(row, document, console.lang) for row, document in results])
     else:
         console.data(render_check_table(results, console.lang))
-    return ExitCode.OK
+
+    # A script checking a list before the batch must tell from the status
+    # alone whether every row can go ahead.
+    rejected = any(document is None or outcome_name(document.decision) == "refuse" for _, document in results)
+    return ExitCode.REFUSED_BY_POLICY if rejected else ExitCode.OK
 
 
 def run_policy_due(args: argparse.Namespace, context: CommandContext) -> int:

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from niemphong.clients.envelope_header import DamagedEnvelope, NotAnEnvelope, header_length, read_header
-from niemphong.clients.errors import ClientError, ExitCode
+from niemphong.clients.errors import ClientError, ExitCode, os_error_text
 from niemphong.clients.progress import ProgressBar
 from niemphong.v1 import keys_pb2 as kpb
 from niemphong.v1 import niemphong_pb2 as pb
@@ -216,7 +216,7 @@ def _rewrap_one(path: Path, call: RewrapCall, progress: ProgressBar) -> FileOutc
         log.debug("rewrap of %s failed: %s %s", path, error.message_id, error.reason)
         return FileOutcome(path, FileStatus.FAILED, error=error)
     except OSError as exc:
-        error = ClientError(ExitCode.FAILURE, "error.io", path=str(path), error=exc.strerror or str(exc))
+        error = ClientError(ExitCode.FAILURE, "error.io", path=str(path), error=os_error_text(exc))
         return FileOutcome(path, FileStatus.FAILED, error=error)
 
 

@@ -16,6 +16,7 @@ import contextlib
 import enum
 import logging
 import os
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
@@ -120,6 +121,50 @@ def _temporary_objects() -> Iterator[list[pkcs11.Object]]:
         for obj in reversed(objects):
             with contextlib.suppress(p11x.PKCS11Error):
                 obj.destroy()
+
+
+# The English words the checks below put into ``required`` and ``offered``,
+# in Vietnamese for `niemphong hsm probe`. Applied in order to the whole
+# text; mechanism names, paths, labels and numbers pass through unchanged.
+_VIETNAMESE: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(pattern), replacement) for pattern, replacement in (
+        (r"^at most (\d+)$", r"tối đa \1"),
+        (r"^selected by (\w+) or (\w+)$", r"chọn theo \1 hoặc \2"),
+        (r"^selected by (\w+)$", r"chọn theo \1"),
+        (r"; selected by (\w+) and (\w+)$", r"; đang chọn theo cả \1 và \2"),
+        (r"; selected by (\w+)$", r"; đang chọn theo \1"),
+        (r" for (\d+) bits\b", r" cho khóa \1 bit"),
+        (r" for (\d+) bytes\b", r" cho khóa \1 byte"),
+        (r" \(keys made with the vendor's tool\)", " (khóa tạo bằng công cụ của hãng)"),
+        (r" \(the first usable of ([^)]+)\)", r" (thuật toán dùng được đầu tiên trong \1)"),
+        (r"offered, but no test key pair can be generated \((\w+) missing\); test with a level key",
+         r"có, nhưng không sinh được cặp khóa thử (thiếu \1); hãy thử bằng khóa của một độ mật"),
+        (r"offered only as (\S+), which python-pkcs11 cannot call", r"chỉ có dưới mã \1, python-pkcs11 không gọi được"),
+        (r"not offered", "không có"),
+        (r"(\S+) offers neither unwrap nor decrypt", r"\1 không hỗ trợ unwrap lẫn decrypt"),
+        (r"(\S+) with these parameters failed with (\w+)", r"\1 với các tham số này thất bại (\2)"),
+        (r"(\S+) failed with (\w+)", r"\1 thất bại (\2)"),
+        (r"(^|: )failed with (\w+)", r"\1thất bại (\2)"),
+        (r"(\S+) returned another key", r"\1 trả về một khóa khác"),
+        (r"output differs from AES-GCM", "kết quả khác AES-GCM"),
+        (r"accepted an altered ciphertext", "chấp nhận bản mã đã bị sửa"),
+        (r"no random number generator", "không có bộ sinh số ngẫu nhiên"),
+        (r"no mechanism information", "không có thông tin về cơ chế"),
+        (r"^(\d+) \(pool of (\d+) and the login session, and up to (\d+) in-token transfers\)$",
+         r"\1 (nhóm \2 phiên, phiên đăng nhập và tối đa \3 lượt truyền trong token)"),
+        (r"^(\d+) \(pool of (\d+) and the login session\)$", r"\1 (nhóm \2 phiên và phiên đăng nhập)"),
+        (r"(^|: )ok(;|$)", r"\1đạt\2"),
+        (r"^none$", "không có"),
+        (r"^missing$", "chưa có"),
+    )
+)
+
+
+def in_vietnamese(text: str) -> str:
+    """Return a point's ``required`` or ``offered`` text with the probe's English words in Vietnamese."""
+    for pattern, replacement in _VIETNAMESE:
+        text = pattern.sub(replacement, text)
+    return text
 
 
 def _mechanism_name(code: int) -> str:

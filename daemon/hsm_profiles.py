@@ -43,6 +43,10 @@ _KEYS = {
 }
 
 
+_QUIRK_KEYS = frozenset({"summary", "handling", "source"})
+_QUIRK_VI_KEYS = frozenset({"summary_vi", "handling_vi"})
+
+
 class ProfileError(ValueError):
     """A profile file is missing or invalid; the message names the file and key."""
 
@@ -54,6 +58,9 @@ class Quirk:
     summary: str
     handling: str
     source: str
+    # The summary and handling in Vietnamese, for `niemphong hsm probe`; empty when the profile has none.
+    summary_vi: str = ""
+    handling_vi: str = ""
 
 
 @dataclass(frozen=True)
@@ -220,11 +227,13 @@ def _parse(data: Mapping[str, Any], origin: str) -> Profile:
         raise fail("quirks", "must be an array of tables")
     quirks = []
     for index, entry in enumerate(quirks_value):
-        if not isinstance(entry, dict) or set(entry) != {"summary", "handling", "source"}:
-            raise fail(f"quirks[{index}]", "needs exactly summary, handling and source")
+        if not isinstance(entry, dict) or not _QUIRK_KEYS <= set(entry) <= _QUIRK_KEYS | _QUIRK_VI_KEYS:
+            raise fail(f"quirks[{index}]", "needs summary, handling and source, and may add summary_vi and handling_vi")
         if not all(isinstance(entry[key], str) and entry[key] for key in entry):
-            raise fail(f"quirks[{index}]", "summary, handling and source must be non-empty strings")
-        quirks.append(Quirk(entry["summary"], entry["handling"], entry["source"]))
+            raise fail(f"quirks[{index}]", "summary, handling, source and their translations must be non-empty strings")
+        quirks.append(Quirk(
+            entry["summary"], entry["handling"], entry["source"], entry.get("summary_vi", ""), entry.get("handling_vi", ""),
+        ))
 
     return Profile(
         name=name, family=family, hardware=hardware, modules=modules, select_by=select_by, kek=kek,

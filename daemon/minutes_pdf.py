@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+from collections.abc import Set as AbstractSet
 
 from reportlab.lib import colors
 from reportlab.lib.enums import TA_CENTER
@@ -135,7 +136,7 @@ def _document_table(view: BatchView, styles: _Styles) -> Table:
     return table
 
 
-def _reconciliation(view: BatchView, styles: _Styles) -> list[Flowable]:
+def _reconciliation(view: BatchView, styles: _Styles, stamp_required: AbstractSet[str]) -> list[Flowable]:
     summary = view.reconcile()
     lines = [
         f"Số tài liệu giao: {summary.documents_out}; tổng số trang theo danh mục: {summary.pages_out}.",
@@ -170,10 +171,14 @@ def _reconciliation(view: BatchView, styles: _Styles) -> list[Flowable]:
         flowables.append(_paragraph(f"- Tài liệu số {document.doc_number}: {document_result(view, document)}.", styles.body))
     for document in view.documents:
         if outcome(document) == NOT_SECRET:
+            # The same instruction as the decision's own explanation, from its stamp-required flag.
+            if document.record_id in stamp_required:
+                stamp = "phải đóng dấu \"Giải mật\" lên tài liệu trước khi sử dụng như tài liệu thường"
+            else:
+                stamp = "sử dụng như tài liệu thường, không cần đóng dấu \"Giải mật\""
             flowables.append(_paragraph(
                 f"Ghi chú: tài liệu số {document.doc_number} không còn thuộc BMNN theo thời hạn bảo vệ hoặc quyết "
-                "định giải mật (Điều 19, 20, 22 Luật Bảo vệ bí mật nhà nước); đóng dấu \"Giải mật\" nếu quy định "
-                "yêu cầu trước khi sử dụng như tài liệu thường.", styles.body,
+                f"định giải mật (Điều 19, 20, 22 Luật Bảo vệ bí mật nhà nước); {stamp}.", styles.body,
             ))
     never = [document for document in view.documents if outcome(document) == NEVER_DIGITIZED]
     for document in never:
@@ -194,8 +199,12 @@ def _signatures(styles: _Styles) -> Table:
     return table
 
 
-def render_minutes(view: BatchView, rendered_at: int) -> bytes:
-    """Return the minutes of ``view`` as PDF bytes; ``rendered_at`` is printed in the footer (epoch seconds)."""
+def render_minutes(view: BatchView, rendered_at: int, stamp_required: AbstractSet[str] = frozenset()) -> bytes:
+    """Return the minutes of ``view`` as PDF bytes; ``rendered_at`` is printed in the footer (epoch seconds).
+
+    ``stamp_required`` holds the record ids of the not-secret documents whose
+    decision requires the "Giải mật" stamp.
+    """
     styles = _Styles()
     batch = view.batch
     out = io.BytesIO()
@@ -229,7 +238,7 @@ def render_minutes(view: BatchView, rendered_at: int) -> bytes:
         story.append(_paragraph(f"Ghi chú khi nhận lại: {batch.close_note}", styles.body))
 
     story += [_paragraph("Danh mục tài liệu", styles.heading), _document_table(view, styles)]
-    story += _reconciliation(view, styles)
+    story += _reconciliation(view, styles, stamp_required)
     story += [Spacer(1, 8 * mm), _signatures(styles)]
 
     footer = f"Biên bản lô {batch.batch_id}, lập bởi niemphongd lúc {_time(rendered_at)}"

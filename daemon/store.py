@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import queue
 import sqlite3
+import stat
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -420,6 +422,7 @@ class StateTransaction(ArchiveTransaction, Protocol):
 
     def insert_classification(self, record: ClassificationRecord) -> None: ...
     def get_classification(self, artefact_id: str) -> ClassificationRecord | None: ...
+    def get_classification_record(self, record_id: str) -> ClassificationRecord | None: ...
     def list_sealed_due(self, until: str, limit: int) -> list[ClassificationRecord]: ...
     def list_unclassified_artefacts(self, limit: int) -> list[ArtefactRecord]: ...
     def record_extension(self, record: ExtensionRecord) -> None: ...
@@ -441,6 +444,30 @@ class StateStore(Protocol):
 READER_CONNECTIONS = 4
 
 
+def _create_private(path: Path) -> None:
+    """Create the database file with mode 0600, or narrow it and its -wal and -shm files to 0600.
+
+    The files hold grants and the key registry, so they must be private
+    whatever the umask of the process that creates them: ``niemphong dev
+    init`` runs ``niemphongd provision`` before any umask is set. SQLite
+    creates the -wal and -shm files with the mode of the database file.
+    """
+    companions = [Path(f"{path}{suffix}") for suffix in ("-wal", "-shm")]
+    for index, file in enumerate([path, *companions]):
+        flags = os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC | (os.O_CREAT if index == 0 else 0)
+        try:
+            descriptor = os.open(file, flags, 0o600)
+        except FileNotFoundError:
+            continue
+        try:
+            mode = stat.S_IMODE(os.fstat(descriptor).st_mode)
+            if mode & 0o077:
+                log.info("narrowing the mode of %s from %04o to 0600", file, mode)
+                os.fchmod(descriptor, 0o600)
+        finally:
+            os.close(descriptor)
+
+
 class SqliteStore:
     """The embedded state store: one SQLite file in WAL mode, fully synchronous.
 
@@ -451,6 +478,7 @@ class SqliteStore:
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _create_private(path)
         self.path = path
         self._lock = threading.Lock()
         # Work waiting for write_grouped's next commit; guarded by _queue_lock.
@@ -891,6 +919,10 @@ class _StateQueries(ArchiveQueries):
 
     def get_classification(self, artefact_id: str) -> ClassificationRecord | None:
         row = self._db.execute("SELECT * FROM classifications WHERE artefact_id = ?", (artefact_id,)).fetchone()
+        return _classification(row) if row else None
+
+    def get_classification_record(self, record_id: str) -> ClassificationRecord | None:
+        row = self._db.execute("SELECT * FROM classifications WHERE record_id = ?", (record_id,)).fetchone()
         return _classification(row) if row else None
 
     def list_sealed_due(self, until: str, limit: int) -> list[ClassificationRecord]:

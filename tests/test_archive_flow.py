@@ -628,3 +628,59 @@ def test_verify_by_other_scanner_rejected(dev_env: DevEnvironment, daemon: Daemo
         pb_grpc.EnvelopeServiceStub(channel).Verify(iter([pb.VerifyRequest(chunk=envelope)]), timeout=10)
 
     assert error_reason(error.value) == "NOT_YOUR_ARTEFACT"
+
+
+def test_batch_nfd_scan_names_found(dev_env: DevEnvironment, daemon: DaemonProcess, tmp_path: Path) -> None:
+    # The list is NFC as Excel writes it; the folder and the scan were copied from macOS, so both are NFD.
+    name = "công văn số hóa.pdf"
+    scans = tmp_path / unicodedata.normalize("NFD", "Bản quét")
+    scans.mkdir()
+    shutil.copyfile(SAMPLES / "cong-van-mau.pdf", scans / unicodedata.normalize("NFD", name))
+    manifest = tmp_path / "danh-muc.csv"
+    manifest.write_text(f"STT;Số tài liệu;Ngày ban hành;Số tờ;Số trang;Độ mật;Tệp\n1;31/NFD-VP;12/03/2025;2;3;Mật;{name}\n",
+                        encoding="utf-8")
+    batch = Batch(dev_env, tmp_path, manifest, tmp_path / "Bản quét")
+    batch.open_and_permit()
+
+    scanned = batch.scan("--json")
+    closed = dev_env.cli("scanner", "batch", "close", batch.batch_id, "--note", "Trả đủ tài liệu")
+    minutes = dev_env.cli("approver-1", "batch", "minutes", batch.batch_id, "--out", str(tmp_path / "bien-ban.pdf"))
+
+    assert scanned.returncode == 0, scanned.stderr
+    assert json.loads(scanned.stdout)["rows"][0]["status"] == "sealed"
+    assert (batch.out / f"{name}.npe").is_file()
+    assert closed.returncode == 0, closed.stderr
+    assert minutes.returncode == 0, minutes.stderr
+    size = (tmp_path / "bien-ban.pdf").stat().st_size
+    assert f"({size:,} byte)".replace(",", ".") in minutes.stderr
+
+
+def test_batch_minutes_rule_d_stamp_note_matches_decision(
+    dev_env: DevEnvironment, daemon: DaemonProcess, tmp_path: Path,
+) -> None:
+    # A Mật document whose protection stamp has ended is not secret under
+    # rule d, and the decision does not require the "Giải mật" stamp.
+    ended = dt.datetime.now(VIETNAM).date() - dt.timedelta(days=30)
+    issued = ended - dt.timedelta(days=200)
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    shutil.copyfile(SAMPLES / "giay-de-nghi-mau.jpg", scans / "giay.jpg")
+    manifest = tmp_path / "danh-muc.csv"
+    manifest.write_text(
+        "STT;Số tài liệu;Ngày ban hành;Số tờ;Số trang;Độ mật;Thời hạn bảo vệ đến;Tệp\n"
+        f"1;41/GĐN-D;{issued:%d/%m/%Y};1;1;Mật;{ended:%d/%m/%Y};giay.jpg\n", encoding="utf-8",
+    )
+    checked = dev_env.cli("scanner", "policy", "check", "--manifest", str(manifest), "--json")
+    batch = Batch(dev_env, tmp_path, manifest, scans)
+    batch.open_and_permit()
+
+    scanned = batch.scan("--json")
+    _, minutes = batch.close_and_minutes()
+
+    decision = json.loads(checked.stdout)[0]
+    assert (decision["rule"], decision["stamp_required"]) == ("d", False)
+    assert json.loads(scanned.stdout)["rows"][0]["status"] == "not_secret", scanned.stdout
+    text = " ".join(" ".join(pdf_text(minutes)).split())
+    assert "tài liệu số 41/GĐN-D không còn thuộc BMNN" in text
+    assert 'không cần đóng dấu "Giải mật"' in text
+    assert "nếu quy định yêu cầu" not in text

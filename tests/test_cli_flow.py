@@ -206,3 +206,17 @@ def test_english_messages_with_lang(daemon: DaemonProcess, dev_env: DevEnvironme
     assert result.returncode == 3
     assert "Top Secret" in result.stderr or "Tuyệt mật" in result.stderr
     assert "không được số hóa" not in result.stderr
+
+
+def test_dev_state_database_files_private(dev_env: DevEnvironment, daemon: DaemonProcess) -> None:
+    # dev init creates the database through niemphongd provision, before the
+    # serving daemon sets its umask; the daemon then adds the -wal and -shm files.
+    if "sqlite" not in dev_env.config["state"]:
+        pytest.skip("the state is in PostgreSQL in this run, so there is no database file")
+    state = Path(dev_env.config["state"]["sqlite"])
+    files = [state, Path(f"{state}-wal"), Path(f"{state}-shm")]
+
+    modes = {file.name: oct(file.stat().st_mode & 0o777) for file in files if file.exists()}
+
+    assert state.name in modes
+    assert set(modes.values()) == {oct(0o600)}, modes

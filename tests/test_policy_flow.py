@@ -34,8 +34,10 @@ def today() -> dt.date:
 
 def check_json(env: DevEnvironment, manifest: Path, *extra: str) -> list[dict[str, object]]:
     result = env.cli("scanner", "policy", "check", "--manifest", str(manifest), "--json", *extra)
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
+    rows = json.loads(result.stdout)
+    rejected = any(row["decision"] == "refuse" for row in rows)
+    assert result.returncode == (3 if rejected else 0), result.stderr
+    return rows
 
 
 def assert_handover_decisions(rows: list[dict[str, object]]) -> None:
@@ -73,7 +75,7 @@ def test_policy_check_table_in_vietnamese(daemon: DaemonProcess, dev_env: DevEnv
 
     result = dev_env.cli("scanner", "policy", "check", "--manifest", str(manifest), "--date", CHECK_DATE)
 
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 3, result.stderr
     assert "Niêm phong (Tối mật)" in result.stdout
     assert "Không chứa BMNN (điểm d)" in result.stdout
     assert "Từ chối" in result.stdout
@@ -98,6 +100,56 @@ def test_policy_check_bad_row_named(daemon: DaemonProcess, dev_env: DevEnvironme
     assert rows[0]["code"] == "INVALID_ROW"
     assert "Ngày ban hành" in str(rows[0]["reason"])
     assert rows[1]["decision"] == "seal"
+
+
+def test_policy_check_all_rows_fine_exits_0(daemon: DaemonProcess, dev_env: DevEnvironment, tmp_path: Path) -> None:
+    manifest = tmp_path / "list.csv"
+    manifest.write_text("STT;Số tài liệu;Ngày ban hành;Độ mật\n1;1/A;01/02/2025;Mật\n2;2/B;01/02/2025;Tối mật\n",
+                        encoding="utf-8")
+
+    result = dev_env.cli("scanner", "policy", "check", "--manifest", str(manifest))
+
+    assert result.returncode == 0, result.stderr
+    assert "Từ chối" not in result.stdout
+
+
+def test_policy_check_invalid_row_exits_3(daemon: DaemonProcess, dev_env: DevEnvironment, tmp_path: Path) -> None:
+    manifest = tmp_path / "list.csv"
+    manifest.write_text("STT;Số tài liệu;Ngày ban hành;Độ mật\n1;1/A;31/02/2025;Mật\n", encoding="utf-8")
+
+    result = dev_env.cli("scanner", "policy", "check", "--manifest", str(manifest))
+
+    assert result.returncode == 3, result.stderr
+
+
+def test_policy_check_future_issue_date_explained(
+    daemon: DaemonProcess, dev_env: DevEnvironment, tmp_path: Path,
+) -> None:
+    tomorrow = today() + dt.timedelta(days=1)
+    manifest = tmp_path / "list.csv"
+    manifest.write_text(f"STT;Số tài liệu;Ngày ban hành;Độ mật\n1;1/A;{tomorrow:%d/%m/%Y};Mật\n", encoding="utf-8")
+
+    vietnamese = dev_env.cli("scanner", "policy", "check", "--manifest", str(manifest))
+    english = dev_env.cli("scanner", "policy", "check", "--manifest", str(manifest), lang="en_US.UTF-8")
+
+    assert vietnamese.returncode == 3, vietnamese.stderr
+    assert f"ngày ban hành {tomorrow:%d/%m/%Y} sau ngày hôm nay ({today():%d/%m/%Y})" in vietnamese.stdout
+    assert "issued_on" not in vietnamese.stdout
+    assert "after today" in english.stdout
+    assert "issued_on" not in english.stdout
+
+
+def test_scan_future_issue_date_without_usage(
+    daemon: DaemonProcess, dev_env: DevEnvironment, tmp_path: Path,
+) -> None:
+    tomorrow = today() + dt.timedelta(days=1)
+
+    result, out = scan(dev_env, tmp_path, "future", "--level", "mat", "--issued", f"{tomorrow:%d/%m/%Y}")
+
+    assert result.returncode == 2
+    assert f"Ngày ban hành {tomorrow:%d/%m/%Y} sau ngày hôm nay ({today():%d/%m/%Y})" in result.stderr
+    assert "Cách dùng" not in result.stderr
+    assert not out.exists()
 
 
 def test_policy_check_missing_column_exits_2(daemon: DaemonProcess, dev_env: DevEnvironment, tmp_path: Path) -> None:

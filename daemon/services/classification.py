@@ -206,7 +206,9 @@ def facts_from_proto(level: Level | None, issued_on: str, classification: pb.Cla
         ServiceError: INVALID_FIELD or FIELD_TOO_LONG naming the field, for
             example ``classification.stamp.ends_on``.
     """
-    issued = dt.date.fromisoformat(validation.iso_date("issued_on", issued_on, not_after=today_in_vietnam()))
+    # An issue date after today is left to the policy, which rejects it with
+    # the dates in its explanation; INVALID_FIELD here would name only the field.
+    issued = dt.date.fromisoformat(validation.iso_date("issued_on", issued_on))
     prefix = "classification."
 
     stamp = None

@@ -210,13 +210,21 @@ class HandoverServicer(apb_grpc.HandoverServiceServicer):
 
         return self._run(context, "show batch", action)
 
+    def _stamp_required(self, view: BatchView) -> frozenset[str]:
+        """Return the record ids of the batch's not-secret documents whose decision requires the "Giải mật" stamp."""
+        records = [document.record_id for document in view.documents if document.record_id is not None]
+        with self.handover.store.transaction() as tx:
+            decisions = [tx.get_classification_record(record_id) for record_id in records]
+        return frozenset(record.record_id for record in decisions if record is not None and record.stamp_required)
+
     def GetMinutes(self, request: apb.GetMinutesRequest, context: CallContext) -> Iterator[apb.MinutesChunk]:
         def action() -> bytes:
             batch_id = validation.hex_id("batch_id", request.batch_id)
             context.facts["batch_id"] = batch_id
             view = self.handover.get(batch_id)
+            stamped = self._stamp_required(view)
             try:
-                return render_minutes(view, int(self.clock()))
+                return render_minutes(view, int(self.clock()), stamp_required=stamped)
             except FontUnavailable as exc:
                 log.error("request %s cannot render minutes: %s", context.request_id, exc)
                 raise ServiceError("RENDERER_UNAVAILABLE", "the PDF font is not installed on the daemon host") from exc

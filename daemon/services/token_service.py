@@ -34,11 +34,16 @@ def report_to_proto(report: hsm_probe.ProbeReport, configured_profile: str) -> t
         points=[
             tpb.ProbePoint(
                 name=point.name, status=_STATUS[point.status], required=point.required, offered=point.offered,
-                reason=point.reason,
+                reason=point.reason, required_vi=hsm_probe.in_vietnamese(point.required),
+                offered_vi=hsm_probe.in_vietnamese(point.offered),
             )
             for point in report.points
         ],
-        quirks=[tpb.Quirk(summary=q.summary, handling=q.handling, source=q.source) for q in profile.quirks],
+        quirks=[
+            tpb.Quirk(summary=q.summary, handling=q.handling, source=q.source, summary_vi=q.summary_vi,
+                      handling_vi=q.handling_vi)
+            for q in profile.quirks
+        ],
         configured_profile=configured_profile,
     )
 

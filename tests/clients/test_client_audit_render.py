@@ -14,8 +14,11 @@ from niemphong.clients.audit_render import (
     csv_row,
     describe_problem,
     parse_time_bound,
+    reason_label,
+    render_history,
     write_csv,
 )
+from niemphong.clients.errors import REASON_RULES
 from niemphong.clients.i18n import VIETNAM_TIME, translate
 from niemphong.v1 import audit_pb2
 from niemphong.v1 import niemphong_pb2 as pb
@@ -119,3 +122,27 @@ def test_audit_time_bound_forms(text: str, end_of_day: bool, expected: dt.dateti
 def test_audit_time_bound_invalid(text: str) -> None:
     with pytest.raises(ValueError):
         parse_time_bound(text, end_of_day=False)
+
+
+@pytest.mark.parametrize("lang", ["vi", "en"])
+def test_audit_reason_labels_cover_every_reason(lang: str) -> None:
+    for reason in REASON_RULES:
+        assert reason_label(reason, lang) != reason, reason
+
+
+def test_audit_history_reason_column_localized() -> None:
+    denied = audit_pb2.AuditRecord(
+        seq=13, time="2025-06-01T03:04:05Z", identity="viewer", operation="EnvelopeService/Open",
+        decision="denied", status="PERMISSION_DENIED", reason="NOT_APPROVED", artefact_id="ab" * 16,
+    )
+
+    vietnamese = render_history([denied], "vi")
+    english = render_history([denied], "en")
+
+    assert "NOT_APPROVED" not in vietnamese
+    assert "chưa được phê duyệt" in vietnamese
+    assert "not approved" in english
+
+
+def test_audit_reason_label_unknown_code_kept() -> None:
+    assert reason_label("SOMETHING_NEW", "vi") == "SOMETHING_NEW"

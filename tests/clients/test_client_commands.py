@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import shutil
 import stat
+import sys
 import unicodedata
 from pathlib import Path
 
@@ -27,6 +30,7 @@ from fake_niemphongd import (  # noqa: F401 (dev_layout, fake_daemon and short_t
 from niemphong.clients.cli import main
 from niemphong.clients.connection import CHUNK_BYTES
 from niemphong.clients.devinit import DevLayout
+from niemphong.clients.devpki import create_ca, write_client_identity
 from niemphong.v1 import niemphong_pb2 as pb
 
 ISSUED = "2025-05-14"
@@ -347,6 +351,45 @@ def test_client_wrong_server_name_fails_tls(fake_daemon: FakeDaemon, capsys: pyt
     code, _, _ = run(capsys, ["pending"], environ)
 
     assert code == 6
+
+
+@pytest.mark.parametrize("transport", ["unix", "tcp"])
+def test_client_server_cert_as_client_rejected(
+    fake_daemon: FakeDaemon, short_tmp: Path, transport: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    identity = short_tmp / "server-as-client"
+    identity.mkdir(mode=0o700)
+    shutil.copyfile(fake_daemon.layout.pki / "server.pem", identity / "cert.pem")
+    shutil.copyfile(fake_daemon.layout.pki / "server.key", identity / "key.pem")
+    (identity / "key.pem").chmod(0o600)
+    shutil.copyfile(fake_daemon.layout.identity("scanner") / "ca.pem", identity / "ca.pem")
+    environ = fake_daemon.environ("scanner")
+    environ["NIEMPHONG_IDENTITY"] = str(identity)
+    if transport == "tcp":
+        environ["NIEMPHONG_SERVER"] = fake_daemon.tcp_address
+
+    code, _, stderr = run(capsys, ["pending"], environ)
+
+    assert code == 4
+    assert "không chấp nhận chứng thư" in stderr
+    assert "NIEMPHONG_IDENTITY" in stderr
+    assert "đã chạy chưa" not in stderr
+    assert "Socket closed" not in stderr
+
+
+def test_client_foreign_ca_identity_rejected(
+    fake_daemon: FakeDaemon, short_tmp: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    identity = write_client_identity(short_tmp / "foreign", "scanner", "scanner", create_ca())
+    environ = fake_daemon.environ("scanner", lang="en_US.UTF-8")
+    environ["NIEMPHONG_IDENTITY"] = str(identity)
+
+    code, _, stderr = run(capsys, ["pending"], environ)
+
+    assert code == 6
+    assert "Cannot verify the certificate of niemphongd" in stderr
+    assert "is running" not in stderr
+    assert "CERTIFICATE_VERIFY_FAILED" not in stderr
 
 
 def test_client_unix_uri_form_accepted(fake_daemon: FakeDaemon, capsys: pytest.CaptureFixture[str]) -> None:
@@ -921,6 +964,22 @@ def test_inspect_registry_mismatch_warns(fake_daemon: FakeDaemon, short_tmp: Pat
     assert "has been altered" in stderr
 
 
+def test_inspect_registry_mismatch_no_log_line(
+    fake_daemon: FakeDaemon, short_tmp: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake_daemon.state.registry_mismatch = True
+    envelope = short_tmp / "e.np"
+    envelope.write_bytes(ENVELOPE_MAGIC + b"H" * 100)
+
+    code, _, quiet = run(capsys, ["inspect", str(envelope)], fake_daemon.environ("viewer"))
+    _, _, verbose = run(capsys, ["inspect", str(envelope), "-v"], fake_daemon.environ("viewer"))
+
+    assert code == 0
+    assert quiet.startswith("Cảnh báo: phần đầu phong bì")
+    assert "niemphong.clients" not in quiet
+    assert "differ from the registry" in verbose
+
+
 def test_inspect_json_registry_mismatch(fake_daemon: FakeDaemon, short_tmp: Path, capsys: pytest.CaptureFixture[str]) -> None:
     envelope = short_tmp / "e.np"
     envelope.write_bytes(ENVELOPE_MAGIC + b"H" * 100)
@@ -933,3 +992,23 @@ def test_inspect_json_registry_mismatch(fake_daemon: FakeDaemon, short_tmp: Path
         assert code == 0
         assert json.loads(stdout)["registry_mismatch"] is mismatch
         assert ("sửa đổi" in stderr) is mismatch
+
+
+def test_inspect_closed_stdout_ends_quietly(
+    fake_daemon: FakeDaemon, short_tmp: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    envelope = short_tmp / "e.np"
+    envelope.write_bytes(ENVELOPE_MAGIC + b"H" * 100)
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    # Python ignores SIGPIPE, so writing to the pipe raises BrokenPipeError as under `| head`.
+    closed_stdout = io.TextIOWrapper(io.FileIO(write_end, "w"), encoding="utf-8")
+    monkeypatch.setattr(sys, "stdout", closed_stdout)
+
+    code = main(["inspect", str(envelope)], fake_daemon.environ("viewer"))
+    stderr = capsys.readouterr().err
+    closed_stdout.write("x" * 100_000)
+    closed_stdout.flush()
+
+    assert code == 141
+    assert stderr == ""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import unicodedata
 
 import grpc
@@ -17,6 +19,7 @@ from niemphong.clients.errors import (
     TransferProgress,
     describe_rpc_error,
     error_from_rpc,
+    os_error_text,
     track_requests,
 )
 
@@ -430,3 +433,31 @@ def test_too_many_pending_names_maximum() -> None:
     assert "50 yêu cầu đang chờ duyệt" in vietnamese
     assert "50 pending requests" in english
     assert "niemphong pending" in english
+
+
+def test_write_failed_disk_full_in_vietnamese() -> None:
+    exc = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    error = ClientError(ExitCode.FAILURE, "error.write_failed", path="small/cv2.npe", error=os_error_text(exc))
+
+    vietnamese = error.localize("vi")
+    english = error.localize("en")
+
+    assert "Hết chỗ trống trên ổ đĩa" in vietnamese
+    assert "No space" not in vietnamese
+    assert os.strerror(errno.ENOSPC) in english
+
+
+@pytest.mark.parametrize("name", ["ENOSPC", "EDQUOT", "EFBIG", "EACCES", "EPERM", "EROFS", "ENOENT", "EIO",
+                                  "EISDIR", "ENOTDIR", "EEXIST", "EPIPE"])
+def test_os_error_text_common_errno_localized(name: str) -> None:
+    number = getattr(errno, name)
+    text = os_error_text(OSError(number, os.strerror(number)))
+
+    assert text.localize("vi") != os.strerror(number)
+    assert text.localize("en") == os.strerror(number)
+
+
+def test_os_error_text_unknown_errno_keeps_system_text() -> None:
+    text = os_error_text(OSError(errno.ENOTSOCK, "Socket operation on non-socket"))
+
+    assert text.localize("vi") == "Socket operation on non-socket"

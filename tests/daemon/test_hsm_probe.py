@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -42,6 +43,33 @@ def test_probe_vietnamese_report(daemon: DaemonProcess, dev_env: DevEnvironment)
     assert "[ĐẠT] bọc khóa dữ liệu" in result.stdout
     assert "Kết quả: token đáp ứng hồ sơ softhsm2." in result.stdout
     assert "Nguồn: https://github.com/softhsm/SoftHSMv2/issues/474" in result.stdout
+
+
+# English words the daemon's checks and the shipped quirks use, which the Vietnamese report must not show.
+ENGLISH_WORDS = re.compile(r"\b(at most|selected by|for \d+ (bits|bytes)|first usable|not offered|pool of|"
+                           r"login session|missing|none|ok|the|and|is|are|with|when)\b")
+
+
+@pytest.mark.parametrize("profile", ["softhsm2", "yubihsm2", "luna", "rsa-usb-token"])
+def test_probe_vietnamese_report_has_no_english(daemon: DaemonProcess, dev_env: DevEnvironment, profile: str) -> None:
+    result = dev_env.cli("operator", "hsm", "probe", "--profile", profile)
+    # Mechanism names, paths, token labels and the quirks' source links are technical values, not English text.
+    lines = [line for line in result.stdout.splitlines() if "Nguồn:" not in line]
+    text = re.sub(r"(CKM_\w+|CKR_\w+|CKF_\w+|'[^']*'|/\S+)", "", "\n".join(lines))
+
+    assert result.stdout, result.stderr
+    assert ENGLISH_WORDS.findall(text) == []
+    assert "khóa của độ Mật" in result.stdout
+    assert "khóa của độ Tối mật" in result.stdout
+    assert "độ mat" not in result.stdout
+
+
+def test_probe_english_report_keeps_english(daemon: DaemonProcess, dev_env: DevEnvironment) -> None:
+    result = dev_env.cli("operator", "hsm", "probe", lang="en_US.UTF-8")
+
+    assert "Profile needs: at most" in result.stdout
+    assert "Known quirks of this token family:" in result.stdout
+    assert "CKM_RSA_PKCS_OAEP accepts only SHA-1" in result.stdout
 
 
 def test_probe_english_report(daemon: DaemonProcess, dev_env: DevEnvironment) -> None:
@@ -148,6 +176,8 @@ def test_profile_quirks_have_sources(name: str) -> None:
     for quirk in profile.quirks:
         assert quirk.source.strip()
         assert quirk.handling.strip()
+        assert quirk.summary_vi.strip()
+        assert quirk.handling_vi.strip()
 
 
 def test_rsa_only_families_use_rsa_keys() -> None:

@@ -288,3 +288,27 @@ def test_input_changed_detected(spool: Spool) -> None:
             source.check_unchanged("source_path")
 
     assert excinfo.value.problem == "changed"
+
+
+def _spare_group() -> int:
+    """Return a group id other than the process's own that this process may give a folder."""
+    if os.geteuid() == 0:
+        return 54_321
+    groups = [gid for gid in os.getgroups() if gid != os.getegid()]
+    if not groups:
+        pytest.skip("needs root or a supplementary group")
+    return groups[0]
+
+
+def test_create_output_setgid_folder_group_inherited(spool: Spool) -> None:
+    # The documented setup: a per-user spool folder, mode 2770, whose group
+    # only the user and the daemon share, so the user can read opened files.
+    group = _spare_group()
+    os.chown(folder(spool), -1, group)
+    folder(spool).chmod(0o2770)
+
+    write_output(spool, "opened.pdf", b"plaintext")
+
+    status = (folder(spool) / "opened.pdf").stat()
+    assert status.st_gid == group
+    assert stat.S_IMODE(status.st_mode) == 0o640

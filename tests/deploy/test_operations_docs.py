@@ -16,9 +16,12 @@ GUIDES = {
 }
 # Sections both guides must have, as they are titled in each language.
 SECTIONS = {
-    "en": ["## Install", "## First start with a real token", "## Key ceremony", "## Backups of the state store", "## Upgrade"],
+    "en": [
+        "## Install", "## First start with a real token", "## Local spool folders", "## Key ceremony",
+        "## Backups of the state store", "## Upgrade",
+    ],
     "vi": [
-        "## Cài đặt", "## Khởi động lần đầu với token thật", "## Quy trình khởi tạo khóa",
+        "## Cài đặt", "## Khởi động lần đầu với token thật", "## Thư mục trung chuyển", "## Quy trình khởi tạo khóa",
         "## Sao lưu cơ sở dữ liệu trạng thái", "## Nâng cấp",
     ],
 }

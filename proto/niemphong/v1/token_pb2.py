@@ -24,23 +24,23 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18niemphong/v1/token.proto\x12\x0cniemphong.v1\"\x1f\n\x0cProbeRequest\x12\x0f\n\x07profile\x18\x01 \x01(\t\"x\n\nProbePoint\x12\x0c\n\x04name\x18\x01 \x01(\t\x12)\n\x06status\x18\x02 \x01(\x0e\x32\x19.niemphong.v1.ProbeStatus\x12\x10\n\x08required\x18\x03 \x01(\t\x12\x0f\n\x07offered\x18\x04 \x01(\t\x12\x0e\n\x06reason\x18\x05 \x01(\t\":\n\x05Quirk\x12\x0f\n\x07summary\x18\x01 \x01(\t\x12\x10\n\x08handling\x18\x02 \x01(\t\x12\x0e\n\x06source\x18\x03 \x01(\t\"\xbb\x01\n\x0bProbeReport\x12\x0f\n\x07profile\x18\x01 \x01(\t\x12\x0e\n\x06\x66\x61mily\x18\x02 \x01(\t\x12\x10\n\x08hardware\x18\x03 \x01(\x08\x12\x0e\n\x06passed\x18\x04 \x01(\x08\x12(\n\x06points\x18\x05 \x03(\x0b\x32\x18.niemphong.v1.ProbePoint\x12#\n\x06quirks\x18\x06 \x03(\x0b\x32\x13.niemphong.v1.Quirk\x12\x1a\n\x12\x63onfigured_profile\x18\x07 \x01(\t*c\n\x0bProbeStatus\x12\x1c\n\x18PROBE_STATUS_UNSPECIFIED\x10\x00\x12\x0e\n\nPROBE_PASS\x10\x01\x12\x0e\n\nPROBE_FAIL\x10\x02\x12\x16\n\x12PROBE_NOT_REQUIRED\x10\x03\x32N\n\x0cTokenService\x12>\n\x05Probe\x12\x1a.niemphong.v1.ProbeRequest\x1a\x19.niemphong.v1.ProbeReportb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18niemphong/v1/token.proto\x12\x0cniemphong.v1\"\x1f\n\x0cProbeRequest\x12\x0f\n\x07profile\x18\x01 \x01(\t\"\xa1\x01\n\nProbePoint\x12\x0c\n\x04name\x18\x01 \x01(\t\x12)\n\x06status\x18\x02 \x01(\x0e\x32\x19.niemphong.v1.ProbeStatus\x12\x10\n\x08required\x18\x03 \x01(\t\x12\x0f\n\x07offered\x18\x04 \x01(\t\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\x13\n\x0brequired_vi\x18\x06 \x01(\t\x12\x12\n\noffered_vi\x18\x07 \x01(\t\"c\n\x05Quirk\x12\x0f\n\x07summary\x18\x01 \x01(\t\x12\x10\n\x08handling\x18\x02 \x01(\t\x12\x0e\n\x06source\x18\x03 \x01(\t\x12\x12\n\nsummary_vi\x18\x04 \x01(\t\x12\x13\n\x0bhandling_vi\x18\x05 \x01(\t\"\xbb\x01\n\x0bProbeReport\x12\x0f\n\x07profile\x18\x01 \x01(\t\x12\x0e\n\x06\x66\x61mily\x18\x02 \x01(\t\x12\x10\n\x08hardware\x18\x03 \x01(\x08\x12\x0e\n\x06passed\x18\x04 \x01(\x08\x12(\n\x06points\x18\x05 \x03(\x0b\x32\x18.niemphong.v1.ProbePoint\x12#\n\x06quirks\x18\x06 \x03(\x0b\x32\x13.niemphong.v1.Quirk\x12\x1a\n\x12\x63onfigured_profile\x18\x07 \x01(\t*c\n\x0bProbeStatus\x12\x1c\n\x18PROBE_STATUS_UNSPECIFIED\x10\x00\x12\x0e\n\nPROBE_PASS\x10\x01\x12\x0e\n\nPROBE_FAIL\x10\x02\x12\x16\n\x12PROBE_NOT_REQUIRED\x10\x03\x32N\n\x0cTokenService\x12>\n\x05Probe\x12\x1a.niemphong.v1.ProbeRequest\x1a\x19.niemphong.v1.ProbeReportb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'niemphong.v1.token_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PROBESTATUS']._serialized_start=447
-  _globals['_PROBESTATUS']._serialized_end=546
+  _globals['_PROBESTATUS']._serialized_start=530
+  _globals['_PROBESTATUS']._serialized_end=629
   _globals['_PROBEREQUEST']._serialized_start=42
   _globals['_PROBEREQUEST']._serialized_end=73
-  _globals['_PROBEPOINT']._serialized_start=75
-  _globals['_PROBEPOINT']._serialized_end=195
-  _globals['_QUIRK']._serialized_start=197
-  _globals['_QUIRK']._serialized_end=255
-  _globals['_PROBEREPORT']._serialized_start=258
-  _globals['_PROBEREPORT']._serialized_end=445
-  _globals['_TOKENSERVICE']._serialized_start=548
-  _globals['_TOKENSERVICE']._serialized_end=626
+  _globals['_PROBEPOINT']._serialized_start=76
+  _globals['_PROBEPOINT']._serialized_end=237
+  _globals['_QUIRK']._serialized_start=239
+  _globals['_QUIRK']._serialized_end=338
+  _globals['_PROBEREPORT']._serialized_start=341
+  _globals['_PROBEREPORT']._serialized_end=528
+  _globals['_TOKENSERVICE']._serialized_start=631
+  _globals['_TOKENSERVICE']._serialized_end=709
 # @@protoc_insertion_point(module_scope)

@@ -79,6 +79,8 @@ class ProbePoint(_message.Message):
     REQUIRED_FIELD_NUMBER: _builtins.int
     OFFERED_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
+    REQUIRED_VI_FIELD_NUMBER: _builtins.int
+    OFFERED_VI_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """module, token, rng, key-generation, wrapping, in-token, sessions, or
     level-key:<level> (mat, toi-mat).
@@ -94,6 +96,11 @@ class ProbePoint(_message.Message):
     NOT_OFFERED, KEY_SIZE, ROUND_TRIP_FAILED, TOO_MANY, MISSING, WRONG_KIND,
     NOT_REQUIRED.
     """
+    required_vi: _builtins.str
+    """required and offered with the probe's English words in Vietnamese; empty
+    from a daemon that predates them, and the client then shows the English.
+    """
+    offered_vi: _builtins.str
     def __init__(
         self,
         *,
@@ -102,10 +109,12 @@ class ProbePoint(_message.Message):
         required: _builtins.str = ...,
         offered: _builtins.str = ...,
         reason: _builtins.str = ...,
+        required_vi: _builtins.str = ...,
+        offered_vi: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "offered", b"offered", "reason", b"reason", "required", b"required", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "offered", b"offered", "offered_vi", b"offered_vi", "reason", b"reason", "required", b"required", "required_vi", b"required_vi", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -118,19 +127,26 @@ class Quirk(_message.Message):
     SUMMARY_FIELD_NUMBER: _builtins.int
     HANDLING_FIELD_NUMBER: _builtins.int
     SOURCE_FIELD_NUMBER: _builtins.int
+    SUMMARY_VI_FIELD_NUMBER: _builtins.int
+    HANDLING_VI_FIELD_NUMBER: _builtins.int
     summary: _builtins.str
     handling: _builtins.str
     source: _builtins.str
+    summary_vi: _builtins.str
+    """summary and handling in Vietnamese; empty when the profile has none."""
+    handling_vi: _builtins.str
     def __init__(
         self,
         *,
         summary: _builtins.str = ...,
         handling: _builtins.str = ...,
         source: _builtins.str = ...,
+        summary_vi: _builtins.str = ...,
+        handling_vi: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["handling", b"handling", "source", b"source", "summary", b"summary"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["handling", b"handling", "handling_vi", b"handling_vi", "source", b"source", "summary", b"summary", "summary_vi", b"summary_vi"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
