@@ -371,9 +371,11 @@ def _key_params(metadata: Mapping[str, str]) -> dict[str, object]:
 # check. Under TLS 1.3 the server checks the client certificate after the
 # client has finished its side of the handshake, so a daemon that rejects it
 # shows only as a connection that listened and then closed ("Socket closed"),
-# which clients/tls_check.py then confirms.
+# which clients/tls_check.py then confirms. When the client is still writing
+# as the daemon closes, grpcio reports the write's error instead: a broken
+# pipe ("Delayed close due to in-progress write") or a reset connection.
 _SERVER_CERTIFICATE_MARKS = ("handshake failed", "certificate_verify_failed", "verification check failed")
-_CLIENT_CERTIFICATE_MARKS = ("socket closed",)
+_CLIENT_CERTIFICATE_MARKS = ("socket closed", "broken pipe", "connection reset")
 _TLS_REJECTIONS: Mapping[str, tuple[ExitCode, str]] = {
     "server_certificate": (ExitCode.UNAVAILABLE, "error.server_certificate_rejected"),
     "client_certificate": (ExitCode.NOT_AUTHORIZED, "error.client_certificate_rejected"),

@@ -370,7 +370,7 @@ def test_client_server_cert_as_client_rejected(
 
     code, _, stderr = run(capsys, ["pending"], environ)
 
-    assert code == 4
+    assert code == 4, stderr
     assert "không chấp nhận chứng thư" in stderr
     assert "NIEMPHONG_IDENTITY" in stderr
     assert "đã chạy chưa" not in stderr
