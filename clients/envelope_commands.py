@@ -26,6 +26,7 @@ from niemphong.clients.errors import (
     ClientError,
     ExitCode,
     LocalizedText,
+    SystemErrorText,
     TransferProgress,
     rpc_errors_as_client_errors,
     track_requests,
@@ -355,6 +356,9 @@ def confirm_written_seal(
 def abandon_unkept_seal(stub: pb_grpc.EnvelopeServiceStub, artefact_id: str, error: ClientError, server: str) -> None:
     """Report to niemphongd that the envelope of ``artefact_id`` was not kept, and add what that means to ``error``."""
     cause = error.params.get("error")
+    # The audit trail keeps the system's own (English) text of an OS error.
+    if isinstance(cause, SystemErrorText):
+        cause = cause.text
     request = pb.AbandonSealRequest(
         artefact_id=artefact_id, error=cause if isinstance(cause, str) else error.message_id,
     )
