@@ -41,7 +41,7 @@ def _connect(server: ServerAddress) -> socket.socket:
 
 
 def client_certificate_rejected(server: ServerAddress, identity: Identity, server_name: str) -> bool:
-    """Return True when niemphongd answers the identity's certificate with a certificate alert."""
+    """Return True when niemphongd rejects the identity's certificate with a certificate alert or a close."""
     context = ssl.create_default_context(cafile=str(identity.folder / "ca.pem"))
     context.load_cert_chain(str(identity.folder / "cert.pem"), str(identity.folder / "key.pem"))
     context.set_alpn_protocols(["h2"])

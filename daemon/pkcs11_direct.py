@@ -1,6 +1,6 @@
 """Single PKCS#11 calls where python-pkcs11 makes several.
 
-python-pkcs11 0.10 asks the module for the output length first (a call with
+python-pkcs11 0.10 queries the module for the output length first (a call with
 a NULL buffer) and then calls again for the data, in ``wrap_key`` and in
 reading an attribute, and it reads the class and key type of every object
 it creates or unwraps to build its Python object. On a USB token each call
@@ -186,7 +186,7 @@ class DirectCalls:
         attribute = _Attribute(int(Attribute.VALUE), ctypes.cast(buffer, ctypes.c_void_p), expected_len)
         result = self._get_attribute(session.handle, key, ctypes.byref(attribute), 1)
         if result == CKR_BUFFER_TOO_SMALL:
-            # ulValueLen now holds the length the value needs.
+            # ulValueLen now contains the length the value needs.
             buffer = ctypes.create_string_buffer(attribute.ulValueLen)
             attribute = _Attribute(int(Attribute.VALUE), ctypes.cast(buffer, ctypes.c_void_p), attribute.ulValueLen)
             result = self._get_attribute(session.handle, key, ctypes.byref(attribute), 1)

@@ -254,7 +254,7 @@ class PostgresStore:
         return int(row[0])
 
     def check_writable(self) -> bool:
-        """Return whether the database answers and accepts writes (a primary, not a standby)."""
+        """Return whether the database responds and accepts writes (a primary, not a standby)."""
         try:
             with self._pool.connection(timeout=HEALTH_TIMEOUT_SECONDS) as connection:
                 row = connection.execute("SELECT pg_is_in_recovery()").fetchone()
